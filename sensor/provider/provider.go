@@ -1,0 +1,77 @@
+// Package provider owns AI API decoding: the registry that says which hosts
+// belong to which AI provider, and one decoder per API family (OpenAI chat
+// completions, OpenAI responses, Anthropic messages, Gemini, Bedrock, …) that
+// turns a finished HTTP exchange into OISP data. Decoders are pure functions
+// of the exchange: no I/O, no state across exchanges (linking tool results to
+// earlier tool calls is the pipeline's job).
+package provider
+
+import (
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+)
+
+// Target is what the registry knows about an exchange before decoding it:
+// the provider the host belongs to and how sure we are.
+type Target struct {
+	// ProviderID is the sensor's provider id ("openai", "azure_openai",
+	// "deepseek", "openrouter", "other", …). oisp.NewProvider maps it onto
+	// the schema enum.
+	ProviderID string
+	// Host is the request host without port; Port is the port when known.
+	Host string
+	Port int
+	// Known is true when the host is in the registry; false when an API
+	// decoder recognised an unknown host by path and body shape (an
+	// OpenAI-compatible local server, say). Confidence is lower then.
+	Known bool
+}
+
+// API decodes one API family. Implementations live one per file.
+type API interface {
+	// Name is a stable id such as "openai.chat_completions".
+	Name() string
+	// Match reports whether this API handles the exchange, judging from the
+	// target, the method and path, and (for unknown hosts) the body shape.
+	Match(t Target, x *httpmsg.Exchange) bool
+	// Decode extracts the exchange's AI data. It returns an error only when
+	// the exchange cannot be decoded at all; partial understanding is
+	// reported through Result.Partial and Result.Notes.
+	Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error)
+}
+
+// Env is what decoders may use besides the exchange.
+type Env struct {
+	Registry *Registry
+	Stats    stats.Recorder
+}
+
+// Result is one decoded AI exchange.
+type Result struct {
+	// API is the decoder's Name.
+	API string
+	// Request is always set: ai.request for chat/completion, and for
+	// embeddings too (request_type "embedding").
+	Request *oisp.AIRequest
+	// Response is set when a response was seen (nil for an exchange whose
+	// response never arrived). For embeddings, Embedding is set instead.
+	Response  *oisp.AIResponse
+	Embedding *oisp.AIEmbedding
+	// ToolResults are tool outputs the request carried back to the model
+	// (OpenAI role "tool" messages, Anthropic tool_result blocks, Gemini
+	// functionResponse parts). The pipeline links them to earlier calls.
+	ToolResults []ToolResult
+	// Partial marks an exchange only partly understood (truncated body,
+	// undecodable stream events); Notes say why.
+	Partial bool
+	Notes   []string
+}
+
+// ToolResult is a tool output found in a request.
+type ToolResult struct {
+	CallID  string
+	Name    string // when the format names the tool
+	Content string // flattened text of the result
+	IsError bool
+}
