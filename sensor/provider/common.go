@@ -1,0 +1,370 @@
+package provider
+
+import (
+	"bytes"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+)
+
+// This file holds the exchange-level helpers every API decoder shares:
+// provider and auth description, the response skeleton (status, ids,
+// latency), message construction, usage arithmetic and model enrichment.
+
+// Note tokens put into Result.Notes.
+const (
+	// noteUnknownHostShape: the host is not in the registry; the exchange
+	// was recognised by path and body shape only (confidence is lower).
+	noteUnknownHostOpenAI    = "unknown_host_openai_shape"
+	noteUnknownHostAnthropic = "unknown_host_anthropic_shape"
+	noteRequestNotJSON       = "request_body_not_json"
+	noteRequestTypeMismatch  = "request_body_unexpected_types"
+	noteResponseNotJSON      = "response_body_not_json"
+	noteResponseTypeMismatch = "response_body_unexpected_types"
+	noteRequestTruncated     = "request_body_truncated"
+	noteResponseTruncated    = "response_body_truncated"
+	noteResponseIncomplete   = "response_incomplete"
+	noteStreamBadEvent       = "stream_event_not_json"
+	noteStreamUnterminated   = "stream_not_terminated"
+	noteNoResponse           = "no_response"
+	noteContentDecodeError   = "content_decode_error"
+)
+
+// result starts a Result for api with the request's provider, endpoint and
+// auth filled in.
+func newResult(api string, t Target, x *httpmsg.Exchange, requestType string) *Result {
+	req := &oisp.AIRequest{
+		Provider:    providerOf(t, x),
+		Auth:        authOf(x.Request.Header),
+		RequestType: requestType,
+		Endpoint:    api,
+	}
+	res := &Result{API: api, Request: req}
+	if x.Request.Body.Truncated {
+		res.note(noteRequestTruncated)
+	}
+	if !t.Known {
+		switch {
+		case strings.HasPrefix(api, "openai."):
+			res.note(noteUnknownHostOpenAI)
+		case strings.HasPrefix(api, "anthropic."):
+			res.note(noteUnknownHostAnthropic)
+		}
+	}
+	return res
+}
+
+// note records a note once and marks the result partial for notes that
+// mean lost information.
+func (r *Result) note(n string) {
+	for _, have := range r.Notes {
+		if have == n {
+			return
+		}
+	}
+	r.Notes = append(r.Notes, n)
+	switch n {
+	case noteUnknownHostOpenAI, noteUnknownHostAnthropic:
+	default:
+		r.Partial = true
+	}
+}
+
+// providerOf describes the provider: the schema enum name, the sensor's id
+// when it differs, the endpoint URL without its query (queries can carry
+// keys), the real host, and OpenAI organisation/project headers.
+func providerOf(t Target, x *httpmsg.Exchange) *oisp.Provider {
+	id := t.ProviderID
+	if id == "" {
+		id = "other"
+	}
+	p := oisp.NewProvider(id, endpointURL(x))
+	p.Host = t.Host
+	if p.Host == "" {
+		p.Host = x.Host()
+	}
+	if h := x.Request.Header; h != nil {
+		p.OrganizationID = h.Get("OpenAI-Organization")
+		p.ProjectID = h.Get("OpenAI-Project")
+	}
+	if p.OrganizationID == "" && x.Response != nil && x.Response.Header != nil {
+		p.OrganizationID = x.Response.Header.Get("Openai-Organization")
+	}
+	return p
+}
+
+// endpointURL is the request URL without query or fragment.
+func endpointURL(x *httpmsg.Exchange) string {
+	u := x.Request.URL()
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	return u
+}
+
+// authOf describes the credential of a request: its kind and a short
+// prefix. The credential itself never leaves this function.
+func authOf(h http.Header) *oisp.Auth {
+	if h == nil {
+		return nil
+	}
+	if k := h.Get("X-Api-Key"); k != "" {
+		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
+	}
+	if k := h.Get("Api-Key"); k != "" {
+		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
+	}
+	if k := h.Get("X-Goog-Api-Key"); k != "" {
+		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
+	}
+	a := strings.TrimSpace(h.Get("Authorization"))
+	if a == "" {
+		return nil
+	}
+	scheme, cred, _ := strings.Cut(a, " ")
+	cred = strings.TrimSpace(cred)
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		typ := "api_key"
+		// OAuth access tokens: Anthropic's sk-ant-oat…, and JWTs (Azure AD,
+		// Google) which always start with a base64url '{"'.
+		if strings.HasPrefix(cred, "sk-ant-oat") || strings.HasPrefix(cred, "eyJ") || strings.HasPrefix(cred, "ya29.") {
+			typ = "oauth"
+		}
+		return &oisp.Auth{Type: typ, KeyPrefix: oisp.KeyPrefix(cred)}
+	case "aws4-hmac-sha256":
+		return &oisp.Auth{Type: "service_account"}
+	case "basic":
+		return &oisp.Auth{Type: "unknown"}
+	case "token":
+		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(cred)}
+	}
+	return &oisp.Auth{Type: "unknown"}
+}
+
+// newResponse starts an ai.response for an exchange that has one: provider,
+// status, success (refined by the decoder when an error is found in the
+// body), latency and the provider's request id from headers.
+func newResponse(req *oisp.AIRequest, x *httpmsg.Exchange) *oisp.AIResponse {
+	resp := &oisp.AIResponse{
+		Provider:   req.Provider,
+		StatusCode: x.Response.Status,
+		Success:    oisp.Ptr(x.Response.Status >= 200 && x.Response.Status < 300),
+		LatencyMS:  latencyMS(x),
+	}
+	resp.ProviderRequestID = headerRequestID(x.Response.Header)
+	return resp
+}
+
+// headerRequestID returns the provider request id carried in headers.
+func headerRequestID(h http.Header) string {
+	if h == nil {
+		return ""
+	}
+	for _, k := range []string{"X-Request-Id", "Request-Id", "Apim-Request-Id", "X-Amzn-Requestid"} {
+		if v := h.Get(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// requestDone is when the request finished leaving the client: its end, or
+// its start when the end is unknown.
+func requestDone(x *httpmsg.Exchange) time.Time {
+	if !x.Request.End.IsZero() {
+		return x.Request.End
+	}
+	return x.Request.Start
+}
+
+// latencyMS is the time from the end of the request to the end of the
+// response, in whole milliseconds; nil when either time is unknown.
+func latencyMS(x *httpmsg.Exchange) *int64 {
+	if x.Response == nil {
+		return nil
+	}
+	return msBetween(requestDone(x), x.Response.End)
+}
+
+// msBetween returns b−a rounded to milliseconds (never negative); nil when
+// a time is unknown.
+func msBetween(a, b time.Time) *int64 {
+	if a.IsZero() || b.IsZero() {
+		return nil
+	}
+	d := b.Sub(a)
+	if d < 0 {
+		d = 0
+	}
+	ms := int64(math.Round(float64(d) / float64(time.Millisecond)))
+	return &ms
+}
+
+// setFailure marks a response as failed with err. Errors that arrive in a
+// 200 stream or body also set finish_reason "error".
+func setFailure(resp *oisp.AIResponse, e *oisp.Error, inBand bool) {
+	resp.Success = oisp.Ptr(false)
+	if e != nil && (e.Type != "" || e.Message != "" || e.Code != "") {
+		resp.Error = e
+	} else if resp.Error == nil {
+		resp.Error = &oisp.Error{Type: "http_error"}
+	}
+	if inBand {
+		resp.FinishReason = oisp.FinishError
+	}
+}
+
+// httpError fills a generic error for a failed status without a readable
+// error body.
+func httpError(resp *oisp.AIResponse, status int, body []byte) {
+	if resp.Error != nil {
+		return
+	}
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 512 {
+		msg = msg[:512]
+	}
+	resp.Error = &oisp.Error{Type: "http_error", Code: http.StatusText(status), Message: msg}
+	if resp.Error.Code == "" {
+		resp.Error.Code = itoa(status)
+	}
+	resp.Success = oisp.Ptr(false)
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// newMessage builds a message with its content, length and hash.
+func newMessage(rawRole, content string, images int) oisp.Message {
+	role, orig := oisp.Role(rawRole)
+	if role == "" {
+		role = "user"
+	}
+	m := oisp.Message{Role: role, OriginalRole: orig, Content: content}
+	if content != "" {
+		m.ContentLength = len(content)
+		m.ContentHash = oisp.Hash(content)
+	}
+	if images > 0 {
+		m.HasImages = true
+		m.ImageCount = images
+	}
+	return m
+}
+
+// assistantMessage is the message of a response choice.
+func assistantMessage(content string) *oisp.Message {
+	m := newMessage("assistant", content, 0)
+	return &m
+}
+
+// setSystemPrompt records a system prompt on the request.
+func setSystemPrompt(req *oisp.AIRequest, system string) {
+	req.HasSystemPrompt = true
+	if system != "" {
+		req.SystemPromptHash = oisp.Hash(system)
+	}
+}
+
+// finishRequest computes the request totals from its messages.
+func finishRequest(req *oisp.AIRequest) {
+	req.MessagesCount = len(req.Messages)
+	req.ToolsCount = len(req.Tools)
+	for _, m := range req.Messages {
+		req.ImageCount += m.ImageCount
+	}
+	req.HasImages = req.ImageCount > 0
+	if req.Parameters != nil && req.Parameters.Empty() {
+		req.Parameters = nil
+	}
+}
+
+// toolType maps a provider tool type onto the tool_definition enum
+// (function, code_interpreter, file_search, computer_use, other).
+func toolType(raw string) string {
+	switch t := oisp.ToolType(raw); t {
+	case "function", "code_interpreter", "file_search", "computer_use", "other":
+		return t
+	case "retrieval":
+		return "file_search"
+	}
+	return "other"
+}
+
+// toolCall builds a response tool call with its arguments hash.
+func toolCall(id, name, typ, args string) oisp.ToolCall {
+	tc := oisp.ToolCall{ID: id, Name: name, Type: typ, Arguments: args}
+	if args != "" {
+		tc.ArgumentsHash = oisp.Hash(args)
+	}
+	return tc
+}
+
+// joinText joins non-empty parts with newlines.
+func joinText(parts []string) string {
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return parts[0]
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// looksSSE reports whether a response body is a server-sent event stream:
+// by content type, or by its first line when the type is missing or wrong.
+func looksSSE(x *httpmsg.Exchange) bool {
+	if x.Response == nil {
+		return false
+	}
+	if ct := x.Response.Header.Get("Content-Type"); strings.Contains(strings.ToLower(ct), "text/event-stream") {
+		return true
+	}
+	b := bytes.TrimLeft(x.Response.Body.Data, " \t\r\n")
+	return bytes.HasPrefix(b, []byte("data:")) || bytes.HasPrefix(b, []byte("event:")) ||
+		bytes.HasPrefix(b, []byte(":")) || bytes.HasPrefix(b, []byte("id:"))
+}
+
+// isPost reports whether the exchange is a POST (AI inference calls are).
+func isPost(x *httpmsg.Exchange) bool {
+	return strings.EqualFold(x.Request.Method, http.MethodPost)
+}
+
+// trimPath is the request path without trailing slashes.
+func trimPath(x *httpmsg.Exchange) string {
+	return strings.TrimRight(x.Request.Path(), "/")
+}

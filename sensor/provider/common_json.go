@@ -1,0 +1,304 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+)
+
+// Provider bodies are decoded into typed structs whose scalar fields use the
+// tolerant types below. encoding/json already skips a field whose JSON type
+// does not fit its Go type (and reports the first such field at the end);
+// the tolerant scalars go further and accept the odd encodings real servers
+// send (numbers as strings, integers as 12.0, null), so one unexpected value
+// never costs the rest of the body.
+
+// maxExactInt bounds accepted integers to what a float64 holds exactly
+// (token counts never come near it; larger values are garbage).
+const maxExactInt = 1 << 53
+
+// jInt is an integer that also accepts a numeric string or an integral
+// float. OK is false when the value was absent, null or unusable.
+type jInt struct {
+	V  int
+	OK bool
+}
+
+// UnmarshalJSON never fails: an unusable value leaves the field unset.
+func (n *jInt) UnmarshalJSON(b []byte) error {
+	*n = jInt{}
+	b = unquoteScalar(b)
+	if len(b) == 0 {
+		return nil
+	}
+	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		if v <= maxExactInt && v >= -maxExactInt {
+			*n = jInt{V: int(v), OK: true}
+		}
+		return nil
+	}
+	if f, err := strconv.ParseFloat(string(b), 64); err == nil && f == math.Trunc(f) && math.Abs(f) <= maxExactInt {
+		*n = jInt{V: int(f), OK: true}
+	}
+	return nil
+}
+
+// Ptr returns a pointer to the value, or nil when unset.
+func (n jInt) Ptr() *int {
+	if !n.OK {
+		return nil
+	}
+	v := n.V
+	return &v
+}
+
+// jFloat is a number that also accepts a numeric string.
+type jFloat struct {
+	V  float64
+	OK bool
+}
+
+// UnmarshalJSON never fails.
+func (n *jFloat) UnmarshalJSON(b []byte) error {
+	*n = jFloat{}
+	b = unquoteScalar(b)
+	if len(b) == 0 {
+		return nil
+	}
+	if f, err := strconv.ParseFloat(string(b), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+		*n = jFloat{V: f, OK: true}
+	}
+	return nil
+}
+
+// Ptr returns a pointer to the value, or nil when unset.
+func (n jFloat) Ptr() *float64 {
+	if !n.OK {
+		return nil
+	}
+	v := n.V
+	return &v
+}
+
+// jStr is a string that also accepts a number or boolean (rendered as its
+// JSON text); objects, arrays and null leave it empty.
+type jStr string
+
+// UnmarshalJSON never fails.
+func (s *jStr) UnmarshalJSON(b []byte) error {
+	*s = ""
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '"':
+		var v string
+		if json.Unmarshal(b, &v) == nil {
+			*s = jStr(v)
+		}
+	case '{', '[', 'n':
+	default:
+		*s = jStr(b)
+	}
+	return nil
+}
+
+// jBool is a boolean that also accepts "true"/"false" strings.
+type jBool struct {
+	V  bool
+	OK bool
+}
+
+// UnmarshalJSON never fails.
+func (v *jBool) UnmarshalJSON(b []byte) error {
+	*v = jBool{}
+	switch string(unquoteScalar(b)) {
+	case "true":
+		*v = jBool{V: true, OK: true}
+	case "false":
+		*v = jBool{V: false, OK: true}
+	}
+	return nil
+}
+
+// unquoteScalar trims b and removes one pair of surrounding quotes; it
+// returns nil for null, objects and arrays.
+func unquoteScalar(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] == '{' || b[0] == '[' || bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		return bytes.TrimSpace(b[1 : len(b)-1])
+	}
+	return b
+}
+
+// errNotJSON is returned when a body is not a JSON value at all.
+var errNotJSON = errors.New("body is not JSON")
+
+// decodeLoose unmarshals data into v. Fields whose JSON type does not fit
+// are skipped (mismatch is then true); only a syntax error, which leaves v
+// unusable, is returned as an error.
+func decodeLoose(data []byte, v any) (mismatch bool, err error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return false, errNotJSON
+	}
+	err = json.Unmarshal(data, v)
+	if err == nil {
+		return false, nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return true, nil
+	}
+	return false, err
+}
+
+// rawKind returns the first significant byte of a raw JSON value: '"', '{',
+// '[', 'n' (null), 't'/'f' or a digit/'-'; 0 when empty.
+func rawKind(raw json.RawMessage) byte {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+// rawString returns raw as a string when it is a JSON string.
+func rawString(raw json.RawMessage) (string, bool) {
+	if rawKind(raw) != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// rawArray splits a JSON array into its elements; nil when raw is not an
+// array.
+func rawArray(raw json.RawMessage) []json.RawMessage {
+	if rawKind(raw) != '[' {
+		return nil
+	}
+	var out []json.RawMessage
+	if json.Unmarshal(raw, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// rawText renders a JSON value as text for content fields: strings as
+// themselves, null as "", anything else as its compact JSON.
+func rawText(raw json.RawMessage) string {
+	switch rawKind(raw) {
+	case 0, 'n':
+		return ""
+	case '"':
+		s, _ := rawString(raw)
+		return s
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return string(bytes.TrimSpace(raw))
+	}
+	return buf.String()
+}
+
+// stringList reads a string or an array of strings (OpenAI "stop",
+// Anthropic "stop_sequences").
+func stringList(raw json.RawMessage) []string {
+	switch rawKind(raw) {
+	case '"':
+		if s, ok := rawString(raw); ok && s != "" {
+			return []string{s}
+		}
+	case '[':
+		var out []string
+		for _, e := range rawArray(raw) {
+			if s, ok := rawString(e); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// anyValue decodes raw into a generic value (for oisp.ToolChoice, which
+// takes strings and maps); nil on failure.
+func anyValue(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	return v
+}
+
+// countArray counts the elements of a JSON array without materialising
+// them (embedding vectors run to thousands of floats). It returns -1 when
+// raw is not a well-formed array.
+func countArray(raw json.RawMessage) int {
+	i := 0
+	for i < len(raw) && isSpace(raw[i]) {
+		i++
+	}
+	if i >= len(raw) || raw[i] != '[' {
+		return -1
+	}
+	i++
+	depth, n, inStr, esc, sawValue := 0, 0, false, false, false
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+			sawValue = true
+		case '[', '{':
+			depth++
+			sawValue = true
+		case ']', '}':
+			if depth == 0 {
+				if sawValue {
+					n++
+				}
+				return n
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				n++
+				sawValue = false
+			}
+		case ' ', '\t', '\r', '\n':
+		default:
+			sawValue = true
+		}
+	}
+	return -1
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

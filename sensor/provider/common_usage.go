@@ -1,0 +1,97 @@
+package provider
+
+import (
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+)
+
+// Usage conventions (docs/oisp-spec §8 #22), the same for every provider:
+//   - prompt_tokens counts every input token, cache reads and cache writes
+//     included (OpenAI reports it that way; Anthropic reports the three
+//     apart and they are summed);
+//   - cached_tokens counts cache reads, cache_creation_tokens cache writes
+//     (both are parts of prompt_tokens, never added to it twice);
+//   - reasoning_tokens are part of completion_tokens (OpenAI's convention);
+//   - total_tokens is the provider's when reported, else prompt+completion.
+
+// completeTotals fills total_tokens when the provider did not report it.
+func completeTotals(u *oisp.Usage) {
+	if u == nil || u.TotalTokens != nil {
+		return
+	}
+	if u.PromptTokens == nil && u.CompletionTokens == nil {
+		return
+	}
+	total := 0
+	if u.PromptTokens != nil {
+		total += *u.PromptTokens
+	}
+	if u.CompletionTokens != nil {
+		total += *u.CompletionTokens
+	}
+	u.TotalTokens = &total
+}
+
+// finishResult enriches a decoded result: model metadata for the request
+// and response models, the requested model on the response when the
+// answer names another, and the cost of the response's usage. Every
+// decoder calls it last; providerID is the registry id used for model
+// lookups (Target.ProviderID, or a more specific one such as
+// "google_vertex_anthropic").
+func finishResult(env Env, providerID string, res *Result) {
+	reg := env.Registry
+	req := res.Request
+	var requested string
+	if req != nil && req.Model != nil {
+		requested = req.Model.ID
+		reg.DescribeModel(req.Model, providerID)
+	}
+	if resp := res.Response; resp != nil {
+		resp.Model = answeredModel(resp.Model, requested)
+		reg.DescribeModel(resp.Model, providerID)
+		if resp.Usage != nil {
+			completeTotals(resp.Usage)
+			reg.priceAnswered(resp.Usage, providerID, resp.Model, requested)
+		}
+	}
+	if emb := res.Embedding; emb != nil {
+		emb.Model = answeredModel(emb.Model, requested)
+		reg.DescribeModel(emb.Model, providerID)
+		if emb.Usage != nil {
+			completeTotals(emb.Usage)
+			reg.priceAnswered(emb.Usage, providerID, emb.Model, requested)
+		}
+	}
+}
+
+// answeredModel returns the response's model, falling back to the request's
+// and recording the requested id when the answer differs.
+func answeredModel(answered *oisp.Model, requested string) *oisp.Model {
+	if answered == nil || answered.ID == "" {
+		if requested == "" {
+			return answered
+		}
+		return &oisp.Model{ID: requested}
+	}
+	if requested != "" && requested != answered.ID {
+		answered.Requested = requested
+	}
+	return answered
+}
+
+// priceAnswered prices usage with the answered model, else the requested
+// one.
+func (r *Registry) priceAnswered(u *oisp.Usage, providerID string, m *oisp.Model, requested string) {
+	if r == nil || u == nil {
+		return
+	}
+	id := requested
+	if m != nil && m.ID != "" {
+		id = m.ID
+	}
+	if r.Price(u, providerID, id) {
+		return
+	}
+	if requested != "" && requested != id {
+		r.Price(u, providerID, requested)
+	}
+}
