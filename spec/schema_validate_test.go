@@ -655,6 +655,13 @@ func TestSchemaValidateValue(t *testing.T) {
 	if got := problemLines(t, v.ValidateValue(decoded)); !slices.Equal(got, want) {
 		t.Errorf("decoded map: got %q, want %q", got, want)
 	}
+	raw := []byte(withData("process.exit", `{"exit_code":"3"}`))
+	want = []string{"data/exit_code: got string, want integer"}
+	for _, in := range []any{raw, json.RawMessage(raw)} {
+		if got := problemLines(t, v.ValidateValue(in)); !slices.Equal(got, want) {
+			t.Errorf("ValidateValue(%T): got %q, want %q", in, got, want)
+		}
+	}
 	if err := v.ValidateValue(make(chan int)); err == nil || !strings.Contains(err.Error(), "encode event") {
 		t.Errorf("ValidateValue(chan) = %v, want an encoding error", err)
 	}

@@ -165,11 +165,17 @@ func (v *Validator) Validate(event []byte) error {
 
 // ValidateValue checks an event held in memory. A map[string]any is taken
 // to be decoded JSON (as produced by encoding/json or
-// jsonschema.UnmarshalJSON) and is validated as is; any other value, such
-// as an event struct, is first encoded with encoding/json.
+// jsonschema.UnmarshalJSON) and is validated as is; []byte and
+// json.RawMessage are treated as encoded JSON; any other value, such as an
+// event struct, is first encoded with encoding/json.
 func (v *Validator) ValidateValue(event any) error {
-	if doc, ok := event.(map[string]any); ok {
-		return v.validateDoc(doc)
+	switch ev := event.(type) {
+	case map[string]any:
+		return v.validateDoc(ev)
+	case []byte:
+		return v.Validate(ev)
+	case json.RawMessage:
+		return v.Validate(ev)
 	}
 	encoded, err := json.Marshal(event)
 	if err != nil {
