@@ -1,0 +1,126 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/oisp/oisp-sensor/sensor/capture/replay"
+	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/golden"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/session"
+	"github.com/oisp/oisp-sensor/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite fixtures' expected.jsonl from the synthesized HTTP/1.1 path (review the diff!)")
+
+const fixturesRoot = "../fixtures"
+
+// capturePath is one way of getting a recording's traffic into the sensor.
+type capturePath struct {
+	name string
+	// skip returns a reason when the path cannot run on this machine.
+	skip func() string
+	run  func(ctx context.Context, t *testing.T, rec *cassette.Recording) ([]*oisp.Event, error)
+	// exact compares every field with the golden; otherwise fields that
+	// depend on the transport (timing, capture method, process) are
+	// ignored.
+	exact bool
+}
+
+func synthesized(seed int64) func(context.Context, *testing.T, *cassette.Recording) ([]*oisp.Event, error) {
+	return func(ctx context.Context, t *testing.T, rec *cassette.Recording) ([]*oisp.Event, error) {
+		evs, _, err := session.Replay(ctx, rec, replay.Options{Seed: seed})
+		return evs, err
+	}
+}
+
+// capturePaths is the suite's table of capture paths. Adding a fixture adds
+// it to every path.
+func capturePaths() []capturePath {
+	paths := []capturePath{
+		{name: "h1-synthesized", run: synthesized(0), exact: true},
+		{name: "h1-split-1", run: synthesized(1)},
+		{name: "h1-split-2", run: synthesized(2)},
+	}
+	return append(paths, wirePaths()...)
+}
+
+func TestFixtures(t *testing.T) {
+	fixtures, err := Fixtures(fixturesRoot)
+	if err != nil {
+		t.Fatalf("list fixtures: %v", err)
+	}
+	if len(fixtures) == 0 {
+		t.Fatal("no fixtures found under " + fixturesRoot)
+	}
+	v, err := spec.NewValidator()
+	if err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	for _, cp := range capturePaths() {
+		t.Run(cp.name, func(t *testing.T) {
+			if cp.skip != nil {
+				if why := cp.skip(); why != "" {
+					t.Skip(why)
+				}
+			}
+			for _, fx := range fixtures {
+				t.Run(fx.ID(), func(t *testing.T) {
+					checkFixture(t, v, cp, fx)
+				})
+			}
+		})
+	}
+}
+
+func checkFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture) {
+	rec, err := cassette.ReadFile(fx.Cassette())
+	if err != nil {
+		t.Fatalf("read cassette: %v", err)
+	}
+	evs, err := cp.run(context.Background(), t, rec)
+	if err != nil {
+		t.Fatalf("%s: %v", cp.name, err)
+	}
+	for i, ev := range evs {
+		b, err := jsonOf(ev)
+		if err != nil {
+			t.Fatalf("event %d: encode: %v", i+1, err)
+		}
+		if err := v.Validate(b); err != nil {
+			t.Errorf("event %d (%s) is not valid OISP v0.1: %v", i+1, ev.EventType, err)
+		}
+	}
+	got, err := golden.FromEvents(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Canonical(got)
+	if *update && cp.exact {
+		var buf bytes.Buffer
+		if err := golden.WriteJSONL(&buf, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fx.Expected(), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := ReadExpected(fx)
+	if err != nil {
+		t.Fatalf("read golden (create it with -update): %v", err)
+	}
+	if !cp.exact {
+		got, want = WithoutTransportFields(got), WithoutTransportFields(want)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events differ from %s (-want +got):\n%s\nwant:\n%sgot:\n%s",
+			filepath.Base(fx.Expected()), diff, Summary(want), Summary(got))
+	}
+}

@@ -1,0 +1,336 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/provider"
+)
+
+// exchange turns one finished HTTP exchange into events.
+func (p *Pipeline) exchange(fs *flowState, x *httpmsg.Exchange) {
+	p.stats.Count("http.exchanges", 1)
+	if x.Partial {
+		p.stats.Count("http.exchanges_partial", 1)
+	}
+	if x.Flow == nil {
+		x.Flow = fs.info
+	}
+	port := int(fs.info.RemotePort)
+	if port == 0 && fs.info.Remote.IsValid() {
+		port = int(fs.info.Remote.Port())
+	}
+	t, _ := p.cfg.Registry.Lookup(hostWithoutDefaultPort(x), port)
+	var (
+		api provider.API
+		res *provider.Result
+	)
+	for _, a := range p.cfg.APIs {
+		if !a.Match(t, x) {
+			continue
+		}
+		r, err := a.Decode(t, x, provider.Env{Registry: p.cfg.Registry, Stats: p.stats})
+		if err != nil {
+			p.stats.Count("ai.decode_errors", 1)
+			p.log.Debug("ai decode failed", "api", a.Name(), "url", x.Request.URL(), "err", err)
+			continue
+		}
+		if r == nil {
+			continue
+		}
+		api, res = a, r
+		break
+	}
+	if res == nil {
+		p.stats.Count("http.exchanges_not_ai", 1)
+		return
+	}
+	p.stats.Count("ai.exchanges", 1)
+	p.emitAI(fs, x, t, api, res)
+}
+
+// hostWithoutDefaultPort returns the request authority for registry lookup.
+func hostWithoutDefaultPort(x *httpmsg.Exchange) string {
+	h := x.Request.Authority
+	if h == "" && x.Flow != nil {
+		h = x.Flow.Host()
+	}
+	h = strings.TrimSuffix(h, ":443")
+	return h
+}
+
+func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target, api provider.API, res *provider.Result) {
+	info := fs.info
+	proc := processOf(info)
+	partial := x.Partial || res.Partial
+	conf := p.confidence(info, t, partial, append(append([]string(nil), x.Notes...), res.Notes...))
+
+	reqAt := x.Request.Start
+	if reqAt.IsZero() {
+		reqAt = info.Started
+	}
+	method := captureMethod(info)
+
+	req := res.Request
+	requestID := "req_" + p.cfg.Builder.NewID(reqAt)
+	req.RequestID = requestID
+	req.ConversationID = conversationID(info, req)
+	if p.cfg.Content == ContentMetadata {
+		redactRequest(req)
+	}
+	reqEv := p.cfg.Builder.New(oisp.TypeAIRequest, reqAt, method, req)
+	p.finish(reqEv, info, proc, conf, "request")
+	p.out(fs, reqEv)
+
+	// Tool results carried by this request answer calls made earlier.
+	for _, tr := range res.ToolResults {
+		call, first := p.links.answer(linkKey(info, tr.CallID))
+		if !first {
+			p.stats.Count("agent.tool_results_repeated", 1)
+			continue
+		}
+		d := &oisp.ToolResultEvent{CallID: tr.CallID, RequestID: requestID}
+		if tr.Name != "" {
+			d.Tool = &oisp.ToolInfo{Name: tr.Name, Type: toolType(tr.Name)}
+		}
+		d.Success = oisp.Ptr(!tr.IsError)
+		d.ResultSizeBytes = len(tr.Content)
+		d.ResultHash = oisp.Hash(tr.Content)
+		if p.cfg.Content == ContentFull {
+			d.Result = tr.Content
+		}
+		ev := p.cfg.Builder.New(oisp.TypeToolResult, reqAt, method, d)
+		p.finish(ev, info, proc, conf, "request")
+		ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy})
+		if call.eventID != "" {
+			ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
+			if d.Tool == nil && call.name != "" {
+				d.Tool = &oisp.ToolInfo{Name: call.name, Type: toolType(call.name)}
+			}
+		} else {
+			p.stats.Count("agent.tool_results_unlinked", 1)
+		}
+		p.out(fs, ev)
+	}
+
+	respAt := time.Time{}
+	if x.Response != nil {
+		respAt = x.Response.End
+		if respAt.IsZero() {
+			respAt = x.Response.Start
+		}
+	}
+	if respAt.IsZero() {
+		respAt = reqAt
+	}
+
+	switch {
+	case res.Embedding != nil:
+		e := res.Embedding
+		e.RequestID = requestID
+		ev := p.cfg.Builder.New(oisp.TypeAIEmbedding, respAt, method, e)
+		p.finish(ev, info, proc, conf, "response")
+		ev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
+		p.out(fs, ev)
+	case res.Response != nil:
+		r := res.Response
+		r.RequestID = requestID
+		r.ConversationID = req.ConversationID
+		calls := r.ToolCalls
+		if p.cfg.Content == ContentMetadata {
+			redactResponse(r)
+		}
+		rconf := conf
+		if x.Response != nil && !x.Response.Complete {
+			rconf.Completeness = oisp.CompletePartial
+		}
+		ev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, r)
+		p.finish(ev, info, proc, rconf, "response")
+		ev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
+		p.out(fs, ev)
+		for _, c := range calls {
+			d := &oisp.ToolCallEvent{
+				Tool:          oisp.ToolInfo{Name: c.Name, Type: toolType(c.Name)},
+				CallID:        c.ID,
+				TriggeredBy:   "llm_decision",
+				ArgumentsHash: oisp.Hash(c.Arguments),
+				RequestID:     requestID,
+			}
+			if p.cfg.Content == ContentFull {
+				d.Arguments = argumentsObject(c.Arguments)
+			}
+			tev := p.cfg.Builder.New(oisp.TypeToolCall, respAt, method, d)
+			p.finish(tev, info, proc, rconf, "response")
+			tev.RelatedEvents = []oisp.Related{{EventID: ev.EventID, Relationship: oisp.RelCausedBy}}
+			if c.ID != "" {
+				p.links.put(linkKey(info, c.ID), link{eventID: tev.EventID, name: c.Name})
+			}
+			p.out(fs, tev)
+		}
+	}
+}
+
+func (p *Pipeline) out(fs *flowState, ev *oisp.Event) {
+	fs.events++
+	p.stats.Count("events."+ev.EventType, 1)
+	p.cfg.Out.Record(ev)
+}
+
+// finish fills the per-flow parts of an envelope.
+func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, conf oisp.Confidence, side string) {
+	ev.Process = proc
+	if info.Process.UID >= 0 && info.Process.PID != 0 {
+		ev.Actor = &oisp.Actor{UID: oisp.Ptr(info.Process.UID)}
+	}
+	ev.Confidence = conf
+	switch info.Method {
+	case flow.CaptureEBPFUprobe:
+		if side == "request" {
+			ev.Source.CapturePoint = "ssl_write"
+		} else {
+			ev.Source.CapturePoint = "ssl_read"
+		}
+	case flow.CaptureMITMProxy:
+		ev.Source.CapturePoint = "proxy"
+	case flow.CaptureNetworkExtension:
+		ev.Source.CapturePoint = "network_extension"
+	case flow.CaptureOther, "":
+		ev.Source.CapturePoint = "replay"
+	}
+	if info.ALPN != "" || info.Transport == flow.QUIC {
+		if ev.Attrs == nil {
+			ev.Attrs = map[string]any{}
+		}
+		ev.Attrs["flow.id"] = info.ID
+	}
+}
+
+func captureMethod(info *flow.Info) string {
+	if info.Method == "" {
+		return string(flow.CaptureOther)
+	}
+	return string(info.Method)
+}
+
+func processOf(info *flow.Info) *oisp.Process {
+	pr := info.Process
+	if pr.PID == 0 && pr.Exe == "" && pr.Name == "" {
+		return nil
+	}
+	out := &oisp.Process{
+		PID: pr.PID, PPID: pr.PPID, Exe: pr.Exe, Name: pr.Name,
+		BundleID: pr.BundleID, ContainerID: pr.ContainerID, Cgroup: pr.Cgroup,
+	}
+	if len(pr.Cmdline) > 0 {
+		out.CmdlineArgs = pr.Cmdline
+		out.Cmdline = strings.Join(pr.Cmdline, " ")
+	}
+	return out
+}
+
+func (p *Pipeline) confidence(info *flow.Info, t provider.Target, partial bool, notes []string) oisp.Confidence {
+	c := oisp.Confidence{Level: oisp.LevelHigh, Completeness: oisp.CompleteFull, AIDetectionMethod: "known_endpoint"}
+	if !t.Known {
+		c.Level = oisp.LevelMedium
+		c.AIDetectionMethod = "payload_inspection"
+	}
+	switch info.Method {
+	case flow.CaptureEBPFUprobe, flow.CaptureTLSBoundary:
+		c.ContentSource = "tls_boundary"
+	case flow.CaptureMITMProxy, flow.CaptureNetworkExtension:
+		c.ContentSource = "mitm_decryption"
+	default:
+		c.ContentSource = "plaintext_capture"
+	}
+	switch {
+	case info.Process.PID != 0 && info.Method == flow.CaptureEBPFUprobe:
+		c.ProcessAttribution = "direct"
+	case info.Process.PID != 0:
+		c.ProcessAttribution = "socket_inode"
+	}
+	if partial {
+		c.Completeness = oisp.CompletePartial
+		if c.Level == oisp.LevelHigh {
+			c.Level = oisp.LevelMedium
+		}
+	}
+	if len(notes) > 0 {
+		c.Limitations = notes
+	}
+	return c
+}
+
+// conversationID groups the requests of one conversation: the same process,
+// provider, system prompt and first user message (agent loops resend the
+// history, so every step of a loop shares it).
+func conversationID(info *flow.Info, req *oisp.AIRequest) string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(info.Process.PID))
+	b.WriteByte('|')
+	b.WriteString(info.Process.Exe)
+	b.WriteByte('|')
+	if req.Provider != nil {
+		b.WriteString(req.Provider.Name)
+		b.WriteString(req.Provider.ID)
+	}
+	b.WriteByte('|')
+	b.WriteString(req.SystemPromptHash)
+	for _, m := range req.Messages {
+		if m.Role == "user" {
+			b.WriteByte('|')
+			b.WriteString(m.Content)
+			b.WriteString(m.ContentHash)
+			break
+		}
+	}
+	if len(req.Messages) == 0 {
+		return ""
+	}
+	return "conv_" + strings.TrimPrefix(oisp.Hash(b.String()), "sha256:")
+}
+
+// argumentsObject parses tool-call arguments into an object; arguments that
+// are not a JSON object are left to the hash.
+func argumentsObject(s string) map[string]any {
+	if s == "" {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil
+	}
+	return m
+}
+
+// toolType guesses the agent tool_info.type from a tool name.
+func toolType(name string) string {
+	n := strings.ToLower(name)
+	switch {
+	case strings.Contains(n, "bash") || strings.Contains(n, "shell") || strings.Contains(n, "terminal") || strings.Contains(n, "exec"):
+		return "shell"
+	case strings.Contains(n, "read_file") || strings.Contains(n, "readfile") || n == "read" || n == "view":
+		return "file_read"
+	case strings.Contains(n, "write_file") || strings.Contains(n, "writefile") || n == "write" || n == "create_file":
+		return "file_write"
+	case strings.Contains(n, "edit") || strings.Contains(n, "str_replace"):
+		return "file_edit"
+	case strings.Contains(n, "search"):
+		return "search"
+	case strings.Contains(n, "browser") || strings.Contains(n, "navigate"):
+		return "browser"
+	case strings.Contains(n, "computer"):
+		return "computer_use"
+	case strings.Contains(n, "http") || strings.Contains(n, "fetch") || strings.Contains(n, "request"):
+		return "http"
+	case strings.Contains(n, "sql") || strings.Contains(n, "query") || strings.Contains(n, "database"):
+		return "database"
+	case strings.Contains(n, "python") || strings.Contains(n, "code"):
+		return "code_execution"
+	}
+	return "other"
+}

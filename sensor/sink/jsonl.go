@@ -1,0 +1,101 @@
+// Package sink owns event exporters. JSONL writes one event per line to a
+// file or stream; Memory keeps events for tests and the conformance suite.
+package sink
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+)
+
+// JSONL writes events as JSON lines. It is safe for concurrent use.
+type JSONL struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
+	n   int64
+	// flushEach flushes after every event (for live tails of a file).
+	flushEach bool
+}
+
+// NewJSONL returns a JSONL sink writing to w. With flushEach every event is
+// flushed as it is written.
+func NewJSONL(w io.Writer, flushEach bool) *JSONL {
+	return &JSONL{w: bufio.NewWriterSize(w, 64<<10), flushEach: flushEach}
+}
+
+// Record writes one event.
+func (s *JSONL) Record(ev *oisp.Event) {
+	b, err := json.Marshal(ev)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.err = fmt.Errorf("encode %s event: %w", ev.EventType, err)
+		return
+	}
+	if s.err != nil {
+		return
+	}
+	b = append(b, '\n')
+	if _, err := s.w.Write(b); err != nil {
+		s.err = fmt.Errorf("write events: %w", err)
+		return
+	}
+	s.n++
+	if s.flushEach {
+		if err := s.w.Flush(); err != nil {
+			s.err = fmt.Errorf("write events: %w", err)
+		}
+	}
+}
+
+// Flush writes buffered events and returns the first error seen.
+func (s *JSONL) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.w.Flush(); err != nil && s.err == nil {
+		s.err = fmt.Errorf("write events: %w", err)
+	}
+	return s.err
+}
+
+// Count returns the number of events written.
+func (s *JSONL) Count() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// Memory keeps events in memory. It is safe for concurrent use.
+type Memory struct {
+	mu     sync.Mutex
+	events []*oisp.Event
+}
+
+// Record keeps ev.
+func (m *Memory) Record(ev *oisp.Event) {
+	m.mu.Lock()
+	m.events = append(m.events, ev)
+	m.mu.Unlock()
+}
+
+// Events returns the events recorded so far.
+func (m *Memory) Events() []*oisp.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*oisp.Event(nil), m.events...)
+}
+
+// Tee sends every event to each recorder in turn.
+type Tee []interface{ Record(*oisp.Event) }
+
+// Record sends ev to every recorder.
+func (t Tee) Record(ev *oisp.Event) {
+	for _, r := range t {
+		r.Record(ev)
+	}
+}
