@@ -1,0 +1,290 @@
+//go:build linux && amd64
+
+package linuxcompat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// attachReq asks the attacher to look at one executable file.
+type attachReq struct {
+	path string // path as the process sees it (or the global path)
+	ino  uint64
+	dev  uint64 // st_dev encoding
+	pid  int    // a process mapping it, for /proc/PID/root lookups (0: none)
+}
+
+type fileID struct {
+	dev, ino uint64
+}
+
+// attacher inspects binaries and libraries and places uprobes, once per
+// inode. It runs on its own goroutine so slow ELF parsing (a 100 MB node
+// binary takes ~200 ms) never stalls the ring buffer reader or decoder.
+type attacher struct {
+	s *Source
+
+	mu      sync.Mutex
+	pending []attachReq
+	wake    chan struct{}
+	closed  bool
+
+	done  map[fileID]bool
+	self  fileID
+	links []link.Link
+}
+
+func newAttacher(s *Source) *attacher {
+	a := &attacher{s: s, wake: make(chan struct{}, 1), done: map[fileID]bool{}}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err == nil {
+		a.self = fileID{uint64(st.Dev), st.Ino}
+	}
+	return a
+}
+
+// request queues a file for inspection; it never blocks.
+func (a *attacher) request(r attachReq) {
+	a.mu.Lock()
+	if !a.closed {
+		a.pending = append(a.pending, r)
+	}
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *attacher) run(ctx context.Context) {
+	a.initialScan(ctx)
+	close(a.s.ready)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		}
+		for {
+			a.mu.Lock()
+			batch := a.pending
+			a.pending = nil
+			a.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, r := range batch {
+				if ctx.Err() != nil {
+					return
+				}
+				a.handle(r)
+			}
+		}
+	}
+}
+
+// close detaches every uprobe.
+func (a *attacher) close() {
+	a.mu.Lock()
+	a.closed = true
+	links := a.links
+	a.links = nil
+	a.mu.Unlock()
+	for _, l := range links {
+		l.Close()
+	}
+}
+
+// libraryDirs are scanned at start so that the system TLS libraries are
+// probed before the first process loads them.
+var libraryDirs = []string{
+	"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
+	"/lib", "/usr/lib", "/usr/local/lib", "/usr/local/lib64",
+}
+
+func (a *attacher) initialScan(ctx context.Context) {
+	for _, dir := range libraryDirs {
+		for _, pat := range []string{"libssl.so*", "libgnutls.so*"} {
+			matches, _ := filepath.Glob(filepath.Join(dir, pat))
+			for _, m := range matches {
+				var st unix.Stat_t
+				if unix.Stat(m, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+					continue
+				}
+				a.handle(attachReq{path: m, ino: st.Ino, dev: uint64(st.Dev)})
+			}
+		}
+	}
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		a.s.log.Warn("ebpf: cannot list processes", "err", err)
+		return
+	}
+	self := os.Getpid()
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return
+		}
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		exe := fmt.Sprintf("%s/%d/exe", procRoot, pid)
+		var st unix.Stat_t
+		if unix.Stat(exe, &st) == nil {
+			target, _ := os.Readlink(exe)
+			a.handle(attachReq{path: strings.TrimSuffix(target, " (deleted)"), ino: st.Ino, dev: uint64(st.Dev), pid: pid})
+		}
+		for _, m := range execMappings(pid) {
+			p := filepath.Join(procRoot, strconv.Itoa(pid), "root", m.path)
+			if unix.Stat(p, &st) != nil || st.Ino != m.inode {
+				continue
+			}
+			a.handle(attachReq{path: m.path, ino: st.Ino, dev: uint64(st.Dev), pid: pid})
+		}
+	}
+}
+
+// openPath finds a path to r's file that names the expected inode: the
+// process's root (containers), the path itself, then /proc/PID/exe.
+func openPath(r attachReq) (string, bool) {
+	var cands []string
+	if r.pid > 0 {
+		cands = append(cands, filepath.Join(procRoot, strconv.Itoa(r.pid), "root", r.path))
+	}
+	cands = append(cands, r.path)
+	if r.pid > 0 {
+		cands = append(cands, fmt.Sprintf("%s/%d/exe", procRoot, r.pid))
+	}
+	for _, c := range cands {
+		var st unix.Stat_t
+		if unix.Stat(c, &st) == nil && st.Ino == r.ino && (r.dev == 0 || uint64(st.Dev) == r.dev) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+func (a *attacher) handle(r attachReq) {
+	id := fileID{r.dev, r.ino}
+	if a.done[id] || id == a.self {
+		return
+	}
+	a.done[id] = true
+	a.markSeen(r)
+
+	path, ok := openPath(r)
+	if !ok {
+		// Gone before we looked (short-lived process, deleted file).
+		return
+	}
+	ins, err := inspectELF(path)
+	if err != nil {
+		// Not an ELF file (scripts exec through their interpreter) or
+		// unreadable: nothing to probe.
+		return
+	}
+	rec := Attachment{
+		Path: r.path, Inode: r.ino, Dev: r.dev, Library: ins.Library,
+		Symbols: ins.Symbols, FirstPID: r.pid, At: time.Now(),
+	}
+	if len(ins.Probes) == 0 {
+		if ins.Unsupported != "" {
+			rec.Status, rec.Reason = Unsupported, ins.Unsupported
+			a.s.addAttachment(rec)
+		}
+		return
+	}
+	links, err := a.attach(path, ins.Probes)
+	if err != nil {
+		rec.Status, rec.Reason = Failed, err.Error()
+		a.s.log.Warn("ebpf: attach failed", "path", r.path, "err", err)
+		a.s.addAttachment(rec)
+		return
+	}
+	rec.Status, rec.Probes = Attached, len(links)
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		for _, l := range links {
+			l.Close()
+		}
+		return
+	}
+	a.links = append(a.links, links...)
+	a.mu.Unlock()
+	a.s.log.Debug("ebpf: attached", "path", r.path, "library", ins.Library, "probes", len(links))
+	a.s.addAttachment(rec)
+}
+
+// markSeen tells the kernel's library discovery that this inode is handled,
+// so later mmaps of it are not reported again.
+func (a *attacher) markSeen(r attachReq) {
+	key := oispInodeKey{Ino: r.ino, Dev: userDevToKernel(r.dev)}
+	one := uint8(1)
+	_ = a.s.objs.SeenInodes.Update(&key, &one, ebpf.UpdateAny)
+}
+
+func (a *attacher) program(name string) *ebpf.Program {
+	o := &a.s.objs
+	switch name {
+	case progTLSEnter:
+		return o.TlsEnter
+	case progTLSReturn:
+		return o.TlsReturn
+	case progGoWrite:
+		return o.GoWrite
+	case progGoReadEnter:
+		return o.GoReadEnter
+	case progGoReadRet:
+		return o.GoReadRet
+	}
+	return nil
+}
+
+func (a *attacher) attach(path string, probes []probeSpec) ([]link.Link, error) {
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, fmt.Errorf("open executable: %w", err)
+	}
+	var links []link.Link
+	fail := func(err error) ([]link.Link, error) {
+		for _, l := range links {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, p := range probes {
+		prog := a.program(p.Program)
+		if prog == nil {
+			return fail(fmt.Errorf("no BPF program %s", p.Program))
+		}
+		opts := &link.UprobeOptions{Address: p.Address, Offset: p.Offset, Cookie: p.Cookie}
+		var l link.Link
+		if p.Return {
+			l, err = ex.Uretprobe(p.Symbol, prog, opts)
+		} else {
+			l, err = ex.Uprobe(p.Symbol, prog, opts)
+		}
+		if err != nil {
+			if errors.Is(err, link.ErrNotSupported) {
+				return fail(fmt.Errorf("uprobe %s: %w", p.Symbol, err))
+			}
+			return fail(fmt.Errorf("uprobe %s+%#x: %w", p.Symbol, p.Offset, err))
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}

@@ -1,0 +1,160 @@
+package linuxcompat
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/stats"
+)
+
+// ErrNotSupported is returned by New where eBPF capture cannot run: another
+// operating system or architecture, or a kernel without the needed features.
+var ErrNotSupported = errors.New("linux eBPF capture not supported")
+
+// Config selects what a Source captures. The zero value captures every
+// process except the sensor itself, with default limits.
+type Config struct {
+	// PIDs, Executables and Cgroups restrict capture to matching processes
+	// and their descendants. They combine with OR; all empty means every
+	// process. Executables are paths (matched by inode, so hard links and
+	// bind mounts match too); Cgroups are cgroup v2 paths relative to the
+	// cgroup2 mount ("system.slice/foo.service") or absolute paths to it.
+	PIDs        []int
+	Executables []string
+	Cgroups     []string
+
+	// MaxCallBytes caps the plaintext copied per TLS call (default 256 KiB,
+	// at most 1 MiB). Bytes beyond it are counted and signalled as a gap.
+	MaxCallBytes int
+	// RingBufferBytes sizes the kernel ring buffer (default 16 MiB; rounded
+	// up to a power of two).
+	RingBufferBytes int
+	// QueueRecords bounds the records waiting between the ring buffer
+	// reader and the decoder (default 16384). Overflow is counted and
+	// signalled as a gap on the affected flow.
+	QueueRecords int
+
+	// NoSystemEvents disables exec/exit/connect/file events. Process
+	// tracking for flows (exit closes flows, new executables get probes)
+	// keeps working.
+	NoSystemEvents bool
+	// NoFileEvents disables only file.open and file.write.
+	NoFileEvents bool
+
+	// Logger receives attach progress and errors (default slog.Default()).
+	Logger *slog.Logger
+	// Stats receives counters under "ebpf.*" tokens while Run is active
+	// (default: counted internally only; see Source.Stats).
+	Stats stats.Recorder
+}
+
+// AttachStatus says how attaching to one binary or library went.
+type AttachStatus string
+
+// Attach outcomes.
+const (
+	// Attached: probes are in place.
+	Attached AttachStatus = "attached"
+	// Unsupported: the file has no TLS functions we can probe (for example a
+	// Go binary without crypto/tls, or a TLS library family we do not
+	// handle). Not an error.
+	Unsupported AttachStatus = "unsupported"
+	// Failed: probes should have worked but the kernel or the file refused.
+	Failed AttachStatus = "failed"
+)
+
+// Attachment is one line of the attach report printed by `oisp-sensor doctor`.
+type Attachment struct {
+	Path    string // path the file was found under
+	Inode   uint64
+	Dev     uint64
+	Library string // "openssl", "gnutls", "go" or "" when unsupported
+	// Symbols lists the functions probed (Go: with the number of RET
+	// probes, e.g. "crypto/tls.(*Conn).Read+7ret").
+	Symbols []string
+	Probes  int
+	Status  AttachStatus
+	Reason  string // why unsupported or failed
+	// FirstPID is the process in which the file was first seen (0 when found
+	// by scanning library directories).
+	FirstPID int
+	At       time.Time
+}
+
+// Stats are the source's counters: kernel-side (summed over CPUs) and the
+// user-space reader/decoder.
+type Stats struct {
+	TLSCalls            int64 // TLS calls that returned data
+	TLSChunks           int64 // ring buffer records with plaintext
+	TLSBytes            int64 // plaintext bytes delivered to the ring
+	TruncatedCalls      int64 // calls larger than MaxCallBytes
+	TruncatedBytes      int64
+	RingFullTLSRecords  int64 // bpf_ringbuf_output failures (TLS)
+	RingFullTLSBytes    int64
+	RingFullSysRecords  int64 // bpf_ringbuf_output failures (system events)
+	ReadUserFailures    int64 // bpf_probe_read_user failures (paged-out buffers)
+	ReadUserFailedBytes int64
+	ReturnsWithoutEntry int64 // uretprobe hits with no matching entry
+	SystemRecords       int64
+	FileWriteBytes      int64 // bytes written to tracked files
+	TrackedFilesFull    int64 // write-mode opens not tracked (map full)
+
+	RecordsRead       int64 // records taken from the ring by the reader
+	QueueDropRecords  int64 // records dropped because the decoder lagged
+	QueueDropBytes    int64 // plaintext bytes in those records
+	DecodeErrors      int64 // malformed records
+	FlowsOpened       int64
+	FlowsClosed       int64
+	AttachFailures    int64
+	AttachedFiles     int64
+	UnsupportedFiles  int64
+	ProcessesObserved int64
+}
+
+// tokens maps Stats fields to stats.Recorder tokens.
+func (s Stats) tokens() map[string]int64 {
+	return map[string]int64{
+		"ebpf.tls_calls":              s.TLSCalls,
+		"ebpf.tls_chunks":             s.TLSChunks,
+		"ebpf.tls_bytes":              s.TLSBytes,
+		"ebpf.truncated_calls":        s.TruncatedCalls,
+		"ebpf.truncated_bytes":        s.TruncatedBytes,
+		"ebpf.ringbuf_full_tls":       s.RingFullTLSRecords,
+		"ebpf.ringbuf_full_tls_bytes": s.RingFullTLSBytes,
+		"ebpf.ringbuf_full_sys":       s.RingFullSysRecords,
+		"ebpf.read_user_failed":       s.ReadUserFailures,
+		"ebpf.read_user_failed_bytes": s.ReadUserFailedBytes,
+		"ebpf.return_without_entry":   s.ReturnsWithoutEntry,
+		"ebpf.queue_drop_records":     s.QueueDropRecords,
+		"ebpf.queue_drop_bytes":       s.QueueDropBytes,
+		"ebpf.bad_record":             s.DecodeErrors,
+		"ebpf.attach_failed":          s.AttachFailures,
+		"ebpf.tracked_files_full":     s.TrackedFilesFull,
+	}
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	if out.MaxCallBytes <= 0 {
+		out.MaxCallBytes = 256 << 10
+	}
+	if out.MaxCallBytes > 1<<20 {
+		out.MaxCallBytes = 1 << 20
+	}
+	if out.RingBufferBytes <= 0 {
+		out.RingBufferBytes = 16 << 20
+	}
+	size := 4096
+	for size < out.RingBufferBytes {
+		size <<= 1
+	}
+	out.RingBufferBytes = size
+	if out.QueueRecords <= 0 {
+		out.QueueRecords = 16384
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	return out
+}

@@ -1,0 +1,455 @@
+//go:build linux && amd64
+
+package linuxcompat
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/flow"
+)
+
+// procInfo is what the decoder knows about a process.
+type procInfo struct {
+	pid, ppid, uid      int
+	exe, name           string
+	cmdline             []string
+	cgroup, containerID string
+	start               time.Time
+}
+
+func (p *procInfo) process() flow.Process {
+	return flow.Process{
+		PID:         p.pid,
+		PPID:        p.ppid,
+		UID:         p.uid,
+		Exe:         p.exe,
+		Name:        p.name,
+		Cmdline:     append([]string(nil), p.cmdline...),
+		ContainerID: p.containerID,
+		Cgroup:      p.cgroup,
+	}
+}
+
+type flowKey struct {
+	tgid uint32
+	conn uint64
+}
+
+type fdKey struct {
+	tgid uint32
+	fd   int32
+}
+
+type flowState struct {
+	id  string
+	key flowKey
+	fd  int32
+}
+
+type openFile struct {
+	tgid  uint32
+	path  string
+	flags uint32
+}
+
+// decoder turns ring buffer records into flows and system events. It runs on
+// one goroutine, so handler calls are serialised.
+type decoder struct {
+	s     *Source
+	h     flow.Handler
+	sys   flow.SystemHandler // nil when h does not take system events
+	att   *attacher
+	drops *dropLedger
+
+	procs    map[uint32]*procInfo
+	flows    map[flowKey]*flowState
+	byFd     map[fdKey]*flowState
+	connects map[fdKey]netip.AddrPort
+	files    map[uint64]openFile
+	nextID   uint64
+}
+
+func newDecoder(s *Source, h flow.Handler, att *attacher, drops *dropLedger) *decoder {
+	d := &decoder{
+		s: s, h: h, att: att, drops: drops,
+		procs:    map[uint32]*procInfo{},
+		flows:    map[flowKey]*flowState{},
+		byFd:     map[fdKey]*flowState{},
+		connects: map[fdKey]netip.AddrPort{},
+		files:    map[uint64]openFile{},
+	}
+	if sh, ok := h.(flow.SystemHandler); ok && !s.cfg.NoSystemEvents {
+		d.sys = sh
+	}
+	return d
+}
+
+func (d *decoder) handle(q queued) {
+	h, ok := parseHdr(q.raw)
+	if !ok {
+		d.s.user.decodeErrors.Add(1)
+		return
+	}
+	switch h.typ {
+	case evTLSData:
+		rec, ok := parseTLS(q.raw)
+		if !ok {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		d.tlsData(rec, q.seq)
+	case evSockClose:
+		if len(q.raw) < int(sockSize) {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		conn := le.Uint64(q.raw[sockConn:])
+		if st := d.flows[flowKey{h.tgid, conn}]; st != nil {
+			d.closeFlow(st, "closed", d.s.wall(h.ts))
+		}
+	case evExec:
+		var e oispEvExec
+		if !decodeFixed(q.raw, execSize, &e) {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		d.exec(h, &e)
+	case evExit:
+		var e oispEvExit
+		if !decodeFixed(q.raw, exitSize, &e) {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		d.exit(h, &e)
+	case evFork:
+		var e oispEvFork
+		if !decodeFixed(q.raw, forkSize, &e) {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		d.fork(h, &e)
+	case evConnect:
+		var e oispEvConnect
+		if !decodeFixed(q.raw, connectSize, &e) {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		d.connect(h, &e)
+	case evFileOpen, evFileClose:
+		d.file(h, q.raw)
+	case evLibMap:
+		if len(q.raw) < int(libHead) {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		ino := le.Uint64(q.raw[unsafeOffLibIno:])
+		dev := le.Uint32(q.raw[unsafeOffLibDev:])
+		path := pathFromComponents(q.raw[libHead:])
+		d.att.request(attachReq{path: path, ino: ino, dev: kernelDevToUser(dev), pid: int(h.tgid)})
+	default:
+		d.s.user.decodeErrors.Add(1)
+	}
+}
+
+// proc returns what is known about tgid, reading /proc for processes that
+// started before the sensor.
+func (d *decoder) proc(tgid uint32) *procInfo {
+	if p := d.procs[tgid]; p != nil {
+		return p
+	}
+	p, ok := readProcess(int(tgid))
+	if !ok {
+		p = procInfo{pid: int(tgid), uid: -1}
+	}
+	d.s.user.processes.Add(1)
+	d.procs[tgid] = &p
+	return &p
+}
+
+func (d *decoder) tlsData(rec tlsRecord, seq uint64) {
+	key := flowKey{rec.tgid, rec.conn}
+	at := d.s.wall(rec.ts)
+	st := d.flows[key]
+	if st != nil && rec.fd >= 0 && st.fd >= 0 && rec.fd != st.fd {
+		// The connection object now talks over another socket: a new
+		// connection reusing a freed SSL*.
+		d.closeFlow(st, "fd_changed", at)
+		st = nil
+	}
+	if st == nil {
+		st = d.openFlow(key, rec.fd, at)
+	} else if st.fd < 0 && rec.fd >= 0 {
+		d.bindFd(st, rec.fd, at)
+	}
+	gap := int64(rec.lostBefore) + d.drops.take(dropKey{rec.tgid, rec.conn, rec.dir}, seq)
+	dir := flow.ClientToServer
+	if rec.dir == 1 {
+		dir = flow.ServerToClient
+	}
+	d.h.Data(st.id, flow.Chunk{Dir: dir, Data: rec.data, At: at, Gap: gap})
+}
+
+func (d *decoder) bindFd(st *flowState, fd int32, at time.Time) {
+	fk := fdKey{st.key.tgid, fd}
+	if old := d.byFd[fk]; old != nil && old != st {
+		d.closeFlow(old, "fd_reused", at)
+	}
+	st.fd = fd
+	d.byFd[fk] = st
+}
+
+func (d *decoder) openFlow(key flowKey, fd int32, at time.Time) *flowState {
+	d.nextID++
+	st := &flowState{id: fmt.Sprintf("ebpf-%d-%d", key.tgid, d.nextID), key: key, fd: -1}
+	info := &flow.Info{
+		ID:        st.id,
+		Transport: flow.TCP,
+		Process:   d.proc(key.tgid).process(),
+		TLS:       true,
+		Method:    flow.CaptureEBPFUprobe,
+		Started:   at,
+	}
+	if fd >= 0 {
+		if local, remote, ok := socketAddrs(int(key.tgid), fd); ok {
+			info.Local, info.Remote = local, remote
+		}
+		if !info.Remote.IsValid() {
+			info.Remote = d.connects[fdKey{key.tgid, fd}]
+		}
+		if info.Remote.IsValid() {
+			info.RemotePort = info.Remote.Port()
+		}
+	}
+	d.flows[key] = st
+	if fd >= 0 {
+		d.bindFd(st, fd, at)
+	}
+	d.s.user.flowsOpened.Add(1)
+	d.h.Open(info)
+	return st
+}
+
+func (d *decoder) closeFlow(st *flowState, reason string, at time.Time) {
+	if d.flows[st.key] == st {
+		delete(d.flows, st.key)
+	}
+	if st.fd >= 0 {
+		fk := fdKey{st.key.tgid, st.fd}
+		if d.byFd[fk] == st {
+			delete(d.byFd, fk)
+		}
+	}
+	d.s.user.flowsClosed.Add(1)
+	d.h.Close(st.id, flow.CloseInfo{At: at, Reason: reason})
+}
+
+// closeAll ends every open flow (Run is returning).
+func (d *decoder) closeAll(reason string) {
+	now := time.Now()
+	for _, st := range d.flows {
+		d.closeFlow(st, reason, now)
+	}
+}
+
+func (d *decoder) closeProcessFlows(tgid uint32, reason string, at time.Time) {
+	for k, st := range d.flows {
+		if k.tgid == tgid {
+			d.closeFlow(st, reason, at)
+		}
+	}
+}
+
+func (d *decoder) system(ev flow.SystemEvent) {
+	if d.sys == nil {
+		return
+	}
+	ev.Method = flow.CaptureEBPFTracepoint
+	d.sys.System(ev)
+}
+
+func (d *decoder) exec(h hdr, e *oispEvExec) {
+	at := d.s.wall(h.ts)
+	exe := pathFromComponents(bytesOf(e.Exe[:min(int(e.ExeLen), len(e.Exe))]))
+	args := splitArgs(bytesOf(e.Args[:min(int(e.ArgsLen), len(e.Args))]))
+	cwd := pathFromComponents(bytesOf(e.Cwd[:min(int(e.CwdLen), len(e.Cwd))]))
+	if e.ExeLen == 0 {
+		exe = cString(bytesOf(e.Filename[:]))
+	}
+	// A process that execs again replaces its image: its TLS objects are gone.
+	d.closeProcessFlows(h.tgid, "exec", at)
+
+	p := &procInfo{
+		pid:     int(h.tgid),
+		ppid:    int(e.Ppid),
+		uid:     int(e.Uid),
+		exe:     exe,
+		name:    cString(bytesOf(e.Comm[:])),
+		cmdline: args,
+		start:   at,
+	}
+	if p.name == "" {
+		p.name = filepath.Base(exe)
+	}
+	p.cgroup, p.containerID = readCgroup(p.pid)
+	if _, known := d.procs[h.tgid]; !known {
+		d.s.user.processes.Add(1)
+	}
+	d.procs[h.tgid] = p
+
+	d.att.request(attachReq{path: exe, ino: e.ExeIno, dev: kernelDevToUser(e.ExeDev), pid: int(h.tgid)})
+	d.system(flow.SystemEvent{
+		Kind: flow.SysExec, At: at, Process: p.process(),
+		Exe: exe, Args: args, Cwd: cwd,
+	})
+}
+
+func (d *decoder) fork(h hdr, e *oispEvFork) {
+	parent := d.proc(h.tgid)
+	child := *parent
+	child.pid = int(e.ChildTgid)
+	child.ppid = int(h.tgid)
+	child.cmdline = append([]string(nil), parent.cmdline...)
+	child.start = d.s.wall(h.ts)
+	if _, known := d.procs[e.ChildTgid]; !known {
+		d.s.user.processes.Add(1)
+	}
+	d.procs[e.ChildTgid] = &child
+	d.system(flow.SystemEvent{Kind: flow.SysFork, At: child.start, Process: parent.process(), ChildPID: child.pid})
+}
+
+func (d *decoder) exit(h hdr, e *oispEvExit) {
+	at := d.s.wall(h.ts)
+	p := d.proc(h.tgid)
+	d.closeProcessFlows(h.tgid, "process_exit", at)
+	d.flushFiles(h.tgid, p, at)
+	var runtime time.Duration
+	if e.StartNs > 0 && h.ts > e.StartNs {
+		runtime = time.Duration(h.ts - e.StartNs)
+	}
+	d.system(flow.SystemEvent{
+		Kind: flow.SysExit, At: at, Process: p.process(),
+		ExitCode: int(e.ExitCode), Signal: int(e.Signal), Runtime: runtime,
+	})
+	delete(d.procs, h.tgid)
+	for k := range d.connects {
+		if k.tgid == h.tgid {
+			delete(d.connects, k)
+		}
+	}
+}
+
+const errEINPROGRESS = -int32(syscall.EINPROGRESS)
+
+func (d *decoder) connect(h hdr, e *oispEvConnect) {
+	at := d.s.wall(h.ts)
+	remote := sockAddr(e.Family, e.Addr, e.Port)
+	ok := e.Ret == 0 || e.Ret == errEINPROGRESS
+	fk := fdKey{h.tgid, e.Fd}
+	if ok {
+		if st := d.byFd[fk]; st != nil {
+			d.closeFlow(st, "fd_reused", at)
+		}
+		d.connects[fk] = remote
+	}
+	ev := flow.SystemEvent{
+		Kind: flow.SysConnect, At: at, Process: d.proc(h.tgid).process(),
+		Remote: remote, Protocol: "tcp", Success: ok,
+		Latency: time.Duration(e.LatencyNs),
+	}
+	switch {
+	case e.Ret == errEINPROGRESS:
+		// Non-blocking connect: pending, not a failure.
+		ev.Error = "in_progress"
+	case e.Ret < 0:
+		ev.Error = syscall.Errno(-e.Ret).Error()
+	}
+	d.system(ev)
+}
+
+// Open flags (x86_64 values).
+const (
+	oWronly = 01
+	oRdwr   = 02
+	oCreat  = 0100
+	oExcl   = 0200
+	oTrunc  = 01000
+	oAppend = 02000
+)
+
+func openFlags(fl uint32) []string {
+	var out []string
+	if fl&oRdwr != 0 {
+		out = append(out, "read")
+	}
+	out = append(out, "write")
+	for _, f := range []struct {
+		bit  uint32
+		name string
+	}{{oAppend, "append"}, {oCreat, "create"}, {oTrunc, "truncate"}, {oExcl, "exclusive"}} {
+		if fl&f.bit != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+func (d *decoder) file(h hdr, raw []byte) {
+	if len(raw) < int(fileHead) {
+		d.s.user.decodeErrors.Add(1)
+		return
+	}
+	at := d.s.wall(h.ts)
+	filePtr := le.Uint64(raw[unsafeOffFileFile:])
+	bytesWritten := le.Uint64(raw[unsafeOffFileBytes:])
+	flags := le.Uint32(raw[unsafeOffFileFlags:])
+	created := le.Uint32(raw[unsafeOffFileCreated:]) != 0
+	path := pathFromComponents(raw[fileHead:])
+	if h.typ == evFileOpen {
+		d.files[filePtr] = openFile{tgid: h.tgid, path: path, flags: flags}
+		d.system(flow.SystemEvent{
+			Kind: flow.SysFileOpen, At: at, Process: d.proc(h.tgid).process(),
+			Path: path, Flags: openFlags(flags), Created: created, Truncated: flags&oTrunc != 0,
+		})
+		return
+	}
+	opener, known := d.files[filePtr]
+	delete(d.files, filePtr)
+	owner := h.tgid
+	if known {
+		owner = opener.tgid
+	}
+	if bytesWritten == 0 {
+		return
+	}
+	d.system(flow.SystemEvent{
+		Kind: flow.SysFileWrite, At: at, Process: d.proc(owner).process(),
+		Path: path, BytesWritten: int64(bytesWritten), Flags: openFlags(flags),
+	})
+}
+
+// flushFiles reports write totals of files tgid opened and never closed
+// through close(2) (still open at exit, or closed by dup2/exec).
+func (d *decoder) flushFiles(tgid uint32, p *procInfo, at time.Time) {
+	for ptr, of := range d.files {
+		if of.tgid != tgid {
+			continue
+		}
+		delete(d.files, ptr)
+		var tf oispTrackedFile
+		if err := d.s.objs.TrackedFiles.Lookup(ptr, &tf); err != nil {
+			continue
+		}
+		_ = d.s.objs.TrackedFiles.Delete(ptr)
+		if tf.Bytes == 0 {
+			continue
+		}
+		d.system(flow.SystemEvent{
+			Kind: flow.SysFileWrite, At: at, Process: p.process(),
+			Path: of.path, BytesWritten: int64(tf.Bytes), Flags: openFlags(of.flags),
+		})
+	}
+}

@@ -1,0 +1,364 @@
+package linuxcompat
+
+import (
+	"debug/buildinfo"
+	"debug/elf"
+	"debug/gosym"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// Attach cookies: the BPF program tells the probed function by these values.
+// They match enum oisp_tls_fn in bpf/oisp.bpf.c.
+const (
+	fnSSLWrite    = 1
+	fnSSLRead     = 2
+	fnSSLWriteEx  = 3
+	fnSSLReadEx   = 4
+	fnGnuTLSSend  = 5
+	fnGnuTLSRecv  = 6
+	fnGoWrite     = 7
+	fnGoReadEnter = 8
+)
+
+// BPF program names in the object (SEC functions).
+const (
+	progTLSEnter    = "tls_enter"
+	progTLSReturn   = "tls_return"
+	progGoWrite     = "go_write"
+	progGoReadEnter = "go_read_enter"
+	progGoReadRet   = "go_read_ret"
+)
+
+// probeSpec is one uprobe to place in a file.
+type probeSpec struct {
+	Symbol  string
+	Address uint64 // file offset of the function entry
+	Offset  uint64 // added to Address (Go RET sites)
+	Program string
+	Return  bool // uretprobe (never for Go code)
+	Cookie  uint64
+}
+
+// inspection is what a binary or library offers for TLS capture.
+type inspection struct {
+	Library string // "openssl", "gnutls", "go"; "" when nothing to probe
+	Symbols []string
+	Probes  []probeSpec
+	// Unsupported is set when the file looks TLS-related but cannot be
+	// probed (report it); empty with no probes means "not interesting".
+	Unsupported string
+}
+
+var cFunctions = []struct {
+	lib    string
+	name   string
+	cookie uint64
+}{
+	{"openssl", "SSL_write", fnSSLWrite},
+	{"openssl", "SSL_read", fnSSLRead},
+	{"openssl", "SSL_write_ex", fnSSLWriteEx},
+	{"openssl", "SSL_read_ex", fnSSLReadEx},
+	{"gnutls", "gnutls_record_send", fnGnuTLSSend},
+	{"gnutls", "gnutls_record_recv", fnGnuTLSRecv},
+}
+
+const (
+	goTLSWrite = "crypto/tls.(*Conn).Write"
+	goTLSRead  = "crypto/tls.(*Conn).Read"
+)
+
+// tlsLibraryName reports whether a file name looks like a TLS library we
+// would expect symbols in (used to report unsupported copies).
+func tlsLibraryName(path string) bool {
+	base := filepath.Base(path)
+	for _, p := range []string{"libssl", "libgnutls", "libnss3", "libwolfssl", "libmbedtls", "libboringssl", "libbssl"} {
+		if strings.HasPrefix(base, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// inspectELF finds the TLS functions in the ELF file at path: exported C
+// functions of OpenSSL and GnuTLS (shared libraries and binaries that link
+// them statically and export them, like Node.js) and Go crypto/tls, also in
+// stripped Go binaries through .gopclntab.
+func inspectELF(path string) (inspection, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return inspection{}, fmt.Errorf("open elf: %w", err)
+	}
+	defer f.Close()
+
+	if ins, ok := inspectGo(f, path); ok {
+		return ins, nil
+	}
+	return inspectC(f, path)
+}
+
+func inspectC(f *elf.File, path string) (inspection, error) {
+	found := map[string]elf.Symbol{}
+	collect := func(syms []elf.Symbol) {
+		for _, s := range syms {
+			if s.Section == elf.SHN_UNDEF || s.Value == 0 || elf.ST_TYPE(s.Info) != elf.STT_FUNC {
+				continue
+			}
+			// Versioned names (SSL_write@@OPENSSL_3.0.0) appear without the
+			// suffix in debug/elf; keep the first definition.
+			if _, dup := found[s.Name]; !dup {
+				found[s.Name] = s
+			}
+		}
+	}
+	dyn, err := f.DynamicSymbols()
+	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+		return inspection{}, fmt.Errorf("read dynamic symbols: %w", err)
+	}
+	collect(dyn)
+	if !hasAny(found) {
+		if syms, err := f.Symbols(); err == nil {
+			collect(syms)
+		}
+	}
+
+	var ins inspection
+	for _, fn := range cFunctions {
+		s, ok := found[fn.name]
+		if !ok {
+			continue
+		}
+		off, err := fileOffset(f, s.Value)
+		if err != nil {
+			return inspection{}, fmt.Errorf("symbol %s: %w", fn.name, err)
+		}
+		if ins.Library != "" && ins.Library != fn.lib {
+			// A file exporting both families: keep both, name the first.
+			ins.Library += "+" + fn.lib
+		} else if ins.Library == "" {
+			ins.Library = fn.lib
+		}
+		ins.Symbols = append(ins.Symbols, fn.name)
+		ins.Probes = append(ins.Probes,
+			probeSpec{Symbol: fn.name, Address: off, Program: progTLSEnter, Cookie: fn.cookie},
+			probeSpec{Symbol: fn.name, Address: off, Program: progTLSReturn, Return: true, Cookie: fn.cookie})
+	}
+	if len(ins.Probes) == 0 && tlsLibraryName(path) {
+		ins.Unsupported = "no OpenSSL or GnuTLS record functions exported (library family not supported or symbols stripped)"
+	}
+	return ins, nil
+}
+
+func hasAny(m map[string]elf.Symbol) bool {
+	for _, fn := range cFunctions {
+		if _, ok := m[fn.name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// fileOffset converts a virtual address to the file offset uprobes take.
+func fileOffset(f *elf.File, vaddr uint64) (uint64, error) {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X == 0 {
+			continue
+		}
+		if vaddr >= p.Vaddr && vaddr < p.Vaddr+p.Filesz {
+			return vaddr - p.Vaddr + p.Off, nil
+		}
+	}
+	return 0, fmt.Errorf("address %#x not in an executable segment", vaddr)
+}
+
+// goFunc is a function's entry and end virtual addresses.
+type goFunc struct {
+	entry, end uint64
+}
+
+// inspectGo handles Go binaries. ok is false when the file is not Go.
+func inspectGo(f *elf.File, path string) (inspection, bool) {
+	pcln := f.Section(".gopclntab")
+	if pcln == nil && f.Section(".go.buildinfo") == nil {
+		return inspection{}, false
+	}
+	ins := inspection{Library: "go"}
+	if f.Machine != elf.EM_X86_64 {
+		ins.Library = ""
+		ins.Unsupported = fmt.Sprintf("Go binary for %s: only amd64 register ABI probes are implemented", f.Machine)
+		return ins, true
+	}
+	if bi, err := buildinfo.ReadFile(path); err == nil && !goVersionAtLeast(bi.GoVersion, 17) {
+		ins.Library = ""
+		ins.Unsupported = bi.GoVersion + " predates the register ABI (go1.17)"
+		return ins, true
+	}
+
+	funcs, err := goFunctions(f, pcln, goTLSWrite, goTLSRead)
+	if err != nil {
+		ins.Library = ""
+		ins.Unsupported = "cannot read Go symbol table: " + err.Error()
+		return ins, true
+	}
+	w, hasW := funcs[goTLSWrite]
+	r, hasR := funcs[goTLSRead]
+	if !hasW && !hasR {
+		// A Go program that does not use crypto/tls: nothing to report.
+		return inspection{}, true
+	}
+	if hasW {
+		off, err := fileOffset(f, w.entry)
+		if err != nil {
+			return inspection{Unsupported: err.Error()}, true
+		}
+		ins.Symbols = append(ins.Symbols, goTLSWrite)
+		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSWrite, Address: off, Program: progGoWrite, Cookie: fnGoWrite})
+	}
+	if hasR {
+		off, err := fileOffset(f, r.entry)
+		if err != nil {
+			return inspection{Unsupported: err.Error()}, true
+		}
+		rets, err := retOffsets(f, r)
+		if err != nil || len(rets) == 0 {
+			reason := "no RET instructions found in " + goTLSRead
+			if err != nil {
+				reason = err.Error()
+			}
+			return inspection{Unsupported: reason}, true
+		}
+		ins.Symbols = append(ins.Symbols, goTLSRead+"+"+strconv.Itoa(len(rets))+"ret")
+		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Program: progGoReadEnter, Cookie: fnGoReadEnter})
+		for _, ro := range rets {
+			ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Offset: ro, Program: progGoReadRet, Cookie: fnGoReadEnter})
+		}
+	}
+	return ins, true
+}
+
+func goVersionAtLeast(v string, minor int) bool {
+	v = strings.TrimPrefix(v, "go")
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return true // devel or unknown: assume recent
+	}
+	major, err := strconv.Atoi(parts[0])
+	if err != nil {
+		return true
+	}
+	digits := strings.IndexFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' })
+	if digits >= 0 {
+		parts[1] = parts[1][:digits]
+	}
+	m, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return true
+	}
+	return major > 1 || m >= minor
+}
+
+// goFunctions finds functions by name: from .symtab when present, else from
+// .gopclntab (which survives -ldflags=-s -w).
+func goFunctions(f *elf.File, pcln *elf.Section, names ...string) (map[string]goFunc, error) {
+	out := map[string]goFunc{}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	if syms, err := f.Symbols(); err == nil {
+		for _, s := range syms {
+			if want[s.Name] && s.Value != 0 && s.Size != 0 {
+				out[s.Name] = goFunc{entry: s.Value, end: s.Value + s.Size}
+			}
+		}
+		if len(out) == len(names) {
+			return out, nil
+		}
+	}
+	if pcln == nil {
+		if len(out) > 0 {
+			return out, nil
+		}
+		return nil, errors.New("no .symtab and no .gopclntab")
+	}
+	data, err := pcln.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read .gopclntab: %w", err)
+	}
+	var textStart uint64
+	if text := f.Section(".text"); text != nil {
+		textStart = text.Addr
+	}
+	table, err := gosym.NewTable(nil, gosym.NewLineTable(data, textStart))
+	if err != nil {
+		return nil, fmt.Errorf("parse .gopclntab: %w", err)
+	}
+	for _, n := range names {
+		if _, ok := out[n]; ok {
+			continue
+		}
+		if fn := table.LookupFunc(n); fn != nil {
+			out[n] = goFunc{entry: fn.Entry, end: fn.End}
+		}
+	}
+	return out, nil
+}
+
+// retOffsets disassembles fn and returns the offsets of its RET instructions
+// relative to the entry.
+func retOffsets(f *elf.File, fn goFunc) ([]uint64, error) {
+	if fn.end <= fn.entry || fn.end-fn.entry > 1<<20 {
+		return nil, fmt.Errorf("implausible function bounds %#x-%#x", fn.entry, fn.end)
+	}
+	code := make([]byte, fn.end-fn.entry)
+	off, err := fileOffset(f, fn.entry)
+	if err != nil {
+		return nil, err
+	}
+	ra, ok := sectionReaderFor(f, off)
+	if !ok {
+		return nil, errors.New("function bytes not readable")
+	}
+	if _, err := ra.ReadAt(code, int64(off)); err != nil {
+		return nil, fmt.Errorf("read function bytes: %w", err)
+	}
+	return findRETs(code)
+}
+
+func sectionReaderFor(f *elf.File, off uint64) (io.ReaderAt, bool) {
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && off >= p.Off && off < p.Off+p.Filesz {
+			return readerAtOffset{p}, true
+		}
+	}
+	return nil, false
+}
+
+// readerAtOffset reads a PT_LOAD segment with absolute file offsets.
+type readerAtOffset struct{ p *elf.Prog }
+
+func (r readerAtOffset) ReadAt(b []byte, off int64) (int, error) {
+	return r.p.ReadAt(b, off-int64(r.p.Off))
+}
+
+// findRETs decodes amd64 machine code linearly and returns every RET offset.
+func findRETs(code []byte) ([]uint64, error) {
+	var rets []uint64
+	for pc := 0; pc < len(code); {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("decode instruction at +%#x: %w", pc, err)
+		}
+		if inst.Op == x86asm.RET {
+			rets = append(rets, uint64(pc))
+		}
+		pc += inst.Len
+	}
+	return rets, nil
+}

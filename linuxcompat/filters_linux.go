@@ -1,0 +1,99 @@
+//go:build linux && amd64
+
+package linuxcompat
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// installFilters fills the kernel filter maps from Config. With any filter
+// set, the BPF programs only report processes in the traced map (descendants
+// are added at fork, matching executables at exec) or in a target cgroup.
+func (s *Source) installFilters() error {
+	one := uint8(1)
+	for _, pid := range s.cfg.PIDs {
+		if pid <= 0 {
+			return fmt.Errorf("filter: invalid pid %d", pid)
+		}
+		if err := s.objs.Traced.Update(uint32(pid), one, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("filter pid %d: %w", pid, err)
+		}
+	}
+	exes := map[fileID]bool{}
+	for _, path := range s.cfg.Executables {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			return fmt.Errorf("filter executable %s: %w", path, err)
+		}
+		key := oispInodeKey{Ino: st.Ino, Dev: userDevToKernel(uint64(st.Dev))}
+		if err := s.objs.TargetExes.Update(&key, one, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("filter executable %s: %w", path, err)
+		}
+		exes[fileID{uint64(st.Dev), st.Ino}] = true
+	}
+	if len(exes) > 0 {
+		entries, _ := os.ReadDir(procRoot)
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Stat(filepath.Join(procRoot, e.Name(), "exe"), &st) == nil && exes[fileID{uint64(st.Dev), st.Ino}] {
+				_ = s.objs.Traced.Update(uint32(pid), one, ebpf.UpdateAny)
+			}
+		}
+	}
+	if len(s.cfg.Cgroups) > 0 {
+		root, err := cgroup2Mount()
+		if err != nil {
+			return fmt.Errorf("filter cgroups: %w", err)
+		}
+		for _, cg := range s.cfg.Cgroups {
+			path := cg
+			if !strings.HasPrefix(cg, root) {
+				path = filepath.Join(root, cg)
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(path, &st); err != nil {
+				return fmt.Errorf("filter cgroup %s: %w", cg, err)
+			}
+			// A cgroup v2 directory's inode number is its cgroup id.
+			if err := s.objs.TargetCgroups.Update(st.Ino, one, ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("filter cgroup %s: %w", cg, err)
+			}
+		}
+	}
+	return nil
+}
+
+// cgroup2Mount finds where the unified cgroup hierarchy is mounted.
+func cgroup2Mount() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ... mount-point ... - fstype source options
+		left, right, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		if fs := strings.Fields(right); len(fs) > 0 && fs[0] == "cgroup2" {
+			if lf := strings.Fields(left); len(lf) >= 5 {
+				return lf[4], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no cgroup2 mount found")
+}

@@ -1,0 +1,409 @@
+//go:build linux && amd64
+
+package linuxcompat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/oisp/oisp-sensor/sensor/flow"
+)
+
+// System event bits (sys_events in bpf/oisp.bpf.c).
+const (
+	sysExec    = 1
+	sysExit    = 2
+	sysConnect = 4
+	sysFiles   = 8
+	sysLibs    = 16
+)
+
+// Available reports whether this machine can run the eBPF source: root (or
+// CAP_BPF+CAP_PERFMON), uprobes, raw tracepoints and BPF ring buffers.
+func Available() bool {
+	return availability() == nil
+}
+
+func availability() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: needs root (CAP_BPF, CAP_PERFMON)", ErrNotSupported)
+	}
+	checks := []struct {
+		name string
+		err  error
+	}{
+		{"kprobe/uprobe programs", features.HaveProgramType(ebpf.Kprobe)},
+		{"raw tracepoint programs", features.HaveProgramType(ebpf.RawTracepoint)},
+		{"ring buffer maps (Linux >= 5.8)", features.HaveMapType(ebpf.RingBuf)},
+		{"bpf_loop (Linux >= 5.17)", features.HaveProgramHelper(ebpf.Kprobe, asm.FnLoop)},
+	}
+	for _, c := range checks {
+		if c.err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrNotSupported, c.name, c.err)
+		}
+	}
+	return nil
+}
+
+// Source captures TLS plaintext and host activity with eBPF. Create it with
+// New and call Run once.
+type Source struct {
+	cfg  Config
+	log  *slog.Logger
+	objs oispObjects
+
+	// bootWall is the wall-clock time of CLOCK_MONOTONIC zero, to convert
+	// bpf_ktime_get_ns timestamps.
+	bootWall time.Time
+
+	ready   chan struct{}
+	ran     atomic.Bool
+	closing atomic.Bool
+
+	mu          sync.Mutex
+	attachments []Attachment
+
+	user userCounters
+}
+
+type userCounters struct {
+	recordsRead, queueDropRecords, queueDropBytes, decodeErrors atomic.Int64
+	flowsOpened, flowsClosed                                    atomic.Int64
+	attachFailures, attachedFiles, unsupportedFiles             atomic.Int64
+	processes                                                   atomic.Int64
+}
+
+// New loads the BPF programs and maps (nothing is attached until Run).
+// It returns an error wrapping ErrNotSupported when the kernel or the
+// privileges do not allow eBPF capture.
+func New(cfg Config) (*Source, error) {
+	cfg = cfg.withDefaults()
+	if err := availability(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock limit: %w", err)
+	}
+	spec, err := loadOisp()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF spec: %w", err)
+	}
+	filtered := len(cfg.PIDs)+len(cfg.Executables)+len(cfg.Cgroups) > 0
+	var events uint32 = sysLibs | sysExit | sysExec
+	if !cfg.NoSystemEvents {
+		events |= sysConnect
+		if !cfg.NoFileEvents {
+			events |= sysFiles
+		}
+	}
+	settings := map[string]uint32{
+		"self_tgid":      uint32(os.Getpid()),
+		"filter_mode":    boolU32(filtered),
+		"max_call_bytes": uint32(cfg.MaxCallBytes),
+		"sys_events":     events,
+	}
+	for name, v := range settings {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("BPF object lacks variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	spec.Maps["events"].MaxEntries = uint32(cfg.RingBufferBytes)
+
+	s := &Source{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
+	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load BPF objects: %w (verifier log tail: %s)", err, tail(ve.Log, 5))
+		}
+		return nil, fmt.Errorf("load BPF objects: %w", err)
+	}
+	if err := s.installFilters(); err != nil {
+		s.objs.Close()
+		return nil, err
+	}
+	mono := monotonicNow()
+	s.bootWall = time.Now().Add(-time.Duration(mono))
+	return s, nil
+}
+
+func tail(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// wall converts a bpf_ktime_get_ns timestamp to wall-clock time.
+func (s *Source) wall(ns uint64) time.Time {
+	return s.bootWall.Add(time.Duration(ns))
+}
+
+// Ready is closed once Run has attached to the processes and libraries that
+// existed when it started. Tests and the CLI wait on it before generating
+// traffic they expect to see.
+func (s *Source) Ready() <-chan struct{} { return s.ready }
+
+// Attachments returns the attach report so far: every TLS-capable binary or
+// library found, probed or not, and why not.
+func (s *Source) Attachments() []Attachment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Attachment(nil), s.attachments...)
+}
+
+func (s *Source) addAttachment(a Attachment) {
+	s.mu.Lock()
+	s.attachments = append(s.attachments, a)
+	s.mu.Unlock()
+	switch a.Status {
+	case Attached:
+		s.user.attachedFiles.Add(1)
+	case Failed:
+		s.user.attachFailures.Add(1)
+	case Unsupported:
+		s.user.unsupportedFiles.Add(1)
+	}
+}
+
+// Stats returns the kernel counters (summed over CPUs) and the user-space
+// reader/decoder counters. Valid until Run returns; zero kernel counters
+// after that.
+func (s *Source) Stats() Stats {
+	var st Stats
+	if !s.closing.Load() {
+		k := s.kernelStats()
+		st.TLSCalls = k[oispStatIdST_TLS_CALLS]
+		st.TLSChunks = k[oispStatIdST_TLS_CHUNKS]
+		st.TLSBytes = k[oispStatIdST_TLS_BYTES]
+		st.TruncatedCalls = k[oispStatIdST_TLS_TRUNC_CALLS]
+		st.TruncatedBytes = k[oispStatIdST_TLS_TRUNC_BYTES]
+		st.RingFullTLSRecords = k[oispStatIdST_RB_FAIL_TLS]
+		st.RingFullTLSBytes = k[oispStatIdST_RB_FAIL_TLS_BYTES]
+		st.RingFullSysRecords = k[oispStatIdST_RB_FAIL_SYS]
+		st.ReadUserFailures = k[oispStatIdST_READ_USER_FAIL]
+		st.ReadUserFailedBytes = k[oispStatIdST_READ_USER_FAIL_BYTES]
+		st.ReturnsWithoutEntry = k[oispStatIdST_RET_WITHOUT_ENTRY]
+		st.SystemRecords = k[oispStatIdST_SYS_EVENTS]
+		st.FileWriteBytes = k[oispStatIdST_FILE_WRITE_BYTES]
+		st.TrackedFilesFull = k[oispStatIdST_TRACKED_FILES_FULL]
+	}
+	st.RecordsRead = s.user.recordsRead.Load()
+	st.QueueDropRecords = s.user.queueDropRecords.Load()
+	st.QueueDropBytes = s.user.queueDropBytes.Load()
+	st.DecodeErrors = s.user.decodeErrors.Load()
+	st.FlowsOpened = s.user.flowsOpened.Load()
+	st.FlowsClosed = s.user.flowsClosed.Load()
+	st.AttachFailures = s.user.attachFailures.Load()
+	st.AttachedFiles = s.user.attachedFiles.Load()
+	st.UnsupportedFiles = s.user.unsupportedFiles.Load()
+	st.ProcessesObserved = s.user.processes.Load()
+	return st
+}
+
+func (s *Source) kernelStats() map[oispStatId]int64 {
+	out := map[oispStatId]int64{}
+	for i := oispStatId(0); i < oispStatIdST_MAX; i++ {
+		var perCPU []uint64
+		if err := s.objs.Stats.Lookup(uint32(i), &perCPU); err != nil {
+			continue
+		}
+		var sum uint64
+		for _, v := range perCPU {
+			sum += v
+		}
+		out[i] = int64(sum)
+	}
+	return out
+}
+
+// Run attaches the probes, delivers flows and system events to h until ctx
+// is cancelled, then detaches everything and closes open flows with reason
+// "source_closed". h may implement flow.SystemHandler to receive host
+// activity. Run may be called once.
+func (s *Source) Run(ctx context.Context, h flow.Handler) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("linuxcompat: Run called twice")
+	}
+	defer s.objs.Close()
+	defer s.closing.Store(true)
+
+	var links []link.Link
+	defer func() {
+		for _, l := range links {
+			l.Close()
+		}
+	}()
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_exec", s.objs.OnExec},
+		{"sched_process_exit", s.objs.OnExit},
+		{"sched_process_fork", s.objs.OnFork},
+		{"sys_enter", s.objs.OnSysEnter},
+		{"sys_exit", s.objs.OnSysExit},
+	} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
+		if err != nil {
+			return fmt.Errorf("attach raw tracepoint %s: %w", tp.name, err)
+		}
+		links = append(links, l)
+	}
+
+	rd, err := ringbuf.NewReader(s.objs.Events)
+	if err != nil {
+		return fmt.Errorf("open ring buffer: %w", err)
+	}
+	defer rd.Close()
+
+	att := newAttacher(s)
+	defer att.close()
+
+	queue := make(chan queued, s.cfg.QueueRecords)
+	drops := newDropLedger()
+	var wg sync.WaitGroup
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(queue)
+		s.readLoop(rd, queue, drops)
+	}()
+
+	attachCtx, stopAttach := context.WithCancel(ctx)
+	defer stopAttach()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		att.run(attachCtx)
+	}()
+
+	stopStats := s.startStatsExport(ctx)
+	defer stopStats()
+
+	dec := newDecoder(s, h, att, drops)
+	go func() {
+		<-ctx.Done()
+		rd.Close() // unblocks readLoop, which closes queue
+	}()
+	for q := range queue {
+		dec.handle(q)
+	}
+	dec.closeAll("source_closed")
+	stopAttach()
+	wg.Wait()
+	stopStats()
+	return nil
+}
+
+// queued is one ring buffer record waiting for the decoder.
+type queued struct {
+	seq uint64
+	raw []byte
+}
+
+// readLoop copies records out of the ring into the bounded queue and never
+// blocks on the decoder: when the queue is full the record is dropped,
+// counted and remembered as a gap for its flow.
+func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- queued, drops *dropLedger) {
+	var rec ringbuf.Record
+	var seq uint64
+	for {
+		if err := rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			s.log.Warn("ebpf ring buffer read failed", "err", err)
+			continue
+		}
+		seq++
+		s.user.recordsRead.Add(1)
+		raw := make([]byte, len(rec.RawSample))
+		copy(raw, rec.RawSample)
+		select {
+		case queue <- queued{seq: seq, raw: raw}:
+		default:
+			s.user.queueDropRecords.Add(1)
+			if t, ok := parseTLS(raw); ok {
+				s.user.queueDropBytes.Add(int64(len(t.data)))
+				drops.add(dropKey{tgid: t.tgid, conn: t.conn, dir: t.dir}, int64(len(t.data)), seq)
+			} else {
+				drops.addSystem(raw)
+			}
+		}
+	}
+}
+
+// startStatsExport pushes counter deltas to cfg.Stats every second and once
+// more when stopped.
+func (s *Source) startStatsExport(ctx context.Context) func() {
+	if s.cfg.Stats == nil {
+		return func() {}
+	}
+	last := map[string]int64{}
+	push := func() {
+		for tok, v := range s.Stats().tokens() {
+			if d := v - last[tok]; d != 0 {
+				s.cfg.Stats.Count(tok, d)
+				last[tok] = v
+			}
+		}
+	}
+	done := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				push()
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+			push()
+		})
+	}
+}
