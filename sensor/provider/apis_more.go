@@ -3,5 +3,8 @@ package provider
 // moreAPIs lists the decoders of the other providers (Gemini, Vertex,
 // Bedrock, Cohere, Ollama, WebSocket APIs).
 func moreAPIs() []API {
-	return nil
+	var apis []API
+	apis = append(apis, newGeminiAPIs()...)
+	apis = append(apis, newVertexAPIs()...)
+	return apis
 }

@@ -1,0 +1,965 @@
+package provider
+
+// Google Gemini API (generativelanguage.googleapis.com): generateContent,
+// streamGenerateContent (SSE with ?alt=sse, a streamed JSON array
+// otherwise), countTokens, embedContent and batchEmbedContents. Vertex AI
+// serves the same bodies under project/location/publisher paths; vertex.go
+// reuses everything here.
+//
+// Reusable entry points:
+//
+//	parseGooglePath(path string) (googlePath, bool)
+//	    Splits /v1beta/models/{model}:{verb} and
+//	    /v1/projects/{p}/locations/{l}/publishers/{pub}/models/{model}:{verb}.
+//	decodeGeminiRequest(body []byte, res *Result)
+//	    Fills res.Request from a GenerateContentRequest: messages (system
+//	    instruction first; "model" → assistant; functionResponse parts → tool
+//	    messages and res.ToolResults), tools, tool choice, parameters.
+//	decodeGeminiResponse(x, res, resp)
+//	    A whole response, an SSE stream or a JSON-array stream; usage,
+//	    finish reason, tool calls, thinking, errors.
+//
+// Bodies may use the proto field names (snake_case) as well as the JSON
+// names (lowerCamelCase): the API accepts both and clients mix them.
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+)
+
+// API names of the Gemini decoders.
+const (
+	apiGeminiGenerate     = "gemini.generate_content"
+	apiGeminiCountTokens  = "gemini.count_tokens"
+	apiGeminiEmbed        = "gemini.embed_content"
+	apiGeminiInteractions = "gemini.interactions"
+)
+
+// Notes of the Google decoders.
+const (
+	noteUnknownHostGoogle = "unknown_host_google_shape"
+	noteStreamError       = "stream_error_event"
+)
+
+// ---------------------------------------------------------------- paths
+
+// googlePath is a parsed Gemini or Vertex AI model path.
+type googlePath struct {
+	Version   string // "v1beta", "v1", "v1beta1"
+	Project   string // Vertex only
+	Location  string // Vertex only
+	Publisher string // Vertex: "google", "anthropic", "mistralai", "meta"…; "" for Gemini
+	Model     string // model id, URL-decoded ("gemini-2.5-flash", "claude-sonnet-4@20250514")
+	Endpoint  string // Vertex endpoints/{id} paths: the endpoint id (Model is empty)
+	Verb      string // generateContent, streamGenerateContent, rawPredict, …
+}
+
+// parseGooglePath splits a Gemini or Vertex AI path. It accepts
+// /{version}/models/{m}:{verb}, /{version}/tunedModels/{m}:{verb},
+// /{version}/publishers/{pub}/models/{m}:{verb} (Vertex express mode) and
+// /{version}/projects/{p}/locations/{l}/publishers/{pub}/models/{m}:{verb}
+// or …/endpoints/{e}:{verb}.
+func parseGooglePath(path string) (googlePath, bool) {
+	var p googlePath
+	if dec, err := url.PathUnescape(path); err == nil {
+		path = dec
+	}
+	path = strings.TrimPrefix(path, "/")
+	colon := strings.LastIndexByte(path, ':')
+	if colon < 0 || strings.IndexByte(path[colon:], '/') >= 0 {
+		return p, false
+	}
+	p.Verb = path[colon+1:]
+	segs := strings.Split(path[:colon], "/")
+	if len(segs) < 3 || p.Verb == "" {
+		return p, false
+	}
+	p.Version = segs[0]
+	rest := segs[1:]
+	if len(rest) >= 4 && rest[0] == "projects" && rest[2] == "locations" {
+		p.Project, p.Location = rest[1], rest[3]
+		rest = rest[4:]
+	}
+	if len(rest) == 2 && rest[0] == "endpoints" {
+		p.Endpoint = rest[1]
+		return p, p.Endpoint != ""
+	}
+	if len(rest) >= 2 && rest[0] == "publishers" {
+		p.Publisher = rest[1]
+		rest = rest[2:]
+	}
+	if len(rest) != 2 || (rest[0] != "models" && rest[0] != "tunedModels") || rest[1] == "" {
+		return p, false
+	}
+	p.Model = rest[1]
+	if rest[0] == "tunedModels" {
+		p.Model = "tunedModels/" + p.Model
+	}
+	return p, true
+}
+
+// modelID is the model the path names (the endpoint id for endpoints).
+func (p googlePath) modelID() string {
+	if p.Model != "" {
+		return p.Model
+	}
+	return p.Endpoint
+}
+
+// isGoogleGenerateVerb reports whether verb is a generateContent verb.
+func isGoogleGenerateVerb(verb string) bool {
+	return verb == "generateContent" || verb == "streamGenerateContent"
+}
+
+// ---------------------------------------------------------------- the API
+
+// geminiAPI decodes the generativelanguage.googleapis.com model verbs. The
+// same type, with vertex set, serves Vertex AI's Google publisher.
+type geminiAPI struct {
+	name   string
+	vertex bool
+	verbs  map[string]bool
+}
+
+func newGeminiAPIs() []API {
+	return []API{
+		geminiAPI{name: apiGeminiGenerate, verbs: map[string]bool{"generateContent": true, "streamGenerateContent": true}},
+		geminiAPI{name: apiGeminiCountTokens, verbs: map[string]bool{"countTokens": true}},
+		geminiAPI{name: apiGeminiEmbed, verbs: map[string]bool{"embedContent": true, "batchEmbedContents": true}},
+		geminiInteractionsAPI{},
+	}
+}
+
+func (a geminiAPI) Name() string { return a.name }
+
+func (a geminiAPI) Match(t Target, x *httpmsg.Exchange) bool {
+	if !isPost(x) {
+		return false
+	}
+	p, ok := parseGooglePath(x.Request.Path())
+	if !ok || !a.verbs[p.Verb] {
+		return false
+	}
+	if a.vertex {
+		return t.ProviderID == "google_vertex" && (p.Publisher == "" || p.Publisher == "google")
+	}
+	switch t.ProviderID {
+	case "google":
+		return true
+	case "google_vertex":
+		return false
+	}
+	// An unknown host (a gateway, a proxy) speaking the Gemini API: the
+	// model path and verb are distinctive enough.
+	return !t.Known && p.Model != ""
+}
+
+func (a geminiAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
+	p, _ := parseGooglePath(x.Request.Path())
+	return decodeGoogleModelVerb(a.name, t, p, x, env), nil
+}
+
+// decodeGoogleModelVerb decodes a generateContent, countTokens or embedding
+// exchange on a Gemini or Vertex model path.
+func decodeGoogleModelVerb(api string, t Target, p googlePath, x *httpmsg.Exchange, env Env) *Result {
+	reqType := oisp.RequestChat
+	switch p.Verb {
+	case "countTokens":
+		reqType = oisp.RequestOther
+	case "embedContent", "batchEmbedContents", "predict":
+		reqType = oisp.RequestEmbedding
+	}
+	res := newResult(api, t, x, reqType)
+	if !t.Known {
+		res.Notes = append(res.Notes, noteUnknownHostGoogle)
+	}
+	req := res.Request
+	setGoogleProvider(req.Provider, p)
+	if m := strings.TrimPrefix(p.modelID(), "models/"); m != "" {
+		req.Model = &oisp.Model{ID: m}
+	}
+	switch reqType {
+	case oisp.RequestEmbedding:
+		decodeGoogleEmbedding(p, x, res)
+	case oisp.RequestOther:
+		decodeGeminiCountTokens(x, res)
+	default:
+		streaming := p.Verb == "streamGenerateContent"
+		decodeGeminiRequest(x.Request.Body.Data, res)
+		req.Streaming = oisp.Ptr(streaming)
+		if x.Response != nil {
+			resp := newResponse(req, x)
+			decodeGeminiResponse(x, res, resp, streaming)
+			res.Response = resp
+		}
+	}
+	finishGoogle(env, t, p, x, res)
+	return res
+}
+
+// setGoogleProvider records the Vertex project and location.
+func setGoogleProvider(p *oisp.Provider, gp googlePath) {
+	if gp.Project != "" {
+		p.ProjectID = gp.Project
+	}
+	if gp.Location != "" && gp.Location != "global" {
+		p.Region = gp.Location
+	}
+}
+
+// finishGoogle completes a Google result: the response's request id from
+// headers when the body had none, missing-response notes, enrichment.
+func finishGoogle(env Env, t Target, p googlePath, x *httpmsg.Exchange, res *Result) {
+	if x.Response == nil {
+		res.note(noteNoResponse)
+	} else {
+		if x.Response.Body.Truncated {
+			res.note(noteResponseTruncated)
+		}
+		if !x.Response.Complete {
+			res.note(noteResponseIncomplete)
+		}
+		if x.Response.Body.DecodeError != "" {
+			res.note(noteContentDecodeError)
+		}
+	}
+	id := t.ProviderID
+	if id == "" || id == "other" {
+		id = "google"
+	}
+	finishResult(env, id, res)
+}
+
+// ---------------------------------------------------------------- wire types
+
+// geminiBlobSize records the length of a base64 field without copying it:
+// inline data is described (type, size), never copied.
+type geminiBlobSize int
+
+// UnmarshalJSON never fails.
+func (n *geminiBlobSize) UnmarshalJSON(b []byte) error {
+	*n = geminiBlobSize(max(len(b)-2, 0) * 3 / 4)
+	return nil
+}
+
+type geminiBlob struct {
+	MimeType      jStr           `json:"mimeType"`
+	MimeTypeSnake jStr           `json:"mime_type"`
+	Data          geminiBlobSize `json:"data"`
+	FileURI       jStr           `json:"fileUri"`
+	FileURISnake  jStr           `json:"file_uri"`
+}
+
+func (b *geminiBlob) mime() string {
+	if b.MimeType != "" {
+		return string(b.MimeType)
+	}
+	return string(b.MimeTypeSnake)
+}
+
+type geminiFunctionCall struct {
+	ID       jStr            `json:"id"`
+	Name     jStr            `json:"name"`
+	Args     json.RawMessage `json:"args"`
+	Response json.RawMessage `json:"response"` // functionResponse
+}
+
+// geminiPart is one part of a content. Both spellings of every field are
+// decoded.
+type geminiPart struct {
+	Text                  *jStr               `json:"text"`
+	Thought               jBool               `json:"thought"`
+	InlineData            *geminiBlob         `json:"inlineData"`
+	InlineDataSnake       *geminiBlob         `json:"inline_data"`
+	FileData              *geminiBlob         `json:"fileData"`
+	FileDataSnake         *geminiBlob         `json:"file_data"`
+	FunctionCall          *geminiFunctionCall `json:"functionCall"`
+	FunctionCallSnake     *geminiFunctionCall `json:"function_call"`
+	FunctionResponse      *geminiFunctionCall `json:"functionResponse"`
+	FunctionResponseSnake *geminiFunctionCall `json:"function_response"`
+}
+
+func (p *geminiPart) inline() *geminiBlob {
+	if p.InlineData != nil {
+		return p.InlineData
+	}
+	return p.InlineDataSnake
+}
+
+func (p *geminiPart) file() *geminiBlob {
+	if p.FileData != nil {
+		return p.FileData
+	}
+	return p.FileDataSnake
+}
+
+func (p *geminiPart) call() *geminiFunctionCall {
+	if p.FunctionCall != nil {
+		return p.FunctionCall
+	}
+	return p.FunctionCallSnake
+}
+
+func (p *geminiPart) result() *geminiFunctionCall {
+	if p.FunctionResponse != nil {
+		return p.FunctionResponse
+	}
+	return p.FunctionResponseSnake
+}
+
+type geminiContent struct {
+	Role  jStr         `json:"role"`
+	Parts []geminiPart `json:"parts"`
+}
+
+type geminiFunctionDecl struct {
+	Name        jStr `json:"name"`
+	Description jStr `json:"description"`
+}
+
+// geminiTool is one entry of "tools": function declarations, or one
+// built-in tool (its key names it).
+type geminiTool struct {
+	FunctionDeclarations []geminiFunctionDecl
+	Others               []string
+}
+
+// UnmarshalJSON reads the declarations and names every other key (a
+// built-in tool: googleSearch, codeExecution, urlContext, …).
+func (t *geminiTool) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil
+	}
+	for _, k := range sortedKeys(m) {
+		v := m[k]
+		switch k {
+		case "functionDeclarations", "function_declarations":
+			var decls []geminiFunctionDecl
+			decodeLoose(v, &decls) //nolint:errcheck // broken declarations are skipped
+			t.FunctionDeclarations = append(t.FunctionDeclarations, decls...)
+		default:
+			t.Others = append(t.Others, k)
+		}
+	}
+	return nil
+}
+
+type geminiCallingConfig struct {
+	Mode                      jStr   `json:"mode"`
+	AllowedFunctionNames      []jStr `json:"allowedFunctionNames"`
+	AllowedFunctionNamesSnake []jStr `json:"allowed_function_names"`
+}
+
+type geminiToolConfig struct {
+	FunctionCallingConfig      *geminiCallingConfig `json:"functionCallingConfig"`
+	FunctionCallingConfigSnake *geminiCallingConfig `json:"function_calling_config"`
+}
+
+// geminiGenerationConfig holds the sampling parameters in both spellings.
+type geminiGenerationConfig struct {
+	Temperature           jFloat          `json:"temperature"`
+	TopP                  jFloat          `json:"topP"`
+	TopPSnake             jFloat          `json:"top_p"`
+	MaxOutputTokens       jInt            `json:"maxOutputTokens"`
+	MaxOutputTokensSnake  jInt            `json:"max_output_tokens"`
+	StopSequences         json.RawMessage `json:"stopSequences"`
+	StopSequencesSnake    json.RawMessage `json:"stop_sequences"`
+	PresencePenalty       jFloat          `json:"presencePenalty"`
+	PresencePenaltySnake  jFloat          `json:"presence_penalty"`
+	FrequencyPenalty      jFloat          `json:"frequencyPenalty"`
+	FrequencyPenaltySnake jFloat          `json:"frequency_penalty"`
+}
+
+type geminiRequestBody struct {
+	Model                  jStr                    `json:"model"`
+	Contents               json.RawMessage         `json:"contents"`
+	SystemInstruction      json.RawMessage         `json:"systemInstruction"`
+	SystemInstructionSnake json.RawMessage         `json:"system_instruction"`
+	Tools                  []geminiTool            `json:"tools"`
+	ToolConfig             *geminiToolConfig       `json:"toolConfig"`
+	ToolConfigSnake        *geminiToolConfig       `json:"tool_config"`
+	GenerationConfig       *geminiGenerationConfig `json:"generationConfig"`
+	GenerationConfigSnake  *geminiGenerationConfig `json:"generation_config"`
+	CachedContent          jStr                    `json:"cachedContent"`
+	// countTokens may wrap a whole generate request.
+	GenerateContentRequest *geminiRequestBody `json:"generateContentRequest"`
+}
+
+type geminiUsageBody struct {
+	PromptTokenCount        jInt `json:"promptTokenCount"`
+	CandidatesTokenCount    jInt `json:"candidatesTokenCount"`
+	TotalTokenCount         jInt `json:"totalTokenCount"`
+	CachedContentTokenCount jInt `json:"cachedContentTokenCount"`
+	ThoughtsTokenCount      jInt `json:"thoughtsTokenCount"`
+	ToolUsePromptTokenCount jInt `json:"toolUsePromptTokenCount"`
+}
+
+type geminiCandidate struct {
+	Content      *geminiContent `json:"content"`
+	FinishReason jStr           `json:"finishReason"`
+	Index        jInt           `json:"index"`
+}
+
+type googleErrorBody struct {
+	Code    jInt `json:"code"`
+	Message jStr `json:"message"`
+	Status  jStr `json:"status"`
+}
+
+type geminiResponseBody struct {
+	Candidates     []geminiCandidate `json:"candidates"`
+	UsageMetadata  *geminiUsageBody  `json:"usageMetadata"`
+	ModelVersion   jStr              `json:"modelVersion"`
+	ResponseID     jStr              `json:"responseId"`
+	PromptFeedback *struct {
+		BlockReason jStr `json:"blockReason"`
+	} `json:"promptFeedback"`
+	Error json.RawMessage `json:"error"`
+}
+
+// ---------------------------------------------------------------- request
+
+// decodeGeminiRequest fills res.Request from a GenerateContentRequest body.
+func decodeGeminiRequest(body []byte, res *Result) {
+	req := res.Request
+	var b geminiRequestBody
+	mismatch, err := decodeLoose(body, &b)
+	if err != nil {
+		if len(bytes.TrimSpace(body)) > 0 {
+			res.note(noteRequestNotJSON)
+		}
+		finishRequest(req)
+		return
+	}
+	if mismatch {
+		res.note(noteRequestTypeMismatch)
+	}
+	if b.GenerateContentRequest != nil && len(b.Contents) == 0 {
+		b = *b.GenerateContentRequest
+	}
+	if req.Model == nil && b.Model != "" {
+		req.Model = &oisp.Model{ID: strings.TrimPrefix(string(b.Model), "models/")}
+	}
+	sys := b.SystemInstruction
+	if len(sys) == 0 {
+		sys = b.SystemInstructionSnake
+	}
+	if text, images, ok := geminiSystem(sys); ok {
+		setSystemPrompt(req, text)
+		req.Messages = append(req.Messages, newMessage("system", text, images))
+	}
+	for _, c := range geminiContents(b.Contents) {
+		req.Messages = append(req.Messages, geminiRequestMessage(&c, res))
+	}
+	for _, t := range b.Tools {
+		for _, d := range t.FunctionDeclarations {
+			req.Tools = append(req.Tools, oisp.ToolDefinition{Name: string(d.Name), Description: string(d.Description), Type: "function"})
+		}
+		for _, k := range t.Others {
+			req.Tools = append(req.Tools, oisp.ToolDefinition{Name: geminiBuiltinName(k), Type: geminiBuiltinType(k)})
+		}
+	}
+	tc := b.ToolConfig
+	if tc == nil {
+		tc = b.ToolConfigSnake
+	}
+	if tc != nil {
+		req.ToolChoice = geminiToolChoice(tc)
+	}
+	gc := b.GenerationConfig
+	if gc == nil {
+		gc = b.GenerationConfigSnake
+	}
+	if gc != nil {
+		req.Parameters = geminiParameters(gc)
+	}
+	finishRequest(req)
+}
+
+// geminiContents reads "contents": an array of contents, or (tolerated) a
+// single content object.
+func geminiContents(raw json.RawMessage) []geminiContent {
+	var out []geminiContent
+	switch rawKind(raw) {
+	case '[':
+		decodeLoose(raw, &out) //nolint:errcheck // a broken array yields what decoded
+	case '{':
+		var c geminiContent
+		if _, err := decodeLoose(raw, &c); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// geminiSystem reads a system instruction: a content object, or a plain
+// string (accepted by the SDKs).
+func geminiSystem(raw json.RawMessage) (string, int, bool) {
+	switch rawKind(raw) {
+	case '"':
+		s, _ := rawString(raw)
+		return s, 0, true
+	case '{':
+		var c geminiContent
+		if _, err := decodeLoose(raw, &c); err != nil {
+			return "", 0, false
+		}
+		text, images, _ := geminiFlatten(c.Parts, nil)
+		return text, images, true
+	}
+	return "", 0, false
+}
+
+// geminiFlatten renders parts as text: text parts joined, thoughts left
+// out, function responses as their JSON; images counted, other inline or
+// file data left out. Function responses become ToolResults when results
+// is not nil. onlyResults reports whether every part was a function
+// response.
+func geminiFlatten(parts []geminiPart, results *[]ToolResult) (text string, images int, onlyResults bool) {
+	var texts []string
+	onlyResults = len(parts) > 0
+	for i := range parts {
+		p := &parts[i]
+		r := p.result()
+		if r == nil {
+			onlyResults = false
+		}
+		switch {
+		case p.Text != nil:
+			if !p.Thought.V {
+				texts = append(texts, string(*p.Text))
+			}
+		case p.inline() != nil:
+			if strings.HasPrefix(p.inline().mime(), "image/") {
+				images++
+			}
+		case p.file() != nil:
+			if strings.HasPrefix(p.file().mime(), "image/") {
+				images++
+			}
+		case r != nil:
+			out := compactJSON(r.Response)
+			texts = append(texts, out)
+			if results != nil {
+				*results = append(*results, ToolResult{CallID: string(r.ID), Name: string(r.Name), Content: out, IsError: geminiResultIsError(r.Response)})
+			}
+		}
+	}
+	return joinText(texts), images, onlyResults
+}
+
+// geminiResultIsError reports whether a function response carries an
+// "error" member (the SDKs' convention for failed tools).
+func geminiResultIsError(raw json.RawMessage) bool {
+	if rawKind(raw) != '{' {
+		return false
+	}
+	var m struct {
+		Error json.RawMessage `json:"error"`
+	}
+	return json.Unmarshal(raw, &m) == nil && len(m.Error) > 0 && rawKind(m.Error) != 'n'
+}
+
+// geminiRequestMessage turns one request content into a message. A user
+// turn made only of function responses is a tool message.
+func geminiRequestMessage(c *geminiContent, res *Result) oisp.Message {
+	var results []ToolResult
+	text, images, onlyResults := geminiFlatten(c.Parts, &results)
+	role := string(c.Role)
+	if role == "" {
+		role = "user"
+	}
+	var msg oisp.Message
+	if onlyResults {
+		msg = newMessage("tool", text, images)
+		if role != "tool" {
+			msg.OriginalRole = role
+		}
+		if len(results) == 1 {
+			msg.ToolCallID = results[0].CallID
+			msg.Name = results[0].Name
+		}
+	} else {
+		msg = newMessage(role, text, images)
+	}
+	res.ToolResults = append(res.ToolResults, results...)
+	return msg
+}
+
+// geminiBuiltinName names a built-in tool key in snake_case.
+func geminiBuiltinName(key string) string {
+	var b strings.Builder
+	for i, r := range key {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// geminiBuiltinType maps a built-in tool onto the tool_definition enum.
+func geminiBuiltinType(key string) string {
+	switch geminiBuiltinName(key) {
+	case "code_execution":
+		return "code_interpreter"
+	case "file_search", "retrieval":
+		return "file_search"
+	case "computer_use":
+		return "computer_use"
+	}
+	return "other"
+}
+
+// geminiToolChoice renders functionCallingConfig: AUTO → auto, NONE →
+// none, ANY → required (or the one allowed function's name).
+func geminiToolChoice(tc *geminiToolConfig) string {
+	fc := tc.FunctionCallingConfig
+	if fc == nil {
+		fc = tc.FunctionCallingConfigSnake
+	}
+	if fc == nil {
+		return ""
+	}
+	allowed := append(fc.AllowedFunctionNames, fc.AllowedFunctionNamesSnake...)
+	switch strings.ToUpper(string(fc.Mode)) {
+	case "AUTO", "MODE_UNSPECIFIED", "1", "0":
+		return "auto"
+	case "NONE", "3":
+		return "none"
+	case "ANY", "2":
+		if len(allowed) == 1 {
+			return string(allowed[0])
+		}
+		return "required"
+	case "VALIDATED", "4":
+		return "validated"
+	case "":
+		return ""
+	}
+	return strings.ToLower(string(fc.Mode))
+}
+
+// geminiParameters reads generationConfig.
+func geminiParameters(gc *geminiGenerationConfig) *oisp.Parameters {
+	pick := func(a, b jFloat) *float64 {
+		if a.OK {
+			return a.Ptr()
+		}
+		return b.Ptr()
+	}
+	p := &oisp.Parameters{
+		Temperature:      gc.Temperature.Ptr(),
+		TopP:             pick(gc.TopP, gc.TopPSnake),
+		PresencePenalty:  pick(gc.PresencePenalty, gc.PresencePenaltySnake),
+		FrequencyPenalty: pick(gc.FrequencyPenalty, gc.FrequencyPenaltySnake),
+		MaxTokens:        gc.MaxOutputTokens.Ptr(),
+		Stop:             stringList(gc.StopSequences),
+	}
+	if p.MaxTokens == nil {
+		p.MaxTokens = gc.MaxOutputTokensSnake.Ptr()
+	}
+	if p.Stop == nil {
+		p.Stop = stringList(gc.StopSequencesSnake)
+	}
+	return p
+}
+
+// ---------------------------------------------------------------- response
+
+// geminiFinishNames maps the numeric FinishReason values (sent with
+// enum-encoding=int) to their names.
+var geminiFinishNames = [...]string{
+	"FINISH_REASON_UNSPECIFIED", "STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "OTHER",
+	"LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "MALFORMED_FUNCTION_CALL",
+	"IMAGE_SAFETY", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS",
+}
+
+// geminiFinishName returns the FinishReason name of a raw value (a name or
+// a number).
+func geminiFinishName(raw string) string {
+	if raw == "" || raw[0] < '0' || raw[0] > '9' {
+		return raw
+	}
+	n := 0
+	for _, c := range raw {
+		if c < '0' || c > '9' || n > len(geminiFinishNames) {
+			return raw
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n < len(geminiFinishNames) {
+		return geminiFinishNames[n]
+	}
+	return raw
+}
+
+// geminiFinish maps a FinishReason onto the finish_reason enum. A response
+// that called functions finished with tool_calls whatever Gemini says
+// (it says STOP).
+func geminiFinish(raw string, calledTools bool) string {
+	name := geminiFinishName(raw)
+	switch strings.ToUpper(name) {
+	case "":
+		if calledTools {
+			return oisp.FinishToolCalls
+		}
+		return ""
+	case "STOP":
+		if calledTools {
+			return oisp.FinishToolCalls
+		}
+		return oisp.FinishStop
+	case "FINISH_REASON_UNSPECIFIED", "MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "LANGUAGE", "OTHER":
+		// The model produced something unusable, but the exchange did
+		// not fail: not "error".
+		return oisp.FinishOther
+	}
+	return oisp.FinishReason(name)
+}
+
+// geminiUsage normalises usageMetadata. Gemini reports thinking tokens
+// apart from candidatesTokenCount and tool-use prompt tokens apart from
+// promptTokenCount; following the sensor's convention completion_tokens
+// includes reasoning (thoughts) and prompt_tokens every input token, so
+// prompt + completion = totalTokenCount. Cached content tokens are part of
+// promptTokenCount already.
+func geminiUsage(u *geminiUsageBody) *oisp.Usage {
+	if u == nil || !(u.PromptTokenCount.OK || u.CandidatesTokenCount.OK || u.TotalTokenCount.OK || u.ThoughtsTokenCount.OK) {
+		return nil
+	}
+	out := &oisp.Usage{
+		PromptTokens:     oisp.Ptr(u.PromptTokenCount.V + u.ToolUsePromptTokenCount.V),
+		CompletionTokens: oisp.Ptr(u.CandidatesTokenCount.V + u.ThoughtsTokenCount.V),
+		TotalTokens:      u.TotalTokenCount.Ptr(),
+	}
+	if u.ThoughtsTokenCount.OK {
+		out.ReasoningTokens = u.ThoughtsTokenCount.Ptr()
+	}
+	if u.CachedContentTokenCount.OK {
+		out.CachedTokens = u.CachedContentTokenCount.Ptr()
+	}
+	return out
+}
+
+// googleError reads a Google error member ({code, message, status}) or a
+// bare string; nil when absent.
+func googleError(raw json.RawMessage) *oisp.Error {
+	switch rawKind(raw) {
+	case 0, 'n':
+		return nil
+	case '{':
+		var e googleErrorBody
+		if _, err := decodeLoose(raw, &e); err != nil {
+			return &oisp.Error{Type: "error"}
+		}
+		out := &oisp.Error{Type: string(e.Status), Message: string(e.Message)}
+		if e.Code.OK {
+			out.Code = itoa(e.Code.V)
+		}
+		if out.Type == "" {
+			out.Type = "error"
+		}
+		return out
+	}
+	return &oisp.Error{Type: "error", Message: rawText(raw)}
+}
+
+// geminiAcc reassembles a response from one body or many stream chunks.
+type geminiAcc struct {
+	id, model    string
+	text         strings.Builder
+	thinking     strings.Builder
+	calls        []oisp.ToolCall
+	finish       string
+	blockReason  string
+	usage        *geminiUsageBody
+	err          *oisp.Error
+	chunks       int
+	badChunks    int
+	firstContent time.Time
+}
+
+// add merges one response object (a whole body or one stream chunk).
+func (a *geminiAcc) add(data []byte, at time.Time) {
+	var b geminiResponseBody
+	if _, err := decodeLoose(data, &b); err != nil {
+		a.badChunks++
+		return
+	}
+	a.chunks++
+	if e := googleError(b.Error); e != nil && a.err == nil {
+		a.err = e
+	}
+	if b.ResponseID != "" {
+		a.id = string(b.ResponseID)
+	}
+	if b.ModelVersion != "" {
+		a.model = string(b.ModelVersion)
+	}
+	if b.UsageMetadata != nil {
+		a.usage = b.UsageMetadata
+	}
+	if b.PromptFeedback != nil && b.PromptFeedback.BlockReason != "" {
+		a.blockReason = string(b.PromptFeedback.BlockReason)
+	}
+	for i := range b.Candidates {
+		c := &b.Candidates[i]
+		if c.Index.V != 0 { // only the first candidate is reassembled
+			continue
+		}
+		if c.FinishReason != "" {
+			a.finish = string(c.FinishReason)
+		}
+		if c.Content == nil {
+			continue
+		}
+		for j := range c.Content.Parts {
+			a.part(&c.Content.Parts[j], at)
+		}
+	}
+}
+
+// maxGeminiCalls bounds the tool calls kept from one response.
+const maxGeminiCalls = 4096
+
+func (a *geminiAcc) part(p *geminiPart, at time.Time) {
+	switch {
+	case p.Text != nil:
+		if p.Thought.V {
+			a.thinking.WriteString(string(*p.Text))
+		} else {
+			a.text.WriteString(string(*p.Text))
+		}
+		if *p.Text != "" {
+			a.content(at)
+		}
+	case p.call() != nil:
+		fc := p.call()
+		if len(a.calls) < maxGeminiCalls {
+			a.calls = append(a.calls, toolCall(string(fc.ID), string(fc.Name), "function", compactJSON(fc.Args)))
+		}
+		a.content(at)
+	case p.inline() != nil:
+		a.content(at)
+	}
+}
+
+func (a *geminiAcc) content(at time.Time) {
+	if a.firstContent.IsZero() && !at.IsZero() {
+		a.firstContent = at
+	}
+}
+
+// fill writes the reassembled response into resp.
+func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
+	if a.badChunks > 0 {
+		res.note(noteStreamBadEvent)
+	}
+	if a.id != "" {
+		resp.ProviderRequestID = a.id
+	}
+	if a.model != "" {
+		resp.Model = &oisp.Model{ID: a.model}
+	}
+	resp.Usage = geminiUsage(a.usage)
+	if a.err != nil {
+		setFailure(resp, a.err, resp.StatusCode > 0 && resp.StatusCode < 400)
+		return
+	}
+	if a.chunks == 0 {
+		return
+	}
+	raw := a.finish
+	fr := geminiFinish(raw, len(a.calls) > 0)
+	if raw == "" && a.blockReason != "" {
+		raw, fr = a.blockReason, oisp.FinishContentFilter
+	}
+	text := a.text.String()
+	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(text), FinishReason: fr, RawFinishReason: rawIfDifferent(geminiFinishName(raw), fr)}}
+	resp.FinishReason = fr
+	resp.ToolCalls = a.calls
+	resp.ToolCallsCount = len(a.calls)
+	if th := a.thinking.String(); th != "" {
+		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
+	}
+}
+
+// decodeGeminiResponse decodes a generateContent response: one JSON object,
+// an SSE stream (alt=sse), or a JSON array of chunks (streaming without
+// alt=sse). The body's shape decides, not the request: error replies to
+// streaming requests are plain JSON.
+func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse, streaming bool) {
+	body := &x.Response.Body
+	var a geminiAcc
+	switch {
+	case looksSSE(x):
+		for _, ev := range sseEvents(body) {
+			a.add(ev.Data, ev.At)
+		}
+		resp.StreamEvents = a.chunks
+	case rawKind(body.Data) == '[':
+		for _, el := range jsonArrayElements(body) {
+			a.add(el.Data, el.At)
+		}
+		if a.chunks == 0 && len(bytes.TrimSpace(body.Data)) > 2 {
+			res.note(noteResponseNotJSON)
+		}
+		resp.StreamEvents = a.chunks
+	default:
+		if len(bytes.TrimSpace(body.Data)) == 0 {
+			break
+		}
+		a.add(body.Data, time.Time{})
+		if a.chunks == 0 {
+			res.note(noteResponseNotJSON)
+		}
+	}
+	a.fill(res, resp)
+	if streaming {
+		resp.Streaming = oisp.Ptr(true)
+		if !a.firstContent.IsZero() {
+			resp.TimeToFirstTokenMS = msBetween(requestDone(x), a.firstContent)
+		}
+	}
+	if resp.StatusCode >= 400 && resp.Error == nil {
+		httpError(resp, resp.StatusCode, body.Data)
+	}
+}
+
+// ---------------------------------------------------------------- countTokens
+
+// decodeGeminiCountTokens reads a countTokens exchange: the request like a
+// generate request, the response's count as an extra (not usage: counting
+// consumes nothing).
+func decodeGeminiCountTokens(x *httpmsg.Exchange, res *Result) {
+	decodeGeminiRequest(x.Request.Body.Data, res)
+	res.Request.Streaming = oisp.Ptr(false)
+	if x.Response == nil {
+		return
+	}
+	resp := newResponse(res.Request, x)
+	var b struct {
+		TotalTokens jInt            `json:"totalTokens"`
+		Error       json.RawMessage `json:"error"`
+	}
+	if _, err := decodeLoose(x.Response.Body.Data, &b); err == nil {
+		if e := googleError(b.Error); e != nil {
+			setFailure(resp, e, false)
+		}
+	}
+	if resp.StatusCode >= 400 && resp.Error == nil {
+		httpError(resp, resp.StatusCode, x.Response.Body.Data)
+	}
+	res.Response = resp
+}
