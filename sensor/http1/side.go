@@ -1,0 +1,908 @@
+package http1
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+)
+
+// state is where a direction's parser stands.
+type state uint8
+
+const (
+	stStart     state = iota // before a start line (skipping empty lines)
+	stOverflow               // in a header or trailer block over the cap
+	stBodyLen                // in a Content-Length body
+	stChunkSize              // expecting a chunk-size line
+	stChunkData              // in a chunk's data
+	stChunkEnd               // expecting the CRLF after a chunk's data
+	stTrailer                // in the trailer block after the last chunk
+	stBodyClose              // in a body that ends when the direction ends
+	stResync                 // skipping bytes until a plausible start line
+	stHeld                   // client: waiting to learn whether a switch happened
+	stEnded                  // the direction ended
+)
+
+// maxOverflowLine is how much of a line is kept while skipping an
+// oversized header block: enough for the framing fields.
+const maxOverflowLine = 256
+
+// side is the parser for one direction of the flow.
+type side struct {
+	d    *Decoder
+	dir  flow.Direction
+	st   state
+	seen bool // a byte arrived in this direction
+	fin  bool // the direction ended
+
+	buf   []byte    // header block, chunk-size line, resync window or held bytes
+	bufAt time.Time // arrival of buf's first byte
+	from  int       // resume offset for searches in buf
+	// lineOK: the first line of the header block in buf is complete and
+	// parses, so it need not be checked again as bytes arrive.
+	lineOK bool
+
+	ex        *exchange     // exchange of the message being parsed
+	body      *httpmsg.Body // its body
+	header    http.Header   // its header (for content decoding at the end)
+	transfer  []string      // transfer codings besides chunked
+	remaining int64         // bytes left of a Content-Length body or chunk
+	sawCR     bool          // stChunkEnd: the CR has been seen
+	lastAt    time.Time     // arrival of the last byte consumed
+
+	resyncTok string
+	replay    []byte // bytes to parse before the rest of the input
+
+	ov overflow
+}
+
+// overflow is the state of skipping an oversized header or trailer block.
+type overflow struct {
+	trailer bool
+	kept    string // start line and fields that fitted under the cap
+	keptAt  time.Time
+	line    []byte // current line, up to maxOverflowLine bytes
+	long    bool   // current line was longer than that
+	dropped int64
+	framing []string // "Name: value" framing fields seen past the cap
+}
+
+func (s *side) isClient() bool { return s.dir == flow.ClientToServer }
+
+// feed consumes p. Each step consumes at least one byte or changes state.
+func (s *side) feed(p []byte, at time.Time) {
+	s.seen = true
+	for len(p) > 0 {
+		if s.d.switched {
+			s.d.forward(flow.Chunk{Dir: s.dir, Data: p, At: at})
+			return
+		}
+		var n int
+		switch s.st {
+		case stStart:
+			n = s.start(p, at)
+		case stOverflow:
+			n = s.overflow(p, at)
+		case stBodyLen, stChunkData:
+			n = s.bodyBytes(p, at)
+		case stChunkSize:
+			n = s.chunkSize(p, at)
+		case stChunkEnd:
+			n = s.chunkEnd(p)
+		case stTrailer:
+			n = s.trailer(p, at)
+		case stBodyClose:
+			s.appendBody(p, at)
+			n = len(p)
+		case stResync:
+			n = s.resync(p)
+		case stHeld:
+			n = s.hold(p, at)
+		case stEnded:
+			s.d.rec.Count(TokenAfterFin, int64(len(p)))
+			return
+		}
+		if n > 0 {
+			s.lastAt = at
+		}
+		p = p[n:]
+		if s.replay != nil {
+			p = append(s.replay, p...)
+			s.replay = nil
+		}
+	}
+}
+
+// start accumulates a start line and header block.
+func (s *side) start(p []byte, at time.Time) int {
+	lim := s.d.lim.MaxHeaderBytes
+	if len(s.buf) == 0 {
+		s.lineOK = false
+		// Empty lines before a message are ignored (RFC 9112 2.2).
+		i := 0
+		for i < len(p) && (p[i] == '\r' || p[i] == '\n') {
+			i++
+		}
+		if i > 0 {
+			return i
+		}
+		s.bufAt = at
+		if e := blockEnd(p, 0); e >= 0 && e <= lim+3 {
+			if !s.plausible(p[:e]) {
+				s.buf = append(s.buf, p[:e]...)
+				s.enterResync(TokenBadStartLine, true)
+				return e
+			}
+			s.block(p[:e], at, true)
+			return e
+		}
+	}
+	old := len(s.buf)
+	take := min(len(p), lim+3-old)
+	s.buf = append(s.buf, p[:take]...)
+	if !s.lineOK {
+		// Only the first line is checked; until it ends, old bytes hold
+		// no line end.
+		if bytes.IndexByte(s.buf[old:], '\n') >= 0 {
+			s.lineOK = true
+		}
+		if !s.plausible(s.buf) {
+			s.lineOK = false
+			s.enterResync(TokenBadStartLine, true)
+			return take
+		}
+	}
+	if e := blockEnd(s.buf, max(0, old-2)); e >= 0 {
+		s.lineOK = false
+		s.block(s.buf[:e], at, true)
+		s.buf = s.buf[:0]
+		return e - old
+	}
+	if len(s.buf) > lim {
+		s.lineOK = false
+		s.beginOverflow(false)
+	}
+	return take
+}
+
+// plausible reports whether b, the start of a message, can be one: its
+// first line parses, or while incomplete could still parse.
+func (s *side) plausible(b []byte) bool {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		if s.isClient() {
+			return plausibleRequestStart(b)
+		}
+		return plausibleStatusStart(b)
+	}
+	line := trimCR(string(b[:i]))
+	if s.isClient() {
+		_, _, _, ok := parseRequestLine(line)
+		return ok
+	}
+	_, _, _, ok := parseStatusLine(line)
+	return ok
+}
+
+// block handles a header block whose start line is known to parse. b may
+// alias buffers; nothing keeps it. complete is false when the block was cut
+// off (flow ended or bytes lost) and only its whole lines are present.
+func (s *side) block(b []byte, at time.Time, complete bool) {
+	str := string(b)
+	nl := strings.IndexByte(str, '\n')
+	if nl < 0 {
+		nl = len(str)
+	}
+	first := trimCR(str[:nl])
+	fields := ""
+	if nl < len(str) {
+		fields = str[nl+1:]
+	}
+	if s.isClient() {
+		method, target, proto, _ := parseRequestLine(first)
+		if method == "PRI" && target == "*" && proto == "HTTP/2.0" {
+			s.buf = s.buf[:0]
+			s.d.preface(bytes.Clone(b), s.bufAt)
+			return
+		}
+		s.beginRequest(method, target, proto, fields, at, complete)
+		return
+	}
+	proto, status, reason, _ := parseStatusLine(first)
+	s.beginResponse(proto, status, reason, fields, at, complete)
+}
+
+// parseHeader parses field lines into a new header and counts bad lines.
+func (s *side) parseHeader(fields string) http.Header {
+	h := make(http.Header, strings.Count(fields, "\n"))
+	if bad := parseFields(fields, h); bad > 0 {
+		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
+	}
+	return h
+}
+
+func (s *side) beginRequest(method, target, proto, fields string, at time.Time, complete bool) {
+	d := s.d
+	h := s.parseHeader(fields)
+	e := d.newExchange(proto)
+	req := &e.x.Request
+	req.Method = method
+	req.Target = target
+	req.Scheme = d.scheme
+	req.Header = h
+	req.Start = s.bufAt
+	req.End = at
+	if host := h["Host"]; len(host) > 0 {
+		req.Authority = host[0]
+	} else if i := authorityEnd(target); i > 0 {
+		req.Authority = target[strings.Index(target, "://")+3 : i]
+	} else if method == "CONNECT" {
+		req.Authority = target
+	}
+	e.head = method == "HEAD"
+	e.connect = method == "CONNECT"
+	e.upgrade = len(h["Upgrade"]) > 0 && headerHasToken(h["Connection"], "upgrade")
+	s.ex, s.body, s.header, s.transfer = e, &req.Body, h, nil
+	if s.ov.dropped > 0 {
+		s.noteOverflow()
+	}
+	if !complete {
+		s.abandon("request headers incomplete")
+		return
+	}
+	if te := h["Transfer-Encoding"]; len(te) > 0 {
+		chunked, others := transferCodings(te)
+		if chunked {
+			s.transfer = others
+			s.st = stChunkSize
+			return
+		}
+		// RFC 9112 6.3: a request whose Transfer-Encoding does not end in
+		// chunked cannot be framed; read it to the end of the direction.
+		d.rec.Count(TokenBadTransferCoding, 1)
+		e.x.Partial = true
+		addNote(e.x, "request Transfer-Encoding does not end in chunked")
+		s.transfer = others
+		s.st = stBodyClose
+		return
+	}
+	if cl := h["Content-Length"]; len(cl) > 0 {
+		n, ok := parseContentLength(cl)
+		if !ok {
+			d.rec.Count(TokenBadContentLength, 1)
+			e.x.Partial = true
+			addNote(e.x, "request Content-Length unreadable; body skipped")
+		} else if n > 0 {
+			s.expectBody(n)
+			return
+		}
+	}
+	s.endMessage(at, true)
+}
+
+// authorityEnd returns where the authority ends in an absolute-form target,
+// or -1 for other forms.
+func authorityEnd(target string) int {
+	i := strings.Index(target, "://")
+	if i <= 0 || i > 8 {
+		return -1
+	}
+	rest := target[i+3:]
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		return i + 3 + j
+	}
+	return len(target)
+}
+
+func (s *side) beginResponse(proto string, status int, reason, fields string, at time.Time, complete bool) {
+	d := s.d
+	h := s.parseHeader(fields)
+	if status < 200 && status != 101 {
+		// Interim responses (100 Continue, 103 Early Hints) come before
+		// the final response of the same request; they carry no body.
+		d.rec.Count(TokenInterimResponse, 1)
+		return
+	}
+	e := d.pairResponse(proto)
+	e.respStarted = true
+	resp := &httpmsg.Response{Status: status, Reason: reason, Header: h, Start: s.bufAt, End: at}
+	e.x.Response = resp
+	s.ex, s.body, s.header, s.transfer = e, &resp.Body, h, nil
+	if s.ov.dropped > 0 {
+		s.noteOverflow()
+	}
+	if !complete {
+		s.abandon("response headers incomplete")
+		return
+	}
+	switch {
+	case status == 101,
+		e.connect && status/100 == 2,
+		e.head, status == 204, status == 304:
+		// No body (RFC 9112 6.3 rules 1 and 2).
+		s.endMessage(at, true)
+		return
+	}
+	if te := h["Transfer-Encoding"]; len(te) > 0 {
+		chunked, others := transferCodings(te)
+		s.transfer = others
+		if chunked {
+			s.st = stChunkSize
+		} else {
+			s.st = stBodyClose
+		}
+		return
+	}
+	if cl := h["Content-Length"]; len(cl) > 0 {
+		n, ok := parseContentLength(cl)
+		if !ok {
+			d.rec.Count(TokenBadContentLength, 1)
+			e.x.Partial = true
+			addNote(e.x, "response Content-Length unreadable; body read to the end of the flow")
+			s.st = stBodyClose
+			return
+		}
+		if n > 0 {
+			s.expectBody(n)
+			return
+		}
+		s.endMessage(at, true)
+		return
+	}
+	s.st = stBodyClose
+}
+
+// expectBody prepares for a Content-Length body of n bytes.
+func (s *side) expectBody(n int64) {
+	s.remaining = n
+	s.st = stBodyLen
+	// Reserve room for what is announced, bounded by the cap and by a
+	// modest first allocation so a lying header costs little.
+	if s.body.Data == nil {
+		s.body.Data = make([]byte, 0, min(n, int64(s.d.lim.MaxBody), 1<<20))
+	}
+}
+
+// bodyBytes consumes Content-Length body or chunk data.
+func (s *side) bodyBytes(p []byte, at time.Time) int {
+	n := int(min(int64(len(p)), s.remaining))
+	s.appendBody(p[:n], at)
+	s.remaining -= int64(n)
+	if s.remaining == 0 {
+		if s.st == stChunkData {
+			s.st = stChunkEnd
+			s.sawCR = false
+		} else {
+			s.endMessage(at, true)
+		}
+	}
+	return n
+}
+
+func (s *side) chunkSize(p []byte, at time.Time) int {
+	i := bytes.IndexByte(p, '\n')
+	if i < 0 {
+		if len(s.buf)+len(p) > maxChunkSizeLine {
+			s.badFraming(TokenBadChunkSize, "chunk-size line too long")
+			return 0
+		}
+		s.buf = append(s.buf, p...)
+		return len(p)
+	}
+	line := p[:i]
+	if len(s.buf) > 0 {
+		s.buf = append(s.buf, line...)
+		line = s.buf
+	}
+	n, ok := parseChunkSize(line)
+	s.buf = s.buf[:0]
+	switch {
+	case !ok:
+		s.badFraming(TokenBadChunkSize, "unreadable chunk size")
+		return i + 1
+	case n == 0:
+		s.st = stTrailer
+	default:
+		s.remaining = n
+		s.st = stChunkData
+	}
+	return i + 1
+}
+
+func (s *side) chunkEnd(p []byte) int {
+	switch {
+	case p[0] == '\n':
+		s.st = stChunkSize
+		return 1
+	case p[0] == '\r' && !s.sawCR:
+		s.sawCR = true
+		return 1
+	}
+	// Tolerate a missing line end: the next chunk-size line decides.
+	s.d.rec.Count(TokenBadChunkEnd, 1)
+	s.st = stChunkSize
+	return 0
+}
+
+// trailer accumulates the trailer block after the last chunk; usually it is
+// just the empty line.
+func (s *side) trailer(p []byte, at time.Time) int {
+	if len(s.buf) == 0 {
+		switch {
+		case p[0] == '\n':
+			s.endMessage(at, true)
+			return 1
+		case p[0] == '\r' && len(p) > 1 && p[1] == '\n':
+			s.endMessage(at, true)
+			return 2
+		}
+		s.bufAt = at
+	}
+	lim := s.d.lim.MaxHeaderBytes
+	old := len(s.buf)
+	take := min(len(p), lim+3-old)
+	s.buf = append(s.buf, p[:take]...)
+	e := -1
+	switch {
+	case string(s.buf) == "\r":
+	case bytes.HasPrefix(s.buf, []byte("\r\n")):
+		e = 2
+	default:
+		e = blockEnd(s.buf, max(0, old-2))
+	}
+	if e >= 0 {
+		s.trailerBlock(string(s.buf[:e]))
+		s.buf = s.buf[:0]
+		s.endMessage(at, true)
+		return e - old
+	}
+	if len(s.buf) > lim {
+		s.beginOverflow(true)
+	}
+	return take
+}
+
+// trailerBlock keeps response trailers; request trailers have no place in
+// the model and are counted.
+func (s *side) trailerBlock(fields string) {
+	if strings.TrimSpace(fields) == "" {
+		return
+	}
+	if s.isClient() {
+		s.d.rec.Count(TokenRequestTrailer, int64(len(fields)))
+		addNote(s.ex.x, "request trailers dropped")
+		return
+	}
+	h := make(http.Header)
+	if bad := parseFields(fields, h); bad > 0 {
+		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
+	}
+	s.ex.x.Response.Trailer = h
+}
+
+// beginOverflow switches to skipping an oversized header or trailer block,
+// keeping the whole lines that fitted.
+func (s *side) beginOverflow(trailer bool) {
+	last := bytes.LastIndexByte(s.buf, '\n')
+	if !trailer && last < 0 {
+		// Not even the start line fits: nothing to keep.
+		s.d.rec.Count(TokenHeaderTooLarge, int64(len(s.buf)))
+		s.buf = s.buf[:0]
+		s.enterResync(TokenHeaderTooLarge, false)
+		return
+	}
+	rest := s.buf[last+1:]
+	s.ov = overflow{trailer: trailer, kept: string(s.buf[:last+1]), keptAt: s.bufAt}
+	s.ov.addLine(rest)
+	s.ov.dropped = int64(len(rest))
+	s.buf = s.buf[:0]
+	s.st = stOverflow
+}
+
+func (o *overflow) addLine(b []byte) {
+	if len(o.line)+len(b) > maxOverflowLine {
+		o.long = true
+		return
+	}
+	o.line = append(o.line, b...)
+}
+
+// overflow skips the rest of an oversized block line by line, keeping the
+// framing fields so that the body can still be found.
+func (s *side) overflow(p []byte, at time.Time) int {
+	o := &s.ov
+	i := 0
+	for i < len(p) {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			o.addLine(p[i:])
+			o.dropped += int64(len(p) - i)
+			return len(p)
+		}
+		o.addLine(p[i : i+j])
+		o.dropped += int64(j + 1)
+		i += j + 1
+		line := bytes.TrimSuffix(o.line, []byte("\r"))
+		if len(line) == 0 && !o.long {
+			s.endOverflow(at)
+			return i
+		}
+		if !o.long && !o.trailer && isFramingField(line) {
+			o.framing = append(o.framing, string(line))
+		}
+		o.line, o.long = o.line[:0], false
+	}
+	return i
+}
+
+func isFramingField(line []byte) bool {
+	for _, name := range []string{"content-length:", "transfer-encoding:", "content-encoding:"} {
+		if len(line) >= len(name) && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// endOverflow finishes an oversized block: the kept part is parsed as if it
+// were the whole block, plus the framing fields seen past the cap.
+func (s *side) endOverflow(at time.Time) {
+	o := &s.ov
+	s.d.rec.Count(TokenHeaderTooLarge, o.dropped)
+	if o.trailer {
+		s.d.rec.Count(TokenTrailerTooLarge, o.dropped)
+		s.trailerBlock(strings.TrimPrefix(o.kept, "\r\n"))
+		addNote(s.ex.x, fmt.Sprintf("trailer block over %d bytes; %d bytes dropped", s.d.lim.MaxHeaderBytes, o.dropped))
+		s.ex.x.Partial = true
+		s.ov = overflow{}
+		s.endMessage(at, true)
+		return
+	}
+	block := o.kept + strings.Join(o.framing, "\n") + "\n"
+	s.bufAt = o.keptAt
+	s.st = stStart
+	s.block([]byte(block), at, true)
+	s.ov = overflow{}
+}
+
+// noteOverflow marks the new message's exchange for a dropped header tail.
+func (s *side) noteOverflow() {
+	s.ex.x.Partial = true
+	addNote(s.ex.x, fmt.Sprintf("header block over %d bytes; %d bytes dropped", s.d.lim.MaxHeaderBytes, s.ov.dropped))
+	s.ov.dropped = 0
+}
+
+// appendBody adds body bytes, applying the body cap and recording arrival.
+func (s *side) appendBody(p []byte, at time.Time) {
+	b := s.body
+	b.WireLength += int64(len(p))
+	room := s.d.lim.MaxBody - len(b.Data)
+	if len(p) > room {
+		dropped := len(p) - max(room, 0)
+		b.Dropped += int64(dropped)
+		s.d.rec.Count(TokenBodyTruncated, int64(dropped))
+		if !b.Truncated {
+			b.Truncated = true
+			s.ex.x.Partial = true
+			addNote(s.ex.x, fmt.Sprintf("%s body over %d bytes; truncated", s.what(), s.d.lim.MaxBody))
+		}
+		p = p[:max(room, 0)]
+	}
+	if len(p) == 0 {
+		return
+	}
+	if need := len(b.Data) + len(p); need > cap(b.Data) {
+		c := max(2*cap(b.Data), need, 512)
+		if s.st == stBodyLen {
+			c = min(c, len(b.Data)+int(min(s.remaining, int64(s.d.lim.MaxBody)))) // exactly what is announced
+		}
+		c = min(max(c, need), s.d.lim.MaxBody)
+		grown := make([]byte, len(b.Data), c)
+		copy(grown, b.Data)
+		b.Data = grown
+	}
+	b.Data = append(b.Data, p...)
+	b.Marks = addMark(b.Marks, len(b.Data), at, s.d.lim.MaxMarks)
+}
+
+func (s *side) what() string {
+	if s.isClient() {
+		return "request"
+	}
+	return "response"
+}
+
+// endMessage finishes the message being parsed: removes content codings
+// and marks the exchange's half done.
+func (s *side) endMessage(at time.Time, complete bool) {
+	e := s.ex
+	d := s.d
+	s.ex, s.st, s.buf = nil, stStart, s.buf[:0]
+	if !d.opts.KeepContentEncoding && (len(s.body.Data) > 0) {
+		s.decodeContent(e)
+	}
+	if s.isClient() {
+		e.x.Request.End = at
+		e.reqDone = true
+		if !complete {
+			e.x.Partial = true
+		}
+		if (e.upgrade || e.connect) && !e.respDone {
+			s.st = stHeld
+			s.bufAt = time.Time{}
+		}
+		s.body, s.header = nil, nil
+		d.deliver()
+		return
+	}
+	resp := e.x.Response
+	resp.End = at
+	resp.Complete = complete && !e.respLost
+	if !resp.Complete {
+		e.x.Partial = true
+	}
+	e.respDone = true
+	s.body, s.header = nil, nil
+	if resp.Status == 101 || e.connect && resp.Status/100 == 2 {
+		d.switchProtocols(e, resp.Status != 101)
+		return
+	}
+	if (e.upgrade || e.connect) && d.client.st == stHeld {
+		d.client.resumeHeld()
+	}
+	d.deliver()
+}
+
+// decodeContent removes Content-Encoding and any transfer codings other
+// than chunked from the finished body.
+func (s *side) decodeContent(e *exchange) {
+	codings := s.header["Content-Encoding"]
+	if len(s.transfer) > 0 {
+		// Transfer codings were applied after the content codings.
+		codings = append(append([]string(nil), codings...), s.transfer...)
+	}
+	if len(codings) == 0 {
+		return
+	}
+	enc := strings.Join(codings, ", ")
+	capped, err := s.d.content.DecodeBody(s.body, enc, s.d.lim)
+	if capped {
+		e.x.Partial = true
+		addNote(e.x, fmt.Sprintf("%s body over %d bytes after content decoding; truncated", s.what(), s.d.lim.MaxBody))
+	}
+	if err != nil {
+		e.x.Partial = true
+		addNote(e.x, fmt.Sprintf("%s content decoding: %v", s.what(), err))
+	}
+}
+
+// abandon ends the message being parsed as incomplete.
+func (s *side) abandon(note string) {
+	if s.ex == nil {
+		return
+	}
+	s.ex.x.Partial = true
+	addNote(s.ex.x, note)
+	s.endMessage(s.lastAt, false)
+}
+
+// badFraming abandons a message whose body framing broke and looks for the
+// next message.
+func (s *side) badFraming(tok, note string) {
+	s.d.rec.Count(tok, 1)
+	s.abandon(s.what() + " " + note)
+	s.buf = s.buf[:0]
+	s.enterResync(TokenResyncAfterError, false)
+}
+
+// enterResync starts looking for the next plausible start line. Bytes
+// already in buf are searched first; skipFirst says buf[0] was rejected
+// as a start and is dropped.
+func (s *side) enterResync(tok string, skipFirst bool) {
+	s.st = stResync
+	s.resyncTok = tok
+	s.from = 0
+	if len(s.buf) > 0 {
+		r := s.buf
+		if skipFirst {
+			s.d.rec.Count(tok, 1)
+			r = r[1:]
+		}
+		s.replay = append(s.replay, r...)
+		s.buf = s.buf[:0]
+	}
+}
+
+// resyncWindow is how many bytes are searched at once for a start line;
+// resyncKeep of them are kept between searches so a start line split
+// across chunks is still found.
+const (
+	resyncWindow = 64 << 10
+	resyncKeep   = 16 << 10
+)
+
+// resync consumes p looking for a plausible start line. When it finds one,
+// the bytes from there on are queued in s.replay to be parsed again.
+func (s *side) resync(p []byte) int {
+	consumed := 0
+	for {
+		take := min(resyncWindow-len(s.buf), len(p)-consumed)
+		s.buf = append(s.buf, p[consumed:consumed+take]...)
+		consumed += take
+		var k int
+		if s.isClient() {
+			k = resyncRequest(s.buf, s.from)
+		} else {
+			k = resyncStatus(s.buf, s.from)
+		}
+		if k >= 0 {
+			s.d.rec.Count(s.resyncTok, int64(k))
+			replay := make([]byte, 0, len(s.buf)-k+len(p)-consumed)
+			replay = append(append(replay, s.buf[k:]...), p[consumed:]...)
+			s.buf = s.buf[:0]
+			s.st = stStart
+			s.replay = replay
+			return len(p)
+		}
+		s.from = max(0, len(s.buf)-16)
+		if consumed == len(p) {
+			return consumed
+		}
+		drop := len(s.buf) - resyncKeep
+		s.d.rec.Count(s.resyncTok, int64(drop))
+		s.buf = s.buf[:copy(s.buf, s.buf[drop:])]
+		s.from = max(0, s.from-drop)
+	}
+}
+
+// hold keeps client bytes sent after an Upgrade or CONNECT request until the
+// response says whether they are HTTP.
+func (s *side) hold(p []byte, at time.Time) int {
+	n := len(p)
+	if s.bufAt.IsZero() {
+		s.bufAt = at
+	}
+	room := s.d.lim.MaxHeaderBytes - len(s.buf)
+	if len(p) > room {
+		s.d.rec.Count(TokenHeldDropped, int64(len(p)-max(room, 0)))
+		p = p[:max(room, 0)]
+	}
+	s.buf = append(s.buf, p...)
+	return n
+}
+
+// takeHeld returns the held client bytes and stops holding.
+func (s *side) takeHeld() ([]byte, time.Time) {
+	if s.st != stHeld {
+		return nil, time.Time{}
+	}
+	held := bytes.Clone(s.buf)
+	s.buf = s.buf[:0]
+	s.st = stStart
+	return held, s.bufAt
+}
+
+// resumeHeld parses held client bytes as HTTP after the server declined to
+// switch protocols.
+func (s *side) resumeHeld() {
+	held, at := s.takeHeld()
+	if len(held) > 0 {
+		s.feed(held, at)
+	}
+	if s.fin {
+		s.finish(s.lastAt)
+	}
+}
+
+// lost handles bytes the source lost before the next chunk.
+func (s *side) lost(n int64, at time.Time) {
+	note := func() {
+		s.ex.x.Partial = true
+		addNote(s.ex.x, fmt.Sprintf("%d %s body bytes lost at offset %d", n, s.what(), len(s.body.Data)+int(s.body.Dropped)))
+		if !s.isClient() {
+			s.ex.respLost = true
+		}
+	}
+	switch s.st {
+	case stBodyLen, stChunkData:
+		if n <= s.remaining {
+			// The framing says exactly where we are: skip the hole.
+			note()
+			s.remaining -= n
+			if s.remaining == 0 {
+				if s.st == stChunkData {
+					s.st, s.sawCR = stChunkEnd, false
+				} else {
+					s.endMessage(at, true)
+				}
+			}
+			return
+		}
+	case stBodyClose:
+		note()
+		return
+	case stResync, stEnded, stHeld:
+		return
+	case stOverflow:
+		s.d.rec.Count(TokenIncomplete, int64(len(s.ov.kept))+s.ov.dropped)
+	case stStart:
+		if len(s.buf) > 0 {
+			s.d.rec.Count(TokenIncomplete, int64(len(s.buf)))
+			s.salvage()
+		}
+		s.buf = s.buf[:0]
+		s.enterResync(TokenResyncAfterGap, false)
+		return
+	}
+	if s.ex != nil {
+		s.abandon(fmt.Sprintf("%d bytes lost; %s incomplete", n, s.what()))
+	}
+	s.buf = s.buf[:0]
+	s.ov = overflow{}
+	s.enterResync(TokenResyncAfterGap, false)
+}
+
+// salvage turns a cut-off header block into a partial message when its
+// start line is complete.
+func (s *side) salvage() {
+	last := bytes.LastIndexByte(s.buf, '\n')
+	if last < 0 || !s.plausible(s.buf[:last+1]) {
+		return
+	}
+	s.block(s.buf[:last+1], s.lastAt, false)
+}
+
+// finish ends the direction (Fin or Close).
+func (s *side) finish(at time.Time) {
+	s.fin = true
+	switch s.st {
+	case stEnded, stHeld:
+		return
+	case stBodyClose:
+		s.endMessage(s.lastAt, true)
+	case stStart:
+		if len(s.buf) > 0 {
+			s.d.rec.Count(TokenIncomplete, int64(len(s.buf)))
+			s.salvage()
+		}
+	case stResync:
+		s.d.rec.Count(s.resyncTok, int64(len(s.buf)))
+	case stOverflow:
+		s.d.rec.Count(TokenHeaderTooLarge, s.ov.dropped)
+		if s.ov.trailer {
+			s.abandon(s.what() + " trailers incomplete")
+		} else {
+			s.buf = append(s.buf[:0], s.ov.kept...)
+			s.bufAt = s.ov.keptAt
+			s.salvage()
+		}
+	default:
+		s.abandon(s.what() + " body incomplete: flow ended")
+	}
+	if s.d.switched {
+		return
+	}
+	s.buf = s.buf[:0]
+	s.ov = overflow{}
+	s.st = stEnded
+}
+
+// addMark records that body bytes up to off had arrived by at: one mark
+// per arrival time, and once max marks exist the last one absorbs later
+// arrivals so the earlier marks stay exact.
+func addMark(marks []httpmsg.Mark, off int, at time.Time, max int) []httpmsg.Mark {
+	if n := len(marks); n > 0 {
+		last := &marks[n-1]
+		if last.At.Equal(at) || n >= max {
+			last.Offset = off
+			last.At = at
+			return marks
+		}
+	}
+	return append(marks, httpmsg.Mark{Offset: off, At: at})
+}
