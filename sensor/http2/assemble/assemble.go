@@ -1,0 +1,469 @@
+// Package assemble owns turning the decoded pieces of one multiplexed stream
+// (header lists, DATA payloads, end-of-stream and reset signals) into an
+// httpmsg.Exchange. The HTTP/2 and HTTP/3 decoders share it: they differ in
+// framing and header compression, not in how a request and its response are
+// put together, capped and content-decoded.
+package assemble
+
+import (
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+)
+
+// Side says which half of an exchange a header block or body belongs to.
+type Side uint8
+
+const (
+	// Request is the client's half (client→server bytes).
+	Request Side = iota
+	// Response is the server's half (server→client bytes).
+	Response
+)
+
+func (s Side) String() string {
+	if s == Response {
+		return "response"
+	}
+	return "request"
+}
+
+// Field is one decoded header field as it appeared on the wire (lowercase
+// name, pseudo-headers included).
+type Field struct {
+	Name, Value string
+}
+
+// maxBodyPrealloc bounds the buffer reserved up front from a Content-Length
+// header: the header is peer-controlled and a thousand streams each claiming
+// MaxBody must not reserve gigabytes before a byte arrives.
+const maxBodyPrealloc = 64 << 10
+
+// Config is shared by every exchange of one connection.
+type Config struct {
+	Flow   *flow.Info
+	Proto  string // "HTTP/2" or "HTTP/3"
+	Limits httpmsg.Limits
+	Rec    stats.Recorder
+	// Prefix names the counters ("http2" counts "http2.body_truncated").
+	Prefix string
+	// BodyBudget bounds the body bytes held by all open exchanges of the
+	// connection together; zero means 2×MaxBody but at least 64 MiB.
+	BodyBudget int64
+
+	held int64 // body bytes currently held by open exchanges
+	// tokens are the counter names, built once so the hot path does not
+	// concatenate strings.
+	tokBodyTruncated, tokConnBudget, tokMissingStatus, tokUnknownPseudo,
+	tokInformational, tokReqTrailers, tokBadContentLength string
+}
+
+// Init fills defaults; call it once before Start.
+func (c *Config) Init() {
+	c.Limits = c.Limits.WithDefaults()
+	if c.BodyBudget <= 0 {
+		c.BodyBudget = max(int64(c.Limits.MaxBody)*2, 64<<20)
+	}
+	p := c.Prefix + "."
+	c.tokBodyTruncated = p + "body_truncated"
+	c.tokConnBudget = p + "connection_body_budget_exceeded"
+	c.tokMissingStatus = p + "missing_status"
+	c.tokUnknownPseudo = p + "unknown_pseudo_header"
+	c.tokInformational = p + "informational_response"
+	c.tokReqTrailers = p + "request_trailers"
+	c.tokBadContentLength = p + "bad_content_length"
+}
+
+// Held reports the body bytes currently held by open exchanges.
+func (c *Config) Held() int64 { return c.held }
+
+// Exchange is one exchange being assembled. It is not safe for concurrent
+// use.
+type Exchange struct {
+	cfg *Config
+	x   httpmsg.Exchange
+
+	body        [2]bodyBuilder
+	headersSeen [2]bool // request headers / final response headers decoded
+	ended       [2]bool // END_STREAM / FIN seen for the side
+	lastAt      [2]time.Time
+	encoding    [2]string
+	lost        [2]bool // bytes of the side were lost
+	aborted     bool    // reset, refused or cut short by GOAWAY
+	finished    bool
+}
+
+// Start begins an exchange for a stream. seq numbers exchanges within the
+// connection in the order their streams were first seen.
+func (c *Config) Start(streamID int64, seq int, at time.Time) *Exchange {
+	e := &Exchange{cfg: c}
+	e.x = httpmsg.Exchange{
+		Flow:     c.Flow,
+		Seq:      seq,
+		Proto:    c.Proto,
+		StreamID: streamID,
+	}
+	e.x.Request.Start = at
+	if c.Flow != nil {
+		if c.Flow.TLS {
+			e.x.Request.Scheme = "https"
+		} else {
+			e.x.Request.Scheme = "http"
+		}
+	}
+	return e
+}
+
+// StreamID returns the stream the exchange belongs to.
+func (e *Exchange) StreamID() int64 { return e.x.StreamID }
+
+// Ended reports whether the side's end of stream was seen.
+func (e *Exchange) Ended(s Side) bool { return e.ended[s] }
+
+// HeadersSeen reports whether the side's (final) header block was decoded.
+func (e *Exchange) HeadersSeen(s Side) bool { return e.headersSeen[s] }
+
+// Note records why the exchange is incomplete and marks it partial. The
+// same note is kept once.
+func (e *Exchange) Note(note string) {
+	e.x.Partial = true
+	for _, n := range e.x.Notes {
+		if n == note {
+			return
+		}
+	}
+	e.x.Notes = append(e.x.Notes, note)
+}
+
+// Headers applies one decoded header block. On the request side the first
+// block is the request head and later ones are trailers; on the response
+// side 1xx blocks are skipped, the first final block is the response head
+// and later ones are trailers.
+func (e *Exchange) Headers(side Side, fields []Field, at time.Time) {
+	e.touch(side, at)
+	if side == Request {
+		e.requestHeaders(fields, at)
+		return
+	}
+	e.responseHeaders(fields, at)
+}
+
+func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
+	r := &e.x.Request
+	if e.headersSeen[Request] {
+		// httpmsg.Request has no trailer field; request trailers are rare
+		// (gRPC clients do not send them) and are kept with the headers.
+		e.cfg.Rec.Count(e.cfg.tokReqTrailers, 1)
+		if r.Header == nil {
+			r.Header = make(http.Header, len(fields))
+		}
+		for _, f := range fields {
+			if len(f.Name) > 0 && f.Name[0] == ':' {
+				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
+				continue
+			}
+			addField(r.Header, f)
+		}
+		e.Note("request trailers merged into headers")
+		return
+	}
+	e.headersSeen[Request] = true
+	if r.Start.IsZero() || at.Before(r.Start) {
+		r.Start = at
+	}
+	if r.Header == nil {
+		r.Header = make(http.Header, len(fields))
+	}
+	var cookies []string
+	for _, f := range fields {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			switch f.Name {
+			case ":method":
+				r.Method = f.Value
+			case ":scheme":
+				r.Scheme = f.Value
+			case ":authority":
+				r.Authority = f.Value
+			case ":path":
+				r.Target = f.Value
+			case ":protocol":
+				// Extended CONNECT (RFC 8441/9220); the method says CONNECT.
+			default:
+				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
+			}
+			continue
+		}
+		if f.Name == "cookie" {
+			// RFC 9113 §8.2.3: cookie crumbs are joined with "; " for
+			// HTTP/1.1-shaped consumers.
+			cookies = append(cookies, f.Value)
+			continue
+		}
+		addField(r.Header, f)
+	}
+	if len(cookies) > 0 {
+		r.Header["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if r.Authority == "" {
+		r.Authority = r.Header.Get("Host")
+	}
+	e.afterHead(Request, r.Header)
+}
+
+func (e *Exchange) responseHeaders(fields []Field, at time.Time) {
+	if e.headersSeen[Response] {
+		resp := e.x.Response
+		if resp.Trailer == nil {
+			resp.Trailer = make(http.Header, len(fields))
+		}
+		for _, f := range fields {
+			if len(f.Name) > 0 && f.Name[0] == ':' {
+				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
+				continue
+			}
+			addField(resp.Trailer, f)
+		}
+		return
+	}
+	status, hasStatus := 0, false
+	for _, f := range fields {
+		if f.Name == ":status" {
+			if n, err := strconv.Atoi(f.Value); err == nil && n >= 100 && n <= 999 {
+				status, hasStatus = n, true
+			}
+			break
+		}
+	}
+	if hasStatus && status < 200 && status != 101 {
+		// 100 Continue, 103 Early Hints: the final response follows.
+		e.cfg.Rec.Count(e.cfg.tokInformational, 1)
+		return
+	}
+	e.headersSeen[Response] = true
+	resp := e.response(at)
+	if resp.Start.IsZero() || at.Before(resp.Start) {
+		resp.Start = at
+	}
+	if !hasStatus {
+		e.cfg.Rec.Count(e.cfg.tokMissingStatus, 1)
+		e.Note("response status unknown")
+	}
+	resp.Status = status
+	resp.Reason = http.StatusText(status)
+	if resp.Header == nil {
+		resp.Header = make(http.Header, len(fields))
+	}
+	for _, f := range fields {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			if f.Name != ":status" {
+				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
+			}
+			continue
+		}
+		addField(resp.Header, f)
+	}
+	e.afterHead(Response, resp.Header)
+}
+
+// afterHead reads what the body builder needs from a header: the content
+// coding to remove and a size hint.
+func (e *Exchange) afterHead(side Side, h http.Header) {
+	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		e.encoding[side] = strings.ToLower(strings.TrimSpace(ce))
+	}
+	if cl := h.Get("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 {
+			e.cfg.Rec.Count(e.cfg.tokBadContentLength, 1)
+			return
+		}
+		b := &e.body[side]
+		if b.data == nil && n > 0 {
+			b.data = make([]byte, 0, min(n, int64(e.cfg.Limits.MaxBody), maxBodyPrealloc))
+		}
+	}
+}
+
+func (e *Exchange) response(at time.Time) *httpmsg.Response {
+	if e.x.Response == nil {
+		e.x.Response = &httpmsg.Response{Start: at}
+	}
+	return e.x.Response
+}
+
+// HeadersUnknown records that a header block for the side could not be
+// decoded at all (HPACK/QPACK state lost, section too large). The side
+// counts as having its head, so later blocks are taken as trailers.
+func (e *Exchange) HeadersUnknown(side Side, note string, at time.Time) {
+	e.touch(side, at)
+	e.Note(note)
+	if e.headersSeen[side] {
+		return
+	}
+	e.headersSeen[side] = true
+	if side == Response {
+		e.response(at)
+	}
+}
+
+// Data appends body bytes for the side. p is copied.
+func (e *Exchange) Data(side Side, p []byte, at time.Time) {
+	e.touch(side, at)
+	if side == Response {
+		if e.x.Response == nil {
+			e.response(at)
+		}
+		if !e.headersSeen[Response] {
+			e.Note("response headers not seen")
+		}
+	} else if !e.headersSeen[Request] {
+		e.Note("request headers not seen")
+	}
+	if len(p) == 0 {
+		return
+	}
+	b := &e.body[side]
+	b.wire += int64(len(p))
+	keep := len(p)
+	if room := e.cfg.Limits.MaxBody - len(b.data); keep > room {
+		keep = max(room, 0)
+	}
+	if room := e.cfg.BodyBudget - e.cfg.held; int64(keep) > room {
+		keep = int(max(room, 0))
+		e.cfg.Rec.Count(e.cfg.tokConnBudget, int64(len(p)-keep))
+	}
+	if keep < len(p) {
+		b.truncated = true
+		b.dropped += int64(len(p) - keep)
+		e.cfg.Rec.Count(e.cfg.tokBodyTruncated, int64(len(p)-keep))
+	}
+	if keep > 0 {
+		b.data = append(b.data, p[:keep]...)
+		e.cfg.held += int64(keep)
+		b.mark(len(b.data), at, e.cfg.Limits.MaxMarks)
+	}
+}
+
+// End records the end of the side's stream (END_STREAM, QUIC FIN).
+func (e *Exchange) End(side Side, at time.Time) {
+	e.touch(side, at)
+	e.ended[side] = true
+}
+
+func (e *Exchange) touch(side Side, at time.Time) {
+	if at.After(e.lastAt[side]) || e.lastAt[side].IsZero() {
+		e.lastAt[side] = at
+	}
+	if side == Request && (e.x.Request.Start.IsZero() || (!at.IsZero() && at.Before(e.x.Request.Start))) {
+		e.x.Request.Start = at
+	}
+}
+
+// Finish ends assembly: it removes content codings, fills End times and
+// completeness, and returns the exchange for the sink. end is when the
+// exchange was closed (used as the response End when the response did not
+// finish). The Exchange must not be used afterwards.
+func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
+	if e.finished {
+		panic("assemble: Finish called twice")
+	}
+	e.finished = true
+	x := &e.x
+	x.Request.End = e.lastAt[Request]
+	if x.Request.End.IsZero() {
+		x.Request.End = x.Request.Start
+	}
+	x.Request.Body = e.finishBody(Request)
+	if !e.ended[Request] {
+		e.Note("request incomplete")
+	}
+	if x.Response == nil {
+		e.Note("no response")
+	} else {
+		resp := x.Response
+		resp.Body = e.finishBody(Response)
+		resp.Complete = e.ended[Response] && !e.aborted && !e.lost[Response]
+		resp.End = e.lastAt[Response]
+		if !resp.Complete {
+			e.Note("response incomplete")
+			if end.After(resp.End) {
+				resp.End = end
+			}
+		}
+		if resp.End.IsZero() {
+			resp.End = resp.Start
+		}
+	}
+	return x
+}
+
+// Abort marks the response as not completed (reset, lost bytes, GOAWAY)
+// with a note; Finish still delivers what was seen.
+func (e *Exchange) Abort(note string) {
+	e.aborted = true
+	e.Note(note)
+}
+
+// Lost records that bytes of the side were lost while the exchange was
+// open; a response that lost bytes is never complete.
+func (e *Exchange) Lost(side Side, note string) {
+	e.lost[side] = true
+	e.Note(note)
+}
+
+func (e *Exchange) finishBody(side Side) httpmsg.Body {
+	b := &e.body[side]
+	e.cfg.held -= int64(len(b.data))
+	out := httpmsg.Body{
+		Data:       b.data,
+		Marks:      b.marks,
+		WireLength: b.wire,
+		Truncated:  b.truncated,
+		Dropped:    b.dropped,
+	}
+	if b.truncated {
+		e.Note(side.String() + " body truncated")
+	}
+	if enc := e.encoding[side]; enc != "" && len(b.data) > 0 {
+		e.decodeContent(side, enc, &out)
+	}
+	b.data, b.marks = nil, nil
+	return out
+}
+
+func addField(h http.Header, f Field) {
+	key := textproto.CanonicalMIMEHeaderKey(f.Name)
+	h[key] = append(h[key], f.Value)
+}
+
+// bodyBuilder accumulates one body's wire bytes and arrival marks.
+type bodyBuilder struct {
+	data      []byte
+	marks     []httpmsg.Mark
+	wire      int64
+	truncated bool
+	dropped   int64
+}
+
+// mark records that the body up to off had arrived by at. Bytes that
+// arrived together share one mark; past maxMarks the last mark is moved
+// forward, so the first marks (time to first byte) stay exact.
+func (b *bodyBuilder) mark(off int, at time.Time, maxMarks int) {
+	if n := len(b.marks); n > 0 {
+		last := &b.marks[n-1]
+		if last.At.Equal(at) || n >= maxMarks {
+			last.Offset = off
+			if at.After(last.At) {
+				last.At = at
+			}
+			return
+		}
+	}
+	b.marks = append(b.marks, httpmsg.Mark{Offset: off, At: at})
+}
