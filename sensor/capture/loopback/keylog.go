@@ -1,0 +1,124 @@
+package loopback
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"golang.org/x/net/http2"
+)
+
+// ClientOptions configure a client transport for a replay server
+// (Server.ClientTransport).
+type ClientOptions struct {
+	// KeyLog receives the client's TLS secrets in the SSLKEYLOGFILE
+	// format. Both ends of a TLS connection hold the same secrets, so it
+	// decrypts the server's records too.
+	KeyLog io.Writer
+	// Pcap records the encrypted TCP traffic, for an independent
+	// dissector (tshark) to read with KeyLog.
+	Pcap *PcapNG
+	// Compression lets the transport ask for gzip when a request names no
+	// Accept-Encoding and decode a gzip response, as Go's default
+	// transport does for the SDKs that use it. Off, bodies arrive as
+	// recorded.
+	Compression bool
+}
+
+// ClientTransport is RoundTripper with options: a transport forced to the
+// server's protocol that dials the server whatever host a request names.
+// Key logs and packet captures are supported over HTTP/1.1 and HTTP/2.
+func (s *Server) ClientTransport(o ClientOptions) (http.RoundTripper, func(), error) {
+	var protos []string
+	switch s.Transport {
+	case H1:
+		protos = []string{"http/1.1"}
+	case H2:
+		protos = []string{"h2"}
+	default:
+		if o.KeyLog != nil || o.Pcap != nil {
+			return nil, nil, fmt.Errorf("loopback: key log and packet capture support h1 and h2, not %q", s.Transport)
+		}
+		return s.RoundTripper()
+	}
+	dialer := &net.Dialer{}
+	dialTLS := func(ctx context.Context, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		raw, err := dialer.DialContext(ctx, "tcp", s.Addr)
+		if err != nil {
+			return nil, err
+		}
+		c := raw
+		if o.Pcap != nil {
+			if c, err = o.Pcap.Conn(raw); err != nil {
+				raw.Close()
+				return nil, err
+			}
+		}
+		cfg := s.ClientTLS(host, protos)
+		cfg.KeyLogWriter = o.KeyLog
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("loopback: TLS handshake: %w", err)
+		}
+		if got := tc.ConnectionState().NegotiatedProtocol; got != protos[0] {
+			tc.Close()
+			return nil, fmt.Errorf("loopback: server negotiated %q, want %q", got, protos[0])
+		}
+		return tc, nil
+	}
+	if s.Transport == H2 {
+		tr := &http2.Transport{
+			DialTLSContext: func(ctx context.Context, _, addr string, _ *tls.Config) (net.Conn, error) {
+				return dialTLS(ctx, addr)
+			},
+			DisableCompression: !o.Compression,
+		}
+		return tr, tr.CloseIdleConnections, nil
+	}
+	tr := &http.Transport{
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialTLS(ctx, addr)
+		},
+		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DisableCompression: !o.Compression,
+	}
+	return tr, tr.CloseIdleConnections, nil
+}
+
+var errNoCapture = errors.New("loopback: no wire capture configured")
+
+// CapturingGoClient is GoClient over ClientTransport: the same requests,
+// with the TLS key log and the encrypted traffic recorded.
+type CapturingGoClient struct {
+	Capture ClientOptions
+}
+
+// Drive performs every interaction in order.
+func (g CapturingGoClient) Drive(ctx context.Context, srv *Server, rec *cassette.Recording) error {
+	if g.Capture.KeyLog == nil && g.Capture.Pcap == nil {
+		return errNoCapture
+	}
+	rt, closeRT, err := srv.ClientTransport(g.Capture)
+	if err != nil {
+		return err
+	}
+	defer closeRT()
+	client := &http.Client{Transport: rt, Timeout: 60 * time.Second}
+	for i, in := range rec.Interactions {
+		if err := doInteraction(ctx, client, in); err != nil {
+			return fmt.Errorf("interaction %d (%s %s): %w", i+1, in.Request.Method, in.Request.URL, err)
+		}
+	}
+	return nil
+}
