@@ -96,8 +96,9 @@ func loadModels(fsys fs.FS, dir string) (*modelTable, error) {
 
 // Model looks up model metadata for a provider: the exact id, then the id
 // with a date suffix, region prefix or Bedrock vendor prefix and version
-// stripped, first under providerID and then under any provider that serves
-// the same id (the model vendor's own entry preferred).
+// stripped, first under providerID and then (except for local servers) under
+// any provider that serves the same id (the model vendor's own entry
+// preferred).
 func (r *Registry) Model(providerID, modelID string) (*ModelInfo, bool) {
 	if r == nil || r.models == nil {
 		return nil, false
@@ -111,8 +112,12 @@ var providerAliases = map[string][]string{
 	"google_vertex": {"google"},
 	"google":        {"google_vertex"},
 	"together":      {"togetherai"},
-	"ollama":        {"ollama_cloud"},
 }
+
+// localProviders serve models on the user's own machine: a model id they
+// share with a cloud provider does not carry the cloud's price, so lookups
+// stay within the provider's own entries.
+var localProviders = map[string]bool{"ollama": true, "lmstudio": true, "vllm": true, "llamacpp": true, "localai": true}
 
 func (t *modelTable) lookup(providerID, modelID string) (*ModelInfo, bool) {
 	if modelID == "" {
@@ -126,6 +131,9 @@ func (t *modelTable) lookup(providerID, modelID string) (*ModelInfo, bool) {
 				return m, true
 			}
 		}
+	}
+	if localProviders[providerID] {
+		return nil, false
 	}
 	for _, c := range cands {
 		if ms := t.byID[c]; len(ms) > 0 {
