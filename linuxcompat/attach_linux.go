@@ -102,9 +102,23 @@ func (a *attacher) close() {
 	links := a.links
 	a.links = nil
 	a.mu.Unlock()
+	t0 := time.Now()
+	closeAll(links)
+	a.s.log.Debug("ebpf: uprobes detached", "links", len(links), "took", time.Since(t0))
+}
+
+// closeAll closes links concurrently: detaching a uprobe waits for an RCU
+// grace period, which adds up to seconds when done one by one.
+func closeAll(links []link.Link) {
+	var wg sync.WaitGroup
 	for _, l := range links {
-		l.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Close()
+		}()
 	}
+	wg.Wait()
 }
 
 // libraryDirs are scanned at start so that the system TLS libraries are
@@ -122,6 +136,9 @@ func (a *attacher) initialScan(ctx context.Context) {
 				var st unix.Stat_t
 				if unix.Stat(m, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 					continue
+				}
+				if real, err := filepath.EvalSymlinks(m); err == nil {
+					m = real
 				}
 				a.handle(attachReq{path: m, ino: st.Ino, dev: uint64(st.Dev)})
 			}
@@ -214,7 +231,7 @@ func (a *attacher) handle(r attachReq) {
 		a.s.addAttachment(rec)
 		return
 	}
-	rec.Status, rec.Probes = Attached, len(links)
+	rec.Status, rec.Probes = Attached, len(ins.Probes)
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -237,8 +254,23 @@ func (a *attacher) markSeen(r attachReq) {
 	_ = a.s.objs.SeenInodes.Update(&key, &one, ebpf.UpdateAny)
 }
 
-func (a *attacher) program(name string) *ebpf.Program {
+func (a *attacher) program(name string, multi bool) *ebpf.Program {
 	o := &a.s.objs
+	if multi {
+		switch name {
+		case progTLSEnter:
+			return o.multi.TlsEnterMulti
+		case progTLSReturn:
+			return o.multi.TlsReturnMulti
+		case progGoWrite:
+			return o.multi.GoWriteMulti
+		case progGoReadEnter:
+			return o.multi.GoReadEnterMulti
+		case progGoReadRet:
+			return o.multi.GoReadRetMulti
+		}
+		return nil
+	}
 	switch name {
 	case progTLSEnter:
 		return o.TlsEnter
@@ -261,13 +293,49 @@ func (a *attacher) attach(path string, probes []probeSpec) ([]link.Link, error) 
 	}
 	var links []link.Link
 	fail := func(err error) ([]link.Link, error) {
-		for _, l := range links {
-			l.Close()
-		}
+		closeAll(links)
 		return nil, err
 	}
+	if a.s.multi {
+		// One link per program: all its sites in this file at once.
+		type group struct {
+			ret            bool
+			addrs, cookies []uint64
+		}
+		groups := map[string]*group{}
+		var order []string
+		for _, p := range probes {
+			g := groups[p.Program]
+			if g == nil {
+				g = &group{ret: p.Return}
+				groups[p.Program] = g
+				order = append(order, p.Program)
+			}
+			g.addrs = append(g.addrs, p.Address+p.Offset)
+			g.cookies = append(g.cookies, p.Cookie)
+		}
+		for _, name := range order {
+			g := groups[name]
+			prog := a.program(name, true)
+			if prog == nil {
+				return fail(fmt.Errorf("no BPF program %s", name))
+			}
+			opts := &link.UprobeMultiOptions{Addresses: g.addrs, Cookies: g.cookies}
+			var l link.Link
+			if g.ret {
+				l, err = ex.UretprobeMulti(nil, prog, opts)
+			} else {
+				l, err = ex.UprobeMulti(nil, prog, opts)
+			}
+			if err != nil {
+				return fail(fmt.Errorf("uprobe_multi %s (%d sites): %w", name, len(g.addrs), err))
+			}
+			links = append(links, l)
+		}
+		return links, nil
+	}
 	for _, p := range probes {
-		prog := a.program(p.Program)
+		prog := a.program(p.Program, false)
 		if prog == nil {
 			return fail(fmt.Errorf("no BPF program %s", p.Program))
 		}

@@ -1,9 +1,11 @@
 package linuxcompat
 
 import (
+	"bytes"
 	"debug/buildinfo"
 	"debug/elf"
 	"debug/gosym"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -104,27 +106,17 @@ func inspectELF(path string) (inspection, error) {
 }
 
 func inspectC(f *elf.File, path string) (inspection, error) {
-	found := map[string]elf.Symbol{}
-	collect := func(syms []elf.Symbol) {
-		for _, s := range syms {
-			if s.Section == elf.SHN_UNDEF || s.Value == 0 || elf.ST_TYPE(s.Info) != elf.STT_FUNC {
-				continue
-			}
-			// Versioned names (SSL_write@@OPENSSL_3.0.0) appear without the
-			// suffix in debug/elf; keep the first definition.
-			if _, dup := found[s.Name]; !dup {
-				found[s.Name] = s
-			}
-		}
+	names := make([]string, len(cFunctions))
+	for i, fn := range cFunctions {
+		names[i] = fn.name
 	}
-	dyn, err := f.DynamicSymbols()
-	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
-		return inspection{}, fmt.Errorf("read dynamic symbols: %w", err)
+	found, err := lookupSymbols(f, elf.SHT_DYNSYM, names)
+	if err != nil {
+		return inspection{}, err
 	}
-	collect(dyn)
-	if !hasAny(found) {
-		if syms, err := f.Symbols(); err == nil {
-			collect(syms)
+	if len(found) == 0 {
+		if found, err = lookupSymbols(f, elf.SHT_SYMTAB, names); err != nil {
+			return inspection{}, err
 		}
 	}
 
@@ -134,7 +126,7 @@ func inspectC(f *elf.File, path string) (inspection, error) {
 		if !ok {
 			continue
 		}
-		off, err := fileOffset(f, s.Value)
+		off, err := fileOffset(f, s.value)
 		if err != nil {
 			return inspection{}, fmt.Errorf("symbol %s: %w", fn.name, err)
 		}
@@ -153,15 +145,6 @@ func inspectC(f *elf.File, path string) (inspection, error) {
 		ins.Unsupported = "no OpenSSL or GnuTLS record functions exported (library family not supported or symbols stripped)"
 	}
 	return ins, nil
-}
-
-func hasAny(m map[string]elf.Symbol) bool {
-	for _, fn := range cFunctions {
-		if _, ok := m[fn.name]; ok {
-			return true
-		}
-	}
-	return false
 }
 
 // fileOffset converts a virtual address to the file offset uprobes take.
@@ -267,19 +250,17 @@ func goVersionAtLeast(v string, minor int) bool {
 // .gopclntab (which survives -ldflags=-s -w).
 func goFunctions(f *elf.File, pcln *elf.Section, names ...string) (map[string]goFunc, error) {
 	out := map[string]goFunc{}
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
+	syms, err := lookupSymbols(f, elf.SHT_SYMTAB, names)
+	if err != nil {
+		return nil, err
 	}
-	if syms, err := f.Symbols(); err == nil {
-		for _, s := range syms {
-			if want[s.Name] && s.Value != 0 && s.Size != 0 {
-				out[s.Name] = goFunc{entry: s.Value, end: s.Value + s.Size}
-			}
+	for name, s := range syms {
+		if s.size != 0 {
+			out[name] = goFunc{entry: s.value, end: s.value + s.size}
 		}
-		if len(out) == len(names) {
-			return out, nil
-		}
+	}
+	if len(out) == len(names) {
+		return out, nil
 	}
 	if pcln == nil {
 		if len(out) > 0 {
@@ -290,6 +271,17 @@ func goFunctions(f *elf.File, pcln *elf.Section, names ...string) (map[string]go
 	data, err := pcln.Data()
 	if err != nil {
 		return nil, fmt.Errorf("read .gopclntab: %w", err)
+	}
+	// Parsing the whole table is slow for big binaries; most Go programs
+	// do not contain crypto/tls at all.
+	present := false
+	for _, n := range names {
+		if bytes.Contains(data, append([]byte(n), 0)) {
+			present = true
+		}
+	}
+	if !present {
+		return out, nil
 	}
 	var textStart uint64
 	if text := f.Section(".text"); text != nil {
@@ -361,4 +353,54 @@ func findRETs(code []byte) ([]uint64, error) {
 		pc += inst.Len
 	}
 	return rets, nil
+}
+
+// elfSym is the part of a symbol table entry we need.
+type elfSym struct {
+	value, size uint64
+}
+
+// lookupSymbols scans a symbol table (SHT_SYMTAB or SHT_DYNSYM) for defined
+// functions with the given names, without materialising every symbol (big
+// binaries have hundreds of thousands). Only 64-bit little-endian ELF files
+// are handled; others yield no symbols.
+func lookupSymbols(f *elf.File, typ elf.SectionType, names []string) (map[string]elfSym, error) {
+	out := map[string]elfSym{}
+	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
+		return out, nil
+	}
+	sec := f.SectionByType(typ)
+	if sec == nil || int(sec.Link) >= len(f.Sections) {
+		return out, nil
+	}
+	syms, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", sec.Name, err)
+	}
+	strs, err := f.Sections[sec.Link].Data()
+	if err != nil {
+		return nil, fmt.Errorf("read %s strings: %w", sec.Name, err)
+	}
+	const entSize = 24 // Elf64_Sym
+	le := binary.LittleEndian
+	for i := entSize; i+entSize <= len(syms); i += entSize {
+		e := syms[i : i+entSize]
+		info, shndx := e[4], le.Uint16(e[6:])
+		if elf.ST_TYPE(info) != elf.STT_FUNC || elf.SectionIndex(shndx) == elf.SHN_UNDEF {
+			continue
+		}
+		nameOff := int(le.Uint32(e))
+		if nameOff >= len(strs) {
+			continue
+		}
+		for _, n := range names {
+			end := nameOff + len(n)
+			if end < len(strs) && strs[end] == 0 && string(strs[nameOff:end]) == n {
+				if _, dup := out[n]; !dup && le.Uint64(e[8:]) != 0 {
+					out[n] = elfSym{value: le.Uint64(e[8:]), size: le.Uint64(e[16:])}
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -189,48 +189,53 @@ type oispTrackedFile struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	oispMapConnFds         = "conn_fds"
-	oispMapConnLost        = "conn_lost"
-	oispMapConnectCalls    = "connect_calls"
-	oispMapEvents          = "events"
-	oispMapExecScratch     = "exec_scratch"
-	oispMapFileScratch     = "file_scratch"
-	oispMapGoReads         = "go_reads"
-	oispMapOpenCalls       = "open_calls"
-	oispMapSeenInodes      = "seen_inodes"
-	oispMapStats           = "stats"
-	oispMapTargetCgroups   = "target_cgroups"
-	oispMapTargetExes      = "target_exes"
-	oispMapTlsCalls        = "tls_calls"
-	oispMapTlsScratch      = "tls_scratch"
-	oispMapTlsSocks        = "tls_socks"
-	oispMapTraced          = "traced"
-	oispMapTrackedFiles    = "tracked_files"
-	oispMapWriteCalls      = "write_calls"
-	oispProgGoReadEnter    = "go_read_enter"
-	oispProgGoReadRet      = "go_read_ret"
-	oispProgGoWrite        = "go_write"
-	oispProgOnExec         = "on_exec"
-	oispProgOnExit         = "on_exit"
-	oispProgOnFork         = "on_fork"
-	oispProgOnSysEnter     = "on_sys_enter"
-	oispProgOnSysExit      = "on_sys_exit"
-	oispProgTlsEnter       = "tls_enter"
-	oispProgTlsReturn      = "tls_return"
-	oispVarAttachPerPid    = "attach_per_pid"
-	oispVarFilterMode      = "filter_mode"
-	oispVarMaxCallBytes    = "max_call_bytes"
-	oispVarSelfTgid        = "self_tgid"
-	oispVarSysEvents       = "sys_events"
-	oispVarUnusedConnect   = "unused_connect"
-	oispVarUnusedExec      = "unused_exec"
-	oispVarUnusedExit      = "unused_exit"
-	oispVarUnusedFile      = "unused_file"
-	oispVarUnusedFork      = "unused_fork"
-	oispVarUnusedLibMap    = "unused_lib_map"
-	oispVarUnusedSockClose = "unused_sock_close"
-	oispVarUnusedStat      = "unused_stat"
-	oispVarUnusedTlsData   = "unused_tls_data"
+	oispMapConnFds           = "conn_fds"
+	oispMapConnLost          = "conn_lost"
+	oispMapConnectCalls      = "connect_calls"
+	oispMapEvents            = "events"
+	oispMapExecScratch       = "exec_scratch"
+	oispMapFileScratch       = "file_scratch"
+	oispMapGoReads           = "go_reads"
+	oispMapOpenCalls         = "open_calls"
+	oispMapSeenInodes        = "seen_inodes"
+	oispMapStats             = "stats"
+	oispMapTargetCgroups     = "target_cgroups"
+	oispMapTargetExes        = "target_exes"
+	oispMapTlsCalls          = "tls_calls"
+	oispMapTlsScratch        = "tls_scratch"
+	oispMapTlsSocks          = "tls_socks"
+	oispMapTraced            = "traced"
+	oispMapTrackedFiles      = "tracked_files"
+	oispMapWriteCalls        = "write_calls"
+	oispProgGoReadEnter      = "go_read_enter"
+	oispProgGoReadEnterMulti = "go_read_enter_multi"
+	oispProgGoReadRet        = "go_read_ret"
+	oispProgGoReadRetMulti   = "go_read_ret_multi"
+	oispProgGoWrite          = "go_write"
+	oispProgGoWriteMulti     = "go_write_multi"
+	oispProgOnExec           = "on_exec"
+	oispProgOnExit           = "on_exit"
+	oispProgOnFork           = "on_fork"
+	oispProgOnSysEnter       = "on_sys_enter"
+	oispProgOnSysExit        = "on_sys_exit"
+	oispProgTlsEnter         = "tls_enter"
+	oispProgTlsEnterMulti    = "tls_enter_multi"
+	oispProgTlsReturn        = "tls_return"
+	oispProgTlsReturnMulti   = "tls_return_multi"
+	oispVarAttachPerPid      = "attach_per_pid"
+	oispVarFilterMode        = "filter_mode"
+	oispVarMaxCallBytes      = "max_call_bytes"
+	oispVarSelfTgid          = "self_tgid"
+	oispVarSysEvents         = "sys_events"
+	oispVarUnusedConnect     = "unused_connect"
+	oispVarUnusedExec        = "unused_exec"
+	oispVarUnusedExit        = "unused_exit"
+	oispVarUnusedFile        = "unused_file"
+	oispVarUnusedFork        = "unused_fork"
+	oispVarUnusedLibMap      = "unused_lib_map"
+	oispVarUnusedSockClose   = "unused_sock_close"
+	oispVarUnusedStat        = "unused_stat"
+	oispVarUnusedTlsData     = "unused_tls_data"
 )
 
 // loadOisp returns the embedded CollectionSpec for oisp.
@@ -275,16 +280,21 @@ type oispSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type oispProgramSpecs struct {
-	GoReadEnter *ebpf.ProgramSpec `ebpf:"go_read_enter"`
-	GoReadRet   *ebpf.ProgramSpec `ebpf:"go_read_ret"`
-	GoWrite     *ebpf.ProgramSpec `ebpf:"go_write"`
-	OnExec      *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit      *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnFork      *ebpf.ProgramSpec `ebpf:"on_fork"`
-	OnSysEnter  *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
-	OnSysExit   *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
-	TlsEnter    *ebpf.ProgramSpec `ebpf:"tls_enter"`
-	TlsReturn   *ebpf.ProgramSpec `ebpf:"tls_return"`
+	GoReadEnter      *ebpf.ProgramSpec `ebpf:"go_read_enter"`
+	GoReadEnterMulti *ebpf.ProgramSpec `ebpf:"go_read_enter_multi"`
+	GoReadRet        *ebpf.ProgramSpec `ebpf:"go_read_ret"`
+	GoReadRetMulti   *ebpf.ProgramSpec `ebpf:"go_read_ret_multi"`
+	GoWrite          *ebpf.ProgramSpec `ebpf:"go_write"`
+	GoWriteMulti     *ebpf.ProgramSpec `ebpf:"go_write_multi"`
+	OnExec           *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit           *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork           *ebpf.ProgramSpec `ebpf:"on_fork"`
+	OnSysEnter       *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
+	OnSysExit        *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
+	TlsEnter         *ebpf.ProgramSpec `ebpf:"tls_enter"`
+	TlsEnterMulti    *ebpf.ProgramSpec `ebpf:"tls_enter_multi"`
+	TlsReturn        *ebpf.ProgramSpec `ebpf:"tls_return"`
+	TlsReturnMulti   *ebpf.ProgramSpec `ebpf:"tls_return_multi"`
 }
 
 // oispMapSpecs contains maps before they are loaded into the kernel.
@@ -418,30 +428,40 @@ type oispVariables struct {
 //
 // It can be passed to loadOispObjects or ebpf.CollectionSpec.LoadAndAssign.
 type oispPrograms struct {
-	GoReadEnter *ebpf.Program `ebpf:"go_read_enter"`
-	GoReadRet   *ebpf.Program `ebpf:"go_read_ret"`
-	GoWrite     *ebpf.Program `ebpf:"go_write"`
-	OnExec      *ebpf.Program `ebpf:"on_exec"`
-	OnExit      *ebpf.Program `ebpf:"on_exit"`
-	OnFork      *ebpf.Program `ebpf:"on_fork"`
-	OnSysEnter  *ebpf.Program `ebpf:"on_sys_enter"`
-	OnSysExit   *ebpf.Program `ebpf:"on_sys_exit"`
-	TlsEnter    *ebpf.Program `ebpf:"tls_enter"`
-	TlsReturn   *ebpf.Program `ebpf:"tls_return"`
+	GoReadEnter      *ebpf.Program `ebpf:"go_read_enter"`
+	GoReadEnterMulti *ebpf.Program `ebpf:"go_read_enter_multi"`
+	GoReadRet        *ebpf.Program `ebpf:"go_read_ret"`
+	GoReadRetMulti   *ebpf.Program `ebpf:"go_read_ret_multi"`
+	GoWrite          *ebpf.Program `ebpf:"go_write"`
+	GoWriteMulti     *ebpf.Program `ebpf:"go_write_multi"`
+	OnExec           *ebpf.Program `ebpf:"on_exec"`
+	OnExit           *ebpf.Program `ebpf:"on_exit"`
+	OnFork           *ebpf.Program `ebpf:"on_fork"`
+	OnSysEnter       *ebpf.Program `ebpf:"on_sys_enter"`
+	OnSysExit        *ebpf.Program `ebpf:"on_sys_exit"`
+	TlsEnter         *ebpf.Program `ebpf:"tls_enter"`
+	TlsEnterMulti    *ebpf.Program `ebpf:"tls_enter_multi"`
+	TlsReturn        *ebpf.Program `ebpf:"tls_return"`
+	TlsReturnMulti   *ebpf.Program `ebpf:"tls_return_multi"`
 }
 
 func (p *oispPrograms) Close() error {
 	return _OispClose(
 		p.GoReadEnter,
+		p.GoReadEnterMulti,
 		p.GoReadRet,
+		p.GoReadRetMulti,
 		p.GoWrite,
+		p.GoWriteMulti,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
 		p.OnSysEnter,
 		p.OnSysExit,
 		p.TlsEnter,
+		p.TlsEnterMulti,
 		p.TlsReturn,
+		p.TlsReturnMulti,
 	)
 }
 

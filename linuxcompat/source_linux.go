@@ -64,7 +64,9 @@ func availability() error {
 type Source struct {
 	cfg  Config
 	log  *slog.Logger
-	objs oispObjects
+	objs bpfObjects
+	// multi is true when probes attach through uprobe_multi links.
+	multi bool
 
 	// bootWall is the wall-clock time of CLOCK_MONOTONIC zero, to convert
 	// bpf_ktime_get_ns timestamps.
@@ -128,7 +130,8 @@ func New(cfg Config) (*Source, error) {
 	spec.Maps["events"].MaxEntries = uint32(cfg.RingBufferBytes)
 
 	s := &Source{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+	s.multi = features.HaveBPFLinkUprobeMulti() == nil
+	if err := s.objs.load(spec, s.multi); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load BPF objects: %w (verifier log tail: %s)", err, tail(ve.Log, 5))
@@ -259,11 +262,7 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	defer s.closing.Store(true)
 
 	var links []link.Link
-	defer func() {
-		for _, l := range links {
-			l.Close()
-		}
-	}()
+	defer func() { closeAll(links) }()
 	for _, tp := range []struct {
 		name string
 		prog *ebpf.Program

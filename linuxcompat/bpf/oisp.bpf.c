@@ -450,39 +450,57 @@ static __always_inline bool file_last_ref(struct file *f)
 	return c <= 1;
 }
 
+struct walk_ctx {
+	struct dentry *d;
+	struct mount *mnt;
+	char *buf;
+	u32 pos;
+};
+
+static long walk_step(u32 i, void *data)
+{
+	struct walk_ctx *w = data;
+	struct dentry *d = w->d;
+	struct mount *mnt = w->mnt;
+	struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == root || d == parent) {
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+		if (mp == mnt || !mp)
+			return 1;
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mp;
+		return 0;
+	}
+	u32 pos = w->pos;
+	if (pos >= PATH_BUF - 256)
+		return 1;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	long n = bpf_probe_read_kernel_str(&w->buf[pos & 4095], 256, name);
+	if (n <= 0)
+		return 1;
+	w->pos = pos + n;
+	w->d = parent;
+	return 0;
+}
+
 /*
  * walk_path writes the components of p leaf first, each NUL terminated, into
- * buf and returns the bytes used. User space reverses them. Mount points are
- * crossed, so the result is the path in the initial mount namespace.
+ * buf (PATH_BUF bytes) and returns the bytes used. User space reverses them.
+ * Mount points are crossed, so the result is the path in the initial mount
+ * namespace. bpf_loop keeps the verifier from unrolling the walk at every
+ * call site.
  */
-static __always_inline u32 walk_path(struct path *p, char *buf)
+static __noinline u32 walk_path(struct path *p, char *buf)
 {
-	struct dentry *d = BPF_CORE_READ(p, dentry);
 	struct vfsmount *vmnt = BPF_CORE_READ(p, mnt);
-	struct mount *mnt = container_of(vmnt, struct mount, mnt);
-	u32 pos = 0;
-
-	for (int i = 0; i < PATH_MAX_DEPTH; i++) {
-		struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		if (d == root || d == parent) {
-			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
-			if (mp == mnt || !mp)
-				break;
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mp;
-			continue;
-		}
-		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-		if (pos >= PATH_BUF - 256)
-			break;
-		long n = bpf_probe_read_kernel_str(&buf[pos & 4095], 256, name);
-		if (n <= 0)
-			break;
-		pos += n;
-		d = parent;
-	}
-	return pos;
+	struct walk_ctx w = {
+		.d = BPF_CORE_READ(p, dentry),
+		.mnt = container_of(vmnt, struct mount, mnt),
+		.buf = buf,
+	};
+	bpf_loop(PATH_MAX_DEPTH, walk_step, &w, 0);
+	return w.pos;
 }
 
 static __always_inline int emit_sys(void *rec, u64 size)
@@ -618,8 +636,7 @@ static __always_inline s32 known_fd(u64 conn, u32 tgid)
 
 /* ---- OpenSSL / GnuTLS (C ABI) ---- */
 
-SEC("uprobe")
-int BPF_KPROBE(tls_enter, void *conn, void *buf, u64 len, void *out)
+static __always_inline int do_tls_enter(struct pt_regs *ctx, void *conn, void *buf, u64 len, void *out)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	if (!want_tgid(id >> 32))
@@ -638,8 +655,7 @@ int BPF_KPROBE(tls_enter, void *conn, void *buf, u64 len, void *out)
 	return 0;
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(tls_return, long ret)
+static __always_inline int do_tls_return(struct pt_regs *ctx, long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tid = (u32)id;
@@ -705,8 +721,7 @@ static __always_inline s32 go_conn_fd(u64 conn)
 	return (s32)sysfd;
 }
 
-SEC("uprobe")
-int go_write(struct pt_regs *ctx)
+static __always_inline int do_go_write(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	if (!want_tgid(id >> 32))
@@ -721,8 +736,7 @@ int go_write(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int go_read_enter(struct pt_regs *ctx)
+static __always_inline int do_go_read_enter(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	if (!want_tgid(id >> 32))
@@ -739,8 +753,7 @@ int go_read_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int go_read_ret(struct pt_regs *ctx)
+static __always_inline int do_go_read_ret(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct go_key k = { .g = ctx->r14, .tgid = id >> 32 };
@@ -760,6 +773,54 @@ int go_read_ret(struct pt_regs *ctx)
 	emit_tls(c.conn, c.buf, n, fd, 1, LIB_GO, FN_GO_READ);
 	return 0;
 }
+
+/*
+ * Every uprobe program exists twice: attached one probe per link ("uprobe")
+ * and many probes per link ("uprobe.multi", Linux >= 6.6). Multi links
+ * detach in one RCU grace period instead of one per probe, which turns a
+ * multi-second shutdown into milliseconds.
+ */
+SEC("uprobe")
+int BPF_KPROBE(tls_enter, void *conn, void *buf, u64 len, void *out)
+{
+	return do_tls_enter(ctx, conn, buf, len, out);
+}
+
+SEC("uprobe.multi")
+int BPF_KPROBE(tls_enter_multi, void *conn, void *buf, u64 len, void *out)
+{
+	return do_tls_enter(ctx, conn, buf, len, out);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(tls_return, long ret)
+{
+	return do_tls_return(ctx, ret);
+}
+
+SEC("uretprobe.multi")
+int BPF_KRETPROBE(tls_return_multi, long ret)
+{
+	return do_tls_return(ctx, ret);
+}
+
+SEC("uprobe")
+int go_write(struct pt_regs *ctx) { return do_go_write(ctx); }
+
+SEC("uprobe.multi")
+int go_write_multi(struct pt_regs *ctx) { return do_go_write(ctx); }
+
+SEC("uprobe")
+int go_read_enter(struct pt_regs *ctx) { return do_go_read_enter(ctx); }
+
+SEC("uprobe.multi")
+int go_read_enter_multi(struct pt_regs *ctx) { return do_go_read_enter(ctx); }
+
+SEC("uprobe")
+int go_read_ret(struct pt_regs *ctx) { return do_go_read_ret(ctx); }
+
+SEC("uprobe.multi")
+int go_read_ret_multi(struct pt_regs *ctx) { return do_go_read_ret(ctx); }
 
 /* ---- processes ---- */
 
@@ -835,8 +896,10 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	u32 ptgid = BPF_CORE_READ(parent, tgid);
 	u32 cpid = BPF_CORE_READ(child, pid);
 	u32 ctgid = BPF_CORE_READ(child, tgid);
-	if (cpid != ctgid || ptgid == self_tgid)
+	if (cpid != ctgid)
 		return 0; /* a new thread, not a process */
+	/* Children of the sensor are followed when the sensor's pid is in the
+	 * traced set (tests do this); the sensor itself is never reported. */
 	if (filter_mode && bpf_map_lookup_elem(&traced, &ptgid)) {
 		u8 one = 1;
 		bpf_map_update_elem(&traced, &ctgid, &one, BPF_ANY);
@@ -884,6 +947,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 #define NR_pwrite64 18
 #define NR_readv 19
 #define NR_writev 20
+#define NR_dup2 33
 #define NR_connect 42
 #define NR_sendto 44
 #define NR_recvfrom 45
@@ -891,6 +955,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 #define NR_recvmsg 47
 #define NR_creat 85
 #define NR_openat 257
+#define NR_dup3 292
 #define NR_pwritev 296
 #define NR_pwritev2 328
 
@@ -1045,6 +1110,7 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	case NR_pwrite64: case NR_readv: case NR_writev: case NR_connect:
 	case NR_sendto: case NR_recvfrom: case NR_sendmsg: case NR_recvmsg:
 	case NR_creat: case NR_openat: case NR_pwritev: case NR_pwritev2:
+	case NR_dup2: case NR_dup3:
 		break;
 	default:
 		return 0;
@@ -1069,6 +1135,13 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	case NR_close:
 		on_close_enter(tgid, fd);
 		break;
+	case NR_dup2: case NR_dup3: {
+		/* dup2(old, new) closes new first; a no-op when old == new. */
+		s32 newfd = (s32)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		if (newfd != fd)
+			on_close_enter(tgid, newfd);
+		break;
+	}
 	case NR_connect:
 		if (sys_events & SYS_CONNECT)
 			on_connect_enter(tid, fd, PT_REGS_PARM2_CORE_SYSCALL(regs));
