@@ -15,6 +15,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/content"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
@@ -23,13 +24,13 @@ import (
 // way the pipeline builds them (content decoding done, marks set), and the
 // registry picks the decoder.
 
-var testT0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+var moreT0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// exchangeOf builds the exchange of a recorded interaction. The request
-// leaves at testT0, the response starts 100 ms later and every body byte
+// moreExchange builds the exchange of a recorded interaction. The request
+// leaves at moreT0, the response starts 100 ms later and every body byte
 // arrives 1 ms after the previous 64-byte piece, so time-to-first-token
 // and latency are deterministic.
-func exchangeOf(t testing.TB, in cassette.Interaction) *httpmsg.Exchange {
+func moreExchange(t testing.TB, in cassette.Interaction) *httpmsg.Exchange {
 	t.Helper()
 	u, err := url.Parse(in.Request.URL)
 	if err != nil {
@@ -48,14 +49,14 @@ func exchangeOf(t testing.TB, in cassette.Interaction) *httpmsg.Exchange {
 			Target:    target,
 			Header:    in.Request.Header.Clone(),
 			Body:      httpmsg.Body{Data: in.Request.Body, WireLength: int64(len(in.Request.Body))},
-			Start:     testT0,
-			End:       testT0.Add(time.Millisecond),
+			Start:     moreT0,
+			End:       moreT0.Add(time.Millisecond),
 		},
 	}
 	if x.Request.Header == nil {
 		x.Request.Header = http.Header{}
 	}
-	start := testT0.Add(100 * time.Millisecond)
+	start := moreT0.Add(100 * time.Millisecond)
 	body := httpmsg.Body{Data: in.Response.Body, WireLength: int64(len(in.Response.Body))}
 	for off := 64; ; off += 64 {
 		if off > len(body.Data) {
@@ -85,8 +86,8 @@ func exchangeOf(t testing.TB, in cassette.Interaction) *httpmsg.Exchange {
 	return x
 }
 
-// testRegistry loads the embedded registry once per test.
-func testRegistry(t testing.TB) *Registry {
+// moreRegistry loads the embedded registry once per test.
+func moreRegistry(t testing.TB) *Registry {
 	t.Helper()
 	reg, err := LoadRegistry(RegistryOptions{})
 	if err != nil {
@@ -95,10 +96,10 @@ func testRegistry(t testing.TB) *Registry {
 	return reg
 }
 
-// decodeExchange finds the API for x the way the pipeline does (registry
+// moreDecode finds the API for x the way the pipeline does (registry
 // target, then the first matching API) and decodes it; nil when no API
 // matches.
-func decodeExchange(t testing.TB, reg *Registry, x *httpmsg.Exchange) (*Result, Target) {
+func moreDecode(t testing.TB, reg *Registry, x *httpmsg.Exchange) (*Result, Target) {
 	t.Helper()
 	tg, _ := reg.Lookup(x.Request.Authority, 0)
 	for _, api := range BuiltinAPIs() {
@@ -113,8 +114,8 @@ func decodeExchange(t testing.TB, reg *Registry, x *httpmsg.Exchange) (*Result, 
 	return nil, tg
 }
 
-// loadRecording reads a recording from testdata.
-func loadRecording(t testing.TB, path string) *cassette.Recording {
+// moreRecording reads a recording from testdata.
+func moreRecording(t testing.TB, path string) *cassette.Recording {
 	t.Helper()
 	rec, err := cassette.ReadFile(path)
 	if err != nil {
@@ -154,7 +155,7 @@ type oracleExchange struct {
 	Facts       oracleFacts `json:"facts"`
 }
 
-func headerOf(kv [][2]string) http.Header {
+func moreHeader(kv [][2]string) http.Header {
 	h := http.Header{}
 	for _, p := range kv {
 		h.Add(p[0], p[1])
@@ -176,7 +177,7 @@ func TestOracleCrossCheck(t *testing.T) {
 		t.Skip(err)
 	}
 	defer f.Close()
-	reg := testRegistry(t)
+	reg := moreRegistry(t)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 64<<20)
 	total, matched := map[string]int{}, map[string]int{}
@@ -188,11 +189,11 @@ func TestOracleCrossCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		in := cassette.Interaction{
-			Request:  cassette.Request{Method: oe.Method, URL: oe.URL, Header: headerOf(oe.ReqHeaders), Body: oe.ReqBody},
-			Response: cassette.Response{Status: oe.Status, Header: headerOf(oe.RespHeaders), Body: oe.RespBody},
+			Request:  cassette.Request{Method: oe.Method, URL: oe.URL, Header: moreHeader(oe.ReqHeaders), Body: oe.ReqBody},
+			Response: cassette.Response{Status: oe.Status, Header: moreHeader(oe.RespHeaders), Body: oe.RespBody},
 		}
-		x := exchangeOf(t, in)
-		res, _ := decodeExchange(t, reg, x)
+		x := moreExchange(t, in)
+		res, _ := moreDecode(t, reg, x)
 		fam := oe.Facts.Provider
 		total[fam]++
 		why := compareOracle(oe.Facts, res)
@@ -341,18 +342,190 @@ func compareOracle(o oracleFacts, res *Result) []string {
 		for _, n := range o.ToolNames {
 			want[n] = true
 		}
-		if fmt.Sprint(sortedSet(want)) != fmt.Sprint(sortedSet(tools)) {
-			why = append(why, fmt.Sprintf("tool calls: got %v, want %v", sortedSet(tools), o.ToolNames))
+		if fmt.Sprint(moreSortedSet(want)) != fmt.Sprint(moreSortedSet(tools)) {
+			why = append(why, fmt.Sprintf("tool calls: got %v, want %v", moreSortedSet(tools), o.ToolNames))
 		}
 	}
 	return why
 }
 
-func sortedSet(m map[string]bool) []string {
+func moreSortedSet(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ---------------------------------------------------------------- recorded-exchange tables
+
+// want is what a test expects of one recorded exchange. Counts are
+// pointers (n(…)) so that "absent" is checked too; nil means absent.
+type want struct {
+	file  string // under testdata/
+	index int    // interaction index
+	api   string // decoder name
+	// provider
+	providerName, providerID string
+	model, answeredModel     string
+	streaming                bool
+	status                   int
+	failed                   bool
+	errType                  string
+	finish                   string
+	prompt, completion       *int
+	total, cached, reasoning *int
+	tools                    []string // tool-call names in order
+	toolResults              int
+	messages                 int
+	systemPrompt             bool
+	ttft                     bool // time_to_first_token_ms set
+	embedding                bool
+	inputCount, dims         int
+	vectors                  int
+}
+
+func n(v int) *int { return &v }
+
+func intString(p *int) string {
+	if p == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*p)
+}
+
+// runWants decodes every listed exchange and checks it field by field.
+func runWants(t *testing.T, wants []want) {
+	reg := moreRegistry(t)
+	for _, w := range wants {
+		t.Run(fmt.Sprintf("%s#%d", w.file, w.index), func(t *testing.T) {
+			rec := moreRecording(t, "testdata/"+w.file)
+			if w.index >= len(rec.Interactions) {
+				t.Fatalf("recording has %d interactions", len(rec.Interactions))
+			}
+			x := moreExchange(t, rec.Interactions[w.index])
+			res, _ := moreDecode(t, reg, x)
+			if res == nil {
+				t.Fatal("no decoder matched")
+			}
+			checkWant(t, w, res)
+		})
+	}
+}
+
+func checkWant(t *testing.T, w want, res *Result) {
+	t.Helper()
+	req := res.Request
+	if res.API != w.api {
+		t.Errorf("API = %q; want %q", res.API, w.api)
+	}
+	if req.Provider == nil || req.Provider.Name != w.providerName || req.Provider.ID != w.providerID {
+		t.Errorf("provider = %+v; want name %q id %q", req.Provider, w.providerName, w.providerID)
+	}
+	if (req.Model == nil && w.model != "") || (req.Model != nil && req.Model.ID != w.model) {
+		t.Errorf("request model = %+v; want %q", req.Model, w.model)
+	}
+	if req.Streaming == nil || *req.Streaming != w.streaming {
+		t.Errorf("request streaming = %v; want %v", req.Streaming, w.streaming)
+	}
+	if len(req.Messages) != w.messages || req.MessagesCount != w.messages {
+		t.Errorf("messages = %d (count %d); want %d", len(req.Messages), req.MessagesCount, w.messages)
+	}
+	if req.HasSystemPrompt != w.systemPrompt {
+		t.Errorf("has_system_prompt = %v; want %v", req.HasSystemPrompt, w.systemPrompt)
+	}
+	if len(res.ToolResults) != w.toolResults {
+		t.Errorf("tool results = %d; want %d", len(res.ToolResults), w.toolResults)
+	}
+	if w.embedding {
+		e := res.Embedding
+		if e == nil || res.Response != nil {
+			t.Fatalf("embedding = %v, response = %v; want an embedding only", e, res.Response)
+		}
+		if req.RequestType != "embedding" {
+			t.Errorf("request_type = %q", req.RequestType)
+		}
+		if e.StatusCode != w.status || (e.Success != nil && *e.Success) == w.failed {
+			t.Errorf("status %d success %v; want %d failed %v", e.StatusCode, e.Success, w.status, w.failed)
+		}
+		if e.InputCount != w.inputCount || e.Dimensions != w.dims || e.EmbeddingCount != w.vectors {
+			t.Errorf("inputs %d dims %d vectors %d; want %d %d %d", e.InputCount, e.Dimensions, e.EmbeddingCount, w.inputCount, w.dims, w.vectors)
+		}
+		var got *int
+		if e.Usage != nil {
+			got = e.Usage.PromptTokens
+		}
+		if intString(got) != intString(w.prompt) || intString(e.TotalTokens) != intString(w.prompt) {
+			t.Errorf("embedding tokens = %s (total %s); want %s", intString(got), intString(e.TotalTokens), intString(w.prompt))
+		}
+		if w.errType != "" && (e.Error == nil || e.Error.Type != w.errType) {
+			t.Errorf("error = %+v; want type %q", e.Error, w.errType)
+		}
+		return
+	}
+	r := res.Response
+	if r == nil {
+		t.Fatal("no response")
+	}
+	if r.StatusCode != w.status {
+		t.Errorf("status = %d; want %d", r.StatusCode, w.status)
+	}
+	failed := (r.Success != nil && !*r.Success) || r.Error != nil
+	if failed != w.failed {
+		t.Errorf("failed = %v (error %+v); want %v", failed, r.Error, w.failed)
+	}
+	if w.errType != "" && (r.Error == nil || r.Error.Type != w.errType) {
+		t.Errorf("error = %+v; want type %q", r.Error, w.errType)
+	}
+	if r.FinishReason != w.finish {
+		t.Errorf("finish_reason = %q; want %q", r.FinishReason, w.finish)
+	}
+	am := ""
+	if r.Model != nil {
+		am = r.Model.ID
+	}
+	if am != w.answeredModel {
+		t.Errorf("answered model = %q; want %q", am, w.answeredModel)
+	}
+	u := r.Usage
+	if u == nil {
+		u = &oisp.Usage{}
+	}
+	for _, c := range []struct {
+		name      string
+		got, want *int
+	}{
+		{"prompt_tokens", u.PromptTokens, w.prompt},
+		{"completion_tokens", u.CompletionTokens, w.completion},
+		{"total_tokens", u.TotalTokens, w.total},
+		{"cached_tokens", u.CachedTokens, w.cached},
+		{"reasoning_tokens", u.ReasoningTokens, w.reasoning},
+	} {
+		if intString(c.got) != intString(c.want) {
+			t.Errorf("%s = %s; want %s", c.name, intString(c.got), intString(c.want))
+		}
+	}
+	var names []string
+	for _, tc := range r.ToolCalls {
+		names = append(names, tc.Name)
+		if tc.Arguments != "" && tc.ArgumentsHash != oisp.Hash(tc.Arguments) {
+			t.Errorf("tool call %q: arguments hash does not match", tc.Name)
+		}
+	}
+	if fmt.Sprint(names) != fmt.Sprint(w.tools) || r.ToolCallsCount != len(w.tools) {
+		t.Errorf("tool calls = %v (count %d); want %v", names, r.ToolCallsCount, w.tools)
+	}
+	if (r.TimeToFirstTokenMS != nil) != w.ttft {
+		t.Errorf("time_to_first_token_ms = %v; want set %v", r.TimeToFirstTokenMS, w.ttft)
+	}
+	if w.ttft && (r.Streaming == nil || !*r.Streaming) {
+		t.Errorf("response streaming flag not set")
+	}
+	if r.LatencyMS == nil {
+		t.Errorf("latency_ms not set")
+	}
+	if w.finish != "" && len(r.Choices) != 1 {
+		t.Errorf("choices = %d; want 1", len(r.Choices))
+	}
 }

@@ -1,0 +1,124 @@
+package provider
+
+import (
+	"testing"
+)
+
+// Recorded Bedrock exchanges (testdata/bedrock/README.md lists the
+// sources): Converse and ConverseStream, InvokeModel per model family,
+// eventstream bodies with base64 chunks, error replies.
+func TestBedrockRecorded(t *testing.T) {
+	const nova = "us.amazon.nova-micro-v1:0"
+	runWants(t, []want{
+		{ // ConverseStream over eventstream
+			file: "bedrock/test_bedrock_model_stream.yaml", api: apiBedrockConverse,
+			providerName: "aws_bedrock", model: nova, answeredModel: nova,
+			streaming: true, status: 200, finish: "stop",
+			prompt: n(13), completion: n(82), total: n(95),
+			messages: 2, systemPrompt: true, ttft: true,
+		},
+		{ // streamed tool use: contentBlockStart toolUse + input deltas
+			file: "bedrock/test_bedrock_model_iter_stream.yaml", index: 0, api: apiBedrockConverse,
+			providerName: "aws_bedrock", model: nova, answeredModel: nova,
+			streaming: true, status: 200, finish: "tool_calls",
+			prompt: n(471), completion: n(91), total: n(562), tools: []string{"get_temperature"},
+			messages: 2, systemPrompt: true, ttft: true,
+		},
+		{ // the toolResult goes back
+			file: "bedrock/test_bedrock_model_iter_stream.yaml", index: 1, api: apiBedrockConverse,
+			providerName: "aws_bedrock", model: nova, answeredModel: nova,
+			streaming: true, status: 200, finish: "stop",
+			prompt: n(577), completion: n(18), total: n(595),
+			toolResults: 1, messages: 4, systemPrompt: true, ttft: true,
+		},
+		{ // InvokeModelWithResponseStream, Anthropic events in base64 chunks
+			file: "bedrock/test_anthropic_3_completion_streaming.yaml", api: apiBedrockInvoke,
+			providerName: "aws_bedrock", model: "anthropic.claude-3-sonnet-20240229-v1:0", answeredModel: "claude-3-sonnet-20240229",
+			streaming: true, status: 200, finish: "stop",
+			prompt: n(16), completion: n(21), total: n(37),
+			messages: 1, ttft: true,
+		},
+		{ // Titan stream: input count in the first chunk, output in the last
+			file: "bedrock/test_titan_invoke_stream.yaml", api: apiBedrockInvoke,
+			providerName: "aws_bedrock", model: "amazon.titan-text-express-v1", answeredModel: "amazon.titan-text-express-v1",
+			streaming: true, status: 200, finish: "stop",
+			prompt: n(28), completion: n(188), total: n(216),
+			messages: 1, ttft: true,
+		},
+		{ // a guardrail blocked the input: one chunk, no completion reason
+			file: "bedrock/test_guardrail_invoke_stream.yaml", api: apiBedrockInvoke,
+			providerName: "aws_bedrock", model: "amazon.titan-text-express-v1", answeredModel: "amazon.titan-text-express-v1",
+			streaming: true, status: 200,
+			prompt: n(6), completion: n(3), total: n(9),
+			messages: 1, ttft: true,
+		},
+		{ // Llama: prompt_token_count / generation_token_count
+			file: "bedrock/test_meta_llama2_completion_string_content.yaml", api: apiBedrockInvoke,
+			providerName: "aws_bedrock", model: "meta.llama2-13b-chat-v1", answeredModel: "meta.llama2-13b-chat-v1",
+			status: 200, finish: "length",
+			prompt: n(158), completion: n(128), total: n(286),
+			messages: 1,
+		},
+		{ // Cohere Command: no counts in the body, Bedrock's headers give them
+			file: "bedrock/test_cohere_completion.yaml", api: apiBedrockInvoke,
+			providerName: "aws_bedrock", model: "cohere.command-text-v14", answeredModel: "cohere.command-text-v14",
+			status: 200, finish: "stop",
+			prompt: n(9), completion: n(112), total: n(121),
+			messages: 1,
+		},
+		{ // AI21 Jurassic: counts from the token lists
+			file: "bedrock/test_ai21_j2_completion_string_content.yaml", api: apiBedrockInvoke,
+			providerName: "aws_bedrock", model: "ai21.j2-mid-v1", answeredModel: "ai21.j2-mid-v1",
+			status: 200, finish: "stop",
+			prompt: n(26), completion: n(42), total: n(68),
+			messages: 1,
+		},
+		{ // 400 without an error-type header
+			file: "bedrock/test_bedrock_error.yaml", api: apiBedrockConverse,
+			providerName: "aws_bedrock", model: "us.does-not-exist-model-v1:0", answeredModel: "us.does-not-exist-model-v1:0",
+			status: 400, failed: true, errType: "http_error", messages: 1,
+		},
+		{ // a stream request answered with a JSON 400, not an eventstream
+			file: "bedrock/test_bedrock_streaming_error.yaml", api: apiBedrockConverse,
+			providerName: "aws_bedrock", model: "us.does-not-exist-model-v1:0", answeredModel: "us.does-not-exist-model-v1:0",
+			streaming: true, status: 400, failed: true, errType: "http_error", messages: 1,
+		},
+		{ // 403 with x-amzn-ErrorType
+			file: "bedrock/TestAmazonNova.httprr", api: apiBedrockInvoke,
+			providerName: "aws_bedrock", model: nova, answeredModel: nova,
+			status: 403, failed: true, errType: "AccessDeniedException", messages: 2, systemPrompt: true,
+		},
+	})
+}
+
+func TestBedrockPath(t *testing.T) {
+	for _, c := range []struct {
+		path, model, op string
+		stream, ok      bool
+	}{
+		{"/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "converse", false, true},
+		{"/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fotnfa2ysixqd/invoke", "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/otnfa2ysixqd", "invoke", false, true},
+		{"/model/amazon.titan-text-express-v1/invoke-with-response-stream", "amazon.titan-text-express-v1", "invoke-with-response-stream", true, true},
+		{"/model/x/converse-stream", "x", "converse-stream", true, true},
+		{"/model//converse", "", "", false, false},
+		{"/model/x/apply-guardrail", "", "", false, false},
+		{"/guardrail/x/version/1/apply", "", "", false, false},
+	} {
+		p, ok := parseBedrockPath(c.path)
+		if ok != c.ok || p.Model != c.model || p.Op != c.op || p.Stream != c.stream {
+			t.Errorf("parseBedrockPath(%q) = %+v, %v; want model %q op %q stream %v ok %v", c.path, p, ok, c.model, c.op, c.stream, c.ok)
+		}
+	}
+	for model, vendor := range map[string]string{
+		"us.anthropic.claude-3-7-sonnet-20250219-v1:0": "anthropic",
+		"anthropic.claude-v2":                          "anthropic",
+		"arn:aws:bedrock:us-east-1:012345678901:inference-profile/us.anthropic.claude-3-7-sonnet": "anthropic",
+		"arn:aws:sagemaker:us-east-1:767398002385:endpoint/endpoint-quick-start-idr7y":            "",
+		"meta.llama3-70b-instruct-v1:0":  "meta",
+		"global.amazon.nova-2-lite-v1:0": "amazon",
+	} {
+		if got := bedrockVendor(model); got != vendor {
+			t.Errorf("bedrockVendor(%q) = %q; want %q", model, got, vendor)
+		}
+	}
+}
