@@ -95,6 +95,11 @@ func (s *jStr) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
+		// Fast path: no escapes (encoding/json has validated the token).
+		if len(b) >= 2 && bytes.IndexByte(b, '\\') < 0 {
+			*s = jStr(b[1 : len(b)-1])
+			return nil
+		}
 		var v string
 		if json.Unmarshal(b, &v) == nil {
 			*s = jStr(v)
