@@ -238,10 +238,10 @@ func TestModelCandidates(t *testing.T) {
 			"us.anthropic.claude-3-5-sonnet-20241022-v2:0", "anthropic.claude-3-5-sonnet-20241022-v2:0",
 			"claude-3-5-sonnet-20241022-v2:0", "us.anthropic.claude-3-5-sonnet-20241022", "anthropic.claude-3-5-sonnet-20241022",
 			"claude-3-5-sonnet-20241022", "us.anthropic.claude-3-5-sonnet", "anthropic.claude-3-5-sonnet", "claude-3-5-sonnet"},
-		"models/gemini-2.5-pro": {"models/gemini-2.5-pro", "gemini-2.5-pro"},
+		"models/gemini-2.5-pro":    {"models/gemini-2.5-pro", "gemini-2.5-pro"},
 		"claude-sonnet-4@20250514": {"claude-sonnet-4@20250514", "claude-sonnet-4-20250514", "claude-sonnet-4"},
-		"openai/gpt-4o":           {"openai/gpt-4o", "gpt-4o"},
-		"gpt-3.5-turbo-0125":      {"gpt-3.5-turbo-0125", "gpt-3.5-turbo"},
+		"openai/gpt-4o":            {"openai/gpt-4o", "gpt-4o"},
+		"gpt-3.5-turbo-0125":       {"gpt-3.5-turbo-0125", "gpt-3.5-turbo"},
 	}
 	for id, want := range tests {
 		if diff := cmp.Diff(want, modelCandidates(id)); diff != "" {
