@@ -248,7 +248,6 @@ type direction struct {
 	// maxFrame is the SETTINGS_MAX_FRAME_SIZE the other peer advertised for
 	// this direction's frames.
 	maxFrame uint32
-	hunt     hunter
 	headers  headerState
 }
 
@@ -290,7 +289,7 @@ func (dir *direction) consume(data []byte) {
 	} else {
 		src = data
 	}
-	n := dir.parse(src)
+	n := dir.parse(src, len(src)-len(data))
 	rest := src[n:]
 	switch {
 	case len(rest) == 0:
@@ -307,8 +306,9 @@ func (dir *direction) consume(data []byte) {
 	}
 }
 
-// parse consumes frames from src and returns how many bytes were used.
-func (dir *direction) parse(src []byte) int {
+// parse consumes frames from src, whose newest chunk starts at chunkStart,
+// and returns how many bytes were used.
+func (dir *direction) parse(src []byte, chunkStart int) int {
 	off := 0
 	for off < len(src) {
 		p := src[off:]
@@ -338,7 +338,7 @@ func (dir *direction) parse(src []byte) int {
 			}
 			dir.startHunting("joined mid-connection")
 		case stateHunting:
-			skip, found := dir.hunt.find(dir, p)
+			skip, found := dir.hunt(p, chunkStart-off)
 			if skip > 0 {
 				dir.d.rec.Count("http2.resync_skipped_bytes", int64(skip))
 				off += skip
@@ -385,7 +385,6 @@ func (dir *direction) peekHeader(p []byte) http2.FrameHeader {
 func (dir *direction) startHunting(why string) {
 	dir.state = stateHunting
 	dir.fromStart = false
-	dir.hunt.reset()
 	dir.headers.abandon()
 	dir.headers.forget(why + ": headers partly unknown")
 }

@@ -227,7 +227,7 @@ func (h *headerState) end() {
 		if h.failed != nil && len(h.fields) == 0 {
 			x.HeadersUnknown(side, "header block undecodable ("+h.failed.Error()+")", h.dir.at)
 		} else {
-			x.Headers(side, h.fields, h.dir.at)
+			x.Headers(side, assemble.Block{Fields: h.fields, EndStream: h.endStream, Unknown: h.unknown}, h.dir.at)
 			if h.failed != nil {
 				x.Note("header block partly undecodable (" + h.failed.Error() + ")")
 			}
@@ -274,7 +274,7 @@ func (h *headerState) abandon() {
 	if len(h.fields) == 0 {
 		x.HeadersUnknown(side, side.String()+" header block cut off", h.dir.at)
 	} else {
-		x.Headers(side, h.fields, h.dir.at)
+		x.Headers(side, assemble.Block{Fields: h.fields, EndStream: h.endStream, Unknown: h.unknown}, h.dir.at)
 		x.Note(side.String() + " header block cut off")
 	}
 	if h.endStream {

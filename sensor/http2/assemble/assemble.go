@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oisp/oisp-sensor/sensor/content"
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/stats"
@@ -60,6 +61,7 @@ type Config struct {
 	held int64 // body bytes currently held by open exchanges
 	// tokens are the counter names, built once so the hot path does not
 	// concatenate strings.
+	content *content.Decoder
 	tokBodyTruncated, tokConnBudget, tokMissingStatus, tokUnknownPseudo,
 	tokInformational, tokReqTrailers, tokBadContentLength string
 }
@@ -69,6 +71,9 @@ func (c *Config) Init() {
 	c.Limits = c.Limits.WithDefaults()
 	if c.BodyBudget <= 0 {
 		c.BodyBudget = max(int64(c.Limits.MaxBody)*2, 64<<20)
+	}
+	if c.content == nil {
+		c.content = content.NewDecoder(c.Rec)
 	}
 	p := c.Prefix + "."
 	c.tokBodyTruncated = p + "body_truncated"
@@ -141,17 +146,47 @@ func (e *Exchange) Note(note string) {
 	e.x.Notes = append(e.x.Notes, note)
 }
 
+// Block is one decoded header block (HEADERS plus CONTINUATION in HTTP/2, a
+// HEADERS frame's field section in HTTP/3).
+type Block struct {
+	Fields []Field
+	// EndStream is set when the block ends its side of the stream.
+	EndStream bool
+	// Unknown counts fields that could not be decoded (references to
+	// compression-table entries whose content is unknown).
+	Unknown int
+}
+
 // Headers applies one decoded header block. On the request side the first
 // block is the request head and later ones are trailers; on the response
 // side 1xx blocks are skipped, the first final block is the response head
-// and later ones are trailers.
-func (e *Exchange) Headers(side Side, fields []Field, at time.Time) {
+// and later ones are trailers. The fields are copied.
+func (e *Exchange) Headers(side Side, b Block, at time.Time) {
 	e.touch(side, at)
+	if !e.headersSeen[side] && e.looksLikeTrailers(side, b) {
+		// Joined after the head: what follows is the trailer section.
+		e.headersSeen[side] = true
+		if side == Response {
+			e.response(at)
+		}
+	}
 	if side == Request {
-		e.requestHeaders(fields, at)
+		e.requestHeaders(b.Fields, at)
 		return
 	}
-	e.responseHeaders(fields, at)
+	e.responseHeaders(b.Fields, at)
+}
+
+// looksLikeTrailers tells a trailer section from a head when the head was
+// never seen (joined mid-connection): trailers carry no pseudo-header and
+// end the stream, and follow body bytes if there were any. A block with
+// undecodable fields and no body is taken as the head, whose :status or
+// :method may be among the unknown fields.
+func (e *Exchange) looksLikeTrailers(side Side, b Block) bool {
+	if hasPseudo(b.Fields) {
+		return false
+	}
+	return e.body[side].wire > 0 || b.EndStream && b.Unknown == 0
 }
 
 func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
@@ -170,7 +205,6 @@ func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 			}
 			addField(r.Header, f)
 		}
-		e.Note("request trailers merged into headers")
 		return
 	}
 	e.headersSeen[Request] = true
@@ -274,8 +308,8 @@ func (e *Exchange) responseHeaders(fields []Field, at time.Time) {
 // afterHead reads what the body builder needs from a header: the content
 // coding to remove and a size hint.
 func (e *Exchange) afterHead(side Side, h http.Header) {
-	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		e.encoding[side] = strings.ToLower(strings.TrimSpace(ce))
+	if ce := h["Content-Encoding"]; len(ce) > 0 {
+		e.encoding[side] = strings.Join(ce, ", ")
 	}
 	if cl := h.Get("Content-Length"); cl != "" {
 		n, err := strconv.ParseInt(cl, 10, 64)
@@ -435,6 +469,15 @@ func (e *Exchange) finishBody(side Side) httpmsg.Body {
 	}
 	b.data, b.marks = nil, nil
 	return out
+}
+
+func hasPseudo(fields []Field) bool {
+	for _, f := range fields {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			return true
+		}
+	}
+	return false
 }
 
 func addField(h http.Header, f Field) {
