@@ -1,0 +1,188 @@
+package linuxcompat
+
+import (
+	"bytes"
+	"crypto/tls"
+	"debug/elf"
+	"os"
+	"reflect"
+	"runtime"
+	"testing"
+)
+
+// The test binary links crypto/tls, so it is a real Go target to inspect.
+var _ = (*tls.Conn).Read
+
+func TestInspectGoBinaryFindsTLSFunctions(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("Go probes are amd64 only")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		t.Skipf("test binary is not ELF: %v", err)
+	}
+	defer f.Close()
+	funcs, err := goFunctions(f, f.Section(".gopclntab"), goTLSWrite, goTLSRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cross-check against the runtime's own view of the function (the test
+	// binary is not position independent, so addresses match).
+	for name, fn := range map[string]any{goTLSWrite: (*tls.Conn).Write, goTLSRead: (*tls.Conn).Read} {
+		rf := runtime.FuncForPC(reflect.ValueOf(fn).Pointer())
+		got, ok := funcs[name]
+		if !ok {
+			t.Fatalf("%s not found", name)
+		}
+		if rf.Name() == name && uint64(rf.Entry()) != got.entry {
+			t.Errorf("%s entry %#x, runtime says %#x", name, got.entry, rf.Entry())
+		}
+	}
+	rets, err := retOffsets(f, funcs[goTLSRead])
+	if err != nil || len(rets) == 0 {
+		t.Fatalf("RET offsets: %v %v", rets, err)
+	}
+	// Every offset must hold a RET opcode (0xC3) in the file.
+	raw, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entryOff, err := fileOffset(f, funcs[goTLSRead].entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rets {
+		if b := raw[entryOff+r]; b != 0xC3 {
+			t.Errorf("offset +%#x holds %#x, not RET", r, b)
+		}
+	}
+	ins, err := inspectELF(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.Library != "go" || len(ins.Probes) != 2+len(rets) {
+		t.Errorf("inspection = %+v", ins)
+	}
+	for _, p := range ins.Probes {
+		if p.Return {
+			t.Errorf("Go probe %s uses a uretprobe", p.Symbol)
+		}
+	}
+}
+
+func TestInspectOpenSSLMatchesDebugELF(t *testing.T) {
+	var lib string
+	for _, p := range []string{"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib64/libssl.so.3"} {
+		if _, err := os.Stat(p); err == nil {
+			lib = p
+			break
+		}
+	}
+	if lib == "" {
+		t.Skip("libssl.so.3 not installed")
+	}
+	ins, err := inspectELF(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.Library != "openssl" || len(ins.Symbols) != 4 || len(ins.Probes) != 8 {
+		t.Fatalf("inspection = %+v", ins)
+	}
+	f, err := elf.Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dyn, err := f.DynamicSymbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	for _, s := range dyn {
+		if s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			if off, err := fileOffset(f, s.Value); err == nil {
+				want[s.Name] = off
+			}
+		}
+	}
+	for _, p := range ins.Probes {
+		if want[p.Symbol] != p.Address {
+			t.Errorf("%s at %#x, debug/elf says %#x", p.Symbol, p.Address, want[p.Symbol])
+		}
+	}
+}
+
+func TestFindRETs(t *testing.T) {
+	code := []byte{
+		0x55,             // push rbp
+		0x48, 0x89, 0xe5, // mov rbp, rsp
+		0xc3,             // ret
+		0x48, 0x31, 0xc0, // xor rax, rax
+		0xc3, // ret
+		0xcc, // int3
+	}
+	got, err := findRETs(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, []uint64{4, 8}) {
+		t.Fatalf("RETs at %v, want [4 8]", got)
+	}
+}
+
+func TestGoVersionAtLeast(t *testing.T) {
+	for v, want := range map[string]bool{
+		"go1.16.15": false, "go1.17": true, "go1.26.8": true, "go1.21rc2": true, "go1.9": false, "devel": true,
+	} {
+		if got := goVersionAtLeast(v, 17); got != want {
+			t.Errorf("goVersionAtLeast(%q) = %v", v, got)
+		}
+	}
+}
+
+// FuzzInspectELFBytes feeds arbitrary bytes to the ELF symbol scanner and
+// the Go function lookup; they must fail cleanly, never panic.
+func FuzzInspectELFBytes(f *testing.F) {
+	for _, p := range []string{"/bin/true", "/usr/bin/true"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+			break
+		}
+	}
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ef, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		_, _ = lookupSymbols(ef, elf.SHT_DYNSYM, []string{"SSL_write"})
+		_, _ = lookupSymbols(ef, elf.SHT_SYMTAB, []string{goTLSRead})
+		if funcs, err := goFunctions(ef, ef.Section(".gopclntab"), goTLSRead); err == nil {
+			for _, fn := range funcs {
+				_, _ = retOffsets(ef, fn)
+			}
+		}
+	})
+}
+
+// FuzzFindRETs: the disassembly scan never panics and only reports offsets
+// inside the code.
+func FuzzFindRETs(f *testing.F) {
+	f.Add([]byte{0x55, 0x48, 0x89, 0xe5, 0xc3})
+	f.Add([]byte{0xc3, 0xc2, 0x08, 0x00})
+	f.Fuzz(func(t *testing.T, code []byte) {
+		rets, err := findRETs(code)
+		if err != nil {
+			return
+		}
+		for _, r := range rets {
+			if r >= uint64(len(code)) {
+				t.Fatalf("RET offset %d beyond %d bytes", r, len(code))
+			}
+		}
+	})
+}
