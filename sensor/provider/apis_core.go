@@ -16,7 +16,7 @@ import (
 // OpenAI-compatible endpoints), and on unknown hosts only when the request
 // body has the API's shape too.
 func coreAPIs() []API {
-	return []API{
+	return append([]API{
 		anthropicMessagesAPI{},
 		anthropicCountTokensAPI{},
 		anthropicCompleteAPI{},
@@ -24,7 +24,7 @@ func coreAPIs() []API {
 		openaiResponsesAPI{},
 		openaiEmbeddingsAPI{},
 		openaiCompletionsAPI{}, // after chat: "/chat/completions" also ends in "/completions"
-	}
+	}, openaiMediaAPIs()...)
 }
 
 // ---------------------------------------------------------------- OpenAI

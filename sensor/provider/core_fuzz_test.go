@@ -161,3 +161,13 @@ func FuzzCountArray(f *testing.F) {
 		}
 	})
 }
+
+func FuzzOpenAIMedia(f *testing.F) {
+	addCoreSeeds(f, "openai")
+	apis := openaiMediaAPIs()
+	f.Fuzz(func(t *testing.T, reqBody, respBody string, status uint16) {
+		fuzzDecode(t, apis[0], "https://api.openai.com/v1/images/generations", reqBody, respBody, status)
+		fuzzDecode(t, apis[1], "https://api.openai.com/v1/audio/transcriptions", reqBody, respBody, status)
+		fuzzDecode(t, apis[2], "https://api.openai.com/v1/moderations", reqBody, respBody, status)
+	})
+}

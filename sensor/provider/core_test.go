@@ -291,6 +291,15 @@ func TestRecordedExchanges(t *testing.T) {
 			Content: "Sure! Here's a techy joke for you:  \n\n**Why did the OpenTele", Finish: "stop",
 			Usage: "12/89/101 cached 0 write - reasoning -", Cost: "0.00000336+0.00003738=0.00004074", TTFT: 220, Latency: 1110, Events: 90,
 		}},
+		{"openai/images.json", coreFacts{
+			API: apiOpenAIImages, Provider: "openai", RequestModel: "dall-e-2", RequestType: "image", Messages: 1,
+			Status: 200, Success: true, AnsweredModel: "dall-e-2", ProviderReqID: "req_de332b248564b741fce3bc727f47ebfa", Latency: 210,
+		}},
+		{"openai/images_error_400.json", coreFacts{
+			API: apiOpenAIImages, Provider: "openai", RequestModel: "dall-e-2", RequestType: "image", Messages: 1,
+			Status: 400, Error: "invalid_request_error:unknown_parameter:Unknown parameter: 'quality'.", AnsweredModel: "dall-e-2",
+			ProviderReqID: "req_084de3bfba564d1e812829f958e7c616", Latency: 210,
+		}},
 		{"anthropic/messages.json", coreFacts{
 			API: apiAnthropicMessages, Provider: "anthropic", RequestModel: "claude-2.1", RequestType: "chat", Messages: 2, System: true, MaxTokens: 1024,
 			Status: 200, Success: true, AnsweredModel: "claude-2.1", ProviderReqID: "msg_017fMG9SRDFTBhcD1ibtN1nK",

@@ -431,3 +431,21 @@ func jsonOf(t testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+func TestOpenAITranscriptionMultipart(t *testing.T) {
+	reg := coreRegistry(t)
+	body := "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF....WAVE\r\n" +
+		"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o-transcribe\r\n--XyZ--\r\n"
+	x := coreExchange("https://api.openai.com/v1/audio/transcriptions", body, 200,
+		`{"text":"Hello world.","usage":{"type":"tokens","input_tokens":14,"output_tokens":4,"total_tokens":18}}`)
+	x.Request.Header.Set("Content-Type", "multipart/form-data; boundary=XyZ")
+	x.Response.Header.Set("Content-Type", "application/json")
+	res := coreDecode(t, reg, x)
+	f := coreFactsOf(res)
+	want := coreFacts{API: apiOpenAIAudio, Provider: "openai", RequestModel: "gpt-4o-transcribe", RequestType: "audio",
+		Status: 200, Success: true, AnsweredModel: "gpt-4o-transcribe", Content: "Hello world.", Finish: "stop",
+		Usage: "14/4/18 cached - write - reasoning -", Cost: "unknown", Latency: 210}
+	if diff := cmp.Diff(want, f); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
