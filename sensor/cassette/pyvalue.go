@@ -210,7 +210,11 @@ func parseYAMLDocument(data []byte) (*pyValue, error) {
 		return nil, fmt.Errorf("YAML: %w", err)
 	}
 	budget := &yamlBudget{left: 64*len(data) + 1<<16}
-	return fromYAML(&doc, budget, 0)
+	v, err := fromYAML(&doc, budget, 0)
+	if err != nil {
+		return nil, fmt.Errorf("YAML: %w", err)
+	}
+	return v, nil
 }
 
 const maxDepth = 10000
@@ -832,7 +836,8 @@ func pyText(v *pyValue) (string, error) {
 
 // goText is the string a Go YAML decoder (go-vcr's) stores in a string
 // field: the literal text of a plain scalar ("1:30" stays "1:30", where
-// PyYAML would read the integer 90), "" for null; other values as pyText.
+// PyYAML would read the integer 90), "" for null, the raw bytes of
+// !!binary; other values as pyText.
 func goText(v *pyValue) (string, error) {
 	if v != nil && v.fromPlain {
 		if v.kind == pyNone {
@@ -842,6 +847,9 @@ func goText(v *pyValue) (string, error) {
 	}
 	if v == nil || v.kind == pyNone {
 		return "", nil
+	}
+	if v.kind == pyBytes { // Go encoders write non-UTF-8 strings as !!binary
+		return string(v.raw), nil
 	}
 	return pyText(v)
 }
