@@ -92,6 +92,7 @@ type anthropicBlock struct {
 	Type      jStr            `json:"type"`
 	Text      jStr            `json:"text"`
 	Thinking  jStr            `json:"thinking"`
+	Data      jStr            `json:"data"` // redacted_thinking
 	ID        jStr            `json:"id"`
 	Name      jStr            `json:"name"`
 	Input     json.RawMessage `json:"input"`
@@ -405,6 +406,7 @@ func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 type anthropicContent struct {
 	text     []string
 	thinking []string
+	redacted []string
 	calls    []oisp.ToolCall
 }
 
@@ -414,6 +416,8 @@ func (a *anthropicContent) block(bl *anthropicBlock) {
 		a.text = append(a.text, string(bl.Text))
 	case "thinking":
 		a.thinking = append(a.thinking, string(bl.Thinking))
+	case "redacted_thinking":
+		a.redacted = append(a.redacted, string(bl.Data))
 	case "tool_use":
 		a.calls = append(a.calls, toolCall(string(bl.ID), string(bl.Name), "function", compactJSON(bl.Input)))
 	default:
@@ -437,6 +441,9 @@ func (a *anthropicContent) fill(resp *oisp.AIResponse, stopReason string) {
 	resp.ToolCallsCount = len(a.calls)
 	if th := strings.Join(a.thinking, ""); th != "" {
 		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
+	} else if red := strings.Join(a.redacted, ""); red != "" {
+		// Redacted (encrypted) thinking: its size and hash, never as text.
+		resp.Thinking = &oisp.Thinking{ContentLength: len(red), ContentHash: oisp.Hash(red)}
 	}
 }
 
@@ -515,6 +522,7 @@ type anthropicStream struct {
 type anthropicStreamBlock struct {
 	typ      string
 	id, name string
+	data     string // redacted_thinking payload
 	input    string // from content_block_start
 	text     strings.Builder
 	json     strings.Builder
@@ -552,7 +560,7 @@ func (s *anthropicStream) add(event string, data []byte, at time.Time) {
 	case "content_block_start":
 		blk := s.block(ev.Index)
 		if cb := ev.ContentBlock; cb != nil {
-			blk.typ, blk.id, blk.name = string(cb.Type), string(cb.ID), string(cb.Name)
+			blk.typ, blk.id, blk.name, blk.data = string(cb.Type), string(cb.ID), string(cb.Name), string(cb.Data)
 			if in := compactJSON(cb.Input); in != "" && in != "{}" {
 				blk.input = in
 			}
@@ -687,7 +695,8 @@ func (s *anthropicStream) finish(res *Result, resp *oisp.AIResponse) {
 		var acc anthropicContent
 		for i := range s.blocks {
 			b := &s.blocks[i]
-			bl := anthropicBlock{Type: jStr(b.typ), ID: jStr(b.id), Name: jStr(b.name), Text: jStr(b.text.String()), Thinking: jStr(b.thinking.String())}
+			bl := anthropicBlock{Type: jStr(b.typ), ID: jStr(b.id), Name: jStr(b.name), Text: jStr(b.text.String()),
+				Thinking: jStr(b.thinking.String()), Data: jStr(b.data)}
 			in := b.json.String()
 			if in == "" {
 				in = b.input

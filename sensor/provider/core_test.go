@@ -357,6 +357,18 @@ func TestRecordedExchanges(t *testing.T) {
 			Finish: "stop", Calls: []string{`bash_code_execution({"command":"echo $((3 * 12390))"})`},
 			Usage: "4612/80/4692 cached 0 write - reasoning -", Cost: "0.013836+0.0012=0.015036", Latency: 210,
 		}},
+		{"anthropic/messages_redacted_thinking.json", coreFacts{
+			API: apiAnthropicMessages, Provider: "anthropic", RequestModel: "claude-sonnet-4-5-20250929", RequestType: "chat", Messages: 1,
+			MaxTokens: 4096, Status: 200, Success: true, AnsweredModel: "claude-sonnet-4-5-20250929", ProviderReqID: "msg_01TbZ1ZKNMPq28AgBLyLX3c4",
+			Content: "I notice that your message appears to contain a command or t", Finish: "stop",
+			Usage: "92/196/288 cached 0 write - reasoning -", Cost: "0.000276+0.00294=0.003216", Latency: 210, Thinking: 1020,
+		}},
+		{"anthropic/messages_stream_redacted_thinking.json", coreFacts{
+			API: apiAnthropicMessages, Provider: "anthropic", RequestModel: "claude-sonnet-4-5-20250929", RequestType: "chat", Streaming: true,
+			Messages: 1, MaxTokens: 4096, Status: 200, Success: true, AnsweredModel: "claude-sonnet-4-5-20250929",
+			ProviderReqID: "msg_018XZkwvj9asBiffg3fXt88s", Content: "I notice that you've sent what appears to be some kind of te", Finish: "stop",
+			Usage: "92/189/281 cached 0 write - reasoning -", Cost: "0.000276+0.002835=0.003111", TTFT: 300, Latency: 470, Events: 27, Thinking: 1040,
+		}},
 		{"anthropic/complete.json", coreFacts{
 			API: apiAnthropicComplete, Provider: "anthropic", RequestModel: "claude-instant-1.2", RequestType: "completion", Messages: 1,
 			MaxTokens: 2048, Status: 200, Success: true, AnsweredModel: "claude-instant-1.2", ProviderReqID: "compl_01EjfrPvPEsRDRUKD6VoBxtK",
