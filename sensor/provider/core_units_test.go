@@ -3,12 +3,14 @@ package provider
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/spec"
 )
 
 // coreExchange builds a POST exchange with JSON bodies.
@@ -447,5 +449,45 @@ func TestOpenAITranscriptionMultipart(t *testing.T) {
 		Usage: "14/4/18 cached - write - reasoning -", Cost: "unknown", Latency: 210}
 	if diff := cmp.Diff(want, f); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestCoreEventsSchemaValid wraps every decoded request, response and
+// embedding of the recorded exchanges (and of the fuzz-shaped tolerance
+// cases) in an envelope and validates it against the OISP v0.1 schema in
+// branch mode.
+func TestCoreEventsSchemaValid(t *testing.T) {
+	v, err := spec.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := coreRegistry(t)
+	b := oisp.NewBuilder(oisp.BuilderOptions{Host: &oisp.Host{OS: "linux", Arch: "x86_64"}})
+	checked := 0
+	files, _ := filepath.Glob("testdata/openai/*.json")
+	more, _ := filepath.Glob("testdata/anthropic/*.json")
+	for _, file := range append(files, more...) {
+		res := coreDecode(t, reg, loadCoreRecording(t, strings.TrimPrefix(file, "testdata/")).exchange())
+		events := []*oisp.Event{b.New(oisp.TypeAIRequest, coreEpoch, "other", res.Request)}
+		if res.Response != nil {
+			events = append(events, b.New(oisp.TypeAIResponse, coreEpoch, "other", res.Response))
+		}
+		if res.Embedding != nil {
+			events = append(events, b.New(oisp.TypeAIEmbedding, coreEpoch, "other", res.Embedding))
+		}
+		for _, ev := range events {
+			checked++
+			if err := v.ValidateValue(ev); err != nil {
+				t.Errorf("%s %s: %v", file, ev.EventType, err)
+			}
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("only %d events checked", checked)
+	}
+	// Control: the validator does reject a value outside an enum.
+	bad := b.New(oisp.TypeAIResponse, coreEpoch, "other", &oisp.AIResponse{FinishReason: "end_turn"})
+	if v.ValidateValue(bad) == nil {
+		t.Fatal("validator accepted finish_reason end_turn")
 	}
 }
