@@ -200,15 +200,23 @@ func inspectGo(f *elf.File, path string) (inspection, bool) {
 		if err != nil {
 			return inspection{Unsupported: err.Error()}, true
 		}
+		code, err := funcCode(f, w)
+		if err != nil {
+			return inspection{Unsupported: err.Error()}, true
+		}
 		ins.Symbols = append(ins.Symbols, goTLSWrite)
-		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSWrite, Address: off, Program: progGoWrite, Cookie: fnGoWrite})
+		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSWrite, Address: off, Offset: goBodyStart(code), Program: progGoWrite, Cookie: fnGoWrite})
 	}
 	if hasR {
 		off, err := fileOffset(f, r.entry)
 		if err != nil {
 			return inspection{Unsupported: err.Error()}, true
 		}
-		rets, err := retOffsets(f, r)
+		code, err := funcCode(f, r)
+		if err != nil {
+			return inspection{Unsupported: err.Error()}, true
+		}
+		rets, err := findRETs(code)
 		if err != nil || len(rets) == 0 {
 			reason := "no RET instructions found in " + goTLSRead
 			if err != nil {
@@ -217,7 +225,7 @@ func inspectGo(f *elf.File, path string) (inspection, bool) {
 			return inspection{Unsupported: reason}, true
 		}
 		ins.Symbols = append(ins.Symbols, goTLSRead+"+"+strconv.Itoa(len(rets))+"ret")
-		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Program: progGoReadEnter, Cookie: fnGoReadEnter})
+		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Offset: goBodyStart(code), Program: progGoReadEnter, Cookie: fnGoReadEnter})
 		for _, ro := range rets {
 			ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Offset: ro, Program: progGoReadRet, Cookie: fnGoReadEnter})
 		}
@@ -305,6 +313,42 @@ func goFunctions(f *elf.File, pcln *elf.Section, names ...string) (map[string]go
 // retOffsets disassembles fn and returns the offsets of its RET instructions
 // relative to the entry.
 func retOffsets(f *elf.File, fn goFunc) ([]uint64, error) {
+	code, err := funcCode(f, fn)
+	if err != nil {
+		return nil, err
+	}
+	return findRETs(code)
+}
+
+// goBodyStart returns the offset of the PUSHQ BP that follows a Go
+// function's stack-growth check, or 0 when there is none in the prologue.
+//
+// Probing there instead of at the entry matters twice: when the stack must
+// grow, runtime.morestack re-runs the function from its entry, so an entry
+// probe would report the same Write twice; and x86 uprobes emulate PUSH
+// (about 0.6 µs) but single-step the entry's CMPQ/LEAQ (about 11 µs on our
+// VMs). The argument registers (AX, BX, CX) and R14 are unchanged there.
+func goBodyStart(code []byte) uint64 {
+	for pc, n := 0, 0; pc < len(code) && n < 8; n++ {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil {
+			return 0
+		}
+		if inst.Op == x86asm.PUSH && inst.Args[0] == x86asm.RBP {
+			return uint64(pc)
+		}
+		switch inst.Op {
+		case x86asm.CMP, x86asm.LEA, x86asm.JBE, x86asm.JA, x86asm.JB, x86asm.JAE:
+		default:
+			return 0 // not the stack check we know: stay at the entry
+		}
+		pc += inst.Len
+	}
+	return 0
+}
+
+// funcCode reads the machine code of fn from the file.
+func funcCode(f *elf.File, fn goFunc) ([]byte, error) {
 	if fn.end <= fn.entry || fn.end-fn.entry > 1<<20 {
 		return nil, fmt.Errorf("implausible function bounds %#x-%#x", fn.entry, fn.end)
 	}
@@ -320,7 +364,7 @@ func retOffsets(f *elf.File, fn goFunc) ([]uint64, error) {
 	if _, err := ra.ReadAt(code, int64(off)); err != nil {
 		return nil, fmt.Errorf("read function bytes: %w", err)
 	}
-	return findRETs(code)
+	return code, nil
 }
 
 func sectionReaderFor(f *elf.File, off uint64) (io.ReaderAt, bool) {

@@ -71,6 +71,12 @@ func TestInspectGoBinaryFindsTLSFunctions(t *testing.T) {
 		if p.Return {
 			t.Errorf("Go probe %s uses a uretprobe", p.Symbol)
 		}
+		if p.Program == progGoWrite || p.Program == progGoReadEnter {
+			// After the stack check, on PUSHQ BP (0x55).
+			if p.Offset == 0 || raw[p.Address+p.Offset] != 0x55 {
+				t.Errorf("%s probe at +%#x, not on PUSHQ BP", p.Program, p.Offset)
+			}
+		}
 	}
 }
 
@@ -185,4 +191,21 @@ func FuzzFindRETs(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestGoBodyStart(t *testing.T) {
+	// CMPQ SP, 0x10(R14); JBE +0x40; PUSHQ BP; MOVQ SP, BP
+	small := []byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x40, 0x55, 0x48, 0x89, 0xe5}
+	if got := goBodyStart(small); got != 6 {
+		t.Errorf("small frame: body starts at %d, want 6", got)
+	}
+	// LEAQ -0x28(SP), R12; CMPQ R12, 0x10(R14); JBE +0x40; PUSHQ BP
+	large := []byte{0x4c, 0x8d, 0x64, 0x24, 0xd8, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x40, 0x00, 0x00, 0x00, 0x55}
+	if got := goBodyStart(large); got != 15 {
+		t.Errorf("large frame: body starts at %d, want 15", got)
+	}
+	// Something else first (MOVQ AX, BX): stay at the entry.
+	if got := goBodyStart([]byte{0x48, 0x89, 0xc3, 0x55}); got != 0 {
+		t.Errorf("unknown prologue: %d, want 0", got)
+	}
 }
