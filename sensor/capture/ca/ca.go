@@ -334,7 +334,10 @@ func (c *CA) Leaf(host string) (*tls.Certificate, error) {
 func (c *CA) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	host := hello.ServerName
 	if host == "" && hello.Conn != nil {
-		if a, ok := hello.Conn.LocalAddr().(*net.TCPAddr); ok {
+		switch a := hello.Conn.LocalAddr().(type) {
+		case *net.TCPAddr:
+			host = a.IP.String()
+		case *net.UDPAddr: // QUIC
 			host = a.IP.String()
 		}
 	}

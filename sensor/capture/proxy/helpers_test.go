@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/oisp/oisp-sensor/sensor/capture/ca"
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+)
+
+// recorder is a flow.Handler that keeps everything it is given.
+type recorder struct {
+	mu      sync.Mutex
+	changed chan struct{}
+	order   []string
+	infos   map[string]*flow.Info
+	chunks  map[string][]flow.Chunk
+	closes  map[string]flow.CloseInfo
+	gate    chan struct{} // when non-nil, Data waits until it is closed
+}
+
+func newRecorder() *recorder {
+	return &recorder{changed: make(chan struct{}, 1), infos: map[string]*flow.Info{},
+		chunks: map[string][]flow.Chunk{}, closes: map[string]flow.CloseInfo{}}
+}
+
+func (r *recorder) poke() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) Open(info *flow.Info) {
+	r.mu.Lock()
+	r.infos[info.ID] = info
+	r.order = append(r.order, info.ID)
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) Data(id string, c flow.Chunk) {
+	r.mu.Lock()
+	gate := r.gate
+	r.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	r.mu.Lock()
+	r.chunks[id] = append(r.chunks[id], c)
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) Close(id string, ci flow.CloseInfo) {
+	r.mu.Lock()
+	r.closes[id] = ci
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		r.mu.Lock()
+		ok := cond()
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-r.changed:
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// waitClosed waits for n closed flows and returns their ids in open order.
+func (r *recorder) waitClosed(t testing.TB, n int) []string {
+	t.Helper()
+	r.waitFor(t, strconv.Itoa(n)+" closed flows", func() bool { return len(r.closes) >= n })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.order...)
+}
+
+func (r *recorder) bytes(id string, dir flow.Direction, stream int64) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b bytes.Buffer
+	for _, c := range r.chunks[id] {
+		if c.Dir == dir && c.StreamID == stream {
+			b.Write(c.Data)
+		}
+	}
+	return b.Bytes()
+}
+
+func (r *recorder) gap(id string, dir flow.Direction) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n int64
+	for _, c := range r.chunks[id] {
+		if c.Dir == dir {
+			n += c.Gap
+		}
+	}
+	return n
+}
+
+func (r *recorder) fin(id string, dir flow.Direction) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.chunks[id] {
+		if c.Dir == dir && c.Fin {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *recorder) flowCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order)
+}
+
+// world is an upstream CA, a sensor CA, named TLS upstreams and a proxy.
+type world struct {
+	upstreamCA *ca.CA // trusted by the proxy for upstream servers
+	sensorCA   *ca.CA // forged leaves; trusted by clients
+	hosts      map[string]string
+	proxy      *Proxy
+	rec        *recorder
+	st         *stats.Counters
+	stop       context.CancelFunc
+	done       chan error
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	w := &world{hosts: map[string]string{}, rec: newRecorder(), st: &stats.Counters{}}
+	var err error
+	if w.upstreamCA, err = ca.Create(t.TempDir(), ca.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if w.sensorCA, err = ca.Create(t.TempDir(), ca.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// serveTLS starts an upstream HTTPS server for host with h (HTTP/1.1 and
+// h2) and registers it for the proxy's resolver.
+func (w *world) serveTLS(t testing.TB, host string, h http.Handler) {
+	t.Helper()
+	leaf, err := w.upstreamCA.Leaf(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{*leaf}},
+		ErrorLog: log.New(io.Discard, "", 0)}
+	http2.ConfigureServer(srv, &http2.Server{})
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	w.hosts[host] = ln.Addr().String()
+}
+
+// quiet returns a logger that drops everything below Error, for benchmarks.
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (w *world) resolve(host string, port int) string {
+	if a, ok := w.hosts[host]; ok {
+		return a
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// start runs the proxy, intercepting the hosts for which intercept is true.
+func (w *world) start(t testing.TB, cfg Config) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listener = ln
+	cfg.CA = w.sensorCA
+	cfg.UpstreamRoots = w.upstreamCA.CertPool()
+	if cfg.Resolve == nil {
+		cfg.Resolve = w.resolve
+	}
+	cfg.Stats = w.st
+	if cfg.Intercept == nil {
+		cfg.Intercept = func(string, int) bool { return true }
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.proxy = p
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
+	w.done = make(chan error, 1)
+	go func() { w.done <- p.Run(ctx, w.rec) }()
+	t.Cleanup(w.shutdown)
+}
+
+func (w *world) shutdown() {
+	if w.stop == nil {
+		return
+	}
+	w.stop()
+	<-w.done
+	w.stop = nil
+}
+
+func (w *world) proxyURL() *url.URL {
+	return &url.URL{Scheme: "http", Host: w.proxy.Addr().String()}
+}
+
+// client returns an http.Client using the proxy; proto is "http/1.1" or
+// "h2".
+func (w *world) client(proto string, keepAlive bool) *http.Client {
+	tr := &http.Transport{
+		Proxy:             http.ProxyURL(w.proxyURL()),
+		TLSClientConfig:   &tls.Config{RootCAs: w.sensorCA.CertPool()},
+		DisableKeepAlives: !keepAlive,
+	}
+	if proto == "h2" {
+		tr.ForceAttemptHTTP2 = true
+	} else {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+// directClient reaches the upstream servers without the proxy.
+func (w *world) directClient(proto string, keepAlive bool) *http.Client {
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: w.upstreamCA.CertPool()},
+		DisableKeepAlives: !keepAlive,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, port, _ := net.SplitHostPort(addr)
+			p, _ := strconv.Atoi(port)
+			var d net.Dialer
+			return d.DialContext(ctx, network, w.resolve(host, p))
+		},
+	}
+	if proto == "h2" {
+		tr.ForceAttemptHTTP2 = true
+	} else {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
