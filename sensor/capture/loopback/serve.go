@@ -205,8 +205,9 @@ type tapSet struct {
 	h    flow.Handler
 	next atomic.Int64
 
-	mu   sync.Mutex
+	mu    sync.Mutex
 	conns map[string]*tapConn
+	quic  map[string]*quicTap
 }
 
 // tapConn is the server side of a TLS connection, seen in plaintext: what
@@ -303,5 +304,14 @@ func (ts *tapSet) closeAll() {
 	ts.mu.Unlock()
 	for _, c := range conns {
 		c.Close()
+	}
+	ts.mu.Lock()
+	quics := make([]*quicTap, 0, len(ts.quic))
+	for _, q := range ts.quic {
+		quics = append(quics, q)
+	}
+	ts.mu.Unlock()
+	for _, q := range quics {
+		q.Close(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
 	}
 }
