@@ -155,7 +155,7 @@ func (a *attacher) initialScan(ctx context.Context) {
 			return
 		}
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		if err != nil || pid == self || !a.s.wantProcess(pid) {
 			continue
 		}
 		exe := fmt.Sprintf("%s/%d/exe", procRoot, pid)

@@ -45,10 +45,7 @@ func TestCaptureCurl(t *testing.T) {
 	if !strings.HasSuffix(f.info.Process.Exe, "/curl") || f.info.Process.PPID != os.Getpid() {
 		t.Errorf("process = %+v", f.info.Process)
 	}
-	waitFor(t, "flow close at process exit", 10*time.Second, func() bool {
-		fs := rec.flowsOf(cmd.Process.Pid)
-		return len(fs) > 0 && fs[len(fs)-1].closed != nil
-	})
+	expectClosed(t, rec, cmd.Process.Pid, "closed")
 	if st := src.Stats(); st.TruncatedBytes != 0 || st.RingFullTLSRecords != 0 || st.QueueDropRecords != 0 {
 		t.Errorf("unexpected losses: %+v", st)
 	}
@@ -101,6 +98,27 @@ sys.stdout.write(urllib.request.urlopen(req, context=ctx).read().decode())`
 		t.Fatalf("python got %q", out)
 	}
 	checkHTTP1Exchange(t, rec, cmd.Process.Pid, "POST", "/py", body)
+	expectClosed(t, rec, cmd.Process.Pid, "closed")
+}
+
+// expectClosed waits for pid's flow with data to close and checks why:
+// "closed" when the client closed the socket (close(2) on the fd seen in
+// the SSL call), "process_exit" when it exited with the connection open.
+func expectClosed(t *testing.T, rec *recorder, pid int, reason string) {
+	t.Helper()
+	var got *capturedFlow
+	waitFor(t, "flow close", 10*time.Second, func() bool {
+		for _, f := range rec.flowsOf(pid) {
+			if len(f.c2s) > 0 && f.closed != nil {
+				got = &f
+				return true
+			}
+		}
+		return false
+	})
+	if got.closed.Reason != reason {
+		t.Errorf("flow closed with reason %q, want %q", got.closed.Reason, reason)
+	}
 }
 
 const goClientSource = `package main
@@ -223,6 +241,8 @@ func TestCaptureGoClient(t *testing.T) {
 				t.Fatalf("client got %q", out)
 			}
 			checkHTTP1Exchange(t, rec, cmd.Process.Pid, "POST", "/go", body)
+			// The client exits with its keep-alive connection open.
+			expectClosed(t, rec, cmd.Process.Pid, "process_exit")
 		})
 	}
 }

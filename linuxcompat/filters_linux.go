@@ -97,3 +97,30 @@ func cgroup2Mount() (string, error) {
 	}
 	return "", fmt.Errorf("no cgroup2 mount found")
 }
+
+// wantProcess reports whether an already running process passes the
+// configured filters (the initial scan only probes binaries of processes
+// that will be reported).
+func (s *Source) wantProcess(pid int) bool {
+	if len(s.cfg.PIDs)+len(s.cfg.Executables)+len(s.cfg.Cgroups) == 0 {
+		return true
+	}
+	var one uint8
+	if s.objs.Traced.Lookup(uint32(pid), &one) == nil {
+		return true
+	}
+	if len(s.cfg.Cgroups) == 0 {
+		return false
+	}
+	path, _ := readCgroup(pid)
+	for _, cg := range s.cfg.Cgroups {
+		cg = "/" + strings.Trim(cg, "/")
+		if root, err := cgroup2Mount(); err == nil {
+			cg = "/" + strings.Trim(strings.TrimPrefix(cg, root), "/")
+		}
+		if path == cg || strings.HasPrefix(path, cg+"/") {
+			return true
+		}
+	}
+	return false
+}
