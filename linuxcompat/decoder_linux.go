@@ -244,7 +244,23 @@ func (d *decoder) closeFlow(st *flowState, reason string, at time.Time) {
 		}
 	}
 	d.s.user.flowsClosed.Add(1)
-	d.h.Close(st.id, flow.CloseInfo{At: at, Reason: reason})
+	d.h.Close(st.id, flow.CloseInfo{At: at, Reason: reason, Dropped: d.pendingLoss(st.key)})
+}
+
+// pendingLoss collects bytes the kernel lost for a connection that no later
+// chunk reported (the loss hit the last call in a direction).
+func (d *decoder) pendingLoss(k flowKey) int64 {
+	var total int64
+	for dir := uint32(0); dir < 2; dir++ {
+		key := oispConnKey{Conn: k.conn, Tgid: k.tgid, Dir: dir}
+		var lost uint64
+		if d.s.objs.ConnLost.Lookup(&key, &lost) == nil {
+			total += int64(lost)
+			_ = d.s.objs.ConnLost.Delete(&key)
+		}
+		total += d.drops.take(dropKey{k.tgid, k.conn, uint8(dir)}, ^uint64(0))
+	}
+	return total
 }
 
 // closeAll ends every open flow (Run is returning).
