@@ -122,7 +122,7 @@ func vcrInteraction(rq, rs *pyValue, text textFunc) (in Interaction, parsedBody 
 	parsedBody = rq.has("parsed_body")
 
 	resp := &in.Response
-	if resp.Status, resp.Reason, err = vcrStatus(rs); err != nil {
+	if resp.Status, resp.Reason, err = vcrStatus(rs, text); err != nil {
 		return in, false, fmt.Errorf("response status: %w", err)
 	}
 	if p := rs.get("proto"); p != nil && p.kind == pyStr {
@@ -237,7 +237,7 @@ func storedBody(b *pyValue, text textFunc) ([]byte, bool, error) {
 
 // vcrStatus reads vcrpy's {code, message}, go-vcr's code + "200 OK", or a
 // bare status number or line.
-func vcrStatus(rs *pyValue) (int, string, error) {
+func vcrStatus(rs *pyValue, text textFunc) (int, string, error) {
 	st := rs.get("status")
 	switch {
 	case st != nil && st.kind == pyDict:
@@ -247,7 +247,7 @@ func vcrStatus(rs *pyValue) (int, string, error) {
 		}
 		reason := ""
 		if m := st.get("message"); m != nil && m.kind != pyNone {
-			reason, _ = pyText(m)
+			reason, _ = text(m)
 		}
 		return code, reason, nil
 	case rs.get("code") != nil && rs.get("code").kind == pyInt:
@@ -256,8 +256,12 @@ func vcrStatus(rs *pyValue) (int, string, error) {
 			return 0, "", err
 		}
 		reason := ""
-		if st != nil && st.kind == pyStr {
-			if _, r, ok := strings.Cut(st.s, " "); ok {
+		if st != nil && (st.kind == pyStr || st.kind == pyBytes) {
+			line, err := text(st)
+			if err != nil {
+				return 0, "", err
+			}
+			if _, r, ok := strings.Cut(line, " "); ok {
 				reason = r
 			}
 		}

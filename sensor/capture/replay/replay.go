@@ -151,6 +151,9 @@ func (s *Source) Plan() ([]Flow, error) {
 			cur = &Flow{Info: s.info(len(flows)+1, ep, clock)}
 			curKey = key
 		}
+		if st := in.Response.Status; st < 100 || st > 999 {
+			return nil, fmt.Errorf("replay: interaction %d: status %d is not a three-digit code", i, st)
+		}
 		reqParts, err := requestParts(in, ep, s.opt.Stats)
 		if err != nil {
 			return nil, fmt.Errorf("replay: interaction %d: %w", i, err)
