@@ -121,21 +121,18 @@ type anthropicErrorBody struct {
 // anthropicResponseBody is a message, an error, a count_tokens answer or a
 // legacy completion.
 type anthropicResponseBody struct {
-	Type         jStr                `json:"type"`
-	ID           jStr                `json:"id"`
-	Model        jStr                `json:"model"`
-	Role         jStr                `json:"role"`
-	Content      []anthropicBlock    `json:"content"`
-	StopReason   jStr                `json:"stop_reason"`
-	Usage        *anthropicUsageBody `json:"usage"`
-	Error        json.RawMessage     `json:"error"`
-	RequestID    jStr                `json:"request_id"`
-	InputTokens  jInt                `json:"input_tokens"` // count_tokens
-	Completion   *jStr               `json:"completion"`   // legacy
-	LegacyLogID  jStr                `json:"log_id"`
-	Message      jStr                `json:"message"` // bare {"message": …} errors from proxies
-	Stop         jStr                `json:"stop"`
-	TypeFallback jStr                `json:"object"`
+	Type        jStr                `json:"type"`
+	ID          jStr                `json:"id"`
+	Model       jStr                `json:"model"`
+	Role        jStr                `json:"role"`
+	Content     []anthropicBlock    `json:"content"`
+	StopReason  jStr                `json:"stop_reason"`
+	Usage       *anthropicUsageBody `json:"usage"`
+	Error       json.RawMessage     `json:"error"`
+	RequestID   jStr                `json:"request_id"`
+	InputTokens jInt                `json:"input_tokens"` // count_tokens
+	Completion  *jStr               `json:"completion"`   // legacy
+	Message     jStr                `json:"message"`      // bare {"message": …} errors from gateways
 }
 
 // anthropicEvent is one stream event's JSON.
@@ -383,6 +380,10 @@ func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 		e := anthropicError(b.Error)
 		inBand := resp.StatusCode > 0 && resp.StatusCode < 400
 		setFailure(resp, e, inBand)
+		return
+	}
+	if resp.StatusCode >= 400 && b.Message != "" {
+		setFailure(resp, &oisp.Error{Type: "error", Message: string(b.Message)}, false)
 		return
 	}
 	if b.Completion != nil { // legacy Text Completions

@@ -17,8 +17,8 @@ import (
 
 // Note tokens put into Result.Notes.
 const (
-	// noteUnknownHostShape: the host is not in the registry; the exchange
-	// was recognised by path and body shape only (confidence is lower).
+	// The host is not in the registry; the exchange was recognised by
+	// path and body shape only (confidence is lower).
 	noteUnknownHostOpenAI    = "unknown_host_openai_shape"
 	noteUnknownHostAnthropic = "unknown_host_anthropic_shape"
 	noteRequestNotJSON       = "request_body_not_json"
