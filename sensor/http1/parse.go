@@ -278,7 +278,9 @@ const maxChunkSizeLine = 4096
 // parseChunkSize reads the hex size at the start of a chunk-size line
 // (after trimming its line end), ignoring chunk extensions.
 func parseChunkSize(line []byte) (int64, bool) {
-	line = bytes.TrimLeft(line, " \t")
+	for len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		line = line[1:]
+	}
 	var n int64
 	digits := 0
 	for _, c := range line {

@@ -77,6 +77,9 @@ func (s *side) isClient() bool { return s.dir == flow.ClientToServer }
 // feed consumes p. Each step consumes at least one byte or changes state.
 func (s *side) feed(p []byte, at time.Time) {
 	s.seen = true
+	if len(p) > 0 {
+		s.lastAt = at
+	}
 	for len(p) > 0 {
 		if s.d.switched {
 			s.d.forward(flow.Chunk{Dir: s.dir, Data: p, At: at})
@@ -88,8 +91,10 @@ func (s *side) feed(p []byte, at time.Time) {
 			n = s.start(p, at)
 		case stOverflow:
 			n = s.overflow(p, at)
-		case stBodyLen, stChunkData:
+		case stBodyLen:
 			n = s.bodyBytes(p, at)
+		case stChunkData:
+			n = s.chunkData(p, at)
 		case stChunkSize:
 			n = s.chunkSize(p, at)
 		case stChunkEnd:
@@ -106,9 +111,6 @@ func (s *side) feed(p []byte, at time.Time) {
 		case stEnded:
 			s.d.rec.Count(TokenAfterFin, int64(len(p)))
 			return
-		}
-		if n > 0 {
-			s.lastAt = at
 		}
 		p = p[n:]
 		if s.replay != nil {
@@ -368,20 +370,57 @@ func (s *side) expectBody(n int64) {
 	}
 }
 
-// bodyBytes consumes Content-Length body or chunk data.
+// bodyBytes consumes Content-Length body bytes.
 func (s *side) bodyBytes(p []byte, at time.Time) int {
 	n := int(min(int64(len(p)), s.remaining))
 	s.appendBody(p[:n], at)
 	s.remaining -= int64(n)
 	if s.remaining == 0 {
-		if s.st == stChunkData {
-			s.st = stChunkEnd
-			s.sawCR = false
-		} else {
-			s.endMessage(at, true)
-		}
+		s.endMessage(at, true)
 	}
 	return n
+}
+
+// chunkData consumes chunk data and, while whole pieces are at hand, the
+// line end and the next chunk-size line too, so a stream of small chunks
+// costs one pass. Anything partial or unusual is left to the states.
+func (s *side) chunkData(p []byte, at time.Time) int {
+	total := 0
+	for {
+		n := int(min(int64(len(p)), s.remaining))
+		s.appendBody(p[:n], at)
+		s.remaining -= int64(n)
+		total += n
+		p = p[n:]
+		if s.remaining > 0 {
+			return total
+		}
+		s.st, s.sawCR = stChunkEnd, false
+		switch {
+		case len(p) >= 2 && p[0] == '\r' && p[1] == '\n':
+			p, total = p[2:], total+2
+		case len(p) >= 1 && p[0] == '\n':
+			p, total = p[1:], total+1
+		default:
+			return total
+		}
+		s.st = stChunkSize
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return total
+		}
+		size, ok := parseChunkSize(p[:i])
+		if !ok {
+			return total // chunkSize reports it
+		}
+		p, total = p[i+1:], total+i+1
+		if size == 0 {
+			s.st = stTrailer
+			return total
+		}
+		s.remaining = size
+		s.st = stChunkData
+	}
 }
 
 func (s *side) chunkSize(p []byte, at time.Time) int {
@@ -597,7 +636,7 @@ func (s *side) appendBody(p []byte, at time.Time) {
 		return
 	}
 	if need := len(b.Data) + len(p); need > cap(b.Data) {
-		c := max(2*cap(b.Data), need, 512)
+		c := max(2*cap(b.Data), need, 4096)
 		if s.st == stBodyLen {
 			c = min(c, len(b.Data)+int(min(s.remaining, int64(s.d.lim.MaxBody)))) // exactly what is announced
 		}
@@ -898,7 +937,11 @@ func (s *side) finish(at time.Time) {
 func addMark(marks []httpmsg.Mark, off int, at time.Time, max int) []httpmsg.Mark {
 	if n := len(marks); n > 0 {
 		last := &marks[n-1]
-		if last.At.Equal(at) || n >= max {
+		if last.At == at || last.At.Equal(at) {
+			last.Offset = off
+			return marks
+		}
+		if n >= max {
 			last.Offset = off
 			last.At = at
 			return marks
