@@ -38,6 +38,7 @@ type attacher struct {
 
 	mu      sync.Mutex
 	pending []attachReq
+	queued  map[fileID]bool // requested, to keep duplicates out of pending
 	wake    chan struct{}
 	closed  bool
 
@@ -47,7 +48,7 @@ type attacher struct {
 }
 
 func newAttacher(s *Source) *attacher {
-	a := &attacher{s: s, wake: make(chan struct{}, 1), done: map[fileID]bool{}}
+	a := &attacher{s: s, wake: make(chan struct{}, 1), done: map[fileID]bool{}, queued: map[fileID]bool{}}
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err == nil {
 		a.self = fileID{uint64(st.Dev), st.Ino}
@@ -55,10 +56,20 @@ func newAttacher(s *Source) *attacher {
 	return a
 }
 
-// request queues a file for inspection; it never blocks.
+// maxPending bounds the files waiting for inspection.
+const maxPending = 4096
+
+// request queues a file for inspection; it never blocks. Files already
+// requested are ignored; past maxPending requests are counted and dropped.
 func (a *attacher) request(r attachReq) {
+	id := fileID{r.dev, r.ino}
 	a.mu.Lock()
-	if !a.closed {
+	switch {
+	case a.closed || a.queued[id]:
+	case len(a.pending) >= maxPending:
+		a.s.user.attachQueueFull.Add(1)
+	default:
+		a.queued[id] = true
 		a.pending = append(a.pending, r)
 	}
 	a.mu.Unlock()

@@ -110,6 +110,7 @@ type Stats struct {
 	AttachedFiles     int64
 	UnsupportedFiles  int64
 	ProcessesObserved int64
+	AttachQueueFull   int64 // files not inspected: too many waiting
 }
 
 // tokens maps Stats fields to stats.Recorder tokens.
@@ -131,6 +132,7 @@ func (s Stats) tokens() map[string]int64 {
 		"ebpf.bad_record":             s.DecodeErrors,
 		"ebpf.attach_failed":          s.AttachFailures,
 		"ebpf.tracked_files_full":     s.TrackedFilesFull,
+		"ebpf.attach_queue_full":      s.AttachQueueFull,
 	}
 }
 

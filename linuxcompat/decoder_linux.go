@@ -5,7 +5,9 @@ package linuxcompat
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -354,6 +356,44 @@ func (d *decoder) exit(h hdr, e *oispEvExit) {
 	for k := range d.connects {
 		if k.tgid == h.tgid {
 			delete(d.connects, k)
+		}
+	}
+}
+
+// sweep ends what belongs to processes that are gone without an exit event
+// (the record was lost): their flows close, their files report, their
+// table entries go.
+func (d *decoder) sweep() {
+	now := time.Now()
+	gone := map[uint32]bool{}
+	alive := func(tgid uint32) bool {
+		if v, ok := gone[tgid]; ok {
+			return !v
+		}
+		_, err := os.Stat(procRoot + "/" + strconv.Itoa(int(tgid)))
+		gone[tgid] = err != nil
+		return err == nil
+	}
+	for tgid, p := range d.procs {
+		if !alive(tgid) {
+			d.closeProcessFlows(tgid, "process_exit", now)
+			d.flushFiles(tgid, p, now)
+			delete(d.procs, tgid)
+		}
+	}
+	for k := range d.flows {
+		if !alive(k.tgid) {
+			d.closeProcessFlows(k.tgid, "process_exit", now)
+		}
+	}
+	for k := range d.connects {
+		if !alive(k.tgid) {
+			delete(d.connects, k)
+		}
+	}
+	for _, of := range d.files {
+		if !alive(of.tgid) {
+			d.flushFiles(of.tgid, &procInfo{pid: int(of.tgid), uid: -1}, now)
 		}
 	}
 }

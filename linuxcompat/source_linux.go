@@ -86,7 +86,7 @@ type userCounters struct {
 	recordsRead, queueDropRecords, queueDropBytes, decodeErrors atomic.Int64
 	flowsOpened, flowsClosed                                    atomic.Int64
 	attachFailures, attachedFiles, unsupportedFiles             atomic.Int64
-	processes                                                   atomic.Int64
+	processes, attachQueueFull                                  atomic.Int64
 }
 
 // New loads the BPF programs and maps (nothing is attached until Run).
@@ -231,6 +231,7 @@ func (s *Source) Stats() Stats {
 	st.AttachedFiles = s.user.attachedFiles.Load()
 	st.UnsupportedFiles = s.user.unsupportedFiles.Load()
 	st.ProcessesObserved = s.user.processes.Load()
+	st.AttachQueueFull = s.user.attachQueueFull.Load()
 	return st
 }
 
@@ -316,8 +317,19 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 		<-ctx.Done()
 		rd.Close() // unblocks readLoop, which closes queue
 	}()
-	for q := range queue {
-		dec.handle(q)
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
+	for running := true; running; {
+		select {
+		case q, ok := <-queue:
+			if !ok {
+				running = false
+				break
+			}
+			dec.handle(q)
+		case <-sweep.C:
+			dec.sweep()
+		}
 	}
 	dec.closeAll("source_closed")
 	stopAttach()
@@ -325,6 +337,10 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	stopStats()
 	return nil
 }
+
+// sweepInterval is how often the decoder forgets processes whose exit event
+// it never saw (lost records), so its tables stay bounded.
+const sweepInterval = 30 * time.Second
 
 // queued is one ring buffer record waiting for the decoder.
 type queued struct {

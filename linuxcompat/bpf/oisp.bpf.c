@@ -368,8 +368,10 @@ struct tracked_file {
 	u32 flags;
 };
 
+/* LRU: entries of files whose close and opener exit were never seen (lost
+ * events) must not fill the map for good. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, u64); /* struct file * */
 	__type(value, struct tracked_file);
