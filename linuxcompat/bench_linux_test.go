@@ -118,6 +118,43 @@ func BenchmarkCurlKeepAlive(b *testing.B) {
 	}
 }
 
+// BenchmarkGoClientKeepAlive: the same comparison for a Go crypto/tls client
+// (entry probe on Write, RET probes on Read) over one keep-alive connection.
+func BenchmarkGoClientKeepAlive(b *testing.B) {
+	bin := buildGoClient(b, false)
+	srv := newTLSServer(b, false)
+	const perOp = 200
+	body := []byte(`{"model":"bench","input":"x"}`)
+	rates := map[string]float64{}
+	measure := func(b *testing.B) {
+		var total time.Duration
+		for b.Loop() {
+			cmd := exec.Command(bin, srv.URL+"/bench", srv.caFile, string(body), strconv.Itoa(perOp))
+			cmd.Stdin = strings.NewReader("go\n")
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("go client: %v %s", err, out)
+			}
+			total += time.Since(start)
+		}
+		rate := float64(b.N*perOp) / total.Seconds()
+		b.ReportMetric(rate, "req/s")
+		rates[b.Name()] = rate
+	}
+	b.Run("without_sensor", measure)
+	b.Run("with_sensor", func(b *testing.B) {
+		h := &countingHandler{}
+		_, stop := runSensor(b, Config{}, h)
+		defer stop()
+		measure(b)
+		b.ReportMetric(float64(h.bytes.Load())/float64(b.N*perOp), "captured-B/req")
+	})
+	off, on := rates[b.Name()+"/without_sensor"], rates[b.Name()+"/with_sensor"]
+	if off > 0 && on > 0 {
+		b.Logf("with/without sensor throughput ratio: %.2f (%.0f vs %.0f req/s)", on/off, on, off)
+	}
+}
+
 // writeSelfSigned writes a throwaway certificate and key for memory-BIO TLS.
 func writeSelfSigned(b *testing.B) (certFile, keyFile string) {
 	b.Helper()

@@ -131,11 +131,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 )
 
 func main() {
 	url, caFile, body := os.Args[1], os.Args[2], os.Args[3]
+	count := 1
+	if len(os.Args) > 4 {
+		count, _ = strconv.Atoi(os.Args[4])
+	}
 	// Wait until the test says the probes are in place.
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	pem, err := os.ReadFile(caFile)
@@ -145,18 +150,21 @@ func main() {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := client.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		panic(err)
+	var last []byte
+	for i := 0; i < count; i++ {
+		resp, err := client.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			panic(err)
+		}
+		last, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	fmt.Print(string(b))
+	fmt.Print(string(last))
 }
 `
 
 // buildGoClient compiles the crypto/tls test client, optionally stripped.
-func buildGoClient(t *testing.T, stripped bool) string {
+func buildGoClient(t testing.TB, stripped bool) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(goClientSource), 0o644); err != nil {
