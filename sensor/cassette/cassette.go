@@ -119,9 +119,25 @@ func parse(data []byte) (*Recording, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rec *Recording
 	if bytes.HasPrefix(data, []byte(httprrMagic)) {
-		return parseHTTPRR(data)
+		rec, err = parseHTTPRR(data)
+	} else {
+		rec, err = parseTreeRecording(data)
 	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range rec.Interactions {
+		in := &rec.Interactions[i]
+		dropStaleContentEncoding(in.Request.Header, in.Request.Body)
+		dropStaleContentEncoding(in.Response.Header, in.Response.Body)
+	}
+	return rec, nil
+}
+
+// parseTreeRecording reads the formats stored as YAML or JSON trees.
+func parseTreeRecording(data []byte) (*Recording, error) {
 	top, isJSON, err := parseTree(data)
 	if err != nil {
 		return nil, err
@@ -197,4 +213,31 @@ func hasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// dropStaleContentEncoding removes a Content-Encoding that the body
+// provably no longer has. Some recorders decode the body and keep the
+// header (openllmetry has gzip-labelled plain JSON); the model promises
+// that a body with Content-Encoding is still encoded. Only codings with a
+// magic number can be checked: gzip (1f 8b) and zstd (28 b5 2f fd). The
+// recorded Content-Length then no longer applies either.
+func dropStaleContentEncoding(h http.Header, body []byte) {
+	vals := h.Values("Content-Encoding")
+	if len(vals) != 1 || len(body) == 0 {
+		return
+	}
+	var magic []byte
+	switch strings.ToLower(strings.TrimSpace(vals[0])) {
+	case "gzip", "x-gzip":
+		magic = []byte{0x1f, 0x8b}
+	case "zstd":
+		magic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	default:
+		return
+	}
+	if bytes.HasPrefix(body, magic) {
+		return
+	}
+	h.Del("Content-Encoding")
+	setContentLength(h, len(body))
 }

@@ -475,3 +475,34 @@ func TestHeaderCanonicalAndMultiValue(t *testing.T) {
 		t.Errorf("multi-value %v", in.Response.Header)
 	}
 }
+
+func TestStaleContentEncodingDropped(t *testing.T) {
+	wire := gz(t, []byte("{}"))
+	rec := mustParse(t, "stale.yaml", `interactions:
+- request: {method: GET, uri: 'https://x/a', headers: {}}
+  response:
+    status: {code: 200, message: OK}
+    headers: {Content-Encoding: [gzip], Content-Length: ['42']}
+    body: {string: '{"already": "decoded"}'}
+- request: {method: GET, uri: 'https://x/b', headers: {}}
+  response:
+    status: {code: 200, message: OK}
+    headers: {Content-Encoding: [gzip], Content-Length: ['`+fmt.Sprint(len(wire))+`']}
+    body: {string: !!binary `+base64.StdEncoding.EncodeToString(wire)+`}
+- request: {method: GET, uri: 'https://x/c', headers: {}}
+  response:
+    status: {code: 200, message: OK}
+    headers: {Content-Encoding: [br]}
+    body: {string: 'unknowable'}
+`)
+	a, b, c := rec.Interactions[0].Response, rec.Interactions[1].Response, rec.Interactions[2].Response
+	if a.Header.Get("Content-Encoding") != "" || a.Header.Get("Content-Length") != "22" {
+		t.Errorf("stale gzip label kept: %v", a.Header)
+	}
+	if b.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(b.Body, wire) {
+		t.Errorf("real gzip body lost its label: %v", b.Header)
+	}
+	if c.Header.Get("Content-Encoding") != "br" {
+		t.Errorf("br label dropped without evidence: %v", c.Header)
+	}
+}
