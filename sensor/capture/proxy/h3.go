@@ -76,14 +76,17 @@ func (l *h3Listener) serve(ctx context.Context, h flow.Handler) {
 			if ci.Upstream != nil {
 				info.Remote = addrPort(ci.Upstream)
 			}
+			p.st.Count("proxy.flows", 1)
+			var attribute func(*flow.Info)
 			if !p.cfg.NoProcessLookup {
-				if pr, ok := lookupProcess("udp", info.Local, addrPort(l.addr())); ok {
-					info.Process = pr
-					p.st.Count("proxy.process_attributed", 1)
+				attribute = func(info *flow.Info) {
+					if pr, ok := p.procs.lookup("udp", info.Local, addrPort(l.addr())); ok {
+						info.Process = pr
+						p.st.Count("proxy.process_attributed", 1)
+					}
 				}
 			}
-			p.st.Count("proxy.flows", 1)
-			return p.newTap(h, info, p.log)
+			return p.newTap(h, info, p.log, attribute)
 		},
 	})
 	if err != nil {

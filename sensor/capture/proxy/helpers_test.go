@@ -149,6 +149,7 @@ type world struct {
 	hosts      map[string]string
 	proxy      *Proxy
 	rec        *recorder
+	handler    flow.Handler // when set, used instead of rec
 	st         *stats.Counters
 	stop       context.CancelFunc
 	done       chan error
@@ -222,7 +223,11 @@ func (w *world) start(t testing.TB, cfg Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop = cancel
 	w.done = make(chan error, 1)
-	go func() { w.done <- p.Run(ctx, w.rec) }()
+	var h flow.Handler = w.rec
+	if w.handler != nil {
+		h = w.handler
+	}
+	go func() { w.done <- p.Run(ctx, h) }()
 	t.Cleanup(w.shutdown)
 }
 

@@ -89,7 +89,7 @@ func (c *clientConn) servePlain(ctx context.Context, req *http.Request) {
 			}
 			upKey = key
 			if c.p.cfg.Intercept != nil && c.p.cfg.Intercept(host, port) {
-				tap = c.p.newTap(c.h, c.newInfo(host, port, up, false), c.log)
+				tap = c.p.newTap(c.h, c.newInfo(host, port, up, false), c.log, c.attribute)
 				c.p.st.Count("proxy.flows", 1)
 			}
 			upBr = bufio.NewReaderSize(&tapReader{r: up, tap: tap, dir: flow.ServerToClient}, relayBufferSize)

@@ -10,36 +10,113 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 )
 
-// lookupProcess finds the process owning the socket whose local address is
-// client and whose peer is server, using the socket tables in /proc/net
-// (which give the uid and inode) and a scan of /proc/*/fd for that inode.
-// proto is "tcp" or "udp". It is best effort: ok is false when the socket
-// is not in our network namespace or the owner is not visible to us.
-func lookupProcess(proto string, client, server netip.AddrPort) (flow.Process, bool) {
+// procFinder attributes loopback connections to processes: the kernel
+// gives the client socket's uid and inode (sock_diag for TCP, the
+// /proc/net tables otherwise), and the inode's owner is found among
+// /proc/*/fd, trying recently seen owners first since one client tends to
+// open many connections.
+type procFinder struct {
+	mu     sync.Mutex
+	recent []int // most recent first
+}
+
+const recentOwners = 16
+
+// lookup finds the process owning the socket whose local address is
+// client and whose peer is server; proto is "tcp" or "udp". It is best
+// effort: ok is false when the socket is not in our network namespace or
+// its owner is not visible to us.
+func (f *procFinder) lookup(proto string, client, server netip.AddrPort) (flow.Process, bool) {
 	if !client.Addr().IsLoopback() {
-		return flow.Process{}, false
+		return flow.Process{UID: -1}, false
 	}
-	tables := []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"}
-	for _, table := range tables {
-		uid, inode, err := findSocket(table, client, server, proto == "tcp")
-		if err != nil || inode == 0 {
+	uid, inode := -1, uint64(0)
+	if proto == "tcp" {
+		if u, i, err := tcpSocketOwner(client, server); err == nil {
+			uid, inode = u, i
+		}
+	}
+	if inode == 0 {
+		for _, table := range []string{"/proc/net/" + proto, "/proc/net/" + proto + "6"} {
+			u, i, err := findSocket(table, client, server, proto == "tcp")
+			if err == nil && i != 0 {
+				uid, inode = u, i
+				break
+			}
+		}
+	}
+	if inode == 0 {
+		return flow.Process{UID: -1}, false
+	}
+	pid := f.findInodeOwner(inode)
+	if pid == 0 {
+		return flow.Process{UID: uid}, false
+	}
+	p := describeProcess(pid)
+	p.UID = uid
+	return p, true
+}
+
+func (f *procFinder) remember(pid int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := slices.Index(f.recent, pid); i >= 0 {
+		f.recent = slices.Delete(f.recent, i, i+1)
+	}
+	f.recent = slices.Insert(f.recent, 0, pid)
+	if len(f.recent) > recentOwners {
+		f.recent = f.recent[:recentOwners]
+	}
+}
+
+func (f *procFinder) findInodeOwner(inode uint64) int {
+	want := "socket:[" + strconv.FormatUint(inode, 10) + "]"
+	f.mu.Lock()
+	recent := slices.Clone(f.recent)
+	f.mu.Unlock()
+	for _, pid := range recent {
+		if ownsSocket(pid, want) {
+			f.remember(pid)
+			return pid
+		}
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || slices.Contains(recent, pid) {
 			continue
 		}
-		pid := findInodeOwner(inode)
-		if pid == 0 {
-			return flow.Process{UID: uid}, false
+		if ownsSocket(pid, want) {
+			f.remember(pid)
+			return pid
 		}
-		p := describeProcess(pid)
-		p.UID = uid
-		return p, true
 	}
-	return flow.Process{}, false
+	return 0
+}
+
+func ownsSocket(pid int, want string) bool {
+	fdDir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if link, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && link == want {
+			return true
+		}
+	}
+	return false
 }
 
 // findSocket scans one /proc/net table for a socket with the given local
@@ -101,31 +178,6 @@ func parseProcAddr(s string) (netip.AddrPort, error) {
 	}
 	addr, _ := netip.AddrFromSlice(raw)
 	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
-}
-
-func findInodeOwner(inode uint64) int {
-	want := "socket:[" + strconv.FormatUint(inode, 10) + "]"
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		fdDir := filepath.Join("/proc", p.Name(), "fd")
-		fds, err := os.ReadDir(fdDir)
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			if link, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && link == want {
-				return pid
-			}
-		}
-	}
-	return 0
 }
 
 func describeProcess(pid int) flow.Process {

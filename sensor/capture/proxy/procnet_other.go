@@ -8,8 +8,10 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/flow"
 )
 
-// lookupProcess is Linux-only; elsewhere the proxy cannot tell which
-// process opened a connection.
-func lookupProcess(string, netip.AddrPort, netip.AddrPort) (flow.Process, bool) {
-	return flow.Process{}, false
+// procFinder is Linux-only; elsewhere the proxy cannot tell which process
+// opened a connection.
+type procFinder struct{}
+
+func (*procFinder) lookup(string, netip.AddrPort, netip.AddrPort) (flow.Process, bool) {
+	return flow.Process{UID: -1}, false
 }

@@ -88,6 +88,7 @@ type Proxy struct {
 	st      stats.Recorder
 	flowSeq atomic.Uint64
 	taps    sync.WaitGroup // flows whose handler has not seen Close yet
+	procs   procFinder
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -190,9 +191,9 @@ func (p *Proxy) Run(ctx context.Context, h flow.Handler) error {
 	}
 }
 
-func (p *Proxy) newTap(h flow.Handler, info *flow.Info, log *slog.Logger) *flowTap {
+func (p *Proxy) newTap(h flow.Handler, info *flow.Info, log *slog.Logger, attribute func(*flow.Info)) *flowTap {
 	p.taps.Add(1)
-	t := newFlowTap(h, info, int64(p.cfg.QueueBytes), p.st, log)
+	t := newFlowTap(h, info, int64(p.cfg.QueueBytes), p.st, log, attribute)
 	go func() {
 		t.Wait()
 		p.taps.Done()
@@ -301,11 +302,11 @@ func (p *Proxy) serveConn(ctx context.Context, conn net.Conn, h flow.Handler) {
 	// Attribution runs while the request is read and upstream is dialled.
 	if !p.cfg.NoProcessLookup {
 		go func() {
-			pr, ok := lookupProcess("tcp", c.local, c.proxy)
+			pr, ok := p.procs.lookup("tcp", c.local, c.proxy)
 			c.proc <- procResult{pr, ok}
 		}()
 	} else {
-		c.proc <- procResult{}
+		c.proc <- procResult{p: flow.Process{UID: -1}}
 	}
 	conn.SetReadDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
 	req, err := http.ReadRequest(c.br)
@@ -333,10 +334,17 @@ func (p *Proxy) serveConn(ctx context.Context, conn net.Conn, h flow.Handler) {
 func (c *clientConn) process() (flow.Process, bool) {
 	r := <-c.proc
 	c.proc <- r
-	if !r.ok && r.p.UID == 0 {
-		r.p.UID = -1
-	}
 	return r.p, r.ok
+}
+
+// attribute fills info.Process; the tap calls it on its own goroutine just
+// before Open, so the lookup never delays forwarding.
+func (c *clientConn) attribute(info *flow.Info) {
+	pr, ok := c.process()
+	info.Process = pr
+	if ok {
+		c.p.st.Count("proxy.process_attributed", 1)
+	}
 }
 
 func (c *clientConn) reply(code int, msg string) {
@@ -359,11 +367,6 @@ func (c *clientConn) newInfo(host string, port int, upstream net.Conn, tls bool)
 	}
 	if upstream != nil {
 		info.Remote = addrPort(upstream.RemoteAddr())
-	}
-	pr, ok := c.process()
-	info.Process = pr
-	if ok {
-		c.p.st.Count("proxy.process_attributed", 1)
 	}
 	return info
 }
@@ -464,7 +467,7 @@ func (c *clientConn) serveConnect(ctx context.Context, req *http.Request) {
 	}
 	if first[0] != 0x16 {
 		info := c.newInfo(host, port, upstream, false)
-		tap := c.p.newTap(c.h, info, c.log)
+		tap := c.p.newTap(c.h, info, c.log, c.attribute)
 		c.p.st.Count("proxy.flows", 1)
 		reason := relay(readerConn{c.conn, c.br}, upstream, tap, true)
 		tap.Close(flow.CloseInfo{Reason: reason})
@@ -630,7 +633,7 @@ func (c *clientConn) intercept(ctx context.Context, host string, port int, upstr
 	info := c.newInfo(host, port, upstreamTCP, true)
 	info.SNI = sni
 	info.ALPN = client.ConnectionState().NegotiatedProtocol
-	tap := c.p.newTap(c.h, info, c.log)
+	tap := c.p.newTap(c.h, info, c.log, c.attribute)
 	c.p.st.Count("proxy.flows", 1)
 	reason := relay(client, upstream, tap, true)
 	tap.Close(flow.CloseInfo{Reason: reason})
@@ -659,17 +662,17 @@ func (p *Proxy) verifyUpstream(cs tls.ConnectionState, serverName string) error 
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	_, sysErr := cs.PeerCertificates[0].Verify(opts)
-	if sysErr == nil {
-		return nil
-	}
+	// The extra roots first: when they are configured (a corporate TLS
+	// inspection proxy), most upstream chains end there.
 	if p.cfg.UpstreamRoots != nil {
-		opts.Roots = p.cfg.UpstreamRoots
-		if _, err := cs.PeerCertificates[0].Verify(opts); err == nil {
+		extra := opts
+		extra.Roots = p.cfg.UpstreamRoots
+		if _, err := cs.PeerCertificates[0].Verify(extra); err == nil {
 			return nil
 		}
 	}
-	return sysErr
+	_, err := cs.PeerCertificates[0].Verify(opts)
+	return err
 }
 
 // handshakeFailed explains a failed interception in terms a person can act

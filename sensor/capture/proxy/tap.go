@@ -23,9 +23,12 @@ type tapKey struct {
 type flowTap struct {
 	h    flow.Handler
 	info *flow.Info
-	st   stats.Recorder
-	log  *slog.Logger
-	max  int64
+	// attribute, when set, completes info (process attribution) on the
+	// delivery goroutine before Open.
+	attribute func(*flow.Info)
+	st        stats.Recorder
+	log       *slog.Logger
+	max       int64
 
 	mu       sync.Mutex
 	queue    []flow.Chunk
@@ -39,8 +42,9 @@ type flowTap struct {
 	done     chan struct{}
 }
 
-func newFlowTap(h flow.Handler, info *flow.Info, max int64, st stats.Recorder, log *slog.Logger) *flowTap {
-	t := &flowTap{h: h, info: info, st: st, log: log, max: max, gap: map[tapKey]int64{},
+func newFlowTap(h flow.Handler, info *flow.Info, max int64, st stats.Recorder, log *slog.Logger,
+	attribute func(*flow.Info)) *flowTap {
+	t := &flowTap{h: h, info: info, attribute: attribute, st: st, log: log, max: max, gap: map[tapKey]int64{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go t.deliver()
 	return t
@@ -119,6 +123,9 @@ func (t *flowTap) Wait() { <-t.done }
 
 func (t *flowTap) deliver() {
 	defer close(t.done)
+	if t.attribute != nil {
+		t.attribute(t.info)
+	}
 	t.h.Open(t.info)
 	var batch []flow.Chunk
 	for range t.wake {

@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+)
+
+// TestTapGapsPerStream: overflow is charged to the direction and stream it
+// happened on, and reported on that stream's next chunk or FIN.
+func TestTapGapsPerStream(t *testing.T) {
+	rec := newRecorder()
+	gate := make(chan struct{})
+	rec.gate = gate
+	st := &stats.Counters{}
+	tap := newFlowTap(rec, &flow.Info{ID: "f"}, 10, st, quiet(), nil)
+	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("0123456789")}) // fills the queue
+	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("lost")})
+	tap.Chunk(flow.Chunk{Dir: flow.ServerToClient, StreamID: 4, Data: []byte("lost too")})
+	tap.Chunk(flow.Chunk{Dir: flow.ServerToClient, StreamID: 4, Fin: true})
+	rec.mu.Lock()
+	rec.gate = nil
+	rec.mu.Unlock()
+	close(gate)
+	rec.waitFor(t, "first chunk", func() bool { return len(rec.chunks["f"]) >= 2 })
+	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("after")})
+	tap.Close(flow.CloseInfo{Reason: "eof"})
+	tap.Wait()
+	chunks := rec.chunks["f"]
+	if len(chunks) != 3 {
+		t.Fatalf("chunks %+v", chunks)
+	}
+	if fin := chunks[1]; !fin.Fin || fin.StreamID != 4 || fin.Gap != 8 || len(fin.Data) != 0 {
+		t.Errorf("FIN chunk %+v", fin)
+	}
+	if a := chunks[2]; !bytes.Equal(a.Data, []byte("after")) || a.Gap != 4 || a.StreamID != 0 {
+		t.Errorf("chunk after overflow %+v", a)
+	}
+	if ci := rec.closes["f"]; ci.Dropped != 12 || st.Get("proxy.queue_overflow_bytes") != 12 {
+		t.Errorf("close %+v, counter %d", ci, st.Get("proxy.queue_overflow_bytes"))
+	}
+}
+
+func TestTailReaderAndPlaintextAlert(t *testing.T) {
+	alert := []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 48}
+	src := bytes.NewReader(append(bytes.Repeat([]byte{0x17}, 200), alert...))
+	tr := &tailReader{r: src}
+	buf := make([]byte, 23)
+	for {
+		if _, err := tr.Read(buf); err != nil {
+			break
+		}
+	}
+	if !bytes.HasSuffix(tr.tail(), alert) || len(tr.tail()) != 64 {
+		t.Fatalf("tail %x", tr.tail())
+	}
+	if !plaintextCertAlert(tr.tail()) {
+		t.Error("unknown_ca alert not recognised")
+	}
+	other := append([]byte(nil), alert...)
+	other[6] = 40 // handshake_failure
+	if plaintextCertAlert(other) || plaintextCertAlert(nil) {
+		t.Error("unrelated alert recognised")
+	}
+}
