@@ -57,14 +57,14 @@ type Options struct {
 	Split *rand.Rand
 	// Clock is the virtual time of the first chunk (DefaultClock if zero).
 	Clock time.Time
-	// Process is reported as every flow's client process. When it is the
+	// ProcessInfo is reported as every flow's client process. When it is the
 	// zero value, UID is reported as -1 (unknown).
-	Process flow.Process
+	ProcessInfo flow.Process
 	// PerFlow is PerHost (default) or PerExchange.
 	PerFlow string
-	// Method is the capture method reported for the flows
+	// CaptureMethod is the capture method reported for the flows
 	// (flow.CaptureOther if empty).
-	Method flow.CaptureMethod
+	CaptureMethod flow.CaptureMethod
 	// IDPrefix starts every flow id ("replay" if empty): replay-1, replay-2 …
 	IDPrefix string
 	// Stats counts what the synthesis had to drop (stats.Discard if nil).
@@ -87,8 +87,8 @@ func New(rec *cassette.Recording, opt Options) *Source {
 	if opt.PerFlow == "" {
 		opt.PerFlow = PerHost
 	}
-	if opt.Method == "" {
-		opt.Method = flow.CaptureOther
+	if opt.CaptureMethod == "" {
+		opt.CaptureMethod = flow.CaptureOther
 	}
 	if opt.IDPrefix == "" {
 		opt.IDPrefix = "replay"
@@ -99,8 +99,8 @@ func New(rec *cassette.Recording, opt Options) *Source {
 	if opt.Split == nil && opt.Seed != 0 {
 		opt.Split = rand.New(rand.NewPCG(uint64(opt.Seed), 0x6f697370)) // "oisp"
 	}
-	if isZeroProcess(&opt.Process) {
-		opt.Process.UID = -1
+	if isZeroProcess(&opt.ProcessInfo) {
+		opt.ProcessInfo.UID = -1
 	}
 	return &Source{rec: rec, opt: opt}
 }
@@ -211,12 +211,12 @@ func (s *Source) info(n int, ep endpoint, at time.Time) flow.Info {
 	info := flow.Info{
 		ID:         s.opt.IDPrefix + "-" + strconv.Itoa(n),
 		Transport:  flow.TCP,
-		Process:    s.opt.Process,
+		Process:    s.opt.ProcessInfo,
 		RemoteHost: ep.host,
 		RemotePort: ep.port,
 		ALPN:       "http/1.1",
 		TLS:        ep.tls,
-		Method:     s.opt.Method,
+		Method:     s.opt.CaptureMethod,
 		Started:    at,
 	}
 	if ip, err := netip.ParseAddr(ep.host); err == nil {

@@ -267,7 +267,7 @@ func TestFlowsAndInfo(t *testing.T) {
 		at = at.Add(time.Millisecond)
 	}
 
-	per, err := New(testRecording(), Options{PerFlow: PerExchange, IDPrefix: "x", Method: flow.CaptureMITMProxy, Process: flow.Process{PID: 7, Name: "python3"}}).Plan()
+	per, err := New(testRecording(), Options{PerFlow: PerExchange, IDPrefix: "x", CaptureMethod: flow.CaptureMITMProxy, ProcessInfo: flow.Process{PID: 7, Name: "python3"}}).Plan()
 	if err != nil {
 		t.Fatal(err)
 	}
