@@ -78,6 +78,9 @@ type Source struct {
 
 	mu          sync.Mutex
 	attachments []Attachment
+	// finalKernel holds the kernel counters read just before the maps were
+	// closed, so Stats stays meaningful after Run returns.
+	finalKernel map[oispStatId]int64
 
 	user userCounters
 }
@@ -200,12 +203,12 @@ func (s *Source) addAttachment(a Attachment) {
 }
 
 // Stats returns the kernel counters (summed over CPUs) and the user-space
-// reader/decoder counters. Valid until Run returns; zero kernel counters
-// after that.
+// reader/decoder counters. After Run returns it keeps returning the final
+// values. Safe for concurrent use.
 func (s *Source) Stats() Stats {
 	var st Stats
-	if !s.closing.Load() {
-		k := s.kernelStats()
+	k := s.kernelStats()
+	{
 		st.TLSCalls = k[oispStatIdST_TLS_CALLS]
 		st.TLSChunks = k[oispStatIdST_TLS_CHUNKS]
 		st.TLSBytes = k[oispStatIdST_TLS_BYTES]
@@ -236,6 +239,11 @@ func (s *Source) Stats() Stats {
 }
 
 func (s *Source) kernelStats() map[oispStatId]int64 {
+	if s.closing.Load() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.finalKernel
+	}
 	out := map[oispStatId]int64{}
 	for i := oispStatId(0); i < oispStatIdST_MAX; i++ {
 		var perCPU []uint64
@@ -260,7 +268,13 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 		return errors.New("linuxcompat: Run called twice")
 	}
 	defer s.objs.Close()
-	defer s.closing.Store(true)
+	defer func() {
+		final := s.kernelStats()
+		s.mu.Lock()
+		s.finalKernel = final
+		s.mu.Unlock()
+		s.closing.Store(true)
+	}()
 
 	var links []link.Link
 	defer func() { closeAll(links) }()
