@@ -1,5 +1,7 @@
 package provider
 
+import "github.com/oisp/oisp-sensor/sensor/stats"
+
 // moreAPIs lists the decoders of the other providers (Gemini, Vertex,
 // Bedrock, Cohere, Ollama). They match on their providers' hosts (and, for
 // Gemini and Ollama, unknown hosts whose paths and bodies have the API's
@@ -12,4 +14,12 @@ func moreAPIs() []API {
 	apis = append(apis, newCohereAPIs()...)
 	apis = append(apis, newOllamaAPIs()...)
 	return apis
+}
+
+// envStats is the recorder of env, never nil.
+func envStats(env Env) stats.Recorder {
+	if env.Stats == nil {
+		return stats.Discard{}
+	}
+	return env.Stats
 }

@@ -360,9 +360,9 @@ func moreSortedSet(m map[string]bool) []string {
 
 // ---------------------------------------------------------------- recorded-exchange tables
 
-// want is what a test expects of one recorded exchange. Counts are
-// pointers (n(…)) so that "absent" is checked too; nil means absent.
-type want struct {
+// recWant is what a test expects of one recorded exchange. Counts are
+// pointers (iptr(…)) so that "absent" is checked too; nil means absent.
+type recWant struct {
 	file  string // under testdata/
 	index int    // interaction index
 	api   string // decoder name
@@ -386,7 +386,7 @@ type want struct {
 	vectors                  int
 }
 
-func n(v int) *int { return &v }
+func iptr(v int) *int { return &v }
 
 func intString(p *int) string {
 	if p == nil {
@@ -396,7 +396,7 @@ func intString(p *int) string {
 }
 
 // runWants decodes every listed exchange and checks it field by field.
-func runWants(t *testing.T, wants []want) {
+func runWants(t *testing.T, wants []recWant) {
 	reg := moreRegistry(t)
 	for _, w := range wants {
 		t.Run(fmt.Sprintf("%s#%d", w.file, w.index), func(t *testing.T) {
@@ -414,7 +414,7 @@ func runWants(t *testing.T, wants []want) {
 	}
 }
 
-func checkWant(t *testing.T, w want, res *Result) {
+func checkWant(t *testing.T, w recWant, res *Result) {
 	t.Helper()
 	req := res.Request
 	if res.API != w.api {
@@ -527,5 +527,40 @@ func checkWant(t *testing.T, w want, res *Result) {
 	}
 	if w.finish != "" && len(r.Choices) != 1 {
 		t.Errorf("choices = %d; want 1", len(r.Choices))
+	}
+}
+
+// ---------------------------------------------------------------- fuzzing
+
+// moreFuzzDecode decodes an exchange built from fuzzed bodies and checks what
+// every decoder promises: no panic, a request, and a response (or
+// embedding) whenever a response came.
+func moreFuzzDecode(t *testing.T, reg *Registry, method, rawURL, contentType string, reqBody, respBody []byte, status int) {
+	in := cassette.Interaction{
+		Request:  cassette.Request{Method: method, URL: rawURL, Header: http.Header{"Content-Type": {"application/json"}}, Body: reqBody},
+		Response: cassette.Response{Status: status, Header: http.Header{"Content-Type": {contentType}}, Body: respBody},
+	}
+	x := moreExchange(t, in)
+	res, _ := moreDecode(t, reg, x)
+	if res == nil {
+		t.Fatalf("no decoder for %s", rawURL)
+	}
+	if res.Request == nil || (res.Response == nil && res.Embedding == nil) {
+		t.Fatalf("result without request or response: %+v", res)
+	}
+	if r := res.Response; r != nil {
+		if r.ToolCallsCount != len(r.ToolCalls) {
+			t.Fatalf("tool_calls_count %d for %d calls", r.ToolCallsCount, len(r.ToolCalls))
+		}
+	}
+}
+
+// moreSeedBodies adds the request and response bodies of a recording's
+// exchanges as fuzz seeds.
+func moreSeedBodies(f *testing.F, path string, add func(req, resp []byte)) {
+	rec := moreRecording(f, path)
+	for _, in := range rec.Interactions {
+		x := moreExchange(f, in)
+		add(x.Request.Body.Data, x.Response.Body.Data)
 	}
 }

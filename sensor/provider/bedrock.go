@@ -109,10 +109,7 @@ func (a bedrockAPI) Match(t Target, x *httpmsg.Exchange) bool {
 
 func (a bedrockAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
 	p, _ := parseBedrockPath(x.Request.Path())
-	rec := env.Stats
-	if rec == nil {
-		rec = stats.Discard{}
-	}
+	rec := envStats(env)
 	var res *Result
 	if a.converse {
 		res = decodeBedrockConverse(t, p, x, rec)

@@ -9,68 +9,68 @@ import (
 // eventstream bodies with base64 chunks, error replies.
 func TestBedrockRecorded(t *testing.T) {
 	const nova = "us.amazon.nova-micro-v1:0"
-	runWants(t, []want{
+	runWants(t, []recWant{
 		{ // ConverseStream over eventstream
 			file: "bedrock/test_bedrock_model_stream.yaml", api: apiBedrockConverse,
 			providerName: "aws_bedrock", model: nova, answeredModel: nova,
 			streaming: true, status: 200, finish: "stop",
-			prompt: n(13), completion: n(82), total: n(95),
+			prompt: iptr(13), completion: iptr(82), total: iptr(95),
 			messages: 2, systemPrompt: true, ttft: true,
 		},
 		{ // streamed tool use: contentBlockStart toolUse + input deltas
 			file: "bedrock/test_bedrock_model_iter_stream.yaml", index: 0, api: apiBedrockConverse,
 			providerName: "aws_bedrock", model: nova, answeredModel: nova,
 			streaming: true, status: 200, finish: "tool_calls",
-			prompt: n(471), completion: n(91), total: n(562), tools: []string{"get_temperature"},
+			prompt: iptr(471), completion: iptr(91), total: iptr(562), tools: []string{"get_temperature"},
 			messages: 2, systemPrompt: true, ttft: true,
 		},
 		{ // the toolResult goes back
 			file: "bedrock/test_bedrock_model_iter_stream.yaml", index: 1, api: apiBedrockConverse,
 			providerName: "aws_bedrock", model: nova, answeredModel: nova,
 			streaming: true, status: 200, finish: "stop",
-			prompt: n(577), completion: n(18), total: n(595),
+			prompt: iptr(577), completion: iptr(18), total: iptr(595),
 			toolResults: 1, messages: 4, systemPrompt: true, ttft: true,
 		},
 		{ // InvokeModelWithResponseStream, Anthropic events in base64 chunks
 			file: "bedrock/test_anthropic_3_completion_streaming.yaml", api: apiBedrockInvoke,
 			providerName: "aws_bedrock", model: "anthropic.claude-3-sonnet-20240229-v1:0", answeredModel: "claude-3-sonnet-20240229",
 			streaming: true, status: 200, finish: "stop",
-			prompt: n(16), completion: n(21), total: n(37),
+			prompt: iptr(16), completion: iptr(21), total: iptr(37),
 			messages: 1, ttft: true,
 		},
 		{ // Titan stream: input count in the first chunk, output in the last
 			file: "bedrock/test_titan_invoke_stream.yaml", api: apiBedrockInvoke,
 			providerName: "aws_bedrock", model: "amazon.titan-text-express-v1", answeredModel: "amazon.titan-text-express-v1",
 			streaming: true, status: 200, finish: "stop",
-			prompt: n(28), completion: n(188), total: n(216),
+			prompt: iptr(28), completion: iptr(188), total: iptr(216),
 			messages: 1, ttft: true,
 		},
 		{ // a guardrail blocked the input: one chunk, no completion reason
 			file: "bedrock/test_guardrail_invoke_stream.yaml", api: apiBedrockInvoke,
 			providerName: "aws_bedrock", model: "amazon.titan-text-express-v1", answeredModel: "amazon.titan-text-express-v1",
 			streaming: true, status: 200,
-			prompt: n(6), completion: n(3), total: n(9),
+			prompt: iptr(6), completion: iptr(3), total: iptr(9),
 			messages: 1, ttft: true,
 		},
 		{ // Llama: prompt_token_count / generation_token_count
 			file: "bedrock/test_meta_llama2_completion_string_content.yaml", api: apiBedrockInvoke,
 			providerName: "aws_bedrock", model: "meta.llama2-13b-chat-v1", answeredModel: "meta.llama2-13b-chat-v1",
 			status: 200, finish: "length",
-			prompt: n(158), completion: n(128), total: n(286),
+			prompt: iptr(158), completion: iptr(128), total: iptr(286),
 			messages: 1,
 		},
 		{ // Cohere Command: no counts in the body, Bedrock's headers give them
 			file: "bedrock/test_cohere_completion.yaml", api: apiBedrockInvoke,
 			providerName: "aws_bedrock", model: "cohere.command-text-v14", answeredModel: "cohere.command-text-v14",
 			status: 200, finish: "stop",
-			prompt: n(9), completion: n(112), total: n(121),
+			prompt: iptr(9), completion: iptr(112), total: iptr(121),
 			messages: 1,
 		},
 		{ // AI21 Jurassic: counts from the token lists
 			file: "bedrock/test_ai21_j2_completion_string_content.yaml", api: apiBedrockInvoke,
 			providerName: "aws_bedrock", model: "ai21.j2-mid-v1", answeredModel: "ai21.j2-mid-v1",
 			status: 200, finish: "stop",
-			prompt: n(26), completion: n(42), total: n(68),
+			prompt: iptr(26), completion: iptr(42), total: iptr(68),
 			messages: 1,
 		},
 		{ // 400 without an error-type header
@@ -121,4 +121,28 @@ func TestBedrockPath(t *testing.T) {
 			t.Errorf("bedrockVendor(%q) = %q; want %q", model, got, vendor)
 		}
 	}
+}
+
+func FuzzBedrock(f *testing.F) {
+	for _, p := range []string{"bedrock/test_bedrock_model_iter_stream.yaml", "bedrock/test_anthropic_3_completion_streaming.yaml", "bedrock/test_titan_invoke_stream.yaml", "bedrock/test_ai21_j2_completion_string_content.yaml", "bedrock/test_bedrock_error.yaml"} {
+		moreSeedBodies(f, "testdata/"+p, func(req, resp []byte) { f.Add(req, resp, uint8(0)) })
+	}
+	reg := moreRegistry(f)
+	urls := []string{
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/us.amazon.nova-micro-v1%3A0/converse-stream",
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/us.amazon.nova-micro-v1%3A0/converse",
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-sonnet-20240229-v1%3A0/invoke-with-response-stream",
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.titan-text-express-v1/invoke",
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/cohere.embed-v4%3A0/invoke",
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/meta.llama3-70b-instruct-v1%3A0/invoke-with-response-stream",
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Asagemaker%3Aus-east-1%3A1%3Aendpoint%2Fe/invoke",
+	}
+	f.Fuzz(func(t *testing.T, req, resp []byte, variant uint8) {
+		u := urls[int(variant)%len(urls)]
+		ct := "application/json"
+		if variant&0x10 != 0 {
+			ct = "application/vnd.amazon.eventstream"
+		}
+		moreFuzzDecode(t, reg, "POST", u, ct, req, resp, 200+int(variant>>6)*100)
+	})
 }

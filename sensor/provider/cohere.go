@@ -603,7 +603,7 @@ func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 			acc.event(ev.Data, ev.At)
 		}
 	case resp.StatusCode < 300 && (isNDJSON(x) || req.Streaming != nil && *req.Streaming && rawKind(body.Data) == '{'):
-		for _, ln := range ndjsonLines(body) {
+		for _, ln := range ndjsonLines(body, envStats(env)) {
 			acc.event(ln.Data, ln.At)
 		}
 	case len(bytes.TrimSpace(body.Data)) > 0:

@@ -31,6 +31,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
 // API names of the Gemini decoders.
@@ -195,7 +196,7 @@ func decodeGoogleModelVerb(api string, t Target, p googlePath, x *httpmsg.Exchan
 		req.Streaming = oisp.Ptr(streaming)
 		if x.Response != nil {
 			resp := newResponse(req, x)
-			decodeGeminiResponse(x, res, resp, streaming)
+			decodeGeminiResponse(x, res, resp, streaming, envStats(env))
 			res.Response = resp
 		}
 	}
@@ -899,7 +900,7 @@ func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
 // an SSE stream (alt=sse), or a JSON array of chunks (streaming without
 // alt=sse). The body's shape decides, not the request: error replies to
 // streaming requests are plain JSON.
-func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse, streaming bool) {
+func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse, streaming bool, rec stats.Recorder) {
 	body := &x.Response.Body
 	var a geminiAcc
 	switch {
@@ -909,7 +910,7 @@ func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIRespons
 		}
 		resp.StreamEvents = a.chunks
 	case rawKind(body.Data) == '[':
-		for _, el := range jsonArrayElements(body) {
+		for _, el := range jsonArrayElements(body, rec) {
 			a.add(el.Data, el.At)
 		}
 		if a.chunks == 0 && len(bytes.TrimSpace(body.Data)) > 2 {

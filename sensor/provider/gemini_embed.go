@@ -5,13 +5,14 @@ package provider
 // Vectors are counted, never parsed.
 
 import (
-	"bytes"
 	"encoding/json"
 	"sort"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+	"github.com/oisp/oisp-sensor/sensor/stream"
 )
 
 type googleEmbedRequestBody struct {
@@ -133,28 +134,22 @@ func trimModelsPrefix(m string) string {
 	return m
 }
 
-// jsonElement is one element of a streamed JSON array with the time its
-// last byte arrived.
+// jsonElement is one element of a streamed JSON array or NDJSON body with
+// the time its last byte arrived.
 type jsonElement struct {
 	Data []byte
 	At   time.Time
 }
 
 // jsonArrayElements splits a JSON array body (Gemini streaming without
-// alt=sse) into its elements. A truncated array yields the complete
-// elements before the cut.
-func jsonArrayElements(b *httpmsg.Body) []jsonElement {
-	dec := json.NewDecoder(bytes.NewReader(b.Data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		return nil
-	}
-	var out []jsonElement
-	for dec.More() {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			break
-		}
-		out = append(out, jsonElement{Data: raw, At: b.TimeAt(int(dec.InputOffset()) - 1)})
+// alt=sse) into its elements with sensor/stream's reader. A truncated
+// array yields the complete elements before the cut; malformed input is
+// counted on rec.
+func jsonArrayElements(b *httpmsg.Body, rec stats.Recorder) []jsonElement {
+	items := stream.ParseJSONArrayBody(b, stream.WithRecorder(rec))
+	out := make([]jsonElement, len(items))
+	for i, it := range items {
+		out[i] = jsonElement{Data: it.Data, At: it.At}
 	}
 	return out
 }

@@ -23,6 +23,8 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+	"github.com/oisp/oisp-sensor/sensor/stream"
 )
 
 // API names of the Ollama decoders.
@@ -369,7 +371,7 @@ func (a ollamaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 	resp := newResponse(req, x)
 	res.Response = resp
 	var acc ollamaAcc
-	for _, ln := range ndjsonLines(body) {
+	for _, ln := range ndjsonLines(body, envStats(env)) {
 		acc.add(ln.Data, ln.At)
 	}
 	acc.fill(res, resp)
@@ -427,31 +429,21 @@ func decodeOllamaEmbed(x *httpmsg.Exchange, res *Result) *oisp.AIEmbedding {
 	return emb
 }
 
-// ndjsonLines splits a newline-delimited JSON body into its non-blank
-// lines, each with the time its last byte arrived. A body that is one
-// JSON value spread over several lines (pretty-printed) stays one element.
-func ndjsonLines(b *httpmsg.Body) []jsonElement {
-	data := b.Data
-	trimmed := bytes.TrimSpace(data)
+// ndjsonLines splits a newline-delimited JSON body into its lines with
+// sensor/stream's reader, each with the time its last byte arrived. A body
+// that is one JSON value spread over several lines (pretty-printed) stays
+// one element.
+func ndjsonLines(b *httpmsg.Body, rec stats.Recorder) []jsonElement {
+	trimmed := bytes.TrimSpace(b.Data)
 	if len(trimmed) > 0 && bytes.IndexByte(trimmed, '\n') >= 0 && json.Valid(trimmed) {
-		return []jsonElement{{Data: trimmed, At: b.TimeAt(len(data) - 1)}}
+		return []jsonElement{{Data: trimmed, At: b.TimeAt(len(b.Data) - 1)}}
 	}
-	var out []jsonElement
-	off := 0
-	for off < len(data) {
-		end := bytes.IndexByte(data[off:], '\n')
-		next := len(data)
-		if end >= 0 {
-			next = off + end + 1
-			end += off
-		} else {
-			end = len(data)
+	items := stream.ParseNDJSONBody(b, stream.WithRecorder(rec))
+	out := make([]jsonElement, 0, len(items))
+	for _, it := range items {
+		if len(bytes.TrimSpace(it.Data)) > 0 {
+			out = append(out, jsonElement{Data: it.Data, At: it.At})
 		}
-		line := bytes.TrimSpace(data[off:end])
-		if len(line) > 0 {
-			out = append(out, jsonElement{Data: line, At: b.TimeAt(end - 1)})
-		}
-		off = next
 	}
 	return out
 }

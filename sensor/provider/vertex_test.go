@@ -7,13 +7,13 @@ import (
 // Recorded Vertex AI exchanges (testdata/vertex/README.md lists the
 // sources).
 func TestVertexRecorded(t *testing.T) {
-	runWants(t, []want{
+	runWants(t, []recWant{
 		{ // built-in googleSearch beside function declarations; thinking tokens
 			file: "vertex/test_google_vertex_tool_combination_omits_include_server_side_tool_invocations.yaml", index: 0,
 			api: apiVertexGenerate, providerName: "google", providerID: "google_vertex",
 			model: "gemini-3-flash-preview", answeredModel: "gemini-3-flash-preview",
 			status: 200, finish: "tool_calls",
-			prompt: n(43), completion: n(71), total: n(114), reasoning: n(59), tools: []string{"get_user_city"},
+			prompt: iptr(43), completion: iptr(71), total: iptr(114), reasoning: iptr(59), tools: []string{"get_user_city"},
 			messages: 2, systemPrompt: true,
 		},
 		{
@@ -21,7 +21,7 @@ func TestVertexRecorded(t *testing.T) {
 			api: apiVertexGenerate, providerName: "google", providerID: "google_vertex",
 			model: "gemini-3-flash-preview", answeredModel: "gemini-3-flash-preview",
 			status: 200, finish: "stop",
-			prompt: n(125), completion: n(706), total: n(831), reasoning: n(456),
+			prompt: iptr(125), completion: iptr(706), total: iptr(831), reasoning: iptr(456),
 			toolResults: 1, messages: 4, systemPrompt: true,
 		},
 		{ // countTokens: request_type other, no usage (counting consumes none)
@@ -35,7 +35,7 @@ func TestVertexRecorded(t *testing.T) {
 			api:  apiVertexGenerate, providerName: "google", providerID: "google_vertex",
 			model: "gemini-3-flash-preview", answeredModel: "gemini-3-flash-preview",
 			streaming: true, status: 200, finish: "stop",
-			prompt: n(5), completion: n(101), total: n(106), reasoning: n(100),
+			prompt: iptr(5), completion: iptr(101), total: iptr(106), reasoning: iptr(100),
 			messages: 1, ttft: true,
 		},
 	})
