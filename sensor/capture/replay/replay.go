@@ -124,6 +124,9 @@ type Flow struct {
 // continues the split sequence of a seeded replay, so use a fresh Source
 // to reproduce one.
 func (s *Source) Plan() ([]Flow, error) {
+	if s.opt.PerFlow != PerHost && s.opt.PerFlow != PerExchange {
+		return nil, fmt.Errorf("replay: PerFlow %q: want %q or %q", s.opt.PerFlow, PerHost, PerExchange)
+	}
 	var flows []Flow
 	clock := s.opt.Clock
 	var cur *Flow
