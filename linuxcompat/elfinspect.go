@@ -27,6 +27,8 @@ const (
 	fnGnuTLSRecv  = 6
 	fnGoWrite     = 7
 	fnGoReadEnter = 8
+	fnSSLFree     = 9
+	fnGnuTLSFree  = 10
 )
 
 // BPF program names in the object (SEC functions).
@@ -62,13 +64,18 @@ var cFunctions = []struct {
 	lib    string
 	name   string
 	cookie uint64
+	// lifecycle functions get an entry probe only and do not by themselves
+	// make a file a TLS target.
+	lifecycle bool
 }{
-	{"openssl", "SSL_write", fnSSLWrite},
-	{"openssl", "SSL_read", fnSSLRead},
-	{"openssl", "SSL_write_ex", fnSSLWriteEx},
-	{"openssl", "SSL_read_ex", fnSSLReadEx},
-	{"gnutls", "gnutls_record_send", fnGnuTLSSend},
-	{"gnutls", "gnutls_record_recv", fnGnuTLSRecv},
+	{"openssl", "SSL_write", fnSSLWrite, false},
+	{"openssl", "SSL_read", fnSSLRead, false},
+	{"openssl", "SSL_write_ex", fnSSLWriteEx, false},
+	{"openssl", "SSL_read_ex", fnSSLReadEx, false},
+	{"openssl", "SSL_free", fnSSLFree, true},
+	{"gnutls", "gnutls_record_send", fnGnuTLSSend, false},
+	{"gnutls", "gnutls_record_recv", fnGnuTLSRecv, false},
+	{"gnutls", "gnutls_deinit", fnGnuTLSFree, true},
 }
 
 const (
@@ -126,6 +133,18 @@ func inspectC(f *elf.File, path string) (inspection, error) {
 		if !ok {
 			continue
 		}
+		if fn.lifecycle {
+			if !ins.hasLib(fn.lib) {
+				continue // e.g. SSL_free without SSL_read/SSL_write
+			}
+			off, err := fileOffset(f, s.value)
+			if err != nil {
+				return inspection{}, fmt.Errorf("symbol %s: %w", fn.name, err)
+			}
+			ins.Symbols = append(ins.Symbols, fn.name)
+			ins.Probes = append(ins.Probes, probeSpec{Symbol: fn.name, Address: off, Program: progTLSEnter, Cookie: fn.cookie})
+			continue
+		}
 		off, err := fileOffset(f, s.value)
 		if err != nil {
 			return inspection{}, fmt.Errorf("symbol %s: %w", fn.name, err)
@@ -145,6 +164,15 @@ func inspectC(f *elf.File, path string) (inspection, error) {
 		ins.Unsupported = "no OpenSSL or GnuTLS record functions exported (library family not supported or symbols stripped)"
 	}
 	return ins, nil
+}
+
+func (ins *inspection) hasLib(lib string) bool {
+	for _, l := range strings.Split(ins.Library, "+") {
+		if l == lib {
+			return true
+		}
+	}
+	return false
 }
 
 // fileOffset converts a virtual address to the file offset uprobes take.

@@ -95,7 +95,8 @@ func TestInspectOpenSSLMatchesDebugELF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ins.Library != "openssl" || len(ins.Symbols) != 4 || len(ins.Probes) != 8 {
+	// Four data functions (entry + return) and SSL_free (entry).
+	if ins.Library != "openssl" || len(ins.Symbols) != 5 || len(ins.Probes) != 9 {
 		t.Fatalf("inspection = %+v", ins)
 	}
 	f, err := elf.Open(lib)

@@ -66,6 +66,8 @@ enum oisp_tls_fn {
 	FN_GNUTLS_RECV = 6,
 	FN_GO_WRITE = 7,
 	FN_GO_READ = 8,
+	FN_SSL_FREE = 9,     /* entry only: the connection object dies */
+	FN_GNUTLS_DEINIT = 10,
 };
 
 enum oisp_lib {
@@ -638,18 +640,43 @@ static __always_inline s32 known_fd(u64 conn, u32 tgid)
 
 /* ---- OpenSSL / GnuTLS (C ABI) ---- */
 
+/* The TLS object is freed: its flow ends even when no fd was ever seen
+ * (memory-BIO users like Node), and a reused pointer starts a new flow. */
+static __always_inline void tls_freed(u32 tgid, u64 conn)
+{
+	struct conn_key ck = { .conn = conn, .tgid = tgid };
+	s32 *fdp = bpf_map_lookup_elem(&conn_fds, &ck);
+	s32 fd = fdp ? *fdp : -1;
+	if (fd >= 0) {
+		struct fd_key fk = { .tgid = tgid, .fd = fd };
+		bpf_map_delete_elem(&tls_socks, &fk);
+	}
+	bpf_map_delete_elem(&conn_fds, &ck);
+	struct ev_sock_close e = {};
+	fill_hdr(&e.h, OISP_EV_SOCK_CLOSE);
+	e.conn = conn;
+	e.fd = fd;
+	e.pad = 1; /* freed, not closed through its fd */
+	emit_sys(&e, sizeof(e));
+}
+
 static __always_inline int do_tls_enter(struct pt_regs *ctx, void *conn, void *buf, u64 len, void *out)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	if (!want_tgid(id >> 32))
 		return 0;
 	u32 tid = (u32)id;
+	u32 fn = (u32)bpf_get_attach_cookie(ctx);
+	if (fn == FN_SSL_FREE || fn == FN_GNUTLS_DEINIT) {
+		tls_freed(id >> 32, (u64)conn);
+		return 0;
+	}
 	struct tls_call call = {
 		.conn = (u64)conn,
 		.buf = (u64)buf,
 		.len_or_out = len,
 		.fd = -1,
-		.fn = (u32)bpf_get_attach_cookie(ctx),
+		.fn = fn,
 	};
 	if (call.fn == FN_SSL_WRITE_EX || call.fn == FN_SSL_READ_EX)
 		call.len_or_out = (u64)out;
