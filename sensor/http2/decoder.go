@@ -23,8 +23,8 @@
 // exchange is marked partial with a note. DATA frames, which carry the
 // bodies, are never affected by HPACK state.
 //
-// Counters (stats tokens) start with "http2.": preface_mismatch,
-// resync_skipped_bytes, gap_bytes, frame_invalid, frame_unknown_type,
+// Counters (stats tokens) start with "http2.": preface_mismatch, resync
+// (hunts for a frame boundary), resync_skipped_bytes, gap_bytes, frame_invalid, frame_unknown_type,
 // frame_exceeds_advertised_size, truncated_frame_bytes, hpack_error,
 // hpack_unknown_index, hpack_gave_up, header_list_truncated,
 // header_table_size_capped, continuation_missing, continuation_flood,
@@ -383,6 +383,7 @@ func (dir *direction) peekHeader(p []byte) http2.FrameHeader {
 // startHunting drops frame sync: the decoder looks for the next frame
 // boundary, and the HPACK table of this direction is no longer known.
 func (dir *direction) startHunting(why string) {
+	dir.d.rec.Count("http2.resync", 1)
 	dir.state = stateHunting
 	dir.fromStart = false
 	dir.headers.abandon()

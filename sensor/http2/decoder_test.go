@@ -367,5 +367,6 @@ func exchangeDiff(a, b *httpmsg.Exchange) string {
 	if reflect.DeepEqual(&ac, &bc) {
 		return ""
 	}
-	return cmp.Diff(a, b, cmpopts.IgnoreFields(httpmsg.Exchange{}, "Flow"))
+	return cmp.Diff(a, b, cmpopts.IgnoreFields(httpmsg.Exchange{}, "Flow"),
+		cmp.Comparer(func(x, y []byte) bool { return bytes.Equal(x, y) }))
 }
