@@ -373,6 +373,7 @@ func TestNotHTTP(t *testing.T) {
 	for _, tc := range []struct{ name, data, why string }{
 		{"ws.yaml", "version: 1\ninteractions:\n- kind: message\n  direction: sent\n  data: {type: session.update}\n", "WebSocket transcript"},
 		{"x.xai.yaml", "interactions:\n- request_sample: {json: '{}', raw: !!binary AAE=}\n  response_sample: {json: '{}'}\n", "gRPC"},
+		{"s.xai.yaml", "interactions:\n- request_stream: [{json: '{}'}]\n  response_stream: []\n", "gRPC"},
 		{"fixture.json", `[{"id": "chatcmpl-1"}]`, "not a nock recording"},
 		{"config.yaml", "name: x\nsteps: []\n", "no interactions"},
 	} {

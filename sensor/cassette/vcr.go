@@ -82,7 +82,7 @@ func notHTTPInteractions(its *pyValue) error {
 		switch {
 		case it.has("kind") && (it.has("direction") || it.get("kind").kind == pyStr):
 			return fmt.Errorf("%w (WebSocket transcript)", ErrNotHTTP)
-		case it.has("request_sample") || it.has("response_sample"):
+		case it.has("request_sample") || it.has("response_sample") || it.has("request_stream") || it.has("response_stream"):
 			return fmt.Errorf("%w (xAI gRPC samples)", ErrNotHTTP)
 		}
 	}
