@@ -23,8 +23,10 @@ const systemScript = `#!/bin/bash
 exec 3<>/dev/tcp/127.0.0.1/$1
 printf 'ping' >&3
 exec 3>&-
+{ echo x >/dev/tcp/::1/1; } 2>/dev/null
 head -c 1234 /dev/zero > out.bin
 "$2" -c "f = open('py.txt', 'w'); f.write('x' * 100); f.close()"
+"$2" -c "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
 /bin/true arg1 "arg two"
 exit 7
 `
@@ -71,10 +73,11 @@ func TestSystemEvents(t *testing.T) {
 	}
 	cmd := exec.Command(bash, script, fmt.Sprint(port), pyExe)
 	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr // bash reports the SIGTERM'd child ("Terminated")
 	err = cmd.Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
-		t.Fatalf("script: %v", err)
+		t.Fatalf("script: %v\n%s", err, stderr.String())
 	}
 	if s := <-got; s != "ping" {
 		t.Fatalf("listener got %q", s)
@@ -168,6 +171,7 @@ func TestSystemEvents(t *testing.T) {
 	want := []summary{
 		{Kind: flow.SysExec, Who: "script", Exe: bashExe, Args: []string{bash, script, fmt.Sprint(port), pyExe}, Cwd: dir},
 		{Kind: flow.SysConnect, Who: "script", Remote: fmt.Sprintf("127.0.0.1:%d", port), Success: true},
+		{Kind: flow.SysConnect, Who: "script", Remote: "[::1]:1", Success: false, Error: "connection refused"},
 		{Kind: flow.SysFileOpen, Who: "head", Path: filepath.Join(dir, "out.bin"), Flags: []string{"write", "create", "truncate"}, Created: true},
 		{Kind: flow.SysExec, Who: "head", Exe: headExe, Args: []string{"head", "-c", "1234", "/dev/zero"}, Cwd: dir},
 		{Kind: flow.SysFileWrite, Who: "head", Path: filepath.Join(dir, "out.bin"), Bytes: 1234},
@@ -176,6 +180,8 @@ func TestSystemEvents(t *testing.T) {
 		{Kind: flow.SysFileOpen, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Flags: []string{"write", "create", "truncate"}, Created: true},
 		{Kind: flow.SysFileWrite, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Bytes: 100},
 		{Kind: flow.SysExit, Who: filepath.Base(pyExe)},
+		{Kind: flow.SysExec, Who: filepath.Base(pyExe), Exe: pyExe, Args: []string{pyExe, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"}, Cwd: dir},
+		{Kind: flow.SysExit, Who: filepath.Base(pyExe), Signal: 15},
 		{Kind: flow.SysExec, Who: "true", Exe: trueExe, Args: []string{"/bin/true", "arg1", "arg two"}, Cwd: dir},
 		{Kind: flow.SysExit, Who: "true"},
 		{Kind: flow.SysExit, Who: "script", Exit: 7},
