@@ -1,0 +1,177 @@
+package stream
+
+import (
+	"bytes"
+	"time"
+)
+
+// Counter tokens of the SSE reader.
+const (
+	TokenSSELineTooLong  = "sse.line_too_long"  // bytes of lines over the line cap
+	TokenSSEEventTooLong = "sse.event_too_long" // data bytes over the event cap
+	TokenSSEEventDropped = "sse.event_dropped"  // events not delivered because part of them was dropped (count)
+	TokenSSEComment      = "sse.comment"        // comment lines, e.g. keep-alives (count)
+	TokenSSEUnknownField = "sse.unknown_field"  // field lines with an unknown name (count)
+	TokenSSEUnterminated = "sse.unterminated"   // events the stream ended inside, delivered anyway (count)
+)
+
+// SSEEvent is one Server-Sent Event.
+type SSEEvent struct {
+	// Event is the event type from the "event" field, or "" when the event
+	// had none (the type is then "message" by the standard).
+	Event string
+	// ID is the last event ID at dispatch: like a browser, the reader keeps
+	// an "id" value for the events that follow until another "id" line.
+	ID string
+	// Data is the event's data lines joined by "\n". It is the caller's.
+	Data []byte
+	// At is when the event's last byte (the end of the empty line that
+	// dispatched it) arrived.
+	At time.Time
+	// Offset is the stream offset of the event's first line, End the offset
+	// just past the line end that dispatched it (a BOM counts in offsets).
+	Offset, End int
+	// Unterminated is set for an event the stream ended inside, before its
+	// empty line; the standard discards such an event, the reader keeps it
+	// so that a cut stream loses nothing.
+	Unterminated bool
+}
+
+// SSEReader reads a text/event-stream body incrementally, following the
+// WHATWG HTML "event stream interpretation": lines end in CRLF, LF or CR;
+// a leading BOM is dropped; "data" lines accumulate; "event" names the
+// event; "id" sets the last event ID; "retry" and unknown fields are
+// ignored; lines starting with ":" are comments; an empty line dispatches
+// the event if it has data. It is not safe for concurrent use.
+type SSEReader struct {
+	cfg   config
+	emit  func(SSEEvent)
+	lines lineSplitter
+	bom   bomFilter
+	at    time.Time
+
+	data      []byte
+	event     string
+	id        string
+	lastName  string // last event name seen, reused to avoid allocating it again
+	evStart   int    // offset of the current event's first line, or -1
+	broken    bool   // part of the current event was dropped
+	onLine    lineFunc
+	onTooLong tooLongFunc
+}
+
+// NewSSE returns a reader that calls emit for each event.
+func NewSSE(emit func(SSEEvent), opts ...Option) *SSEReader {
+	r := &SSEReader{cfg: newConfig(opts), emit: emit, evStart: -1}
+	r.lines = lineSplitter{cr: true, max: r.cfg.maxLine}
+	r.onLine = r.line
+	r.onTooLong = r.tooLong
+	return r
+}
+
+// Feed consumes the next bytes of the stream, which arrived at at.
+func (r *SSEReader) Feed(p []byte, at time.Time) {
+	r.at = at
+	p, dropped := r.bom.filter(p)
+	if dropped {
+		r.lines.pos, r.lines.start = len(utf8BOM), len(utf8BOM)
+	}
+	r.lines.feed(p, r.onLine, r.onTooLong)
+}
+
+// Close ends the stream: a last line without a line end is processed, and
+// an event still holding data is delivered with Unterminated set.
+func (r *SSEReader) Close() {
+	if rest := r.bom.rest(); len(rest) > 0 {
+		r.lines.feed(rest, r.onLine, r.onTooLong)
+	}
+	r.lines.flush(r.onLine, r.onTooLong)
+	if len(r.data) > 0 || r.broken {
+		r.cfg.rec.Count(TokenSSEUnterminated, 1)
+		r.dispatch(r.lines.pos, true)
+	}
+}
+
+func (r *SSEReader) line(b []byte, start, end int) {
+	if len(b) == 0 {
+		r.dispatch(end, false)
+		return
+	}
+	if b[0] == ':' {
+		r.cfg.rec.Count(TokenSSEComment, 1)
+		return
+	}
+	if r.evStart < 0 {
+		r.evStart = start
+	}
+	field, value := b, b[:0]
+	if i := bytes.IndexByte(b, ':'); i >= 0 {
+		field, value = b[:i], b[i+1:]
+		if len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+	}
+	switch string(field) {
+	case "data":
+		if r.broken {
+			return
+		}
+		if len(r.data)+len(value)+1 > r.cfg.maxEvent {
+			r.cfg.rec.Count(TokenSSEEventTooLong, int64(len(r.data)+len(value)+1))
+			r.broken = true
+			r.data = r.data[:0]
+			return
+		}
+		r.data = append(r.data, value...)
+		r.data = append(r.data, '\n')
+	case "event":
+		if string(value) != r.lastName {
+			r.lastName = string(value)
+		}
+		r.event = r.lastName
+	case "id":
+		if bytes.IndexByte(value, 0) < 0 && string(value) != r.id {
+			r.id = string(value)
+		}
+	case "retry":
+		// Reconnection delay: meaningless to an observer.
+	default:
+		r.cfg.rec.Count(TokenSSEUnknownField, 1)
+	}
+}
+
+func (r *SSEReader) tooLong(n, start, end int) {
+	r.cfg.rec.Count(TokenSSELineTooLong, int64(n))
+	if r.evStart < 0 {
+		r.evStart = start
+	}
+	r.broken = true
+}
+
+// dispatch ends the current event at the line end before offset end.
+func (r *SSEReader) dispatch(end int, unterminated bool) {
+	defer func() {
+		r.data = r.data[:0]
+		r.event = ""
+		r.evStart = -1
+		r.broken = false
+	}()
+	if r.broken {
+		r.cfg.rec.Count(TokenSSEEventDropped, 1)
+		return
+	}
+	if len(r.data) == 0 {
+		return // no data: nothing to dispatch (a lone "event:" or "id:")
+	}
+	data := r.data[:len(r.data)-1] // every data line added a "\n"
+	ev := SSEEvent{
+		Event:        r.event,
+		ID:           r.id,
+		Data:         append(make([]byte, 0, len(data)), data...),
+		At:           r.at,
+		Offset:       r.evStart,
+		End:          end,
+		Unterminated: unterminated,
+	}
+	r.emit(ev)
+}
