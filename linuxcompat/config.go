@@ -56,9 +56,11 @@ type AttachStatus string
 const (
 	// Attached: probes are in place.
 	Attached AttachStatus = "attached"
-	// Unsupported: the file has no TLS functions we can probe (for example a
-	// Go binary without crypto/tls, or a TLS library family we do not
-	// handle). Not an error.
+	// Unsupported: the file looks TLS-related but offers nothing we can
+	// probe (a libssl-named file without OpenSSL symbols, a TLS library
+	// family we do not handle, a Go binary for another architecture or
+	// older than go1.17). Not an error. Files with no TLS at all are not
+	// reported.
 	Unsupported AttachStatus = "unsupported"
 	// Failed: probes should have worked but the kernel or the file refused.
 	Failed AttachStatus = "failed"
