@@ -4,7 +4,6 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/http1"
 	"github.com/oisp/oisp-sensor/sensor/http2"
-	"github.com/oisp/oisp-sensor/sensor/http3"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
@@ -14,7 +13,7 @@ import (
 func DefaultDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder) httpmsg.Decoder {
 	switch {
 	case info.Transport == flow.QUIC:
-		return http3.New(info, sink, lim, rec)
+		return newHTTP3(info, sink, lim, rec)
 	case info.ALPN == "h2" || IsHTTP2Preface(first):
 		return http2.New(info, sink, lim, rec)
 	default:
