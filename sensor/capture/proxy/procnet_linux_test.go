@@ -73,3 +73,34 @@ func BenchmarkSocketOwner(b *testing.B) {
 		}
 	})
 }
+
+func TestParseProcAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"0100007F:1F90":                         "127.0.0.1:8080",
+		"00000000000000000000000001000000:01BB": "[::1]:443",
+		"0000000000000000FFFF00000100007F:0050": "127.0.0.1:80",
+	} {
+		got, err := parseProcAddr(in)
+		if err != nil || got.String() != want {
+			t.Errorf("%s: %v %v, want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0100007F", "zz00007F:1F90", "0100007F:1F9000", "01007F:1F90"} {
+		if _, err := parseProcAddr(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// FuzzParseProcAddr: /proc/net lines come from the kernel, but the parser
+// must still never panic on anything.
+func FuzzParseProcAddr(f *testing.F) {
+	f.Add("0100007F:1F90")
+	f.Add("00000000000000000000000001000000:01BB")
+	f.Add(":")
+	f.Fuzz(func(t *testing.T, s string) {
+		if a, err := parseProcAddr(s); err == nil && !a.IsValid() {
+			t.Fatalf("%q parsed to an invalid address", s)
+		}
+	})
+}

@@ -15,6 +15,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -251,6 +252,8 @@ type clientConn struct {
 	proxy   netip.AddrPort // our address as the client sees it
 	proc    chan procResult
 	log     *slog.Logger
+	// replay holds client bytes already read by peekSNI.
+	replay []byte
 }
 
 type procResult struct {
@@ -451,6 +454,15 @@ func (c *clientConn) serveConnect(ctx context.Context, req *http.Request) {
 		return
 	}
 	c.lim.n = 1 << 62
+	if !intercept && c.p.cfg.Intercept != nil {
+		if _, err := netip.ParseAddr(host); err == nil {
+			// A client that CONNECTs to an IP literal still names the
+			// server in its SNI; decide on that name.
+			if sni := c.peekSNI(); sni != "" {
+				intercept = c.p.cfg.Intercept(sni, port)
+			}
+		}
+	}
 	if !intercept {
 		c.p.st.Count("proxy.connect_tunnelled", 1)
 		c.tunnel(upstream)
@@ -459,23 +471,79 @@ func (c *clientConn) serveConnect(ctx context.Context, req *http.Request) {
 	c.p.st.Count("proxy.connect_intercepted", 1)
 	// A TLS ClientHello starts with a handshake record (0x16); anything
 	// else is a plain-text protocol tunnelled through CONNECT.
-	c.conn.SetReadDeadline(time.Now().Add(c.p.cfg.HandshakeTimeout))
-	first, err := c.br.Peek(1)
-	c.conn.SetReadDeadline(time.Time{})
-	if err != nil {
-		return
+	var first byte
+	if len(c.replay) > 0 {
+		first = c.replay[0]
+	} else {
+		c.conn.SetReadDeadline(time.Now().Add(c.p.cfg.HandshakeTimeout))
+		b, err := c.br.Peek(1)
+		c.conn.SetReadDeadline(time.Time{})
+		if err != nil {
+			return
+		}
+		first = b[0]
 	}
-	if first[0] != 0x16 {
+	if first != 0x16 {
 		info := c.newInfo(host, port, upstream, false)
 		tap := c.p.newTap(c.h, info, c.log, c.attribute)
 		c.p.st.Count("proxy.flows", 1)
-		reason := relay(readerConn{c.conn, c.br}, upstream, tap, true)
+		reason := relay(readerConn{c.conn, c.clientReader()}, upstream, tap, true)
 		tap.Close(flow.CloseInfo{Reason: reason})
 		tap.Wait()
 		return
 	}
 	c.intercept(ctx, host, port, upstream)
 }
+
+var errSNIPeeked = errors.New("SNI peeked")
+
+// peekSNI reads the client's ClientHello without answering it and returns
+// its server name. The bytes read are kept in c.replay and handed on first
+// to whichever path (tunnel or interception) takes the connection.
+func (c *clientConn) peekSNI() string {
+	rec := &recordingReader{r: c.br}
+	var sni string
+	probe := tls.Server(peekConn{Conn: c.conn, r: rec}, &tls.Config{
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			sni = strings.ToLower(h.ServerName)
+			return nil, errSNIPeeked
+		},
+	})
+	c.conn.SetReadDeadline(time.Now().Add(c.p.cfg.HandshakeTimeout))
+	probe.Handshake()
+	c.conn.SetReadDeadline(time.Time{})
+	c.replay = rec.buf
+	return sni
+}
+
+// clientReader reads what peekSNI consumed, then the connection.
+func (c *clientConn) clientReader() io.Reader {
+	if len(c.replay) == 0 {
+		return c.br
+	}
+	return io.MultiReader(bytes.NewReader(c.replay), c.br)
+}
+
+type recordingReader struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (r *recordingReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	r.buf = append(r.buf, b[:n]...)
+	return n, err
+}
+
+// peekConn lets the SNI probe read and swallows what it writes (the alert
+// crypto/tls sends when the probe aborts).
+type peekConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (p peekConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p peekConn) Write(b []byte) (int, error) { return len(b), nil }
 
 // readerConn reads through a bufio.Reader that may hold bytes already
 // taken from the connection, and writes to the connection.
@@ -488,6 +556,11 @@ func (r readerConn) Read(b []byte) (int, error) { return r.r.Read(b) }
 
 // tunnel relays a non-intercepted CONNECT without looking at it.
 func (c *clientConn) tunnel(upstream net.Conn) {
+	if len(c.replay) > 0 {
+		if _, err := upstream.Write(c.replay); err != nil {
+			return
+		}
+	}
 	if n := c.br.Buffered(); n > 0 {
 		b, _ := c.br.Peek(n)
 		if _, err := upstream.Write(b); err != nil {
@@ -621,14 +694,14 @@ func (c *clientConn) intercept(ctx context.Context, host string, port int, upstr
 			return conf, nil
 		},
 	}
-	tail := &tailReader{r: c.br}
+	tail := &tailReader{r: c.clientReader()}
 	client := tls.Server(readerConn{c.conn, tail}, serverConf)
 	if err := client.HandshakeContext(hsCtx); err != nil {
 		c.handshakeFailed(host, port, sni, upErr, err, tail)
 		return
 	}
-	tail.r = nil // stop keeping a tail; reads go straight through
-	tail.direct = c.br
+	tail.direct = tail.r // stop keeping a tail; reads go straight through
+	tail.r = nil
 	defer upstream.Close()
 	info := c.newInfo(host, port, upstreamTCP, true)
 	info.SNI = sni

@@ -624,3 +624,45 @@ func TestShutdownClosesFlows(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectByIPDecidesOnSNI: a CONNECT to an IP literal is intercepted
+// when its SNI names an intercepted host, and tunnelled intact (the peeked
+// ClientHello replayed) when it does not.
+func TestConnectByIPDecidesOnSNI(t *testing.T) {
+	w := newWorld(t)
+	w.serveTLS(t, apiHost, http.HandlerFunc(echoChat))
+	w.serveTLS(t, "private.test", http.HandlerFunc(echoChat))
+	w.start(t, Config{Intercept: func(host string, port int) bool { return host == apiHost }})
+	roundTrip := func(tc *tls.Conn, host string) string {
+		fmt.Fprintf(tc, "GET /by-ip HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host)
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	tc, err := connectTLS(t, w, w.hosts[apiHost], &tls.Config{ServerName: apiHost, RootCAs: w.sensorCA.CertPool()})
+	if err != nil {
+		t.Fatalf("intercepted by SNI: %v", err)
+	}
+	if got := roundTrip(tc, apiHost); !strings.Contains(got, `"path":"/by-ip"`) {
+		t.Fatalf("intercepted response %q", got)
+	}
+	tc.Close()
+	id := w.rec.waitClosed(t, 1)[0]
+	if info := w.rec.infos[id]; info.SNI != apiHost || info.RemoteHost != "127.0.0.1" || info.Host() != apiHost {
+		t.Errorf("info %+v", info)
+	}
+	tc, err = connectTLS(t, w, w.hosts["private.test"], &tls.Config{ServerName: "private.test", RootCAs: w.upstreamCA.CertPool()})
+	if err != nil {
+		t.Fatalf("tunnel after SNI peek: %v", err)
+	}
+	if got := roundTrip(tc, "private.test"); !strings.Contains(got, `"path":"/by-ip"`) {
+		t.Fatalf("tunnelled response %q", got)
+	}
+	tc.Close()
+	if n := w.rec.flowCount(); n != 1 {
+		t.Errorf("%d flows, want only the intercepted one", n)
+	}
+}

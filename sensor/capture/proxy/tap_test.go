@@ -65,3 +65,21 @@ func TestTailReaderAndPlaintextAlert(t *testing.T) {
 		t.Error("unrelated alert recognised")
 	}
 }
+
+func FuzzPlaintextCertAlert(f *testing.F) {
+	f.Add([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 48})
+	f.Add([]byte{0x17, 0x03, 0x03, 0x00, 0x02})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr := &tailReader{r: bytes.NewReader(b)}
+		buf := make([]byte, 5)
+		for {
+			if _, err := tr.Read(buf); err != nil {
+				break
+			}
+		}
+		if want := b[max(0, len(b)-64):]; !bytes.Equal(tr.tail(), want) {
+			t.Fatalf("tail %x, want %x", tr.tail(), want)
+		}
+		plaintextCertAlert(tr.tail())
+	})
+}
