@@ -10,9 +10,17 @@
 //
 // Input may be split at any byte. Bad input never stops the flow: garbage
 // before a start line is counted and skipped until the next plausible start
-// line, lost bytes (Chunk.Gap) mark the exchange partial, and every buffer
-// is bounded by httpmsg.Limits. Every dropped byte is counted on the
-// stats.Recorder under an "http1." token.
+// line, and every buffer is bounded by httpmsg.Limits. Lost bytes
+// (Chunk.Gap) mark the exchange partial; inside a body of known length the
+// decoder skips exactly the lost bytes and keeps its place, elsewhere it
+// resynchronises on the next start line. Every dropped byte is counted on
+// the stats.Recorder under an "http1." token.
+//
+// Body arrival marks are kept per arrival (one mark per chunk time, capped
+// by Limits.MaxMarks). When a content coding is removed the marks are not
+// scaled: package content maps them through the decompressor, so each
+// decoded byte carries the arrival time of the compressed bytes it came
+// from.
 package http1
 
 import (
@@ -412,11 +420,22 @@ func (d *Decoder) forward(c flow.Chunk) {
 	d.rec.Count(d.nextTok, int64(len(c.Data)))
 }
 
+// maxNotes bounds the notes on one exchange: a long stream with many gaps
+// must not grow a note per gap.
+const maxNotes = 16
+
 func addNote(x *httpmsg.Exchange, note string) {
 	for _, n := range x.Notes {
 		if n == note {
 			return
 		}
 	}
-	x.Notes = append(x.Notes, note)
+	switch {
+	case len(x.Notes) < maxNotes-1:
+		x.Notes = append(x.Notes, note)
+	case len(x.Notes) == maxNotes-1:
+		x.Notes = append(x.Notes, "further notes dropped")
+	}
 }
+
+var _ httpmsg.Decoder = (*Decoder)(nil)

@@ -536,6 +536,65 @@ func TestDecoder(t *testing.T) {
 			counts: map[string]int64{TokenPendingOverflow: 2},
 		},
 		{
+			name: "lost bytes inside chunk data keep the framing",
+			chunks: []flow.Chunk{
+				c2s(0, get("/")),
+				s2c(1, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n01234"),
+				{Dir: flow.ServerToClient, Data: []byte("89\r\n2\r\nab\r\n0\r\n\r\n"), At: t0.Add(2 * time.Millisecond), Gap: 3},
+			},
+			want:   []summary{{0, "GET", "/", "api.example.com", "", 200, "0123489ab", false, true}},
+			counts: map[string]int64{TokenLostBytes: 3},
+		},
+		{
+			name: "lost bytes past the end of a body resynchronise",
+			chunks: []flow.Chunk{
+				c2s(0, get("/a")+get("/b")),
+				s2c(1, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"),
+				{Dir: flow.ServerToClient, Data: []byte("-tail of something-" + ok("b")), At: t0.Add(2 * time.Millisecond), Gap: 50},
+			},
+			want: []summary{
+				{0, "GET", "/a", "api.example.com", "", 200, "ab", false, true},
+				{1, "GET", "/b", "api.example.com", "", 200, "b", true, false},
+			},
+			counts: map[string]int64{TokenLostBytes: 50, TokenResyncAfterGap: int64(len("-tail of something-"))},
+		},
+		{
+			name:   "garbage longer than the resync window is dropped in bounded memory",
+			chunks: both(strings.Repeat("binary\x00junk-", 20000)+get("/ok"), ok("fine")),
+			want:   []summary{{0, "GET", "/ok", "api.example.com", "", 200, "fine", true, false}},
+			counts: map[string]int64{TokenBadStartLine: int64(len(strings.Repeat("binary\x00junk-", 20000)))},
+		},
+		{
+			name: "a response seen before any request bytes is an orphan",
+			chunks: []flow.Chunk{
+				s2c(0, ok("early")),
+				c2s(1, get("/late")),
+				s2c(2, ok("late")),
+			},
+			want: []summary{
+				{0, "", "", "", "", 200, "early", true, true},
+				{1, "GET", "/late", "api.example.com", "", 200, "late", true, false},
+			},
+			counts: map[string]int64{TokenOrphanResponse: 1},
+		},
+		{
+			name: "many gaps in one body do not grow the notes without bound",
+			chunks: func() []flow.Chunk {
+				cs := []flow.Chunk{c2s(0, get("/")), s2c(1, "HTTP/1.1 200 OK\r\n\r\n")}
+				for i := range 100 {
+					cs = append(cs, flow.Chunk{Dir: flow.ServerToClient, Data: []byte("x"), At: t0.Add(time.Duration(2+i) * time.Millisecond), Gap: 1})
+				}
+				return cs
+			}(),
+			want:   []summary{{0, "GET", "/", "api.example.com", "", 200, strings.Repeat("x", 100), false, true}},
+			counts: map[string]int64{TokenLostBytes: 100},
+			check: func(t *testing.T, r result) {
+				if n := len(r.xs[0].Notes); n != maxNotes {
+					t.Errorf("%d notes; want %d", n, maxNotes)
+				}
+			},
+		},
+		{
 			name: "data after the server's Fin is counted",
 			chunks: []flow.Chunk{
 				c2s(0, get("/")),
@@ -568,5 +627,47 @@ func TestDecoder(t *testing.T) {
 				tt.check(t, r)
 			}
 		})
+	}
+}
+
+// TestGzipStreamKeepsEventTimes follows a gzip-compressed SSE response whose
+// server flushes the compressor per event, each event in its own chunk:
+// after decoding, every event's bytes still carry their own arrival time.
+func TestGzipStreamKeepsEventTimes(t *testing.T) {
+	var wire bytes.Buffer
+	zw := stdgzip.NewWriter(&wire)
+	var events []string
+	var cuts []int
+	for i := range 5 {
+		ev := "data: {\"n\":" + strings.Repeat("1", i+1) + "}\n\n"
+		events = append(events, ev)
+		zw.Write([]byte(ev))
+		zw.Flush()
+		cuts = append(cuts, wire.Len())
+	}
+	zw.Close()
+	cuts[len(cuts)-1] = wire.Len()
+	body := wire.String()
+	chunks := []flow.Chunk{c2s(0, get("/stream")), s2c(1, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")}
+	prev := 0
+	for i, c := range cuts {
+		chunks = append(chunks, s2c(10*(i+1), chunked(body[prev:c])[:len(chunked(body[prev:c]))-5])) // without the last-chunk
+		prev = c
+	}
+	chunks = append(chunks, s2c(100, "0\r\n\r\n"))
+	r := run(chunks, httpmsg.Limits{}, Options{})
+	if len(r.xs) != 1 || r.xs[0].Partial {
+		t.Fatalf("exchanges: %+v", summarize(r.xs))
+	}
+	b := r.xs[0].Response.Body
+	if string(b.Data) != strings.Join(events, "") || b.ContentEncoding != "gzip" {
+		t.Fatalf("body %q (encoding %q)", b.Data, b.ContentEncoding)
+	}
+	off := 0
+	for i, ev := range events {
+		off += len(ev)
+		if got, want := b.TimeAt(off-1), t0.Add(time.Duration(10*(i+1))*time.Millisecond); !got.Equal(want) {
+			t.Errorf("event %d ends at %v; want %v", i, got.Sub(t0), want.Sub(t0))
+		}
 	}
 }
