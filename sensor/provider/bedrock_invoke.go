@@ -315,6 +315,26 @@ func (a *invokeAcc) seen(at time.Time) {
 
 // add merges one model JSON body (a whole response or one stream chunk).
 func (a *invokeAcc) add(data []byte, at time.Time, stream bool) {
+	if stream && (a.family == "anthropic" || a.family == "openai") {
+		// The family is known from the first chunk: hand the chunk on
+		// without decoding it twice, picking up only Bedrock's metrics
+		// (last chunk).
+		a.chunks++
+		if bytes.Contains(data, []byte(`"amazon-bedrock-invocationMetrics"`)) {
+			var m struct {
+				Metrics *bedrockInvocationMetrics `json:"amazon-bedrock-invocationMetrics"`
+			}
+			if decodeLooseOK(data, &m) && m.Metrics != nil {
+				a.metrics = m.Metrics
+			}
+		}
+		if a.family == "anthropic" {
+			a.anthropic.add("", data, at)
+		} else {
+			a.openai.add(data, at)
+		}
+		return
+	}
 	var b bedrockModelBody
 	if _, err := decodeLoose(data, &b); err != nil {
 		a.bad++

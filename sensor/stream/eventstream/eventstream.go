@@ -11,6 +11,8 @@
 package eventstream
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -284,6 +286,9 @@ type chunkPayload struct {
 // ChunkBytes returns the model event carried by a "chunk" event payload
 // ({"bytes": "<base64>"}). Failures are counted as eventstream.bad_chunk.
 func ChunkBytes(payload []byte, rec stats.Recorder) ([]byte, error) {
+	if b, ok := chunkBytesFast(payload); ok {
+		return b, nil
+	}
 	var c chunkPayload
 	if err := json.Unmarshal(payload, &c); err != nil {
 		if rec != nil {
@@ -298,6 +303,29 @@ func ChunkBytes(payload []byte, rec stats.Recorder) ([]byte, error) {
 		return nil, errors.New("eventstream: chunk payload has no bytes")
 	}
 	return c.Bytes, nil
+}
+
+// chunkBytesFast decodes Bedrock's layout {"bytes":"<base64>",…} without
+// the JSON decoder: base64 has no characters JSON must escape, so the
+// value runs to the next quote. Anything else (escapes, another member
+// first) is left to encoding/json.
+func chunkBytesFast(payload []byte) ([]byte, bool) {
+	const prefix = `{"bytes":"`
+	v := bytes.TrimLeft(payload, " \t\r\n")
+	if !bytes.HasPrefix(v, []byte(prefix)) {
+		return nil, false
+	}
+	v = v[len(prefix):]
+	end := bytes.IndexByte(v, '"')
+	if end < 0 || bytes.IndexByte(v[:end], '\\') >= 0 {
+		return nil, false
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(end))
+	n, err := base64.StdEncoding.Decode(out, v[:end])
+	if err != nil {
+		return nil, false
+	}
+	return out[:n], true
 }
 
 // sliceReader is a minimal io.Reader with ReadByte over one frame, so the

@@ -266,6 +266,29 @@ func TestChunkBytesErrors(t *testing.T) {
 	}
 }
 
+// The fast path for Bedrock's chunk layout agrees with encoding/json, and
+// unusual layouts fall back to it.
+func TestChunkBytesFastPath(t *testing.T) {
+	body := readFixture(t, "invoke-stream-anthropic.bin")
+	ms, _ := DecodeAll(body, nil, Options{})
+	for _, m := range ms {
+		fast, ok := chunkBytesFast(m.Payload)
+		var c chunkPayload
+		if err := json.Unmarshal(m.Payload, &c); err != nil || !ok || !bytes.Equal(fast, c.Bytes) {
+			t.Fatalf("fast path %v differs from encoding/json on %q", ok, m.Payload)
+		}
+	}
+	for _, p := range []string{`{"p":"x","bytes":"eyJhIjoxfQ=="}`, `{"bytes":"eyJhIjoxfQ\u003d\u003d"}`, `{ "bytes" : "eyJhIjoxfQ==" }`} {
+		if _, ok := chunkBytesFast([]byte(p)); ok {
+			t.Errorf("fast path took %s", p)
+		}
+		got, err := ChunkBytes([]byte(p), nil)
+		if err != nil || string(got) != `{"a":1}` {
+			t.Errorf("ChunkBytes(%s) = %q, %v", p, got, err)
+		}
+	}
+}
+
 func FuzzDecoder(f *testing.F) {
 	for _, name := range []string{"converse-stream.bin", "invoke-stream-anthropic.bin"} {
 		b := readFixture(f, name)
