@@ -96,6 +96,7 @@ type Exchange struct {
 
 	body        [2]bodyBuilder
 	headersSeen [2]bool // request headers / final response headers decoded
+	headsDue    [2]bool // a header block is known to be on its way (QPACK blocked)
 	ended       [2]bool // END_STREAM / FIN seen for the side
 	lastAt      [2]time.Time
 	encoding    [2]string
@@ -183,7 +184,7 @@ func (e *Exchange) Headers(side Side, b Block, at time.Time) {
 // undecodable fields and no body is taken as the head, whose :status or
 // :method may be among the unknown fields.
 func (e *Exchange) looksLikeTrailers(side Side, b Block) bool {
-	if hasPseudo(b.Fields) {
+	if hasPseudo(b.Fields) || e.headsDue[side] {
 		return false
 	}
 	return e.body[side].wire > 0 || b.EndStream && b.Unknown == 0
@@ -331,6 +332,15 @@ func (e *Exchange) response(at time.Time) *httpmsg.Response {
 	return e.x.Response
 }
 
+// HeadersPending records that the side's head block arrived but cannot be
+// decoded yet (HTTP/3 sections blocked on the QPACK dynamic table), so body
+// bytes arriving meanwhile are not taken as a sign of a missed head.
+func (e *Exchange) HeadersPending(side Side) {
+	if !e.headersSeen[side] {
+		e.headsDue[side] = true
+	}
+}
+
 // HeadersUnknown records that a header block for the side could not be
 // decoded at all (HPACK/QPACK state lost, section too large). The side
 // counts as having its head, so later blocks are taken as trailers.
@@ -353,10 +363,10 @@ func (e *Exchange) Data(side Side, p []byte, at time.Time) {
 		if e.x.Response == nil {
 			e.response(at)
 		}
-		if !e.headersSeen[Response] {
+		if !e.headersSeen[Response] && !e.headsDue[Response] {
 			e.Note("response headers not seen")
 		}
-	} else if !e.headersSeen[Request] {
+	} else if !e.headersSeen[Request] && !e.headsDue[Request] {
 		e.Note("request headers not seen")
 	}
 	if len(p) == 0 {
