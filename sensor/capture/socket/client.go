@@ -68,6 +68,7 @@ type Client struct {
 	queueHead  int
 	queued     int64 // payload bytes in queue
 	sending    bool  // the writer holds an item
+	dirty      bool  // frames written to the buffer but not yet flushed
 	alive      bool  // a connection is up and handshaken
 	gen        uint64
 	credit     int64
@@ -283,7 +284,7 @@ func (c *Client) Flush(ctx context.Context) error {
 	defer stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.queue) > c.queueHead || c.sending {
+	for len(c.queue) > c.queueHead || c.sending || c.dirty {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -347,6 +348,7 @@ func (c *Client) Run(ctx context.Context) error {
 		err = c.writeLoop(ctx, conn)
 		c.mu.Lock()
 		c.alive = false
+		c.dirty = false // whatever was buffered went with the connection
 		c.cond.Broadcast()
 		c.mu.Unlock()
 		if ctx.Err() != nil {
@@ -476,6 +478,10 @@ func (c *Client) writeLoop(ctx context.Context, conn net.Conn) error {
 				}
 				continue
 			}
+			if c.dirty {
+				c.dirty = false
+				c.cond.Broadcast()
+			}
 			c.cond.Wait()
 		}
 		if !c.alive || c.stopping {
@@ -489,6 +495,7 @@ func (c *Client) writeLoop(ctx context.Context, conn net.Conn) error {
 			c.queue, c.queueHead = c.queue[:0], 0
 		}
 		c.sending = true
+		c.dirty = true
 		err := c.sendItemLocked(it, write, flush)
 		c.sending = false
 		c.cond.Broadcast()
