@@ -41,6 +41,7 @@ import (
 const (
 	DefaultAddr             = "127.0.0.1:8080"
 	DefaultQueueBytes       = 8 << 20
+	DefaultTotalQueueBytes  = 256 << 20
 	DefaultDialTimeout      = 10 * time.Second
 	DefaultHandshakeTimeout = 15 * time.Second
 	maxRequestHeader        = 64 << 10
@@ -64,8 +65,10 @@ type Config struct {
 	// Resolve maps the requested host and port to the address dialled;
 	// nil dials host:port. Tests use it to reach local servers by name.
 	Resolve func(host string, port int) string
-	// QueueBytes bounds each flow's queue toward the handler.
+	// QueueBytes bounds each flow's queue toward the handler;
+	// TotalQueueBytes bounds all flows' queues together.
 	QueueBytes       int
+	TotalQueueBytes  int
 	DialTimeout      time.Duration
 	HandshakeTimeout time.Duration
 	// NoProcessLookup turns off the /proc socket-inode lookup that
@@ -89,6 +92,7 @@ type Proxy struct {
 	st      stats.Recorder
 	flowSeq atomic.Uint64
 	taps    sync.WaitGroup // flows whose handler has not seen Close yet
+	budget  *budget
 	procs   procFinder
 
 	mu     sync.Mutex
@@ -100,6 +104,9 @@ type Proxy struct {
 func New(cfg Config) (*Proxy, error) {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = DefaultQueueBytes
+	}
+	if cfg.TotalQueueBytes <= 0 {
+		cfg.TotalQueueBytes = DefaultTotalQueueBytes
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
@@ -119,7 +126,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Intercept != nil && cfg.CA == nil {
 		return nil, errors.New("proxy: Intercept is set but there is no CA to forge certificates with")
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger.With("component", "proxy"), st: cfg.Stats, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, log: cfg.Logger.With("component", "proxy"), st: cfg.Stats, conns: map[net.Conn]struct{}{},
+		budget: &budget{max: int64(cfg.TotalQueueBytes)}}
 	p.ln = cfg.Listener
 	if p.ln == nil {
 		addr := cfg.Addr
@@ -195,6 +203,7 @@ func (p *Proxy) Run(ctx context.Context, h flow.Handler) error {
 func (p *Proxy) newTap(h flow.Handler, info *flow.Info, log *slog.Logger, attribute func(*flow.Info)) *flowTap {
 	p.taps.Add(1)
 	t := newFlowTap(h, info, int64(p.cfg.QueueBytes), p.st, log, attribute)
+	t.shared = p.budget
 	go func() {
 		t.Wait()
 		p.taps.Done()

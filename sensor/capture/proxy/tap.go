@@ -3,6 +3,7 @@ package proxy
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
@@ -29,6 +30,9 @@ type flowTap struct {
 	st        stats.Recorder
 	log       *slog.Logger
 	max       int64
+	// shared, when set, is the proxy-wide byte budget all taps draw from,
+	// so many stalled flows cannot add up to unbounded memory.
+	shared *budget
 
 	mu       sync.Mutex
 	queue    []flow.Chunk
@@ -50,6 +54,29 @@ func newFlowTap(h flow.Handler, info *flow.Info, max int64, st stats.Recorder, l
 	return t
 }
 
+// budget is a byte budget shared by taps. A nil budget is unlimited.
+type budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+func (b *budget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *budget) give(n int64) {
+	if b != nil {
+		b.used.Add(-n)
+	}
+}
+
 // Chunk queues a copy of c.Data; c.Data is only read during the call.
 // When the queue is full the bytes are counted as lost and the next chunk
 // of the same direction/stream carries the Gap.
@@ -64,7 +91,7 @@ func (t *flowTap) Chunk(c flow.Chunk) {
 		t.mu.Unlock()
 		return
 	}
-	if n > 0 && t.queued+n > t.max {
+	if n > 0 && (t.queued+n > t.max || !t.shared.take(n)) {
 		t.gap[key] += n
 		t.dropped += n
 		warn := !t.warned
@@ -150,6 +177,7 @@ func (t *flowTap) deliver() {
 				t.mu.Lock()
 				t.queued -= int64(len(c.Data))
 				t.mu.Unlock()
+				t.shared.give(int64(len(c.Data)))
 			}
 		}
 	}

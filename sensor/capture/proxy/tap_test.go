@@ -83,3 +83,33 @@ func FuzzPlaintextCertAlert(f *testing.F) {
 		plaintextCertAlert(tr.tail())
 	})
 }
+
+// TestTapSharedBudget: taps drawing on one budget stop queueing when the
+// budget is spent and resume when the handler catches up.
+func TestTapSharedBudget(t *testing.T) {
+	rec := newRecorder()
+	gate := make(chan struct{})
+	rec.gate = gate
+	b := &budget{max: 10}
+	st := &stats.Counters{}
+	a := newFlowTap(rec, &flow.Info{ID: "a"}, 100, st, quiet(), nil)
+	c := newFlowTap(rec, &flow.Info{ID: "c"}, 100, st, quiet(), nil)
+	a.shared, c.shared = b, b
+	a.Chunk(flow.Chunk{Data: []byte("12345678")})
+	c.Chunk(flow.Chunk{Data: []byte("abc")}) // over the shared budget
+	c.Chunk(flow.Chunk{Data: []byte("ab")})
+	rec.mu.Lock()
+	rec.gate = nil
+	rec.mu.Unlock()
+	close(gate)
+	a.Close(flow.CloseInfo{})
+	c.Close(flow.CloseInfo{})
+	a.Wait()
+	c.Wait()
+	if got := rec.chunks["c"]; len(got) != 1 || string(got[0].Data) != "ab" || got[0].Gap != 3 {
+		t.Errorf("second tap chunks %+v", got)
+	}
+	if b.used.Load() != 0 {
+		t.Errorf("budget not returned: %d", b.used.Load())
+	}
+}
