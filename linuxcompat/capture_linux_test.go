@@ -39,6 +39,9 @@ func TestCaptureCurl(t *testing.T) {
 		t.Fatalf("curl got %q", out)
 	}
 	f := checkHTTP1Exchange(t, rec, cmd.Process.Pid, "POST", "/v1/chat/completions", body)
+	if f.info.ALPN != "http/1.1" {
+		t.Errorf("ALPN %q, want http/1.1", f.info.ALPN)
+	}
 	if f.info.Remote.String() != srv.Listener.Addr().String() {
 		t.Errorf("remote = %v, want %v", f.info.Remote, srv.Listener.Addr())
 	}

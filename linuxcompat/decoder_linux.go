@@ -3,6 +3,7 @@
 package linuxcompat
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -183,7 +184,7 @@ func (d *decoder) tlsData(rec tlsRecord, seq uint64) {
 		st = nil
 	}
 	if st == nil {
-		st = d.openFlow(key, rec.fd, at)
+		st = d.openFlow(key, rec.fd, at, sniffALPN(rec))
 	} else if st.fd < 0 && rec.fd >= 0 {
 		d.bindFd(st, rec.fd, at)
 	}
@@ -204,13 +205,42 @@ func (d *decoder) bindFd(st *flowState, fd int32, at time.Time) {
 	d.byFd[fk] = st
 }
 
-func (d *decoder) openFlow(key flowKey, fd int32, at time.Time) *flowState {
+// sniffALPN names the application protocol from the first bytes a client
+// writes: the HTTP/2 connection preface or an HTTP/1.x request line. The
+// eBPF source never sees the TLS handshake, so this stands in for ALPN; it
+// stays empty when the flow starts mid-stream.
+func sniffALPN(rec tlsRecord) string {
+	if rec.dir != 0 || rec.offset != 0 {
+		return ""
+	}
+	if bytes.HasPrefix(rec.data, []byte("PRI * HTTP/2.0\r\n")) {
+		return "h2"
+	}
+	if line, _, ok := bytes.Cut(rec.data, []byte("\r\n")); ok && bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
+		if sp := bytes.IndexByte(line, ' '); sp > 0 && isToken(line[:sp]) {
+			return "http/1.1"
+		}
+	}
+	return ""
+}
+
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func (d *decoder) openFlow(key flowKey, fd int32, at time.Time, alpn string) *flowState {
 	d.nextID++
 	st := &flowState{id: fmt.Sprintf("ebpf-%d-%d", key.tgid, d.nextID), key: key, fd: -1}
 	info := &flow.Info{
 		ID:        st.id,
 		Transport: flow.TCP,
 		Process:   d.proc(key.tgid).process(),
+		ALPN:      alpn,
 		TLS:       true,
 		Method:    flow.CaptureEBPFUprobe,
 		Started:   at,

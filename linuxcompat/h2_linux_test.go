@@ -84,6 +84,9 @@ func TestCaptureCurlHTTP2(t *testing.T) {
 		}
 		return false
 	})
+	if f.info.ALPN != "h2" {
+		t.Errorf("ALPN %q, want h2", f.info.ALPN)
+	}
 	if !bytes.HasPrefix(f.c2s, []byte(http2.ClientPreface)) {
 		t.Fatalf("no HTTP/2 preface: %q", head(f.c2s))
 	}
