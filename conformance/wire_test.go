@@ -28,9 +28,9 @@ func overLoopback(tr loopback.Transport, drv loopback.Driver) func(context.Conte
 
 // wirePaths are the capture paths over real connections.
 func wirePaths() []capturePath {
-	return []capturePath{
+	return append([]capturePath{
 		{name: "tls-h1-goclient", run: overLoopback(loopback.H1, nil)},
 		{name: "tls-h2-goclient", run: overLoopback(loopback.H2, nil)},
 		{name: "tls-h3-goclient", run: overLoopback(loopback.H3, nil)},
-	}
+	}, clientPaths()...)
 }

@@ -1,0 +1,191 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
+	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/flow"
+)
+
+// clientPaths are the capture paths driven by real clients other than the
+// built-in Go client: curl, and the official provider SDKs for the fixtures
+// whose requests they can make.
+func clientPaths() []capturePath {
+	return []capturePath{
+		{name: "tls-h1-curl", skip: CurlMissing, run: overLoopback(loopback.H1, Curl{})},
+		{name: "tls-h2-curl", skip: CurlMissing, run: overLoopback(loopback.H2, Curl{HTTP2: true})},
+		{name: "tls-h2-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H2, OpenAISDK{})},
+		{name: "tls-h2-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H2, AnthropicSDK{})},
+	}
+}
+
+func TestCurlQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		`plain`:             `"plain"`,
+		`a "quoted" \ path`: `"a \"quoted\" \\ path"`,
+		"line\nbreak\r\t":   `"line\nbreak\r\t"`,
+	} {
+		if got := curlQuote(in); got != want {
+			t.Errorf("curlQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func interaction(method, url, contentEncoding string, body string) cassette.Interaction {
+	in := cassette.Interaction{
+		Request:  cassette.Request{Method: method, URL: url, Header: http.Header{}, Body: []byte(body)},
+		Response: cassette.Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}},
+	}
+	if contentEncoding != "" {
+		in.Response.Header.Set("Content-Encoding", contentEncoding)
+	}
+	return in
+}
+
+func TestSDKApplies(t *testing.T) {
+	rec := func(ins ...cassette.Interaction) *cassette.Recording { return &cassette.Recording{Interactions: ins} }
+	chat := interaction("POST", "https://api.openai.com/v1/chat/completions", "", `{"model":"m"}`)
+	azure := interaction("POST", "https://x.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-01", "gzip", `{}`)
+	embed := interaction("POST", "https://api.openai.com/v1/embeddings", "", `{"input":"x"}`)
+	messages := interaction("POST", "https://api.anthropic.com/v1/messages?beta=true", "", `{"model":"c"}`)
+	models := interaction("GET", "https://api.openai.com/v1/models", "", ``)
+	brotli := interaction("POST", "https://api.openai.com/v1/chat/completions", "br", `{}`)
+	notJSON := interaction("POST", "https://api.openai.com/v1/chat/completions", "", `model=m`)
+	textReply := interaction("POST", "https://api.openai.com/v1/chat/completions", "", `{}`)
+	textReply.Response.Header.Set("Content-Type", "text/plain")
+	textFailure := textReply
+	textFailure.Response.Status = 502
+	for _, c := range []struct {
+		name      string
+		rec       *cassette.Recording
+		openai    bool
+		anthropic bool
+	}{
+		{"chat", rec(chat), true, false},
+		{"azure chat, gzip", rec(azure), true, false},
+		{"chat then embeddings", rec(chat, embed), true, false},
+		{"messages", rec(messages), false, true},
+		{"mixed providers", rec(chat, messages), false, false},
+		{"a GET among them", rec(chat, models), false, false},
+		{"brotli response", rec(brotli), false, false},
+		{"form body", rec(notJSON), false, false},
+		{"text/plain reply", rec(textReply), false, false},
+		{"text/plain failure", rec(textFailure), true, false},
+		{"empty", rec(), false, false},
+	} {
+		if got := (OpenAISDK{}).Applies(c.rec); got != c.openai {
+			t.Errorf("%s: OpenAISDK.Applies = %v", c.name, got)
+		}
+		if got := (AnthropicSDK{}).Applies(c.rec); got != c.anthropic {
+			t.Errorf("%s: AnthropicSDK.Applies = %v", c.name, got)
+		}
+	}
+	_, base, _ := endpointFor(openAIEndpoints, azure)
+	if want := "/openai/deployments/d/"; base != want {
+		t.Errorf("Azure base path %q, want %q", base, want)
+	}
+	_, base, _ = endpointFor(anthropicEndpoints, messages)
+	if base != "/" {
+		t.Errorf("Anthropic base path %q, want /", base)
+	}
+}
+
+func TestRecordedHeadersDropsConnectionHeaders(t *testing.T) {
+	h := recordedHeaders(http.Header{
+		"content-type": {"application/json"}, "Content-Length": {"12"}, "host": {"x"},
+		":authority": {"x"}, "Connection": {"keep-alive"}, "X-Stainless-Lang": {"python"},
+	})
+	var keys []string
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if got := strings.Join(keys, ","); got != "Content-Type,X-Stainless-Lang" {
+		t.Errorf("kept %s", got)
+	}
+}
+
+// discardFlows is a flow.Handler that drops everything.
+type discardFlows struct{}
+
+func (discardFlows) Open(*flow.Info)              {}
+func (discardFlows) Data(string, flow.Chunk)      {}
+func (discardFlows) Close(string, flow.CloseInfo) {}
+
+// driveAgainst serves served and drives the client with what it expects,
+// expected.
+func driveAgainst(t *testing.T, tr loopback.Transport, drv loopback.Driver, served, expected *cassette.Recording) error {
+	t.Helper()
+	srv, err := loopback.Start(served, tr, discardFlows{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	return drv.Drive(context.Background(), srv, expected)
+}
+
+func chatRecording(status int, contentType, body string) *cassette.Recording {
+	in := interaction("POST", "https://api.openai.com/v1/chat/completions", "", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	in.Request.Header.Set("Content-Type", "application/json")
+	in.Response.Status = status
+	in.Response.Header.Set("Content-Type", contentType)
+	in.Response.Body = []byte(body)
+	return &cassette.Recording{Interactions: []cassette.Interaction{in}}
+}
+
+// TestClientsFailOnWrongBytes shows each real client's check can fail: the
+// server serves one response while the client expects the recorded other.
+func TestClientsFailOnWrongBytes(t *testing.T) {
+	const completion = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"%s"},"finish_reason":"stop"}]}`
+	right := chatRecording(200, "application/json", fmt.Sprintf(completion, "hello"))
+	wrongText := chatRecording(200, "application/json", fmt.Sprintf(completion, "HELLO"))
+	failure := chatRecording(500, "application/json", `{"error":{"message":"boom","type":"server_error"}}`)
+	stream := chatRecording(200, "text/event-stream", "data: "+`{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}`+"\n\ndata: [DONE]\n\n")
+	emptyStream := chatRecording(200, "text/event-stream", "data: [DONE]\n\n")
+
+	type client struct {
+		name string
+		tr   loopback.Transport
+		drv  loopback.Driver
+	}
+	clients := []client{{"openai-go h2", loopback.H2, OpenAISDK{}}}
+	if CurlMissing() == "" {
+		clients = append(clients, client{"curl h1", loopback.H1, Curl{}}, client{"curl h2", loopback.H2, Curl{HTTP2: true}})
+	}
+	for _, c := range clients {
+		t.Run(c.name, func(t *testing.T) {
+			if err := driveAgainst(t, c.tr, c.drv, right, right); err != nil {
+				t.Fatalf("same bytes: %v", err)
+			}
+			if err := driveAgainst(t, c.tr, c.drv, wrongText, right); err == nil {
+				t.Error("a different response body passed")
+			}
+			if err := driveAgainst(t, c.tr, c.drv, failure, right); err == nil {
+				t.Error("a 500 served for a recorded 200 passed")
+			}
+			if err := driveAgainst(t, c.tr, c.drv, right, failure); err == nil {
+				t.Error("a 200 served for a recorded 500 passed")
+			}
+			if err := driveAgainst(t, c.tr, c.drv, failure, failure); err != nil {
+				t.Errorf("recorded failure: %v", err)
+			}
+		})
+	}
+	t.Run("openai-go stream", func(t *testing.T) {
+		stream.Interactions[0].Request.Body = []byte(`{"model":"m","stream":true,"messages":[]}`)
+		emptyStream.Interactions[0].Request.Body = stream.Interactions[0].Request.Body
+		if err := driveAgainst(t, loopback.H2, OpenAISDK{}, stream, stream); err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		if err := driveAgainst(t, loopback.H2, OpenAISDK{}, emptyStream, stream); err == nil {
+			t.Error("a stream without events passed")
+		}
+	})
+}

@@ -1,0 +1,257 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
+	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/pipeline"
+	"github.com/oisp/oisp-sensor/sensor/provider"
+	"github.com/oisp/oisp-sensor/sensor/session"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+)
+
+// tsharkSample is how many fixtures the oracle replays (spread evenly over
+// the sorted fixture list, so every provider is likely represented).
+const tsharkSample = 40
+
+func tsharkOrSkip(tb testing.TB) string {
+	tb.Helper()
+	bin, err := exec.LookPath("tshark")
+	if err != nil {
+		tb.Skip("tshark not installed (apt-get install tshark): the independent HTTP/2 oracle does not run")
+	}
+	return bin
+}
+
+// sampleFixtures returns up to n fixtures spread evenly over all of them.
+func sampleFixtures(tb testing.TB, n int) []Fixture {
+	tb.Helper()
+	all, err := Fixtures(fixturesRoot)
+	if err != nil {
+		tb.Fatalf("list fixtures: %v", err)
+	}
+	if len(all) == 0 {
+		tb.Fatal("no fixtures found under " + fixturesRoot)
+	}
+	if len(all) <= n {
+		return all
+	}
+	out := make([]Fixture, 0, n)
+	for i := range n {
+		out = append(out, all[i*len(all)/n])
+	}
+	return out
+}
+
+// flowCall is one call a capture source made on its flow.Handler, kept so
+// the same traffic can be decoded again (the benchmark).
+type flowCall struct {
+	open  *flow.Info
+	id    string
+	chunk flow.Chunk
+	close *flow.CloseInfo
+}
+
+// recordingHandler forwards to a handler and keeps every call.
+type recordingHandler struct {
+	next flow.Handler
+
+	mu    sync.Mutex
+	calls []flowCall
+	bytes int64
+}
+
+func (r *recordingHandler) Open(info *flow.Info) {
+	cp := *info
+	r.mu.Lock()
+	r.calls = append(r.calls, flowCall{open: &cp, id: info.ID})
+	r.mu.Unlock()
+	r.next.Open(info)
+}
+
+func (r *recordingHandler) Data(id string, c flow.Chunk) {
+	r.mu.Lock()
+	r.calls = append(r.calls, flowCall{id: id, chunk: c})
+	r.bytes += int64(len(c.Data))
+	r.mu.Unlock()
+	r.next.Data(id, c)
+}
+
+func (r *recordingHandler) Close(id string, ci flow.CloseInfo) {
+	r.mu.Lock()
+	r.calls = append(r.calls, flowCall{id: id, close: &ci})
+	r.mu.Unlock()
+	r.next.Close(id, ci)
+}
+
+// replayCalls delivers recorded calls to h in their order.
+func replayCalls(h flow.Handler, calls []flowCall) {
+	for _, c := range calls {
+		switch {
+		case c.open != nil:
+			info := *c.open
+			h.Open(&info)
+		case c.close != nil:
+			h.Close(c.id, *c.close)
+		default:
+			h.Data(c.id, c.chunk)
+		}
+	}
+}
+
+// newPipeline makes the sensor's pipeline as a session does, with every
+// finished exchange also handed to onExchange (on the decoding goroutine).
+func newPipeline(reg *provider.Registry, onExchange func(*httpmsg.Exchange)) *pipeline.Pipeline {
+	cfg := pipeline.Config{
+		Registry: reg,
+		Builder:  oisp.NewBuilder(oisp.BuilderOptions{CollectorVersion: session.Version}),
+		Out:      pipeline.RecorderFunc(func(*oisp.Event) {}),
+	}
+	if onExchange != nil {
+		cfg.NewDecoder = func(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder) httpmsg.Decoder {
+			tee := httpmsg.SinkFunc(func(x *httpmsg.Exchange) {
+				onExchange(x)
+				sink.Done(x)
+			})
+			return pipeline.DefaultDecoder(info, first, tee, lim, rec)
+		}
+	}
+	return pipeline.New(cfg)
+}
+
+// h2Capture is a sample of fixtures replayed over HTTP/2 by the Go client
+// with the wire recorded: the pcapng and key log for tshark, the streams our
+// decoders saw, and the plaintext flow calls for re-decoding.
+type h2Capture struct {
+	dir, pcapPath, keyLogPath string
+	registry                  *provider.Registry
+	ours                      []WireStream
+	calls                     []flowCall
+	plaintext                 int64
+	fixtures                  int
+}
+
+func captureH2(tb testing.TB, fixtures []Fixture) *h2Capture {
+	tb.Helper()
+	dir := tb.TempDir()
+	c := &h2Capture{dir: dir, pcapPath: filepath.Join(dir, "h2.pcapng"), keyLogPath: filepath.Join(dir, "keys.log")}
+	pcapFile, err := os.Create(c.pcapPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pcapFile.Close()
+	var keys bytes.Buffer
+	pw, err := loopback.NewPcapNG(pcapFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.registry, err = provider.LoadRegistry(provider.RegistryOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var exchanges []*httpmsg.Exchange
+	for _, fx := range fixtures {
+		rec, err := cassette.ReadFile(fx.Cassette())
+		if err != nil {
+			tb.Fatalf("%s: %v", fx.ID(), err)
+		}
+		p := newPipeline(c.registry, func(x *httpmsg.Exchange) {
+			mu.Lock()
+			exchanges = append(exchanges, x)
+			mu.Unlock()
+		})
+		rh := &recordingHandler{next: p}
+		drv := loopback.CapturingGoClient{Capture: loopback.ClientOptions{KeyLog: &keys, Pcap: pw}}
+		src := loopback.New(rec, loopback.Options{Transport: loopback.H2, Client: drv})
+		if err := src.Run(context.Background(), rh); err != nil {
+			tb.Fatalf("%s over h2: %v", fx.ID(), err)
+		}
+		p.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
+		c.calls = append(c.calls, rh.calls...)
+		c.plaintext += rh.bytes
+		c.fixtures++
+	}
+	if err := pw.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(c.keyLogPath, keys.Bytes(), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	c.ours = WireStreamsOf(exchanges)
+	return c
+}
+
+// TestTsharkAgreesOnHTTP2 replays a sample of fixtures over HTTP/2, records
+// the encrypted traffic and the TLS key log, and checks that tshark and our
+// decoders saw the same streams with the same methods, paths, statuses and
+// body lengths.
+func TestTsharkAgreesOnHTTP2(t *testing.T) {
+	bin := tsharkOrSkip(t)
+	c := captureH2(t, sampleFixtures(t, tsharkSample))
+	if len(c.ours) == 0 {
+		t.Fatal("our decoders saw no HTTP/2 streams")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	theirs, err := TsharkHTTP2Streams(ctx, bin, c.pcapPath, c.keyLogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(theirs, c.ours); diff != "" {
+		t.Errorf("our HTTP/2 streams differ from tshark's (-tshark +ours):\n%s", diff)
+	}
+	t.Logf("%d fixtures, %d HTTP/2 streams: tshark and our decoders agree on every stream, method, path, status and body length", c.fixtures, len(c.ours))
+}
+
+// BenchmarkHTTP2PipelineVsTshark decodes the same captured HTTP/2 traffic
+// (a sample of fixtures replayed over real TLS) with our pipeline, from the
+// TLS-boundary plaintext to OISP events, and with tshark, as a whole process
+// reading the pcapng and key log. Both report the plaintext bytes as their
+// throughput base; the tshark run reports how many times slower it was.
+func BenchmarkHTTP2PipelineVsTshark(b *testing.B) {
+	bin := tsharkOrSkip(b)
+	c := captureH2(b, sampleFixtures(b, tsharkSample))
+	var pipelineNsPerOp float64
+	b.Run("pipeline", func(b *testing.B) {
+		b.SetBytes(c.plaintext)
+		b.ReportAllocs()
+		start := time.Now()
+		for b.Loop() {
+			p := newPipeline(c.registry, nil)
+			replayCalls(p, c.calls)
+			p.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
+		}
+		pipelineNsPerOp = float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	})
+	b.Run("tshark", func(b *testing.B) {
+		b.SetBytes(c.plaintext)
+		args := append(TsharkArgs(c.pcapPath, c.keyLogPath), "-T", "fields",
+			"-e", "http2.streamid", "-e", "http2.type", "-e", "http2.length",
+			"-e", "http2.headers.method", "-e", "http2.headers.path", "-e", "http2.headers.status")
+		start := time.Now()
+		for b.Loop() {
+			cmd := exec.Command(bin, args...)
+			cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+			if err := cmd.Run(); err != nil {
+				b.Fatalf("tshark: %v", err)
+			}
+		}
+		if pipelineNsPerOp > 0 {
+			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/pipelineNsPerOp, "x-pipeline-time")
+		}
+	})
+}
