@@ -160,10 +160,47 @@ func inspectC(f *elf.File, path string) (inspection, error) {
 			probeSpec{Symbol: fn.name, Address: off, Program: progTLSEnter, Cookie: fn.cookie},
 			probeSpec{Symbol: fn.name, Address: off, Program: progTLSReturn, Return: true, Cookie: fn.cookie})
 	}
-	if len(ins.Probes) == 0 && tlsLibraryName(path) {
-		ins.Unsupported = "no OpenSSL or GnuTLS record functions exported (library family not supported or symbols stripped)"
+	if len(ins.Probes) == 0 {
+		switch {
+		case tlsLibraryName(path):
+			ins.Unsupported = "no OpenSSL or GnuTLS record functions exported (library family not supported or symbols stripped)"
+		default:
+			ins.Unsupported = embeddedTLSStack(f)
+		}
 	}
 	return ins, nil
+}
+
+// embeddedTLSStacks are markers (crate and source paths left in panic and
+// assertion messages) of TLS stacks compiled into a binary without symbols
+// we could probe.
+var embeddedTLSStacks = []struct {
+	marker, reason string
+}{
+	{"/rustls-0.", "statically linked rustls: no stable symbols to probe"},
+	{"third_party/boringssl/", "statically linked BoringSSL without exported SSL_read/SSL_write"},
+}
+
+// maxMarkerScan bounds the read-only data scanned for embeddedTLSStacks.
+const maxMarkerScan = 64 << 20
+
+// embeddedTLSStack reports, for the attach report, a TLS stack compiled into
+// the file that we cannot probe; "" when none is recognised.
+func embeddedTLSStack(f *elf.File) string {
+	sec := f.Section(".rodata")
+	if sec == nil || sec.Type == elf.SHT_NOBITS || sec.Size > maxMarkerScan {
+		return ""
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return ""
+	}
+	for _, m := range embeddedTLSStacks {
+		if bytes.Contains(data, []byte(m.marker)) {
+			return m.reason
+		}
+	}
+	return ""
 }
 
 func (ins *inspection) hasLib(lib string) bool {

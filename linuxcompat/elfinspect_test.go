@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"debug/elf"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -208,5 +210,41 @@ func TestGoBodyStart(t *testing.T) {
 	// Something else first (MOVQ AX, BX): stay at the entry.
 	if got := goBodyStart([]byte{0x48, 0x89, 0xc3, 0x55}); got != 0 {
 		t.Errorf("unknown prologue: %d, want 0", got)
+	}
+}
+
+// TestEmbeddedRustlsReportedUnsupported plants a rustls crate path in the
+// .rodata of a copy of a real binary: it must be reported as unsupported.
+func TestEmbeddedRustlsReportedUnsupported(t *testing.T) {
+	raw, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip("/bin/true not readable")
+	}
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		t.Skipf("/bin/true is not ELF: %v", err)
+	}
+	ro := f.Section(".rodata")
+	marker := []byte("/root/.cargo/registry/src/rustls-0.23.12/src/conn.rs")
+	if ro == nil || ro.Size < uint64(len(marker)) {
+		t.Skip("no .rodata to plant a marker in")
+	}
+	f.Close()
+	planted := append([]byte(nil), raw...)
+	copy(planted[ro.Offset:], marker)
+	path := filepath.Join(t.TempDir(), "rusty")
+	if err := os.WriteFile(path, planted, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := inspectELF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins.Probes) != 0 || !strings.Contains(ins.Unsupported, "rustls") {
+		t.Fatalf("inspection = %+v", ins)
+	}
+	// The untouched binary is simply not interesting.
+	if ins, err := inspectELF("/bin/true"); err != nil || ins.Unsupported != "" || len(ins.Probes) != 0 {
+		t.Fatalf("/bin/true: %+v %v", ins, err)
 	}
 }
