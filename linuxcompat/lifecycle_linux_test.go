@@ -5,9 +5,9 @@ package linuxcompat
 import (
 	"bufio"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,49 +16,57 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// ourProgramNames are the kernel-visible names (truncated to 15 bytes) of
-// the programs this package loads.
-var ourProgramNames = map[string]bool{
-	"tls_enter": true, "tls_return": true, "go_write": true, "go_read_enter": true, "go_read_ret": true,
-	"tls_enter_multi": true, "tls_return_mult": true, "go_write_multi": true, "go_read_enter_m": true,
-	"go_read_ret_mul": true, "on_exec": true, "on_exit": true, "on_fork": true, "on_sys_enter": true, "on_sys_exit": true,
-}
-
-// loadedPrograms counts programs in the kernel carrying our names.
-func loadedPrograms(t *testing.T) int {
+// programIDs lists the kernel ids of the programs a Source loaded.
+func programIDs(t testing.TB, src *Source) []ebpf.ProgramID {
 	t.Helper()
-	n := 0
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			return n
+	o := &src.objs
+	var ids []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{
+		o.OnExec, o.OnExit, o.OnFork, o.OnSysEnter, o.OnSysExit,
+		o.TlsEnter, o.TlsReturn, o.GoWrite, o.GoReadEnter, o.GoReadRet,
+		o.multi.TlsEnterMulti, o.multi.TlsReturnMulti, o.multi.GoWriteMulti,
+		o.multi.GoReadEnterMulti, o.multi.GoReadRetMulti,
+	} {
+		if p == nil {
+			continue
 		}
+		info, err := p.Info()
 		if err != nil {
-			t.Fatalf("list programs: %v", err)
+			t.Fatal(err)
 		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue // unloaded meanwhile
+		id, ok := info.ID()
+		if !ok {
+			t.Skip("kernel does not report program ids")
 		}
-		if info, err := p.Info(); err == nil && ourProgramNames[info.Name] {
-			n++
-		}
-		p.Close()
+		ids = append(ids, id)
 	}
+	return ids
 }
 
-func waitNoPrograms(t *testing.T, what string) {
+// stillLoaded returns which of ids are still loaded in the kernel (ids are
+// not reused while the kernel is up, so another sensor cannot confuse this).
+func stillLoaded(ids []ebpf.ProgramID) []ebpf.ProgramID {
+	var left []ebpf.ProgramID
+	for _, id := range ids {
+		p, err := ebpf.NewProgramFromID(id)
+		if err == nil {
+			p.Close()
+			left = append(left, id)
+		}
+	}
+	return left
+}
+
+func waitUnloaded(t *testing.T, ids []ebpf.ProgramID, what string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		n := loadedPrograms(t)
-		if n == 0 {
+		left := stillLoaded(ids)
+		if len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of our BPF programs still loaded", what, n)
+			t.Fatalf("%s: programs %v still loaded", what, left)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -70,9 +78,6 @@ func TestCleanExitOnCancel(t *testing.T) {
 	if err := availability(); err != nil {
 		t.Skipf("eBPF capture unavailable: %v", err)
 	}
-	if n := loadedPrograms(t); n != 0 {
-		t.Skipf("another sensor is running (%d programs loaded); cannot check cleanup", n)
-	}
 	src, err := New(Config{PIDs: []int{os.Getpid()}})
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +86,9 @@ func TestCleanExitOnCancel(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, newRecorder()) }()
 	<-src.Ready()
-	if n := loadedPrograms(t); n < 10 {
-		t.Fatalf("%d programs loaded while running", n)
+	ids := programIDs(t, src)
+	if left := stillLoaded(ids); len(left) < 10 {
+		t.Fatalf("only %d programs loaded while running", len(left))
 	}
 	var attached int
 	for _, a := range src.Attachments() {
@@ -97,7 +103,7 @@ func TestCleanExitOnCancel(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	waitNoPrograms(t, "after cancel")
+	waitUnloaded(t, ids, "after cancel")
 	if entries, _ := os.ReadDir("/sys/fs/bpf"); len(entries) != 0 {
 		for _, e := range entries {
 			if strings.Contains(e.Name(), "oisp") {
@@ -120,7 +126,11 @@ func TestHelperSensorProcess(t *testing.T) {
 	}
 	go func() {
 		<-src.Ready()
-		os.Stdout.WriteString("ready\n")
+		var ids []string
+		for _, id := range programIDs(t, src) {
+			ids = append(ids, strconv.Itoa(int(id)))
+		}
+		os.Stdout.WriteString("ready " + strings.Join(ids, ",") + "\n")
 	}()
 	src.Run(context.Background(), newRecorder())
 }
@@ -130,9 +140,6 @@ func TestHelperSensorProcess(t *testing.T) {
 func TestCleanExitOnSIGKILL(t *testing.T) {
 	if err := availability(); err != nil {
 		t.Skipf("eBPF capture unavailable: %v", err)
-	}
-	if n := loadedPrograms(t); n != 0 {
-		t.Skipf("another sensor is running (%d programs loaded); cannot check cleanup", n)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSensorProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "OISP_EBPF_HELPER=1")
@@ -144,15 +151,24 @@ func TestCleanExitOnSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "ready\n" {
+	idList, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+	if err != nil || !ok {
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("helper: %q %v", line, err)
 	}
-	if n := loadedPrograms(t); n < 10 {
-		t.Fatalf("%d programs loaded in the helper", n)
+	var ids []ebpf.ProgramID
+	for _, f := range strings.Split(idList, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("helper ids %q", idList)
+		}
+		ids = append(ids, ebpf.ProgramID(n))
+	}
+	if left := stillLoaded(ids); len(left) < 10 {
+		t.Fatalf("only %d programs loaded in the helper", len(left))
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	waitNoPrograms(t, "after SIGKILL")
+	waitUnloaded(t, ids, "after SIGKILL")
 }
