@@ -115,8 +115,8 @@ func (d *decoder) handle(q queued) {
 			d.closeFlow(st, "closed", d.s.wall(h.ts))
 		}
 	case evExec:
-		var e oispEvExec
-		if !decodeFixed(q.raw, execSize, &e) {
+		e, ok := parseExec(q.raw)
+		if !ok {
 			d.s.user.decodeErrors.Add(1)
 			return
 		}
@@ -319,23 +319,23 @@ func (d *decoder) system(ev flow.SystemEvent) {
 	d.sys.System(ev)
 }
 
-func (d *decoder) exec(h hdr, e *oispEvExec) {
+func (d *decoder) exec(h hdr, e *execRecord) {
 	at := d.s.wall(h.ts)
-	exe := pathFromComponents(bytesOf(e.Exe[:min(int(e.ExeLen), len(e.Exe))]))
-	args := splitArgs(bytesOf(e.Args[:min(int(e.ArgsLen), len(e.Args))]))
-	cwd := pathFromComponents(bytesOf(e.Cwd[:min(int(e.CwdLen), len(e.Cwd))]))
-	if e.ExeLen == 0 {
-		exe = cString(bytesOf(e.Filename[:]))
+	exe := pathFromComponents(e.exe)
+	args := splitArgs(e.args)
+	cwd := pathFromComponents(e.cwd)
+	if len(e.exe) == 0 {
+		exe = cString(e.filename)
 	}
 	// A process that execs again replaces its image: its TLS objects are gone.
 	d.closeProcessFlows(h.tgid, "exec", at)
 
 	p := &procInfo{
 		pid:     int(h.tgid),
-		ppid:    int(e.Ppid),
-		uid:     int(e.Uid),
+		ppid:    int(e.ppid),
+		uid:     int(e.uid),
 		exe:     exe,
-		name:    cString(bytesOf(e.Comm[:])),
+		name:    cString(e.comm),
 		cmdline: args,
 		start:   at,
 	}
@@ -348,7 +348,7 @@ func (d *decoder) exec(h hdr, e *oispEvExec) {
 	}
 	d.procs[h.tgid] = p
 
-	d.att.request(attachReq{path: exe, ino: e.ExeIno, dev: kernelDevToUser(e.ExeDev), pid: int(h.tgid)})
+	d.att.request(attachReq{path: exe, ino: e.exeIno, dev: kernelDevToUser(e.exeDev), pid: int(h.tgid)})
 	d.system(flow.SystemEvent{
 		Kind: flow.SysExec, At: at, Process: p.process(),
 		Exe: exe, Args: args, Cwd: cwd,

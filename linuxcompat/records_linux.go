@@ -169,12 +169,51 @@ func sockAddr(family uint16, addr [16]uint8, port uint16) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func bytesOf(a []int8) []byte {
-	out := make([]byte, len(a))
-	for i, v := range a {
-		out[i] = byte(v)
+// execRecord is an exec event with its byte fields sliced out of the
+// record (no copies).
+type execRecord struct {
+	ppid, uid, exeDev uint32
+	exeIno            uint64
+	comm, filename    []byte
+	args, exe, cwd    []byte
+}
+
+var (
+	execPpid     = unsafe.Offsetof(oispEvExec{}.Ppid)
+	execUid      = unsafe.Offsetof(oispEvExec{}.Uid)
+	execIno      = unsafe.Offsetof(oispEvExec{}.ExeIno)
+	execDev      = unsafe.Offsetof(oispEvExec{}.ExeDev)
+	execArgsLen  = unsafe.Offsetof(oispEvExec{}.ArgsLen)
+	execExeLen   = unsafe.Offsetof(oispEvExec{}.ExeLen)
+	execCwdLen   = unsafe.Offsetof(oispEvExec{}.CwdLen)
+	execComm     = unsafe.Offsetof(oispEvExec{}.Comm)
+	execFilename = unsafe.Offsetof(oispEvExec{}.Filename)
+	execArgs     = unsafe.Offsetof(oispEvExec{}.Args)
+	execExe      = unsafe.Offsetof(oispEvExec{}.Exe)
+	execCwd      = unsafe.Offsetof(oispEvExec{}.Cwd)
+)
+
+// field returns n bytes at off, capped at capacity bytes.
+func field(b []byte, off uintptr, n uint32, capacity int) []byte {
+	return b[off : off+uintptr(min(int(n), capacity))]
+}
+
+func parseExec(b []byte) (execRecord, bool) {
+	if len(b) < int(execSize) {
+		return execRecord{}, false
 	}
-	return out
+	var e oispEvExec
+	return execRecord{
+		ppid:     le.Uint32(b[execPpid:]),
+		uid:      le.Uint32(b[execUid:]),
+		exeIno:   le.Uint64(b[execIno:]),
+		exeDev:   le.Uint32(b[execDev:]),
+		comm:     b[execComm : execComm+uintptr(len(e.Comm))],
+		filename: b[execFilename : execFilename+uintptr(len(e.Filename))],
+		args:     field(b, execArgs, le.Uint32(b[execArgsLen:]), len(e.Args)),
+		exe:      field(b, execExe, le.Uint32(b[execExeLen:]), len(e.Exe)),
+		cwd:      field(b, execCwd, le.Uint32(b[execCwdLen:]), len(e.Cwd)),
+	}, true
 }
 
 // dropKey names one direction of one connection object in one process.

@@ -97,5 +97,9 @@ func FuzzParseTLS(f *testing.F) {
 		}
 		_ = pathFromComponents(b)
 		_ = splitArgs(b)
+		if e, ok := parseExec(append(b, make([]byte, int(execSize))...)); ok {
+			_ = pathFromComponents(e.exe)
+			_ = splitArgs(e.args)
+		}
 	})
 }
