@@ -162,3 +162,12 @@ func (c *Config) withDefaults() Config {
 	}
 	return out
 }
+
+// Feature is one kernel capability the eBPF source needs or uses, as
+// reported by Features.
+type Feature struct {
+	Name     string
+	Required bool // New fails without it
+	OK       bool
+	Detail   string
+}

@@ -36,3 +36,8 @@ func (s *Source) Attachments() []Attachment { return nil }
 
 // Stats returns zero counters.
 func (s *Source) Stats() Stats { return Stats{} }
+
+// Features reports that the platform itself is unsupported.
+func Features() []Feature {
+	return []Feature{{Name: "platform", Required: true, Detail: runtime.GOOS + "/" + runtime.GOARCH + ": eBPF capture is linux/amd64 only"}}
+}
