@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,37 @@ func tsharkOrSkip(tb testing.TB) string {
 		tb.Skip("tshark not installed (apt-get install tshark): the independent HTTP/2 oracle does not run")
 	}
 	return bin
+}
+
+// oracleCassettesEnv names recordings (comma-separated globs) for the
+// oracle to replay instead of the fixture sample, to check a decoder
+// against tshark on other traffic.
+const oracleCassettesEnv = "OISP_ORACLE_CASSETTES"
+
+// oracleCassettes returns the recordings the oracle replays: those named by
+// OISP_ORACLE_CASSETTES, else up to n fixtures spread evenly over all of
+// them.
+func oracleCassettes(tb testing.TB, n int) []string {
+	tb.Helper()
+	if env := os.Getenv(oracleCassettesEnv); env != "" {
+		var out []string
+		for _, pat := range strings.Split(env, ",") {
+			m, err := filepath.Glob(pat)
+			if err != nil {
+				tb.Fatalf("%s: %v", oracleCassettesEnv, err)
+			}
+			out = append(out, m...)
+		}
+		if len(out) == 0 {
+			tb.Fatalf("%s=%q names no files", oracleCassettesEnv, env)
+		}
+		return out
+	}
+	var out []string
+	for _, fx := range sampleFixtures(tb, n) {
+		out = append(out, fx.Cassette())
+	}
+	return out
 }
 
 // sampleFixtures returns up to n fixtures spread evenly over all of them.
@@ -141,10 +173,10 @@ type h2Capture struct {
 	ours                      []WireStream
 	calls                     []flowCall
 	plaintext                 int64
-	fixtures                  int
+	recordings                int
 }
 
-func captureH2(tb testing.TB, fixtures []Fixture) *h2Capture {
+func captureH2(tb testing.TB, cassettes []string) *h2Capture {
 	tb.Helper()
 	dir := tb.TempDir()
 	c := &h2Capture{dir: dir, pcapPath: filepath.Join(dir, "h2.pcapng"), keyLogPath: filepath.Join(dir, "keys.log")}
@@ -164,10 +196,10 @@ func captureH2(tb testing.TB, fixtures []Fixture) *h2Capture {
 	}
 	var mu sync.Mutex
 	var exchanges []*httpmsg.Exchange
-	for _, fx := range fixtures {
-		rec, err := cassette.ReadFile(fx.Cassette())
+	for _, path := range cassettes {
+		rec, err := cassette.ReadFile(path)
 		if err != nil {
-			tb.Fatalf("%s: %v", fx.ID(), err)
+			tb.Fatalf("%s: %v", path, err)
 		}
 		p := newPipeline(c.registry, func(x *httpmsg.Exchange) {
 			mu.Lock()
@@ -178,12 +210,12 @@ func captureH2(tb testing.TB, fixtures []Fixture) *h2Capture {
 		drv := loopback.CapturingGoClient{Capture: loopback.ClientOptions{KeyLog: &keys, Pcap: pw}}
 		src := loopback.New(rec, loopback.Options{Transport: loopback.H2, Client: drv})
 		if err := src.Run(context.Background(), rh); err != nil {
-			tb.Fatalf("%s over h2: %v", fx.ID(), err)
+			tb.Fatalf("%s over h2: %v", path, err)
 		}
 		p.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
 		c.calls = append(c.calls, rh.calls...)
 		c.plaintext += rh.bytes
-		c.fixtures++
+		c.recordings++
 	}
 	if err := pw.Err(); err != nil {
 		tb.Fatal(err)
@@ -201,7 +233,7 @@ func captureH2(tb testing.TB, fixtures []Fixture) *h2Capture {
 // body lengths.
 func TestTsharkAgreesOnHTTP2(t *testing.T) {
 	bin := tsharkOrSkip(t)
-	c := captureH2(t, sampleFixtures(t, tsharkSample))
+	c := captureH2(t, oracleCassettes(t, tsharkSample))
 	if len(c.ours) == 0 {
 		t.Fatal("our decoders saw no HTTP/2 streams")
 	}
@@ -214,7 +246,7 @@ func TestTsharkAgreesOnHTTP2(t *testing.T) {
 	if diff := cmp.Diff(theirs, c.ours); diff != "" {
 		t.Errorf("our HTTP/2 streams differ from tshark's (-tshark +ours):\n%s", diff)
 	}
-	t.Logf("%d fixtures, %d HTTP/2 streams: tshark and our decoders agree on every stream, method, path, status and body length", c.fixtures, len(c.ours))
+	t.Logf("%d recordings, %d HTTP/2 streams: tshark and our decoders agree on every stream, method, path, status and body length", c.recordings, len(c.ours))
 }
 
 // BenchmarkHTTP2PipelineVsTshark decodes the same captured HTTP/2 traffic
@@ -224,7 +256,7 @@ func TestTsharkAgreesOnHTTP2(t *testing.T) {
 // throughput base; the tshark run reports how many times slower it was.
 func BenchmarkHTTP2PipelineVsTshark(b *testing.B) {
 	bin := tsharkOrSkip(b)
-	c := captureH2(b, sampleFixtures(b, tsharkSample))
+	c := captureH2(b, oracleCassettes(b, tsharkSample))
 	var pipelineNsPerOp float64
 	b.Run("pipeline", func(b *testing.B) {
 		b.SetBytes(c.plaintext)
@@ -254,4 +286,50 @@ func BenchmarkHTTP2PipelineVsTshark(b *testing.B) {
 			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/pipelineNsPerOp, "x-pipeline-time")
 		}
 	})
+}
+
+// TestParseTsharkJSON folds a saved tshark dissection (two streams of a
+// replayed HTTP/2 connection: an SSE chat completion and a 404) into
+// streams, without needing tshark.
+func TestParseTsharkJSON(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "clients", "tshark-h2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := parseTsharkJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sse := len("data: {\"a\":1}\n\n" + "data: {\"a\":2}\n\n" + "data: [DONE]\n\n")
+	want := []WireStream{
+		{ClientPort: 41074, ServerPort: 36467, StreamID: 1, Method: "POST", Path: "/v1/chat/completions", Status: 200,
+			RequestBytes: int64(len(`{"model":"m","stream":true}`)), ResponseBytes: int64(sse)},
+		{ClientPort: 41074, ServerPort: 36467, StreamID: 3, Method: "GET", Path: "/v1/models", Status: 404,
+			ResponseBytes: int64(len(`{"error":"no"}`))},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("streams (-want +got):\n%s", diff)
+	}
+}
+
+func TestFoldFramesPaddingAndDirection(t *testing.T) {
+	frames := []tsharkFrame{
+		// Server→client frames may come first in capture order (SETTINGS);
+		// the client is still the side that sends :method.
+		{src: 443, dst: 50000, streamID: 0, typ: 4, length: 6},
+		{src: 50000, dst: 443, streamID: 5, typ: h2FrameHeaders, method: "POST", path: "/v1/messages"},
+		{src: 50000, dst: 443, streamID: 5, typ: h2FrameData, length: 20, flags: h2FlagPadded, pad: 9},
+		{src: 443, dst: 50000, streamID: 5, typ: h2FrameHeaders, status: "529"},
+		{src: 443, dst: 50000, streamID: 5, typ: h2FrameData, length: 7},
+		// A stream without request headers (pushed, or joined mid-way) is
+		// not reported.
+		{src: 443, dst: 50000, streamID: 2, typ: h2FrameData, length: 3},
+	}
+	got := foldFrames(frames)
+	want := []WireStream{{ClientPort: 50000, ServerPort: 443, StreamID: 5, Method: "POST", Path: "/v1/messages",
+		Status: 529, RequestBytes: 10, ResponseBytes: 7}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
 }
