@@ -384,6 +384,9 @@ type recWant struct {
 	embedding                bool
 	inputCount, dims         int
 	vectors                  int
+	// cost: "priced" (input and output cost set), "unknown" (no price:
+	// usage.cost "unknown", no zero costs) or "" (not checked).
+	cost string
 }
 
 func iptr(v int) *int { return &v }
@@ -504,6 +507,28 @@ func checkWant(t *testing.T, w recWant, res *Result) {
 	} {
 		if intString(c.got) != intString(c.want) {
 			t.Errorf("%s = %s; want %s", c.name, intString(c.got), intString(c.want))
+		}
+	}
+	// Usage arithmetic: nothing counted twice. prompt + completion is the
+	// total whenever all three are known; cached and reasoning tokens are
+	// parts of prompt and completion.
+	if u.PromptTokens != nil && u.CompletionTokens != nil && u.TotalTokens != nil && *u.PromptTokens+*u.CompletionTokens != *u.TotalTokens {
+		t.Errorf("prompt %d + completion %d != total %d", *u.PromptTokens, *u.CompletionTokens, *u.TotalTokens)
+	}
+	if u.CachedTokens != nil && (u.PromptTokens == nil || *u.CachedTokens > *u.PromptTokens) {
+		t.Errorf("cached %d not within prompt %s", *u.CachedTokens, intString(u.PromptTokens))
+	}
+	if u.ReasoningTokens != nil && (u.CompletionTokens == nil || *u.ReasoningTokens > *u.CompletionTokens) {
+		t.Errorf("reasoning %d not within completion %s", *u.ReasoningTokens, intString(u.CompletionTokens))
+	}
+	switch w.cost {
+	case "priced":
+		if u.InputCostUSD == nil || u.OutputCostUSD == nil || u.TotalCostUSD == nil || u.Cost == "unknown" {
+			t.Errorf("cost not priced: %+v", u)
+		}
+	case "unknown":
+		if u.Cost != "unknown" || u.InputCostUSD != nil || u.TotalCostUSD != nil {
+			t.Errorf("cost = %q input %v; want unknown, never zero", u.Cost, u.InputCostUSD)
 		}
 	}
 	var names []string

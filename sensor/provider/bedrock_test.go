@@ -1,7 +1,14 @@
 package provider
 
 import (
+	"bytes"
+	"strings"
 	"testing"
+
+	awsstream "github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+
+	"github.com/oisp/oisp-sensor/sensor/stats"
+	"github.com/oisp/oisp-sensor/sensor/stream/eventstream"
 )
 
 // Recorded Bedrock exchanges (testdata/bedrock/README.md lists the
@@ -15,7 +22,7 @@ func TestBedrockRecorded(t *testing.T) {
 			providerName: "aws_bedrock", model: nova, answeredModel: nova,
 			streaming: true, status: 200, finish: "stop",
 			prompt: iptr(13), completion: iptr(82), total: iptr(95),
-			messages: 2, systemPrompt: true, ttft: true,
+			messages: 2, systemPrompt: true, ttft: true, cost: "priced",
 		},
 		{ // streamed tool use: contentBlockStart toolUse + input deltas
 			file: "bedrock/test_bedrock_model_iter_stream.yaml", index: 0, api: apiBedrockConverse,
@@ -36,7 +43,7 @@ func TestBedrockRecorded(t *testing.T) {
 			providerName: "aws_bedrock", model: "anthropic.claude-3-sonnet-20240229-v1:0", answeredModel: "claude-3-sonnet-20240229",
 			streaming: true, status: 200, finish: "stop",
 			prompt: iptr(16), completion: iptr(21), total: iptr(37),
-			messages: 1, ttft: true,
+			messages: 1, ttft: true, cost: "priced", // priced as the answered claude-3-sonnet-20240229
 		},
 		{ // Titan stream: input count in the first chunk, output in the last
 			file: "bedrock/test_titan_invoke_stream.yaml", api: apiBedrockInvoke,
@@ -57,7 +64,7 @@ func TestBedrockRecorded(t *testing.T) {
 			providerName: "aws_bedrock", model: "meta.llama2-13b-chat-v1", answeredModel: "meta.llama2-13b-chat-v1",
 			status: 200, finish: "length",
 			prompt: iptr(158), completion: iptr(128), total: iptr(286),
-			messages: 1,
+			messages: 1, cost: "unknown", // no price for Llama 2 on Bedrock
 		},
 		{ // Cohere Command: no counts in the body, Bedrock's headers give them
 			file: "bedrock/test_cohere_completion.yaml", api: apiBedrockInvoke,
@@ -145,4 +152,61 @@ func FuzzBedrock(f *testing.F) {
 		}
 		moreFuzzDecode(t, reg, "POST", u, ct, req, resp, 200+int(variant>>6)*100)
 	})
+}
+
+// A stream that ends in an exception frame (HTTP 200) is a failure in the
+// body; a frame with a bad CRC is skipped and counted, the rest decodes.
+func TestBedrockStreamExceptionAndBadCRC(t *testing.T) {
+	reg := moreRegistry(t)
+	rec := moreRecording(t, "testdata/bedrock/test_bedrock_model_stream.yaml")
+	in := rec.Interactions[0]
+	x := moreExchange(t, in)
+	frames, err := eventstream.DecodeAll(x.Response.Body.Data, nil, eventstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exc bytes.Buffer
+	if err := awsstream.NewEncoder().Encode(&exc, awsstream.Message{
+		Headers: awsstream.Headers{
+			{Name: ":message-type", Value: awsstream.StringValue("exception")},
+			{Name: ":exception-type", Value: awsstream.StringValue("modelStreamErrorException")},
+			{Name: ":content-type", Value: awsstream.StringValue("application/json")},
+		},
+		Payload: []byte(`{"message":"The model stream failed","originalStatusCode":500}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cut := append(bytes.Clone(x.Response.Body.Data[:frames[10].End]), exc.Bytes()...)
+	in.Response.Body = cut
+	var counters stats.Counters
+	res, err := bedrockAPI{converse: true}.Decode(Target{ProviderID: "aws_bedrock", Host: "bedrock-runtime.us-east-1.amazonaws.com", Known: true}, moreExchange(t, in), Env{Registry: reg, Stats: &counters})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Response
+	if r.Success == nil || *r.Success || r.Error == nil || r.Error.Type != "modelStreamErrorException" ||
+		r.Error.Message != "The model stream failed" || r.FinishReason != "error" || r.StatusCode != 200 {
+		t.Errorf("exception: success %v error %+v finish %q", r.Success, r.Error, r.FinishReason)
+	}
+
+	// Corrupt one payload byte of frame 3 (a text delta).
+	bad := bytes.Clone(x.Response.Body.Data)
+	bad[frames[3].End-10] ^= 0x01
+	in.Response.Body = bad
+	res, err = bedrockAPI{converse: true}.Decode(Target{ProviderID: "aws_bedrock", Known: true}, moreExchange(t, in), Env{Registry: reg, Stats: &counters})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counters.Get(eventstream.TokenBadCRC) != 1 || counters.Get(eventstream.TokenDroppedBytes) != frames[3].End-frames[3].Start {
+		t.Errorf("counters %v", counters.Snapshot())
+	}
+	r = res.Response
+	if r.Usage == nil || *r.Usage.PromptTokens != 13 || r.FinishReason != "stop" || r.Error != nil {
+		t.Errorf("after a bad frame: usage %+v finish %q error %+v", r.Usage, r.FinishReason, r.Error)
+	}
+	full := moreExchange(t, rec.Interactions[0])
+	resFull, _ := bedrockAPI{converse: true}.Decode(Target{ProviderID: "aws_bedrock", Known: true}, full, Env{Registry: reg, Stats: stats.Discard{}})
+	if got, whole := r.Choices[0].Message.Content, resFull.Response.Choices[0].Message.Content; len(got) >= len(whole) || !strings.HasPrefix(whole, got[:5]) {
+		t.Errorf("the skipped delta should be missing: %q vs %q", got, whole)
+	}
 }

@@ -27,7 +27,7 @@ func TestCohereRecorded(t *testing.T) {
 			providerName: "cohere", model: "command-r7b-12-2024", answeredModel: "command-r7b-12-2024",
 			status: 200, finish: "tool_calls",
 			prompt: iptr(1452), completion: iptr(33), total: iptr(1485), cached: iptr(144), tools: []string{"get_weather"},
-			messages: 1,
+			messages: 1, cost: "priced",
 		},
 		{ // v1 generate, billed units only, no model named
 			file: "cohere/TestCallbacksHandler.httprr", api: apiCohereGenerate,

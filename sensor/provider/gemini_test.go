@@ -1,7 +1,16 @@
 package provider
 
 import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 )
 
 // Recorded Gemini API exchanges (testdata/gemini/README.md lists the
@@ -69,7 +78,7 @@ func TestGeminiRecorded(t *testing.T) {
 			providerName: "google", model: "gemini-2.5-flash", answeredModel: "gemini-2.5-flash",
 			status: 200, finish: "stop",
 			prompt: iptr(3520), completion: iptr(44), total: iptr(3564), cached: iptr(3512), reasoning: iptr(42),
-			messages: 1,
+			messages: 1, cost: "priced",
 		},
 		{
 			file: "gemini/TestGoogle.test_instrumentation.yaml", api: apiGeminiEmbed,
@@ -103,4 +112,100 @@ func FuzzGemini(f *testing.F) {
 		}
 		moreFuzzDecode(t, reg, "POST", u, ct, req, resp, 200+int(variant>>6)*100)
 	})
+}
+
+// interactionsExchange builds an Interactions API exchange from a recorded
+// response body (testdata/gemini/interactions) and a request written after
+// the test that recorded it. Chunk files (one SSE data payload per line)
+// become an SSE body.
+func interactionsExchange(t *testing.T, reqBody, file string) *httpmsg.Exchange {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/gemini/interactions/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := "application/json"
+	if strings.HasSuffix(file, ".chunks.txt") {
+		var sse bytes.Buffer
+		for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+			fmt.Fprintf(&sse, "data: %s\r\n\r\n", line)
+		}
+		raw, ct = sse.Bytes(), "text/event-stream"
+	}
+	return moreExchange(t, cassette.Interaction{
+		Request:  cassette.Request{Method: "POST", URL: "https://generativelanguage.googleapis.com/v1beta/interactions", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(reqBody)},
+		Response: cassette.Response{Status: 200, Header: http.Header{"Content-Type": {ct}}, Body: raw},
+	})
+}
+
+func TestGeminiInteractions(t *testing.T) {
+	const tools = `"tools":[{"type":"function","name":"getWeather","description":"Get the weather for a location","parameters":{"type":"object","properties":{"location":{"type":"string"}}}}]`
+	reg := moreRegistry(t)
+	for _, c := range []struct {
+		req, file string
+		want      recWant
+		text      string
+	}{
+		{`{"model":"gemini-2.5-flash","input":"Hello, how are you?"}`, "basic.json", recWant{
+			api: apiGeminiInteractions, providerName: "google", model: "gemini-2.5-flash", answeredModel: "gemini-2.5-flash",
+			status: 200, finish: "stop", prompt: iptr(7), completion: iptr(51), total: iptr(58), cached: iptr(0), reasoning: iptr(32),
+			messages: 1, cost: "priced",
+		}, "Hello! I'm doing well, thank you for asking.\n\nHow are you today?"},
+		{`{"model":"gemini-2.5-flash","stream":true,"input":[{"role":"user","content":[{"type":"text","text":"What is the weather in San Francisco?"}]}],` + tools + `}`,
+			"tool-call-step1.chunks.txt", recWant{
+				api: apiGeminiInteractions, providerName: "google", model: "gemini-2.5-flash", answeredModel: "gemini-2.5-flash",
+				streaming: true, status: 200, finish: "tool_calls", prompt: iptr(53), completion: iptr(80), total: iptr(133), cached: iptr(0), reasoning: iptr(65),
+				tools: []string{"getWeather"}, messages: 1, ttft: true,
+			}, ""},
+		{`{"model":"gemini-2.5-flash","stream":true,"input":[` +
+			`{"role":"user","content":[{"type":"text","text":"What is the weather in San Francisco?"}]},` +
+			`{"role":"model","content":[{"type":"function_call","id":"61nzpsv4","name":"getWeather","arguments":{"location":"San Francisco"}}]},` +
+			`{"role":"user","content":[{"type":"function_result","call_id":"61nzpsv4","name":"getWeather","result":{"weather":"sunny","temperature":27}}]}],` + tools + `}`,
+			"tool-call-step2.chunks.txt", recWant{
+				api: apiGeminiInteractions, providerName: "google", model: "gemini-2.5-flash", answeredModel: "gemini-2.5-flash",
+				streaming: true, status: 200, finish: "stop", prompt: iptr(161), completion: iptr(19), total: iptr(180), cached: iptr(0), reasoning: iptr(0),
+				toolResults: 1, messages: 3, ttft: true,
+			}, "The weather in San Francisco right now is sunny with a temperature of 27 degrees Celsius."},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			res, _ := moreDecode(t, reg, interactionsExchange(t, c.req, c.file))
+			if res == nil {
+				t.Fatal("no decoder")
+			}
+			checkWant(t, c.want, res)
+			if got := res.Response.Choices[0].Message.Content; got != c.text {
+				t.Errorf("answer %q; want %q", got, c.text)
+			}
+			if len(res.ToolResults) > 0 && (res.ToolResults[0].CallID != "61nzpsv4" || res.ToolResults[0].Name != "getWeather") {
+				t.Errorf("tool result %+v", res.ToolResults[0])
+			}
+			if len(res.Request.Tools) > 0 && res.Request.Tools[0].Name != "getWeather" {
+				t.Errorf("tools %+v", res.Request.Tools)
+			}
+			for _, tc := range res.Response.ToolCalls {
+				if tc.ID != "61nzpsv4" || tc.Arguments != `{"location":"San Francisco"}` {
+					t.Errorf("streamed call %+v", tc)
+				}
+			}
+		})
+	}
+}
+
+// A gateway on an unknown host speaking the Gemini API is decoded by path
+// shape, with its real host and a note that lowers confidence.
+func TestGeminiUnknownHost(t *testing.T) {
+	reg := moreRegistry(t)
+	rec := moreRecording(t, "testdata/gemini/test_google_model_stream.yaml")
+	in := rec.Interactions[0]
+	in.Request.URL = strings.Replace(in.Request.URL, "generativelanguage.googleapis.com", "llm-gateway.internal:8443", 1)
+	res, tg := moreDecode(t, reg, moreExchange(t, in))
+	if tg.Known || res == nil || res.API != apiGeminiGenerate {
+		t.Fatalf("target %+v result %v", tg, res)
+	}
+	if res.Request.Provider.Name != "other" || res.Request.Provider.Host != "llm-gateway.internal" || !slices.Contains(res.Notes, noteUnknownHostGoogle) {
+		t.Errorf("provider %+v notes %v", res.Request.Provider, res.Notes)
+	}
+	if *res.Response.Usage.PromptTokens != 13 {
+		t.Errorf("usage %+v", res.Response.Usage)
+	}
 }

@@ -1,7 +1,10 @@
 package provider
 
 import (
+	"slices"
 	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 )
 
 // Recorded Ollama exchanges (testdata/ollama/README.md lists the sources):
@@ -28,7 +31,7 @@ func TestOllamaRecorded(t *testing.T) {
 			providerName: "ollama", model: "llama3", answeredModel: "llama3",
 			status: 200, finish: "stop",
 			prompt: iptr(17), completion: iptr(66), total: iptr(83),
-			messages: 1,
+			messages: 1, cost: "unknown", // a local model has no price
 		},
 		{
 			file: "ollama/test_ollama_chat_tool_calls_legacy.yaml", api: apiOllamaChat,
@@ -66,4 +69,49 @@ func FuzzOllama(f *testing.F) {
 		}
 		moreFuzzDecode(t, reg, "POST", u, "application/x-ndjson", req, resp, 200+int(variant>>6)*100)
 	})
+}
+
+// An Ollama server on a host the registry does not know is recognised by
+// its path and body shape, keeps its real host, and says so in a note.
+func TestOllamaUnknownHost(t *testing.T) {
+	reg := moreRegistry(t)
+	rec := moreRecording(t, "testdata/ollama/TestClient_GenerateChatStream.httprr")
+	in := rec.Interactions[0]
+	in.Request.URL = "http://gpu-box.lan:8080/api/chat"
+	res, tg := moreDecode(t, reg, moreExchange(t, in))
+	if tg.Known || res == nil || res.API != apiOllamaChat {
+		t.Fatalf("target %+v result %v", tg, res)
+	}
+	p := res.Request.Provider
+	if p.Name != "ollama" || p.Host != "gpu-box.lan" || !slices.Contains(res.Notes, noteUnknownHostOllama) || res.Partial {
+		t.Errorf("provider %+v notes %v partial %v", p, res.Notes, res.Partial)
+	}
+	if *res.Response.Usage.PromptTokens != 16 || *res.Response.Usage.CompletionTokens != 22 {
+		t.Errorf("usage %+v", res.Response.Usage)
+	}
+	// A body without Ollama's shape on an unknown host is not Ollama.
+	in.Request.Body = []byte(`{"query":"hello"}`)
+	if res, _ := moreDecode(t, reg, moreExchange(t, in)); res != nil && res.API == apiOllamaChat {
+		t.Errorf("decoded a non-Ollama body as Ollama")
+	}
+}
+
+// "stream" absent means streaming for chat and generate; false means not.
+func TestOllamaStreamDefault(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"model":"m","messages":[]}`:                true,
+		`{"model":"m","messages":[],"stream":false}`: false,
+		`{"model":"m","messages":[],"stream":true}`:  true,
+	} {
+		res := newResult(apiOllamaChat, Target{ProviderID: "ollama", Known: true}, &httpmsg.Exchange{}, "chat")
+		decodeOllamaRequest(apiOllamaChat, []byte(body), res)
+		if *res.Request.Streaming != want {
+			t.Errorf("%s: streaming %v", body, *res.Request.Streaming)
+		}
+	}
+	res := newResult(apiOllamaEmbed, Target{ProviderID: "ollama", Known: true}, &httpmsg.Exchange{}, "embedding")
+	decodeOllamaRequest(apiOllamaEmbed, []byte(`{"model":"m","input":["a","b"]}`), res)
+	if *res.Request.Streaming || res.Request.InputCount != 2 {
+		t.Errorf("embed: streaming %v inputs %d", *res.Request.Streaming, res.Request.InputCount)
+	}
 }

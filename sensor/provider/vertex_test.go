@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -39,4 +40,63 @@ func TestVertexRecorded(t *testing.T) {
 			messages: 1, ttft: true,
 		},
 	})
+}
+
+// Claude on Vertex AI: streamRawPredict with Anthropic Messages bodies, the
+// model in the path. The recorded Anthropic exchange is moved onto the
+// Vertex path (see testdata/vertex/README.md).
+func TestVertexAnthropicRawPredict(t *testing.T) {
+	reg := moreRegistry(t)
+	rec := moreRecording(t, "testdata/vertex/test_anthropic_tools_streaming_legacy.yaml")
+	in := rec.Interactions[0]
+	var body map[string]any
+	if err := json.Unmarshal(in.Request.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	delete(body, "model")
+	body["anthropic_version"] = "vertex-2023-10-16"
+	in.Request.Body, _ = json.Marshal(body)
+	in.Request.URL = "https://us-east5-aiplatform.googleapis.com/v1/projects/my-project/locations/us-east5/publishers/anthropic/models/claude-3-5-sonnet@20240620:streamRawPredict"
+	res, _ := moreDecode(t, reg, moreExchange(t, in))
+	if res == nil {
+		t.Fatal("no decoder")
+	}
+	checkWant(t, recWant{
+		api: apiVertexAnthropic, providerName: "google", providerID: "google_vertex",
+		model: "claude-3-5-sonnet@20240620", answeredModel: "claude-3-5-sonnet-20240620",
+		streaming: true, status: 200, finish: "tool_calls",
+		// Anthropic usage: input 506 (no cache), output 153 from message_delta.
+		prompt: iptr(506), completion: iptr(153), total: iptr(659), cached: iptr(0),
+		tools: []string{"get_weather", "get_time"}, messages: 1, ttft: true,
+	}, res)
+	p := res.Request.Provider
+	if p.ProjectID != "my-project" || p.Region != "us-east5" {
+		t.Errorf("provider %+v", p)
+	}
+	if len(res.Request.Tools) != 2 {
+		t.Errorf("tools %+v", res.Request.Tools)
+	}
+}
+
+func TestGooglePath(t *testing.T) {
+	for _, c := range []struct {
+		path                                      string
+		ok                                        bool
+		project, location, publisher, model, verb string
+	}{
+		{"/v1beta/models/gemini-2.5-flash:generateContent", true, "", "", "", "gemini-2.5-flash", "generateContent"},
+		{"/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash-001:streamGenerateContent", true, "p", "us-central1", "google", "gemini-2.0-flash-001", "streamGenerateContent"},
+		{"/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4%4020250514:rawPredict", true, "p", "us-east5", "anthropic", "claude-sonnet-4@20250514", "rawPredict"},
+		{"/v1/publishers/google/models/gemini-2.5-pro:generateContent", true, "", "", "google", "gemini-2.5-pro", "generateContent"},
+		{"/v1beta/tunedModels/my-tune:generateContent", true, "", "", "", "tunedModels/my-tune", "generateContent"},
+		{"/v1/projects/p/locations/l/endpoints/123:predict", true, "p", "l", "", "123", "predict"},
+		{"/v1beta/models/gemini-2.5-flash", false, "", "", "", "", ""},
+		{"/v1beta/cachedContents", false, "", "", "", "", ""},
+		{"/v1beta/models/:generateContent", false, "", "", "", "", ""},
+	} {
+		p, ok := parseGooglePath(c.path)
+		if ok != c.ok || (ok && (p.Project != c.project || p.Location != c.location || p.Publisher != c.publisher || p.modelID() != c.model || p.Verb != c.verb)) {
+			t.Errorf("parseGooglePath(%q) = %+v, %v", c.path, p, ok)
+		}
+	}
 }
