@@ -100,7 +100,7 @@ func (r *Registry) Lookup(host string, port int) (Target, bool) {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if hh, p, err := net.SplitHostPort(h); err == nil {
 		h = hh
-		if n, err := strconv.Atoi(p); err == nil && port == 0 {
+		if n, err := strconv.Atoi(p); err == nil {
 			port = n
 		}
 	}
