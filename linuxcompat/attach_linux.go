@@ -186,7 +186,11 @@ func (a *attacher) initialScan(ctx context.Context) {
 }
 
 // openPath finds a path to r's file that names the expected inode: the
-// process's root (containers), the path itself, then /proc/PID/exe.
+// process's root (containers), the path itself, then /proc/PID/exe. When
+// none matches but one exists, that one is used: files on overlayfs are
+// mapped through their backing inode, which differs from the inode stat
+// shows for the overlay path, and uprobes resolve the overlay path to that
+// same backing inode.
 func openPath(r attachReq) (string, bool) {
 	var cands []string
 	if r.pid > 0 {
@@ -196,13 +200,20 @@ func openPath(r attachReq) (string, bool) {
 	if r.pid > 0 {
 		cands = append(cands, fmt.Sprintf("%s/%d/exe", procRoot, r.pid))
 	}
+	fallback := ""
 	for _, c := range cands {
 		var st unix.Stat_t
-		if unix.Stat(c, &st) == nil && st.Ino == r.ino && (r.dev == 0 || uint64(st.Dev) == r.dev) {
+		if unix.Stat(c, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		if st.Ino == r.ino && (r.dev == 0 || uint64(st.Dev) == r.dev) {
 			return c, true
 		}
+		if fallback == "" && !strings.HasSuffix(c, "/exe") {
+			fallback = c
+		}
 	}
-	return "", false
+	return fallback, fallback != ""
 }
 
 func (a *attacher) handle(r attachReq) {

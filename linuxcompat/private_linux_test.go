@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -37,9 +38,11 @@ sys.stdout.write(urllib.request.urlopen(req, context=ctx).read().decode())`
 	for _, tc := range []struct {
 		name         string
 		beforeSensor bool
+		overlay      bool
 	}{
-		{"started after the sensor (mmap of a new inode)", false},
-		{"running before the sensor (/proc/PID/maps)", true},
+		{"started after the sensor (mmap of a new inode)", false, false},
+		{"running before the sensor (/proc/PID/maps)", true, false},
+		{"on overlayfs like a container layer", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			private := t.TempDir()
@@ -49,6 +52,9 @@ sys.stdout.write(urllib.request.urlopen(req, context=ctx).read().decode())`
 					t.Fatal(err)
 				}
 				os.WriteFile(filepath.Join(private, lib), raw, 0o755)
+			}
+			if tc.overlay {
+				private = overlayMount(t, private)
 			}
 			srv := newTLSServer(t, false)
 			body := []byte("private openssl copy")
@@ -91,4 +97,24 @@ sys.stdout.write(urllib.request.urlopen(req, context=ctx).read().decode())`
 			checkHTTP1Exchange(t, rec, cmd.Process.Pid, "POST", "/private", body)
 		})
 	}
+}
+
+// overlayMount mounts an overlayfs with lower as its lower layer and returns
+// the merged directory (unmounted at cleanup). It skips when overlayfs
+// cannot be mounted here.
+func overlayMount(t *testing.T, lower string) string {
+	t.Helper()
+	base := t.TempDir()
+	upper, work, merged := filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	if err := syscall.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		t.Skipf("cannot mount overlayfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(merged, syscall.MNT_DETACH) })
+	return merged
 }
