@@ -100,3 +100,27 @@ func TestGooglePath(t *testing.T) {
 		}
 	}
 }
+
+// Partner models other than Claude (Mistral, Llama, …) take OpenAI-style
+// chat bodies on rawPredict; the recorded Mistral exchange is moved onto
+// the Vertex path.
+func TestVertexPartnerRawPredict(t *testing.T) {
+	reg := moreRegistry(t)
+	rec := moreRecording(t, "testdata/vertex/test_mistral_forwards_penalties.yaml")
+	in := rec.Interactions[0]
+	in.Request.URL = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/mistralai/models/mistral-large-2411:rawPredict"
+	res, _ := moreDecode(t, reg, moreExchange(t, in))
+	if res == nil {
+		t.Fatal("no decoder")
+	}
+	// The body names "mistral-large-latest"; the path's model is what the
+	// request was routed to, but the body's is kept when present.
+	checkWant(t, recWant{
+		api: apiVertexRawPredict, providerName: "google", providerID: "google_vertex",
+		model: "mistral-large-latest", answeredModel: "mistral-large-latest",
+		status: 200, finish: "stop", prompt: iptr(4), completion: iptr(36), total: iptr(40), cached: iptr(0), messages: 1,
+	}, res)
+	if p := res.Request.Parameters; p == nil || p.FrequencyPenalty == nil || *p.FrequencyPenalty != 0.25 {
+		t.Errorf("parameters %+v", res.Request.Parameters)
+	}
+}
