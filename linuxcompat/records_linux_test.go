@@ -4,8 +4,11 @@ package linuxcompat
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
+	"os"
 	"testing"
+	"time"
 )
 
 func tlsRecordBytes(tgid uint32, conn uint64, dir uint8, data []byte) []byte {
@@ -102,4 +105,40 @@ func FuzzParseTLS(f *testing.F) {
 			_ = splitArgs(e.args)
 		}
 	})
+}
+
+// TestSocketAddrsBothWays: the pidfd_getfd path and the /proc path agree on
+// a real connected socket of this process.
+func TestSocketAddrsBothWays(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			time.Sleep(2 * time.Second)
+		}
+	}()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw, _ := c.(*net.TCPConn).SyscallConn()
+	var fd int32
+	raw.Control(func(f uintptr) { fd = int32(f) })
+	wantLocal, wantRemote := c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	l, r, ok := procSocketAddrs(os.Getpid(), fd)
+	if !ok || l != wantLocal || r != wantRemote {
+		t.Errorf("/proc: %v %v %v, want %v %v", l, r, ok, wantLocal, wantRemote)
+	}
+	l, r, ok = borrowedSocketAddrs(os.Getpid(), fd)
+	if !ok {
+		t.Skip("pidfd_getfd unavailable")
+	}
+	if l != wantLocal || r != wantRemote {
+		t.Errorf("pidfd_getfd: %v %v, want %v %v", l, r, wantLocal, wantRemote)
+	}
 }
