@@ -70,11 +70,17 @@ func TestFixtures(t *testing.T) {
 		t.Run(cp.name, func(t *testing.T) {
 			if cp.skip != nil {
 				if why := cp.skip(); why != "" {
+					runOutcomes.skip(cp.name, why)
 					t.Skip(why)
 				}
 			}
 			for _, fx := range fixtures {
 				t.Run(fx.ID(), func(t *testing.T) {
+					t.Cleanup(func() {
+						if !t.Skipped() {
+							runOutcomes.record(cp.name, !t.Failed())
+						}
+					})
 					checkFixture(t, v, cp, fx)
 				})
 			}
