@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
@@ -41,7 +43,17 @@ type modelTable struct {
 	byKey    map[string]*ModelInfo   // "provider/model_id"
 	byID     map[string][]*ModelInfo // model_id -> entries, preferred provider first
 	families []FamilyRule            // longest prefix first
+
+	// found memoises lookups ("provider\x00model" -> *ModelInfo, nil for
+	// none): every exchange looks its models up several times, and the
+	// candidate ids cost regular expressions. At most maxMemo entries, so
+	// hostile model names cannot grow it without bound.
+	found  sync.Map
+	memoed atomic.Int64
 }
+
+// maxMemo bounds the lookup memo.
+const maxMemo = 4096
 
 // firstParty ranks providers whose entry should win when a model id is
 // served by several (the vendor's own price is the reference).
@@ -123,6 +135,22 @@ func (t *modelTable) lookup(providerID, modelID string) (*ModelInfo, bool) {
 	if modelID == "" {
 		return nil, false
 	}
+	key := providerID + "\x00" + modelID
+	if v, ok := t.found.Load(key); ok {
+		m := v.(*ModelInfo)
+		return m, m != nil
+	}
+	m, ok := t.search(providerID, modelID)
+	if t.memoed.Load() < maxMemo {
+		if _, loaded := t.found.LoadOrStore(key, m); !loaded {
+			t.memoed.Add(1)
+		}
+	}
+	return m, ok
+}
+
+// search runs the lookup order of Registry.Model.
+func (t *modelTable) search(providerID, modelID string) (*ModelInfo, bool) {
 	cands := modelCandidates(modelID)
 	provs := append([]string{providerID}, providerAliases[providerID]...)
 	for _, p := range provs {
