@@ -248,6 +248,9 @@ type direction struct {
 	// maxFrame is the SETTINGS_MAX_FRAME_SIZE the other peer advertised for
 	// this direction's frames.
 	maxFrame uint32
+	// fh is the header of the frame whose payload is awaited.
+	fh         http2.FrameHeader
+	haveHeader bool
 	headers  headerState
 }
 
@@ -310,7 +313,7 @@ func (dir *direction) consume(data []byte) {
 // and returns how many bytes were used.
 func (dir *direction) parse(src []byte, chunkStart int) int {
 	off := 0
-	for off < len(src) {
+	for off < len(src) || dir.haveHeader && dir.fh.Length == 0 {
 		p := src[off:]
 		switch dir.state {
 		case statePreface:
@@ -348,24 +351,36 @@ func (dir *direction) parse(src []byte, chunkStart int) int {
 			}
 			dir.state = stateFrames
 		case stateFrames:
-			if len(p) < frameHeaderLen {
+			// The header is read as soon as it is there and the payload
+			// once it is complete, so the Framer never waits on input.
+			if !dir.haveHeader {
+				if len(p) < frameHeaderLen {
+					return off
+				}
+				dir.src.p = p[:frameHeaderLen]
+				fh, err := dir.framer.ReadFrameHeader()
+				if err != nil { // only with fewer than 9 bytes
+					panic(fmt.Sprintf("http2: frame header: %v", err))
+				}
+				off += frameHeaderLen
+				if fh.Length > dir.maxFrame && fh.Length > defaultMaxFrameSize {
+					// Allowed by the wire format and kept, but the peer
+					// was not told it may send this much.
+					dir.d.rec.Count("http2.frame_exceeds_advertised_size", 1)
+				}
+				dir.fh, dir.haveHeader = fh, true
+				continue
+			}
+			n := int(dir.fh.Length)
+			if len(p) < n {
 				return off
 			}
-			fh := dir.peekHeader(p)
-			if fh.Length > dir.maxFrame && fh.Length > defaultMaxFrameSize {
-				// Allowed by the wire format and kept, but the peer was
-				// not told it may send this much.
-				dir.d.rec.Count("http2.frame_exceeds_advertised_size", 1)
-			}
-			total := frameHeaderLen + int(fh.Length)
-			if len(p) < total {
-				return off
-			}
-			dir.src.p = p[:total]
-			f, err := dir.framer.ReadFrame()
-			off += total
+			dir.src.p = p[:n]
+			dir.haveHeader = false
+			f, err := dir.framer.ReadFrameForHeader(dir.fh)
+			off += n
 			if err != nil {
-				dir.frameError(fh, err)
+				dir.frameError(dir.fh, err)
 				continue
 			}
 			dir.handle(f)
@@ -385,6 +400,7 @@ func (dir *direction) peekHeader(p []byte) http2.FrameHeader {
 func (dir *direction) startHunting(why string) {
 	dir.d.rec.Count("http2.resync", 1)
 	dir.state = stateHunting
+	dir.haveHeader = false
 	dir.fromStart = false
 	dir.headers.abandon()
 	dir.headers.forget(why + ": headers partly unknown")
@@ -404,6 +420,10 @@ func (dir *direction) lose(n int64) {
 
 // finish handles the end of this direction's bytes.
 func (dir *direction) finish() {
+	if dir.haveHeader {
+		dir.d.rec.Count("http2.truncated_frame_bytes", frameHeaderLen)
+		dir.haveHeader = false
+	}
 	if len(dir.buf) > 0 {
 		dir.d.rec.Count("http2.truncated_frame_bytes", int64(len(dir.buf)))
 		dir.buf = dir.buf[:0]
@@ -576,13 +596,14 @@ func (s *frameSource) Read(b []byte) (int, error) {
 
 // doneSet remembers recently finished stream ids in a fixed-size ring.
 type doneSet struct {
-	ids  map[uint32]struct{}
-	ring []uint32
-	next int
+	ids   map[uint32]struct{}
+	ring  []uint32
+	next  int
+	limit int
 }
 
 func newDoneSet(n int) doneSet {
-	return doneSet{ids: make(map[uint32]struct{}), ring: make([]uint32, 0, n)}
+	return doneSet{ids: make(map[uint32]struct{}), limit: n}
 }
 
 func (s *doneSet) has(id uint32) bool { _, ok := s.ids[id]; return ok }
@@ -591,7 +612,7 @@ func (s *doneSet) add(id uint32) {
 	if s.has(id) {
 		return
 	}
-	if len(s.ring) < cap(s.ring) {
+	if len(s.ring) < s.limit {
 		s.ring = append(s.ring, id)
 	} else {
 		delete(s.ids, s.ring[s.next])

@@ -692,13 +692,14 @@ func (d *Decoder) goAway(id int64) {
 
 // doneSet remembers recently finished stream ids in a fixed-size ring.
 type doneSet struct {
-	ids  map[int64]struct{}
-	ring []int64
-	next int
+	ids   map[int64]struct{}
+	ring  []int64
+	next  int
+	limit int
 }
 
 func newDoneSet(n int) doneSet {
-	return doneSet{ids: make(map[int64]struct{}), ring: make([]int64, 0, n)}
+	return doneSet{ids: make(map[int64]struct{}), limit: n}
 }
 
 func (s *doneSet) has(id int64) bool { _, ok := s.ids[id]; return ok }
@@ -707,7 +708,7 @@ func (s *doneSet) add(id int64) {
 	if s.has(id) {
 		return
 	}
-	if len(s.ring) < cap(s.ring) {
+	if len(s.ring) < s.limit {
 		s.ring = append(s.ring, id)
 	} else {
 		delete(s.ids, s.ring[s.next])

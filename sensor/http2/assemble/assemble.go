@@ -46,6 +46,13 @@ type Field struct {
 // MaxBody must not reserve gigabytes before a byte arrives.
 const maxBodyPrealloc = 64 << 10
 
+// minBodyGrow is the smallest buffer a body grows into, and initialMarks the
+// arrival marks reserved with the first one.
+const (
+	minBodyGrow  = 4 << 10
+	initialMarks = 16
+)
+
 // Config is shared by every exchange of one connection.
 type Config struct {
 	Flow   *flow.Info
@@ -199,13 +206,8 @@ func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 		if r.Header == nil {
 			r.Header = make(http.Header, len(fields))
 		}
-		for _, f := range fields {
-			if len(f.Name) > 0 && f.Name[0] == ':' {
-				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
-				continue
-			}
-			addField(r.Header, f)
-		}
+		e.countPseudo(fields)
+		addFields(r.Header, fields, isPseudo)
 		return
 	}
 	e.headersSeen[Request] = true
@@ -217,7 +219,13 @@ func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 	}
 	var cookies []string
 	for _, f := range fields {
-		if len(f.Name) > 0 && f.Name[0] == ':' {
+		if f.Name == "cookie" {
+			// RFC 9113 §8.2.3: cookie crumbs are joined with "; " for
+			// HTTP/1.1-shaped consumers.
+			cookies = append(cookies, f.Value)
+			continue
+		}
+		if isPseudo(f) {
 			switch f.Name {
 			case ":method":
 				r.Method = f.Value
@@ -232,16 +240,9 @@ func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 			default:
 				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
 			}
-			continue
 		}
-		if f.Name == "cookie" {
-			// RFC 9113 §8.2.3: cookie crumbs are joined with "; " for
-			// HTTP/1.1-shaped consumers.
-			cookies = append(cookies, f.Value)
-			continue
-		}
-		addField(r.Header, f)
 	}
+	addFields(r.Header, fields, func(f Field) bool { return isPseudo(f) || f.Name == "cookie" })
 	if len(cookies) > 0 {
 		r.Header["Cookie"] = []string{strings.Join(cookies, "; ")}
 	}
@@ -257,13 +258,8 @@ func (e *Exchange) responseHeaders(fields []Field, at time.Time) {
 		if resp.Trailer == nil {
 			resp.Trailer = make(http.Header, len(fields))
 		}
-		for _, f := range fields {
-			if len(f.Name) > 0 && f.Name[0] == ':' {
-				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
-				continue
-			}
-			addField(resp.Trailer, f)
-		}
+		e.countPseudo(fields)
+		addFields(resp.Trailer, fields, isPseudo)
 		return
 	}
 	status, hasStatus := 0, false
@@ -295,14 +291,11 @@ func (e *Exchange) responseHeaders(fields []Field, at time.Time) {
 		resp.Header = make(http.Header, len(fields))
 	}
 	for _, f := range fields {
-		if len(f.Name) > 0 && f.Name[0] == ':' {
-			if f.Name != ":status" {
-				e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
-			}
-			continue
+		if isPseudo(f) && f.Name != ":status" {
+			e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
 		}
-		addField(resp.Header, f)
 	}
+	addFields(resp.Header, fields, isPseudo)
 	e.afterHead(Response, resp.Header)
 }
 
@@ -388,6 +381,13 @@ func (e *Exchange) Data(side Side, p []byte, at time.Time) {
 		e.cfg.Rec.Count(e.cfg.tokBodyTruncated, int64(len(p)-keep))
 	}
 	if keep > 0 {
+		if len(b.data)+keep > cap(b.data) {
+			// Grow ahead of append's small steps: streamed bodies arrive
+			// in many small pieces.
+			grown := make([]byte, len(b.data), min(max(2*cap(b.data), len(b.data)+keep, minBodyGrow), e.cfg.Limits.MaxBody))
+			copy(grown, b.data)
+			b.data = grown
+		}
 		b.data = append(b.data, p[:keep]...)
 		e.cfg.held += int64(keep)
 		b.mark(len(b.data), at, e.cfg.Limits.MaxMarks)
@@ -481,18 +481,46 @@ func (e *Exchange) finishBody(side Side) httpmsg.Body {
 	return out
 }
 
+func isPseudo(f Field) bool { return len(f.Name) > 0 && f.Name[0] == ':' }
+
 func hasPseudo(fields []Field) bool {
 	for _, f := range fields {
-		if len(f.Name) > 0 && f.Name[0] == ':' {
+		if isPseudo(f) {
 			return true
 		}
 	}
 	return false
 }
 
-func addField(h http.Header, f Field) {
-	key := textproto.CanonicalMIMEHeaderKey(f.Name)
-	h[key] = append(h[key], f.Value)
+// countPseudo counts pseudo-headers where none belong (trailers).
+func (e *Exchange) countPseudo(fields []Field) {
+	for _, f := range fields {
+		if isPseudo(f) {
+			e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
+		}
+	}
+}
+
+// addFields adds non-pseudo fields to h. Values of one block share one
+// backing array (as net/textproto does), so a header costs no allocation of
+// its own unless a name repeats.
+func addFields(h http.Header, fields []Field, skip func(Field) bool) {
+	var vals []string
+	for _, f := range fields {
+		if skip != nil && skip(f) {
+			continue
+		}
+		key := textproto.CanonicalMIMEHeaderKey(f.Name)
+		if old, ok := h[key]; ok {
+			h[key] = append(old, f.Value)
+			continue
+		}
+		if vals == nil {
+			vals = make([]string, 0, len(fields))
+		}
+		vals = append(vals, f.Value)
+		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 }
 
 // bodyBuilder accumulates one body's wire bytes and arrival marks.
@@ -517,6 +545,9 @@ func (b *bodyBuilder) mark(off int, at time.Time, maxMarks int) {
 			}
 			return
 		}
+	}
+	if b.marks == nil {
+		b.marks = make([]httpmsg.Mark, 0, min(initialMarks, maxMarks))
 	}
 	b.marks = append(b.marks, httpmsg.Mark{Offset: off, At: at})
 }
