@@ -251,7 +251,7 @@ type direction struct {
 	// fh is the header of the frame whose payload is awaited.
 	fh         http2.FrameHeader
 	haveHeader bool
-	headers  headerState
+	headers    headerState
 }
 
 type dirState uint8
