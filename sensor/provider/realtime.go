@@ -222,6 +222,24 @@ func (s *RealtimeSession) Message(m websocket.Message) []RealtimeTurn {
 	if m.Opcode != websocket.OpText || m.Data == nil {
 		return nil // audio frames of other APIs, undecodable messages
 	}
+	if s.kindKnown {
+		// Fast paths that skip decoding the event twice: Responses
+		// events go straight to the Responses stream decoder, and audio
+		// deltas (base64, most of a voice session's bytes) only mark
+		// content.
+		typ := sniffType(m.Data)
+		switch {
+		case s.responsesWS && m.Dir == flow.ServerToClient:
+			return s.responsesEvent(m)
+		case !s.responsesWS && m.Dir == flow.ServerToClient && (typ == "response.output_audio.delta" || typ == "response.audio.delta"):
+			if acc := s.current(); acc != nil {
+				acc.seen(m.End)
+			}
+			return nil
+		case !s.responsesWS && m.Dir == flow.ClientToServer && typ == "input_audio_buffer.append":
+			return nil
+		}
+	}
 	var ev realtimeEvent
 	if _, err := decodeLoose(m.Data, &ev); err != nil {
 		s.bad++
@@ -665,6 +683,13 @@ func (s *RealtimeSession) responsesMessage(m websocket.Message, typ string, ev *
 		s.ws = &realtimeTurnAcc{res: res, askedAt: m.End, stream: newResponsesStream()}
 		return out
 	}
+	return append(out, s.responsesEvent(m)...)
+}
+
+// responsesEvent feeds a server event of a Responses-over-WebSocket
+// session to the turn in progress; the turn ends with the response's final
+// event or an error.
+func (s *RealtimeSession) responsesEvent(m websocket.Message) []RealtimeTurn {
 	acc := s.ws
 	if acc == nil {
 		return nil // joined mid-session: no request to attach to
@@ -672,13 +697,28 @@ func (s *RealtimeSession) responsesMessage(m websocket.Message, typ string, ev *
 	if acc.createdAt.IsZero() {
 		acc.createdAt = m.Start
 	}
-	acc.stream.add(typ, bytes.TrimSpace(m.Data), m.End)
-	switch typ {
-	case "response.completed", "response.failed", "response.incomplete", "response.cancelled", "error":
+	acc.stream.add("", m.Data, m.End)
+	if acc.stream.final != nil || acc.stream.err != nil {
 		s.ws = nil
-		return append(out, s.finishWSTurn(acc, m.End))
+		return []RealtimeTurn{s.finishWSTurn(acc, m.End)}
 	}
-	return out
+	return nil
+}
+
+// sniffType reads the "type" of an event that starts with it, as every
+// realtime event does; "" when it does not (the caller decodes fully).
+func sniffType(data []byte) string {
+	const prefix = `{"type":"`
+	d := bytes.TrimLeft(data, " \t\r\n")
+	if !bytes.HasPrefix(d, []byte(prefix)) {
+		return ""
+	}
+	d = d[len(prefix):]
+	end := bytes.IndexByte(d, '"')
+	if end < 0 || bytes.IndexByte(d[:end], '\\') >= 0 {
+		return ""
+	}
+	return string(d[:end])
 }
 
 func (s *RealtimeSession) finishWSTurn(acc *realtimeTurnAcc, at time.Time) RealtimeTurn {
