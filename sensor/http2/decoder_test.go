@@ -222,6 +222,37 @@ func TestLiveConnection(t *testing.T) {
 	checkChatRecording(t, decodeRecs(t, recs))
 }
 
+// checkCancelRecording checks recordCancel: the cancelled stream still
+// yields its exchange, partial, with what arrived before the reset.
+func checkCancelRecording(t *testing.T, r result) {
+	t.Helper()
+	m := byStream(r.xs)
+	if len(m) != 4 {
+		t.Fatalf("%d exchanges", len(m))
+	}
+	for _, id := range []int64{1, 5} {
+		if x := m[id]; x.Partial || !bytes.Equal(x.Response.Body.Data, joinEvents(sseEvents()[:20])) {
+			t.Errorf("stream %d: %q %d bytes", id, x.Notes, len(x.Response.Body.Data))
+		}
+	}
+	c := m[3]
+	if c.Request.Target != "/v1/chat/completions?c=1" || c.Response == nil || c.Response.Complete || !hasNote(c, "stream reset by client: CANCEL") {
+		t.Errorf("cancelled stream: target %q notes %q", c.Request.Target, c.Notes)
+	}
+	if got := len(c.Response.Body.Data); got < 3*len(sseEvents()[0]) || got >= len(joinEvents(sseEvents()[:20])) {
+		t.Errorf("cancelled stream body %d bytes", got)
+	}
+	if after := m[7]; after.Partial || after.Request.Target != "/v1/after-cancel" {
+		t.Errorf("stream after the cancel: %q", after.Notes)
+	}
+}
+
+func TestLiveCancel(t *testing.T) { checkCancelRecording(t, decodeRecs(t, recordCancel(t))) }
+
+func TestRecordedCancel(t *testing.T) {
+	checkCancelRecording(t, decodeRecs(t, readRecording(t, "cancel.bin")))
+}
+
 func TestRecordedConnection(t *testing.T) {
 	checkChatRecording(t, decodeRecs(t, readRecording(t, "chat.bin")))
 }

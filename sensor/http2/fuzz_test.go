@@ -21,6 +21,11 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	// Slices of the live connection rather than all of it: the fuzzer
 	// mutates and minimises small inputs far faster.
 	seeds := [][]byte{encodeRecording(recs[:min(len(recs), 12)]), encodeRecording(recs[len(recs)/2 : len(recs)/2+20])}
+	if cb, err := os.ReadFile(filepath.Join("testdata", "cancel.bin")); err == nil {
+		seeds = append(seeds, encodeRecording(decodeRecording(cb)[:30]))
+	} else {
+		t.Fatal(err)
+	}
 
 	c := newCrafter(t).start([]http2.Setting{{ID: http2.SettingHeaderTableSize, Val: 8192}}, nil)
 	blk := c.block(cs, reqFields("POST", "/v1/messages", "content-type", "application/json")...)

@@ -334,4 +334,60 @@ func TestUpdateRecordings(t *testing.T) {
 		t.Skip("run with -update to rewrite testdata")
 	}
 	writeRecording(t, "chat.bin", recordChat(t))
+	writeRecording(t, "cancel.bin", recordCancel(t))
+}
+
+// slowSSE streams the events with a pause between them, so a client can
+// cancel half-way.
+func slowSSE() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		for _, e := range sseEvents()[:20] {
+			if r.Context().Err() != nil {
+				return
+			}
+			_, _ = w.Write(e)
+			w.(http.Flusher).Flush()
+			time.Sleep(3 * time.Millisecond)
+		}
+	})
+}
+
+// recordCancel runs three concurrent streaming requests on one connection;
+// the client gives up on the second after three events (the transport
+// sends RST_STREAM CANCEL), then one more request follows.
+func recordCancel(t testing.TB) []record {
+	t.Helper()
+	l := newLiveConn(t, slowSSE(), nil)
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := newRequest(t, "POST", fmt.Sprintf("/v1/chat/completions?c=%d", i), chatBody()).WithContext(ctx)
+			resp, err := l.cc.RoundTrip(req)
+			if err != nil {
+				t.Errorf("round trip %d: %v", i, err)
+				return
+			}
+			defer resp.Body.Close()
+			if i != 1 {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				return
+			}
+			buf := make([]byte, 3*len(sseEvents()[0]))
+			_, _ = io.ReadFull(resp.Body, buf)
+			cancel()
+		}()
+		time.Sleep(2 * time.Millisecond) // stream ids in request order
+	}
+	wg.Wait()
+	if _, _, err := l.do(newRequest(t, "GET", "/v1/after-cancel", nil)); err != nil {
+		t.Fatal(err)
+	}
+	return l.finish(t)
 }
