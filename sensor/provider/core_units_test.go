@@ -491,3 +491,32 @@ func TestCoreEventsSchemaValid(t *testing.T) {
 		t.Fatal("validator accepted finish_reason end_turn")
 	}
 }
+
+// TestModelLookupMemo: lookups are memoised up to a bound and stay correct
+// from many goroutines (run with -race).
+func TestModelLookupMemo(t *testing.T) {
+	reg := coreRegistry(t)
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			defer func() { done <- true }()
+			for i := 0; i < maxMemo; i++ {
+				id := "nonexistent-" + itoa(g) + "-" + itoa(i)
+				if _, ok := reg.Model("openai", id); ok {
+					t.Errorf("found %s", id)
+					return
+				}
+				if m, ok := reg.Model("openai", "gpt-4o-2024-08-06"); !ok || m.ID != "gpt-4o-2024-08-06" {
+					t.Errorf("gpt-4o-2024-08-06: %+v %v", m, ok)
+					return
+				}
+			}
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	if n := reg.models.memoed.Load(); n > maxMemo {
+		t.Errorf("memo holds %d entries, bound %d", n, maxMemo)
+	}
+}

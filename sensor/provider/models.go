@@ -141,10 +141,12 @@ func (t *modelTable) lookup(providerID, modelID string) (*ModelInfo, bool) {
 		return m, m != nil
 	}
 	m, ok := t.search(providerID, modelID)
-	if t.memoed.Load() < maxMemo {
-		if _, loaded := t.found.LoadOrStore(key, m); !loaded {
-			t.memoed.Add(1)
+	if t.memoed.Add(1) <= maxMemo {
+		if _, loaded := t.found.LoadOrStore(key, m); loaded {
+			t.memoed.Add(-1)
 		}
+	} else {
+		t.memoed.Add(-1)
 	}
 	return m, ok
 }
