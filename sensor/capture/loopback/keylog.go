@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/http2"
 )
 
@@ -33,7 +35,6 @@ type ClientOptions struct {
 
 // ClientTransport is RoundTripper with options: a transport forced to the
 // server's protocol that dials the server whatever host a request names.
-// Key logs and packet captures are supported over HTTP/1.1 and HTTP/2.
 func (s *Server) ClientTransport(o ClientOptions) (http.RoundTripper, func(), error) {
 	var protos []string
 	switch s.Transport {
@@ -41,11 +42,10 @@ func (s *Server) ClientTransport(o ClientOptions) (http.RoundTripper, func(), er
 		protos = []string{"http/1.1"}
 	case H2:
 		protos = []string{"h2"}
+	case H3:
+		return s.h3ClientTransport(o)
 	default:
-		if o.KeyLog != nil || o.Pcap != nil {
-			return nil, nil, fmt.Errorf("loopback: key log and packet capture support h1 and h2, not %q", s.Transport)
-		}
-		return s.RoundTripper()
+		return nil, nil, fmt.Errorf("loopback: unknown transport %q", s.Transport)
 	}
 	dialer := &net.Dialer{}
 	dialTLS := func(ctx context.Context, addr string) (net.Conn, error) {
@@ -121,4 +121,39 @@ func (g CapturingGoClient) Drive(ctx context.Context, srv *Server, rec *cassette
 		}
 	}
 	return nil
+}
+
+// h3ClientTransport is an HTTP/3 client on its own loopback UDP socket
+// (wrapped by the packet capture when asked) that dials the server's QUIC
+// relay whatever host a request names.
+func (s *Server) h3ClientTransport(o ClientOptions) (http.RoundTripper, func(), error) {
+	relay, err := net.ResolveUDPAddr("udp", s.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loopback: relay address: %w", err)
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("loopback: client UDP socket: %w", err)
+	}
+	pc := udp
+	if o.Pcap != nil {
+		if pc, err = o.Pcap.PacketConn(udp); err != nil {
+			udp.Close()
+			return nil, nil, err
+		}
+	}
+	qt := &quic.Transport{Conn: pc}
+	tr := &http3.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.CA.CertPool(), KeyLogWriter: o.KeyLog},
+		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
+			return qt.Dial(ctx, relay, tlsCfg, cfg)
+		},
+		DisableCompression: !o.Compression,
+	}
+	closeAll := func() {
+		tr.Close()
+		qt.Close()
+		udp.Close()
+	}
+	return tr, closeAll, nil
 }

@@ -11,10 +11,12 @@ import (
 	"time"
 )
 
-// PcapNG writes a pcapng capture of TCP connections as they would appear on
-// the loopback interface: each wrapped connection gets a three-way
-// handshake, one segment per read or write (split at maxSegment) with
-// consistent sequence and acknowledgement numbers, and FINs when it ends.
+// PcapNG writes a pcapng capture of client connections as they would
+// appear on the loopback interface. Each wrapped TCP connection gets a
+// three-way handshake, one segment per read or write (split at maxSegment)
+// with consistent sequence and acknowledgement numbers, and FINs when it
+// ends; each datagram of a wrapped UDP socket (a QUIC client's) is one
+// frame.
 // The frames carry the connection's real addresses and the real bytes that
 // crossed it (the TLS records, for a TLS connection), so a dissector given
 // the TLS key log (see Server.ClientTransport) can decrypt and read
@@ -48,6 +50,8 @@ const (
 	ipv6HeaderLen        = 40
 	tcpHeaderLen         = 20
 	protocolTCP          = 6
+	protocolUDP          = 17
+	udpHeaderLen         = 8
 	initialSequenceStart = 0x10000000
 )
 
@@ -227,33 +231,52 @@ func (p *PcapNG) segmentLocked(at time.Time, c *pcapConn, fromClient bool, flags
 
 func (p *PcapNG) packet(src, dst netip.AddrPort, seq, ack uint32, flags byte, payload []byte) []byte {
 	be := binary.BigEndian
-	ipLen := ipv4HeaderLen
-	if !src.Addr().Is4() {
-		ipLen = ipv6HeaderLen
+	seg := make([]byte, tcpHeaderLen+len(payload))
+	be.PutUint16(seg[0:], src.Port())
+	be.PutUint16(seg[2:], dst.Port())
+	be.PutUint32(seg[4:], seq)
+	be.PutUint32(seg[8:], ack)
+	seg[12] = (tcpHeaderLen / 4) << 4
+	seg[13] = flags
+	be.PutUint16(seg[14:], tcpWindow)
+	copy(seg[tcpHeaderLen:], payload)
+	be.PutUint16(seg[16:], transportChecksum(src, dst, protocolTCP, seg))
+	return p.ipPacket(src.Addr(), dst.Addr(), protocolTCP, seg)
+}
+
+// udpPacket builds one UDP datagram in an IP packet.
+func (p *PcapNG) udpPacket(src, dst netip.AddrPort, payload []byte) []byte {
+	be := binary.BigEndian
+	dg := make([]byte, udpHeaderLen+len(payload))
+	be.PutUint16(dg[0:], src.Port())
+	be.PutUint16(dg[2:], dst.Port())
+	be.PutUint16(dg[4:], uint16(len(dg)))
+	copy(dg[udpHeaderLen:], payload)
+	sum := transportChecksum(src, dst, protocolUDP, dg)
+	if sum == 0 {
+		sum = 0xffff // zero means "no checksum" in UDP
 	}
-	pkt := make([]byte, ipLen+tcpHeaderLen+len(payload))
-	tcp := pkt[ipLen:]
-	be.PutUint16(tcp[0:], src.Port())
-	be.PutUint16(tcp[2:], dst.Port())
-	be.PutUint32(tcp[4:], seq)
-	be.PutUint32(tcp[8:], ack)
-	tcp[12] = (tcpHeaderLen / 4) << 4
-	tcp[13] = flags
-	be.PutUint16(tcp[14:], tcpWindow)
-	copy(tcp[tcpHeaderLen:], payload)
-	tcpLen := tcpHeaderLen + len(payload)
+	be.PutUint16(dg[6:], sum)
+	return p.ipPacket(src.Addr(), dst.Addr(), protocolUDP, dg)
+}
 
-	sa, da := src.Addr().AsSlice(), dst.Addr().AsSlice()
-	// The TCP checksum covers a pseudo header of the addresses, protocol
-	// and length, then the segment.
+// transportChecksum is the TCP/UDP checksum: a pseudo header of the
+// addresses, protocol and length, then the segment (its checksum field
+// zero).
+func transportChecksum(src, dst netip.AddrPort, proto byte, seg []byte) uint16 {
 	var sum uint32
-	sum = checksumAdd(sum, sa)
-	sum = checksumAdd(sum, da)
-	sum += protocolTCP + uint32(tcpLen)
-	sum = checksumAdd(sum, tcp)
-	be.PutUint16(tcp[16:], checksumFold(sum))
+	sum = checksumAdd(sum, src.Addr().AsSlice())
+	sum = checksumAdd(sum, dst.Addr().AsSlice())
+	sum += uint32(proto) + uint32(len(seg))
+	sum = checksumAdd(sum, seg)
+	return checksumFold(sum)
+}
 
-	if ipLen == ipv4HeaderLen {
+// ipPacket prefixes an IPv4 or IPv6 header to a transport segment.
+func (p *PcapNG) ipPacket(src, dst netip.Addr, proto byte, seg []byte) []byte {
+	be := binary.BigEndian
+	if src.Is4() {
+		pkt := make([]byte, ipv4HeaderLen+len(seg))
 		ip := pkt[:ipv4HeaderLen]
 		ip[0] = 0x45
 		be.PutUint16(ip[2:], uint16(len(pkt)))
@@ -261,19 +284,22 @@ func (p *PcapNG) packet(src, dst netip.AddrPort, seq, ack uint32, flags byte, pa
 		be.PutUint16(ip[4:], p.ipID)
 		be.PutUint16(ip[6:], 0x4000) // don't fragment
 		ip[8] = 64
-		ip[9] = protocolTCP
-		copy(ip[12:16], sa)
-		copy(ip[16:20], da)
+		ip[9] = proto
+		copy(ip[12:16], src.AsSlice())
+		copy(ip[16:20], dst.AsSlice())
 		be.PutUint16(ip[10:], checksumFold(checksumAdd(0, ip)))
-	} else {
-		ip := pkt[:ipv6HeaderLen]
-		ip[0] = 0x60
-		be.PutUint16(ip[4:], uint16(tcpLen))
-		ip[6] = protocolTCP
-		ip[7] = 64
-		copy(ip[8:24], sa)
-		copy(ip[24:40], da)
+		copy(pkt[ipv4HeaderLen:], seg)
+		return pkt
 	}
+	pkt := make([]byte, ipv6HeaderLen+len(seg))
+	ip := pkt[:ipv6HeaderLen]
+	ip[0] = 0x60
+	be.PutUint16(ip[4:], uint16(len(seg)))
+	ip[6] = proto
+	ip[7] = 64
+	copy(ip[8:24], src.AsSlice())
+	copy(ip[24:40], dst.AsSlice())
+	copy(pkt[ipv6HeaderLen:], seg)
 	return pkt
 }
 
@@ -313,4 +339,88 @@ func (p *PcapNG) writeEPB(at time.Time, pkt []byte) error {
 		return fmt.Errorf("pcapng: write packet: %w", err)
 	}
 	return nil
+}
+
+// PacketConn wraps the client's UDP socket (a QUIC client's): every
+// datagram sent or received is recorded with the socket's address and the
+// peer's. The socket must be bound to a specific address (127.0.0.1:0,
+// not the wildcard), so the frames name real endpoints.
+func (p *PcapNG) PacketConn(pc net.PacketConn) (net.PacketConn, error) {
+	la, ok := pc.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return nil, errors.New("pcapng: not a UDP socket")
+	}
+	local := la.AddrPort()
+	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	if local.Addr().IsUnspecified() {
+		return nil, errors.New("pcapng: UDP socket bound to the wildcard address")
+	}
+	return &pcapPacketConn{PacketConn: pc, p: p, local: local}, nil
+}
+
+type pcapPacketConn struct {
+	net.PacketConn
+	p     *PcapNG
+	local netip.AddrPort
+}
+
+func (c *pcapPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if n > 0 {
+		c.p.datagram(addr, c.local, false, b[:n])
+	}
+	return n, addr, err
+}
+
+func (c *pcapPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n, err := c.PacketConn.WriteTo(b, addr)
+	if n > 0 {
+		c.p.datagram(addr, c.local, true, b[:n])
+	}
+	return n, err
+}
+
+// datagram records one UDP datagram between the wrapped socket and peer.
+func (p *PcapNG) datagram(peer net.Addr, local netip.AddrPort, sent bool, b []byte) {
+	ua, ok := peer.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	remote := ua.AddrPort()
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	if remote.Addr().Is4() != local.Addr().Is4() {
+		return
+	}
+	src, dst := remote, local
+	if sent {
+		src, dst = local, remote
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return
+	}
+	if sent {
+		p.ports[remote.Port()] = true
+	}
+	p.err = p.writeEPB(time.Now(), p.udpPacket(src, dst, b))
+	p.packets++
+}
+
+// SetReadBuffer and SetWriteBuffer pass socket buffer sizes through (QUIC
+// stacks raise them); the wrapper deliberately offers nothing that would let
+// a stack read or write around it.
+func (c *pcapPacketConn) SetReadBuffer(n int) error {
+	if s, ok := c.PacketConn.(interface{ SetReadBuffer(int) error }); ok {
+		return s.SetReadBuffer(n)
+	}
+	return errors.New("pcapng: socket has no read buffer setting")
+}
+
+// SetWriteBuffer: see SetReadBuffer.
+func (c *pcapPacketConn) SetWriteBuffer(n int) error {
+	if s, ok := c.PacketConn.(interface{ SetWriteBuffer(int) error }); ok {
+		return s.SetWriteBuffer(n)
+	}
+	return errors.New("pcapng: socket has no write buffer setting")
 }

@@ -69,7 +69,7 @@ func pcapBlocks(t *testing.T, b []byte) []uint32 {
 }
 
 func TestCapturingGoClientWritesPcapAndKeyLog(t *testing.T) {
-	for _, tr := range []Transport{H1, H2} {
+	for _, tr := range []Transport{H1, H2, H3} {
 		t.Run(string(tr), func(t *testing.T) {
 			var pcap, keys bytes.Buffer
 			pw, err := NewPcapNG(&pcap)
@@ -106,19 +106,32 @@ func TestCapturingGoClientWritesPcapAndKeyLog(t *testing.T) {
 			capFile, keyFile := filepath.Join(dir, "cap.pcapng"), filepath.Join(dir, "keys")
 			os.WriteFile(capFile, pcap.Bytes(), 0o644)
 			os.WriteFile(keyFile, keys.Bytes(), 0o600)
-			filter, field := "http2.type == 1", "http2.headers.path"
-			if tr == H1 {
-				filter, field = "http.request", "http.request.uri"
+			args := []string{"-n", "-r", capFile, "-o", "tls.keylog_file:" + keyFile,
+				"-d", "tcp.port==1-65535,tls", "-d", "udp.port==1-65535,quic", "-T", "fields"}
+			switch tr {
+			case H1:
+				args = append(args, "-Y", "http.request", "-e", "http.request.uri")
+			case H2:
+				args = append(args, "-Y", "http2.type == 1", "-e", "http2.headers.path")
+			case H3:
+				// Wireshark 4.0 does not decode QPACK: check that it
+				// decrypted QUIC and found HTTP/3 frames on both
+				// request streams.
+				args = append(args, "-Y", "http3", "-e", "quic.stream.stream_id", "-e", "http3.frame_type")
 			}
-			out, err := exec.Command(tshark, "-n", "-r", capFile, "-o", "tls.keylog_file:"+keyFile,
-				"-d", "tcp.port==1-65535,tls", "-Y", filter, "-T", "fields", "-e", field).CombinedOutput()
+			out, err := exec.Command(tshark, args...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("tshark: %v\n%s", err, out)
 			}
 			got := string(out)
-			for _, p := range []string{"/v1/chat/completions", "/v1/models"} {
-				if !strings.Contains(got, p) {
-					t.Errorf("tshark did not decrypt a request for %s:\n%s", p, got)
+			want := []string{"/v1/chat/completions", "/v1/models"}
+			if tr == H3 {
+				want = []string{"\n0\t1", "\n4\t1"} // HEADERS on streams 0 and 4
+				got = "\n" + strings.ReplaceAll(got, ",", "\t")
+			}
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					t.Errorf("tshark did not decrypt %q:\n%s", w, got)
 				}
 			}
 		})
