@@ -61,7 +61,6 @@ type openaiChatRequestBody struct {
 	MaxCompletionTokens jInt             `json:"max_completion_tokens"`
 	Stop                json.RawMessage  `json:"stop"`
 	Stream              jBool            `json:"stream"`
-	StreamOptions       *json.RawMessage `json:"stream_options"`
 	Prompt              json.RawMessage  `json:"prompt"` // legacy completions
 }
 
