@@ -64,6 +64,7 @@ type headerState struct {
 	truncated bool
 	unknown   int
 	failed    error
+	flooded   bool
 	frames    int
 	wire      int
 }
@@ -156,6 +157,7 @@ func (h *headerState) begin(streamID uint32, target *assemble.Exchange, endStrea
 	h.fields = h.fields[:0]
 	h.size, h.unknown, h.frames, h.wire = 0, 0, 1, len(frag)
 	h.truncated = false
+	h.flooded = false
 	h.failed = nil
 	if h.dec == nil {
 		h.failed = errGaveUp
@@ -181,9 +183,12 @@ func (h *headerState) continuation(f *http2.ContinuationFrame) {
 	// times that on the wire (Huffman expands by at most 30/8); more is a
 	// CONTINUATION flood (CVE-2024-27316 style). It is read to its end but
 	// no longer decoded.
-	if h.failed == nil && (h.frames > maxBlockFrames || h.wire > 4*h.dir.d.lim.MaxHeaderBytes+defaultMaxFrameSize) {
+	if !h.flooded && (h.frames > maxBlockFrames || h.wire > 4*h.dir.d.lim.MaxHeaderBytes+defaultMaxFrameSize) {
 		h.dir.d.rec.Count("http2.continuation_flood", 1)
-		h.failed = errBlockFlood
+		h.flooded = true
+		if h.failed == nil {
+			h.failed = errBlockFlood
+		}
 	}
 	h.write(f.HeaderBlockFragment())
 	if f.HeadersEnded() {
@@ -211,17 +216,7 @@ func (h *headerState) end() {
 	x := h.target
 	h.target = nil
 	d := h.dir.d
-	if h.failed != nil {
-		var idx hpack.InvalidIndexError
-		var de hpack.DecodingError
-		switch {
-		case errors.As(h.failed, &idx) || errors.As(h.failed, &de) && errors.As(de.Err, &idx):
-			d.rec.Count("http2.hpack_unknown_index", 1)
-		case h.failed == errBlockFlood || h.failed == errGaveUp:
-		default:
-			d.rec.Count("http2.hpack_error", 1)
-		}
-	}
+	h.countFailure()
 	if x != nil {
 		side := h.dir.side
 		if h.failed != nil && len(h.fields) == 0 {
@@ -255,6 +250,22 @@ func (h *headerState) end() {
 	}
 }
 
+// countFailure counts why the block could not be decoded.
+func (h *headerState) countFailure() {
+	if h.failed == nil {
+		return
+	}
+	var idx hpack.InvalidIndexError
+	var de hpack.DecodingError
+	switch {
+	case errors.As(h.failed, &idx) || errors.As(h.failed, &de) && errors.As(de.Err, &idx):
+		h.dir.d.rec.Count("http2.hpack_unknown_index", 1)
+	case h.failed == errBlockFlood || h.failed == errGaveUp:
+	default:
+		h.dir.d.rec.Count("http2.hpack_error", 1)
+	}
+}
+
 // abandon ends a block that will never be completed (interrupted, bytes
 // lost, connection over). Callers that keep decoding must forget the table.
 func (h *headerState) abandon() {
@@ -265,6 +276,7 @@ func (h *headerState) abandon() {
 	if h.dec != nil {
 		_ = h.dec.Close()
 	}
+	h.countFailure()
 	x := h.target
 	h.target = nil
 	if x == nil {

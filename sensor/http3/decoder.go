@@ -16,7 +16,7 @@
 // feed_after_close, frame_reserved, frame_unexpected, frame_unknown,
 // push_promise, push_stream_bytes, uni_stream_unknown, uni_streams_dropped,
 // control_stream_duplicate, settings_too_large, header_section_too_large,
-// qpack_error, qpack_encoder_error, qpack_unknown_entry,
+// header_buffer_budget_exceeded, qpack_error, qpack_encoder_error, qpack_unknown_entry,
 // qpack_capacity_capped, qpack_settings_unknown, qpack_blocked,
 // qpack_blocked_overflow, qpack_never_unblocked, header_list_truncated,
 // gap_bytes, unsynced_bytes, streams_dropped, untracked_stream_bytes,
@@ -64,6 +64,9 @@ const (
 	maxBlockedSections = 100
 	// maxControlFrame bounds a buffered control frame (SETTINGS, GOAWAY).
 	maxControlFrame = 4096
+	// headerBufferBudget bounds, in units of MaxHeaderBytes, the HEADERS
+	// payload collected across all request streams at once.
+	headerBufferBudget = 8
 )
 
 // Decoder decodes one HTTP/3 connection. It implements httpmsg.Decoder and
@@ -94,6 +97,11 @@ type Decoder struct {
 	blocked      []*half
 	blockedCount int
 	blockedBytes int
+
+	// headerBuffered is the HEADERS payload bytes being collected across
+	// all request streams; a peer opening many streams with large
+	// sections must not make the decoder hold them all.
+	headerBuffered uint64
 
 	// goAwayID is the lowest request stream id the server said it will
 	// not process (0 while no GOAWAY was seen).
@@ -215,6 +223,14 @@ type half struct {
 	unsync  bool // frame sync lost: the rest of this direction is dropped
 	// headersLost is set when the HEADERS frame being read lost bytes.
 	headersLost bool
+	// reserved is this half's share of Decoder.headerBuffered.
+	reserved uint64
+}
+
+// release returns the half's reservation of the header buffer budget.
+func (h *half) release() {
+	h.s.d.headerBuffered -= h.reserved
+	h.reserved = 0
 }
 
 type pendingSection struct {
@@ -297,6 +313,8 @@ func (d *Decoder) deliver(s *reqStream, at time.Time) {
 		h.pending = nil
 	}
 	d.blocked = slices.DeleteFunc(d.blocked, func(h *half) bool { return h.s == s })
+	s.halves[0].release()
+	s.halves[1].release()
 	d.sink.Done(s.x.Finish(at))
 }
 
@@ -317,6 +335,13 @@ func (h *half) begin(t, l uint64) frameMode {
 			h.s.x.HeadersUnknown(h.side, fmt.Sprintf("%s header section of %d bytes over the limit", h.side, l), h.at)
 			return modeSkip
 		}
+		if d.headerBuffered+l > uint64(headerBufferBudget*d.lim.MaxHeaderBytes) {
+			d.rec.Count("http3.header_buffer_budget_exceeded", 1)
+			h.s.x.HeadersUnknown(h.side, h.side.String()+" header section dropped: too many large sections at once", h.at)
+			return modeSkip
+		}
+		h.reserved = l
+		d.headerBuffered += l
 		return modeBuffer
 	case t == framePushPromise && h.dir == flow.ServerToClient:
 		// Push is ignored; skipping the section is safe because QPACK
@@ -341,6 +366,9 @@ func (h *half) data(p []byte) {
 }
 
 func (h *half) end(t uint64, payload []byte) {
+	if t == frameHeaders {
+		h.release()
+	}
 	if t != frameHeaders || h.headersLost || h.s.finished {
 		return
 	}

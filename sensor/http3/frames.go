@@ -124,7 +124,9 @@ func (fp *frameParser) start(t, l uint64, sink frameSink) {
 	fp.remaining = l
 	fp.inFrame = true
 	fp.mode = sink.begin(t, l)
-	fp.payload = fp.payload[:0]
+	if fp.mode == modeBuffer {
+		fp.payload = make([]byte, 0, l)
+	}
 	if l == 0 {
 		fp.finish(sink)
 	}
@@ -137,9 +139,9 @@ func (fp *frameParser) finish(sink frameSink) {
 		payload = fp.payload
 	}
 	sink.end(fp.ftype, payload)
-	if cap(fp.payload) > 64<<10 {
-		fp.payload = nil // do not pin a large buffer between frames
-	}
+	// A stream buffers a frame or two in its life (HEADERS, trailers);
+	// keeping the buffer would pin it for every open stream.
+	fp.payload = nil
 }
 
 // lose accounts for n lost bytes; it reports whether frame sync survived

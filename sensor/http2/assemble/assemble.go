@@ -64,13 +64,19 @@ type Config struct {
 	// BodyBudget bounds the body bytes held by all open exchanges of the
 	// connection together; zero means 2×MaxBody but at least 64 MiB.
 	BodyBudget int64
+	// HeaderBudget bounds the decoded header bytes (name+value+32 per
+	// field) held by all open exchanges together; zero means
+	// 16×MaxHeaderBytes. A thousand open streams with maximal header lists
+	// must not hold a thousand times MaxHeaderBytes.
+	HeaderBudget int64
 
-	held int64 // body bytes currently held by open exchanges
+	held       int64 // body bytes currently held by open exchanges
+	headerHeld int64 // header bytes currently held by open exchanges
 	// tokens are the counter names, built once so the hot path does not
 	// concatenate strings.
 	content *content.Decoder
 	tokBodyTruncated, tokConnBudget, tokMissingStatus, tokUnknownPseudo,
-	tokInformational, tokReqTrailers, tokBadContentLength string
+	tokInformational, tokReqTrailers, tokBadContentLength, tokHeaderBudget string
 }
 
 // Init fills defaults; call it once before Start.
@@ -78,6 +84,9 @@ func (c *Config) Init() {
 	c.Limits = c.Limits.WithDefaults()
 	if c.BodyBudget <= 0 {
 		c.BodyBudget = max(int64(c.Limits.MaxBody)*2, 64<<20)
+	}
+	if c.HeaderBudget <= 0 {
+		c.HeaderBudget = 16 * int64(c.Limits.MaxHeaderBytes)
 	}
 	if c.content == nil {
 		c.content = content.NewDecoder(c.Rec)
@@ -90,6 +99,7 @@ func (c *Config) Init() {
 	c.tokInformational = p + "informational_response"
 	c.tokReqTrailers = p + "request_trailers"
 	c.tokBadContentLength = p + "bad_content_length"
+	c.tokHeaderBudget = p + "connection_header_budget_exceeded"
 }
 
 // Held reports the body bytes currently held by open exchanges.
@@ -106,6 +116,7 @@ type Exchange struct {
 	headsDue    [2]bool // a header block is known to be on its way (QPACK blocked)
 	ended       [2]bool // END_STREAM / FIN seen for the side
 	lastAt      [2]time.Time
+	headerBytes int64 // this exchange's share of Config.headerHeld
 	encoding    [2]string
 	lost        [2]bool // bytes of the side were lost
 	aborted     bool    // reset, refused or cut short by GOAWAY
@@ -171,6 +182,7 @@ type Block struct {
 // and later ones are trailers. The fields are copied.
 func (e *Exchange) Headers(side Side, b Block, at time.Time) {
 	e.touch(side, at)
+	b.Fields = e.budgetFields(b.Fields)
 	if !e.headersSeen[side] && e.looksLikeTrailers(side, b) {
 		// Joined after the head: what follows is the trailer section.
 		e.headersSeen[side] = true
@@ -183,6 +195,41 @@ func (e *Exchange) Headers(side Side, b Block, at time.Time) {
 		return
 	}
 	e.responseHeaders(b.Fields, at)
+}
+
+// maxPseudoOverBudget is the longest pseudo-header value kept once the
+// header budget is spent: :method, :status and ordinary paths say what the
+// exchange is, a 20 KiB :path from a flood does not.
+const maxPseudoOverBudget = 256
+
+// budgetFields charges the block to the connection's header budget; past
+// it, regular fields and long pseudo-header values are dropped.
+func (e *Exchange) budgetFields(fields []Field) []Field {
+	c := e.cfg
+	size := int64(0)
+	for _, f := range fields {
+		size += int64(len(f.Name) + len(f.Value) + 32)
+	}
+	if c.headerHeld+size <= c.HeaderBudget {
+		c.headerHeld += size
+		e.headerBytes += size
+		return fields
+	}
+	kept := fields[:0:0]
+	dropped := 0
+	for _, f := range fields {
+		sz := int64(len(f.Name) + len(f.Value) + 32)
+		if isPseudo(f) && len(f.Value) <= maxPseudoOverBudget || c.headerHeld+sz <= c.HeaderBudget {
+			c.headerHeld += sz
+			e.headerBytes += sz
+			kept = append(kept, f)
+			continue
+		}
+		dropped++
+	}
+	c.Rec.Count(c.tokHeaderBudget, int64(dropped))
+	e.Note("header fields dropped: connection header budget exceeded")
+	return kept
 }
 
 // looksLikeTrailers tells a trailer section from a head when the head was
@@ -418,6 +465,8 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 		panic("assemble: Finish called twice")
 	}
 	e.finished = true
+	e.cfg.headerHeld -= e.headerBytes
+	e.headerBytes = 0
 	x := &e.x
 	x.Request.End = e.lastAt[Request]
 	if x.Request.End.IsZero() {
