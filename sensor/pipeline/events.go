@@ -131,11 +131,19 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 
 	switch {
 	case res.Embedding != nil:
+		// Every ai.request is answered by an ai.response (status, usage,
+		// latency), whatever the request type; ai.embedding adds what only
+		// embeddings have (input count, dimensions).
 		e := res.Embedding
 		e.RequestID = requestID
+		rconf := responseConfidence(conf, x)
+		rev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
+		p.finish(rev, info, proc, rconf, "response")
+		rev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
+		p.out(fs, rev)
 		ev := p.cfg.Builder.New(oisp.TypeAIEmbedding, respAt, method, e)
-		p.finish(ev, info, proc, conf, "response")
-		ev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
+		p.finish(ev, info, proc, rconf, "response")
+		ev.RelatedEvents = []oisp.Related{{EventID: rev.EventID, Relationship: oisp.RelCausedBy}}
 		p.out(fs, ev)
 	case res.Response != nil:
 		r := res.Response
@@ -145,10 +153,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		if p.cfg.Content == ContentMetadata {
 			redactResponse(r)
 		}
-		rconf := conf
-		if x.Response != nil && !x.Response.Complete {
-			rconf.Completeness = oisp.CompletePartial
-		}
+		rconf := responseConfidence(conf, x)
 		ev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, r)
 		p.finish(ev, info, proc, rconf, "response")
 		ev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
@@ -173,6 +178,37 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			p.out(fs, tev)
 		}
 	}
+}
+
+// responseConfidence is the request's confidence, partial when the
+// response did not complete.
+func responseConfidence(conf oisp.Confidence, x *httpmsg.Exchange) oisp.Confidence {
+	if x.Response != nil && !x.Response.Complete {
+		conf.Completeness = oisp.CompletePartial
+	}
+	return conf
+}
+
+// embeddingResponse is the ai.response of an embedding request.
+func embeddingResponse(e *oisp.AIEmbedding, conversationID string) *oisp.AIResponse {
+	r := &oisp.AIResponse{
+		RequestID:      e.RequestID,
+		ConversationID: conversationID,
+		Provider:       e.Provider,
+		Model:          e.Model,
+		StatusCode:     e.StatusCode,
+		Success:        e.Success,
+		Error:          e.Error,
+		Usage:          e.Usage,
+		LatencyMS:      e.LatencyMS,
+	}
+	if r.Usage == nil && e.TotalTokens != nil {
+		r.Usage = &oisp.Usage{PromptTokens: e.TotalTokens, TotalTokens: e.TotalTokens}
+	}
+	if r.Error != nil {
+		r.FinishReason = oisp.FinishError
+	}
+	return r
 }
 
 func (p *Pipeline) out(fs *flowState, ev *oisp.Event) {

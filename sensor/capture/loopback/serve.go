@@ -219,6 +219,10 @@ type tapConn struct {
 	id   string
 	mu   sync.Mutex // serialises deliveries for this flow
 	once sync.Once
+	// busy counts Reads and Writes in progress: the HTTP/2 server writes
+	// from other goroutines and may return from ServeConn while a write
+	// is still delivering, so Close waits for them before ending the flow.
+	busy sync.WaitGroup
 }
 
 func (ts *tapSet) open(c net.Conn, tr flow.Transport, sni, alpn string) *tapConn {
@@ -263,12 +267,16 @@ func (c *tapConn) deliver(dir flow.Direction, p []byte) {
 }
 
 func (c *tapConn) Read(p []byte) (int, error) {
+	c.busy.Add(1)
+	defer c.busy.Done()
 	n, err := c.Conn.Read(p)
 	c.deliver(flow.ClientToServer, p[:n])
 	return n, err
 }
 
 func (c *tapConn) Write(p []byte) (int, error) {
+	c.busy.Add(1)
+	defer c.busy.Done()
 	n, err := c.Conn.Write(p)
 	c.deliver(flow.ServerToClient, p[:n])
 	return n, err
@@ -277,6 +285,7 @@ func (c *tapConn) Write(p []byte) (int, error) {
 func (c *tapConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.busy.Wait()
 		c.set.mu.Lock()
 		delete(c.set.conns, c.id)
 		c.set.mu.Unlock()
