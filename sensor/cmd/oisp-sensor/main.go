@@ -85,6 +85,7 @@ Start with:
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log decoder details to stderr")
 	root.AddCommand(
+		newRecordCmd(g), newProxyCmd(g), newCACmd(g),
 		newReplayCmd(g),
 		newValidateCmd(g),
 		newFixturesCmd(g),

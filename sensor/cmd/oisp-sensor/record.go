@@ -1,0 +1,243 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/capture/socket"
+	"github.com/oisp/oisp-sensor/sensor/session"
+	"github.com/oisp/oisp-sensor/sensor/sink"
+	"github.com/spf13/cobra"
+)
+
+type recordFlags struct {
+	proxyAddr    string
+	capture      captureProxyFlags
+	socketPath   string
+	noSocket     bool
+	ebpf         string
+	output       string
+	content      string
+	summaryEvery time.Duration
+}
+
+func newRecordCmd(g *globals) *cobra.Command {
+	f := &recordFlags{}
+	cmd := &cobra.Command{
+		Use:   "record",
+		Short: "Capture AI traffic on this machine and write OISP events",
+		Long: `record runs the sensor: it captures traffic to AI providers from every
+source that is enabled, decodes it and appends OISP events as JSON lines to
+--output (by default a dated file in your data directory, printed at start).
+
+Sources, all running at once into one pipeline:
+  --proxy ADDR     the capture proxy, an explicit HTTP(S) proxy that needs no
+                   privileges and works on every OS: point clients at it with
+                   HTTPS_PROXY=http://ADDR and make them trust the sensor CA
+                   (the status output says how). Only the provider registry's
+                   hosts and --intercept-host are decrypted; everything else
+                   is tunnelled untouched.
+  --socket PATH    the extension socket (default /tmp/oisp.sock), where the
+                   macOS network extension and 'oisp-sensor proxy --emit'
+                   deliver flows. --no-socket turns it off.
+  eBPF (Linux)     TLS library uprobes and process/file/network activity;
+                   on by default when running as root (or with CAP_BPF and
+                   CAP_PERFMON) and --proxy is not given; --ebpf on|off|auto.
+
+Stop it with Ctrl-C (SIGINT) or SIGTERM: flows in flight are decoded and
+written before it exits. A one-line summary (flows, events, bytes, drops)
+is printed every --summary-every and at exit.`,
+		Example: `  oisp-sensor record --proxy 127.0.0.1:8080
+  HTTPS_PROXY=http://127.0.0.1:8080 NODE_EXTRA_CA_CERTS=$(oisp-sensor ca path) node app.js
+
+  sudo oisp-sensor record --output events.jsonl          # eBPF on Linux
+  oisp-sensor record --proxy 127.0.0.1:8080 --intercept-host llm.internal:8000=vllm -o -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRecord(cmd, g, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.proxyAddr, "proxy", "", "run the capture proxy on `ADDR` (e.g. 127.0.0.1:8080; port 0 picks a free one)")
+	f.capture.register(fl)
+	fl.StringVar(&f.socketPath, "socket", socket.LegacyPath, "listen for capture extensions on the Unix socket `PATH`")
+	fl.BoolVar(&f.noSocket, "no-socket", false, "do not open the extension socket")
+	fl.StringVar(&f.ebpf, "ebpf", "auto", "Linux eBPF capture: auto (when privileged and --proxy is not given), on, or off")
+	fl.StringVarP(&f.output, "output", "o", "", "append events to `FILE` (\"-\" for standard output; default: events-DATE.jsonl in the user's data directory)")
+	fl.StringVar(&f.content, "content", "full", "event content: full (prompts and responses) or metadata (lengths and hashes only)")
+	fl.DurationVar(&f.summaryEvery, "summary-every", 30*time.Second, "print a one-line summary this often (0: only at exit)")
+	return cmd
+}
+
+// dataDir is where record writes events by default: $XDG_DATA_HOME, else
+// the platform's per-user data directory.
+func dataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "oisp-sensor"), nil
+	}
+	switch runtime.GOOS {
+	case "darwin", "windows", "ios", "plan9":
+		d, err := os.UserConfigDir() // Application Support, %AppData%
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(d, "oisp-sensor"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".local", "share", "oisp-sensor"), nil
+}
+
+// openOutput opens the event output: stdout for "-", else the file in
+// append mode (several runs on one day share the day's file).
+func openOutput(name string, stdout io.Writer) (io.Writer, string, func() error, error) {
+	if name == "-" {
+		return stdout, "standard output", func() error { return nil }, nil
+	}
+	if name == "" {
+		dir, err := dataDir()
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("no data directory for the default output (use --output): %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, "", nil, fmt.Errorf("creating %s: %w", dir, err)
+		}
+		name = filepath.Join(dir, "events-"+time.Now().Format(time.DateOnly)+".jsonl")
+	}
+	// Events hold prompts and responses: owner-only, like the CA key.
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("opening the event output: %w", err)
+	}
+	return f, name, f.Close, nil
+}
+
+func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
+	ctx := cmd.Context()
+	log := g.logger()
+	st := &statusWriter{w: g.stderr}
+	mode, err := contentMode(f.content)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	switch f.ebpf {
+	case "auto", "on", "off":
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("--ebpf %q: want auto, on or off", f.ebpf)}
+	}
+	rules, err := parseInterceptRules(f.capture.interceptHosts)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	w, outName, closeOut, err := openOutput(f.output, g.stdout)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	defer closeOut()
+	// Each event is flushed as written: events are few (one per AI
+	// exchange), and a tail -f of the file sees them at once.
+	jsonl := sink.NewJSONL(w, true)
+	s, err := session.New(session.Options{Out: jsonl, Content: mode, Logger: log, ExtraHosts: rules.extraHosts()})
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+
+	var sources []session.NamedSource
+	var cleanups []func()
+	defer func() {
+		for _, c := range cleanups {
+			c()
+		}
+	}()
+	fail := func(err error) error { return &exitError{code: 1, err: err} }
+
+	st.printf("oisp-sensor %s recording; events go to %s\n", session.Version, outName)
+	if f.proxyAddr != "" {
+		cp, err := newCaptureProxy(f.proxyAddr, &f.capture, s.Registry, s.Stats, log)
+		if err != nil {
+			return fail(fmt.Errorf("capture proxy: %w", err))
+		}
+		bundle, _, _, berr := writeBundle(cp.ca, "")
+		if berr != nil {
+			log.Warn("could not write the combined CA bundle", "err", berr)
+			bundle = ""
+		}
+		h3 := ""
+		if a := cp.proxy.H3Addr(); a != nil {
+			h3 = a.String()
+		}
+		proxyHints(st, cp.proxy.Addr().String(), cp.ca.CertPath(), bundle, cp.rules, h3)
+		sources = append(sources, session.NamedSource{Name: "capture proxy", Source: cp.proxy})
+	}
+	if !f.noSocket {
+		srv, err := socket.Listen(socket.ServerConfig{Path: f.socketPath, Stats: s.Stats, Logger: log})
+		switch {
+		case err == nil:
+			cleanups = append(cleanups, func() { srv.Close() })
+			st.printf("extension socket listening on %s (capture extensions and 'oisp-sensor proxy --emit unix:%s' connect here)\n",
+				srv.Path(), srv.Path())
+			sources = append(sources, session.NamedSource{Name: "extension socket", Source: srv})
+		case cmd.Flags().Changed("socket"):
+			return fail(fmt.Errorf("%w (use another --socket PATH, or --no-socket)", err))
+		default:
+			// The default path is shared by every sensor on the machine;
+			// a second one still records what its other sources see.
+			st.printf("extension socket off: %v (use --socket PATH to pick another)\n", err)
+		}
+	}
+	plat, err := platformSources(ctx, f, s, st, log)
+	if err != nil {
+		return fail(err)
+	}
+	sources = append(sources, plat...)
+	if len(sources) == 0 {
+		return fail(errors.New("nothing to capture from: start the capture proxy with --proxy 127.0.0.1:8080 (no privileges needed)"))
+	}
+
+	var last string
+	summarise := func(final bool) {
+		line := summaryLine(s.Summary())
+		if final {
+			st.printf("final summary: %s\n", line)
+			return
+		}
+		if line != last {
+			st.printf("%s summary: %s\n", time.Now().Format(time.TimeOnly), line)
+			last = line
+		}
+	}
+	stopTicker := every(ctx, f.summaryEvery, func() { summarise(false) })
+	st.printf("recording from %s; press Ctrl-C to stop\n", sourceNames(sources))
+	runErr := s.RunSources(ctx, sources, func(name string, err error) {
+		if err != nil && ctx.Err() == nil {
+			st.printf("%s stopped: %v\n", name, err)
+		}
+	})
+	stopTicker()
+	flushErr := jsonl.Flush()
+	summarise(true)
+	st.printf("%d events written to %s\n", jsonl.Count(), outName)
+	if err := errors.Join(runErr, flushErr); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+func sourceNames(srcs []session.NamedSource) string {
+	names := make([]string, len(srcs))
+	for i, s := range srcs {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// ebpfHint is what record says when eBPF capture is not available.
+const ebpfHint = "run as root (or with CAP_BPF and CAP_PERFMON) for eBPF, or use --proxy 127.0.0.1:8080, which needs no privileges"
