@@ -18,6 +18,9 @@ func Replay(ctx context.Context, rec *cassette.Recording, opt replay.Options) ([
 	if err != nil {
 		return nil, nil, err
 	}
+	if opt.Stats == nil {
+		opt.Stats = s.Stats
+	}
 	if err := s.Run(ctx, replay.New(rec, opt)); err != nil {
 		return nil, s, err
 	}

@@ -33,7 +33,7 @@ DIR/<provider>/<name>/cassette.yaml (a go-vcr v4 cassette), expected.jsonl
 SOURCE (where the recording came from). The provider is taken from the first
 AI host in the recording and the name from the file name, unless given.`,
 		Example: `  oisp-sensor fixtures import --origin "pydantic-ai @ 4fda389 (MIT)" ../shared/cassettes/pydantic-ai/tests/models/cassettes/test_openai/test_request_simple_success.yaml`,
-		Args: cobra.MinimumNArgs(1),
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if name != "" && len(args) > 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--name needs exactly one FILE")}
@@ -142,4 +142,3 @@ func importFixture(ctx context.Context, file, dir, prov, name, origin string) (s
 	}
 	return where, nil
 }
-

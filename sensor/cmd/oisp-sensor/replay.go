@@ -111,7 +111,7 @@ func replayFile(cmd *cobra.Command, g *globals, f *replayFlags, mode pipeline.Co
 	if err != nil {
 		return err
 	}
-	src, err := replaySource(rec, f)
+	src, err := replaySource(rec, f, s.Stats)
 	if err != nil {
 		return err
 	}
@@ -122,10 +122,10 @@ func replayFile(cmd *cobra.Command, g *globals, f *replayFlags, mode pipeline.Co
 	return err
 }
 
-func replaySource(rec *cassette.Recording, f *replayFlags) (flow.Source, error) {
+func replaySource(rec *cassette.Recording, f *replayFlags, st stats.Recorder) (flow.Source, error) {
 	switch f.transport {
 	case "":
-		return replay.New(rec, replay.Options{Seed: f.seed}), nil
+		return replay.New(rec, replay.Options{Seed: f.seed, Stats: st}), nil
 	case "h1", "h2", "h3":
 		return wireSource(rec, f.transport)
 	}
@@ -144,4 +144,3 @@ func printStats(w io.Writer, snap map[string]int64) {
 	}
 	fmt.Fprint(w, "counters:\n"+b.String())
 }
-
