@@ -21,11 +21,7 @@ func (p *Pipeline) exchange(fs *flowState, x *httpmsg.Exchange) {
 	if x.Flow == nil {
 		x.Flow = fs.info
 	}
-	port := int(fs.info.RemotePort)
-	if port == 0 && fs.info.Remote.IsValid() {
-		port = int(fs.info.Remote.Port())
-	}
-	t, _ := p.cfg.Registry.Lookup(hostWithoutDefaultPort(x), port)
+	t := p.target(fs, x)
 	var (
 		api provider.API
 		res *provider.Result
@@ -51,7 +47,17 @@ func (p *Pipeline) exchange(fs *flowState, x *httpmsg.Exchange) {
 		return
 	}
 	p.stats.Count("ai.exchanges", 1)
-	p.emitAI(fs, x, t, api, res)
+	p.emitAI(fs, x, t, api.Name(), res)
+}
+
+// target looks up the provider of an exchange's host.
+func (p *Pipeline) target(fs *flowState, x *httpmsg.Exchange) provider.Target {
+	port := int(fs.info.RemotePort)
+	if port == 0 && fs.info.Remote.IsValid() {
+		port = int(fs.info.Remote.Port())
+	}
+	t, _ := p.cfg.Registry.Lookup(hostWithoutDefaultPort(x), port)
+	return t
 }
 
 // hostWithoutDefaultPort returns the request authority for registry lookup.
@@ -64,7 +70,7 @@ func hostWithoutDefaultPort(x *httpmsg.Exchange) string {
 	return h
 }
 
-func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target, api provider.API, res *provider.Result) {
+func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target, api string, res *provider.Result) {
 	info := fs.info
 	proc := processOf(info)
 	partial := x.Partial || res.Partial

@@ -53,8 +53,9 @@ type Config struct {
 	Stats   *stats.Counters
 	Content ContentMode
 	Logger  *slog.Logger
-	// NewDecoder picks the HTTP decoder for a flow; defaults to
-	// DefaultDecoder (HTTP/1.1, HTTP/2 by ALPN or preface, HTTP/3 for QUIC).
+	// NewDecoder, when set, picks the HTTP decoder for a flow instead of
+	// the pipeline's own choice (HTTP/1.1 with WebSocket sessions followed,
+	// HTTP/2 by ALPN or preface, HTTP/3 for QUIC).
 	NewDecoder DecoderFactory
 }
 
@@ -96,9 +97,6 @@ func New(cfg Config) *Pipeline {
 	}
 	if cfg.Content == "" {
 		cfg.Content = ContentFull
-	}
-	if cfg.NewDecoder == nil {
-		cfg.NewDecoder = DefaultDecoder
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
 	return &Pipeline{
@@ -155,9 +153,7 @@ func (p *Pipeline) Data(id string, c flow.Chunk) {
 			}
 			first = nil
 		}
-		fs.dec = p.cfg.NewDecoder(fs.info, first, httpmsg.SinkFunc(func(x *httpmsg.Exchange) {
-			p.exchange(fs, x)
-		}), p.cfg.Limits, p.stats)
+		fs.dec = p.newDecoder(fs, first)
 		for _, pc := range fs.pending {
 			fs.dec.Feed(pc)
 		}
@@ -183,9 +179,7 @@ func (p *Pipeline) Close(id string, ci flow.CloseInfo) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.dec == nil && len(fs.pending) > 0 {
-		fs.dec = p.cfg.NewDecoder(fs.info, nil, httpmsg.SinkFunc(func(x *httpmsg.Exchange) {
-			p.exchange(fs, x)
-		}), p.cfg.Limits, p.stats)
+		fs.dec = p.newDecoder(fs, nil)
 		for _, pc := range fs.pending {
 			fs.dec.Feed(pc)
 		}
