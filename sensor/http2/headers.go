@@ -52,6 +52,9 @@ type headerState struct {
 	// whose headers referred to unknown entries get it as their note.
 	unknownNote string
 	resets      int
+	// stale is set when the table became unknown and the placeholder
+	// context has not been built yet.
+	stale bool
 
 	// The block in progress. RFC 9113 §4.3: a header block is HEADERS or
 	// PUSH_PROMISE plus CONTINUATION frames, with nothing in between.
@@ -89,7 +92,7 @@ func (h *headerState) allowTableSize(v uint32) {
 	}
 	if v > h.allowed {
 		h.allowed = v
-		if h.unknownNote == "" && h.dec != nil {
+		if h.unknownNote == "" && h.dec != nil && !h.stale {
 			h.dec.SetAllowedMaxDynamicTableSize(v)
 		}
 	}
@@ -106,11 +109,20 @@ func (h *headerState) allowTableSize(v uint32) {
 // inserted here too, in front, at the same indices; they evict placeholders
 // first. An index the peer uses therefore lands on the right new entry or on
 // a placeholder, which emits an empty name that emit counts as unknown.
+//
+// The placeholder table is built when the next header block starts, so a
+// direction that loses sync repeatedly without sending headers costs
+// nothing.
 func (h *headerState) forget(note string) {
 	h.unknownNote = note
-	if h.dec == nil {
-		return // gave up
+	if h.dec != nil {
+		h.stale = true
 	}
+}
+
+// rebuild makes the placeholder-filled decoding context forget promised.
+func (h *headerState) rebuild() {
+	h.stale = false
 	h.resets++
 	if h.resets > maxHPACKResets {
 		h.dir.d.rec.Count("http2.hpack_gave_up", 1)
@@ -159,6 +171,9 @@ func (h *headerState) begin(streamID uint32, target *assemble.Exchange, endStrea
 	h.truncated = false
 	h.flooded = false
 	h.failed = nil
+	if h.stale {
+		h.rebuild()
+	}
 	if h.dec == nil {
 		h.failed = errGaveUp
 	} else {
