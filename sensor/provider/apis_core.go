@@ -257,6 +257,7 @@ func (anthropicCountTokensAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*
 		}
 		endResponse(res, resp, x)
 	}
+	countNotes(env, res)
 	reg := env.Registry
 	if res.Request.Model != nil {
 		reg.DescribeModel(res.Request.Model, t.ProviderID)

@@ -38,6 +38,7 @@ func completeTotals(u *oisp.Usage) {
 // lookups (Target.ProviderID, or a more specific one such as
 // "google_vertex_anthropic").
 func finishResult(env Env, providerID string, res *Result) {
+	countNotes(env, res)
 	reg := env.Registry
 	req := res.Request
 	var requested string
@@ -93,5 +94,17 @@ func (r *Registry) priceAnswered(u *oisp.Usage, providerID string, m *oisp.Model
 	}
 	if requested != "" && requested != id {
 		r.Price(u, providerID, requested)
+	}
+}
+
+// countNotes counts every note of a result under "provider.<note>" (for
+// example provider.response_body_not_json), so undecodable and truncated
+// bodies show in the sensor's counters as well as in the events.
+func countNotes(env Env, res *Result) {
+	if env.Stats == nil {
+		return
+	}
+	for _, n := range res.Notes {
+		env.Stats.Count("provider."+n, 1)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stats"
 	"github.com/oisp/oisp-sensor/spec"
 )
 
@@ -518,5 +519,20 @@ func TestModelLookupMemo(t *testing.T) {
 	}
 	if n := reg.models.memoed.Load(); n > maxMemo {
 		t.Errorf("memo holds %d entries, bound %d", n, maxMemo)
+	}
+}
+
+// TestNotesCounted: decode problems reach the stats recorder.
+func TestNotesCounted(t *testing.T) {
+	reg := coreRegistry(t)
+	x := coreExchange("https://api.openai.com/v1/chat/completions", `{"model":"gpt-4o","messages":[]}`, 200, `<html>oops</html>`)
+	tg, _ := reg.Lookup(x.Request.Authority, 0)
+	var c stats.Counters
+	res, err := openaiChatAPI{}.Decode(tg, x, Env{Registry: reg, Stats: &c})
+	if err != nil || !res.Partial {
+		t.Fatalf("err %v partial %v", err, res.Partial)
+	}
+	if got := c.Get("provider." + noteResponseNotJSON); got != 1 {
+		t.Errorf("provider.%s counted %d times, want 1", noteResponseNotJSON, got)
 	}
 }
