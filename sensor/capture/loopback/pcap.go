@@ -164,12 +164,14 @@ func (c *pcapConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write records the segment before sending it: the peer's answer can be
+// read (and recorded) before a Write returns, and a capture must show the
+// request first.
 func (c *pcapConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	if n > 0 {
-		c.p.data(c, true, b[:n])
+	if len(b) > 0 {
+		c.p.data(c, true, b)
 	}
-	return n, err
+	return c.Conn.Write(b)
 }
 
 func (c *pcapConn) Close() error {
@@ -372,12 +374,11 @@ func (c *pcapPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
+// WriteTo records the datagram before sending it, for the reason given at
+// pcapConn.Write.
 func (c *pcapPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	n, err := c.PacketConn.WriteTo(b, addr)
-	if n > 0 {
-		c.p.datagram(addr, c.local, true, b[:n])
-	}
-	return n, err
+	c.p.datagram(addr, c.local, true, b)
+	return c.PacketConn.WriteTo(b, addr)
 }
 
 // datagram records one UDP datagram between the wrapped socket and peer.
