@@ -104,8 +104,9 @@ type Decoder struct {
 	headerBuffered uint64
 
 	// goAwayID is the lowest request stream id the server said it will
-	// not process (0 while no GOAWAY was seen).
-	goAwayID int64
+	// not process, once goAwaySeen.
+	goAwayID   int64
+	goAwaySeen bool
 
 	fields []assemble.Field // scratch for one header section
 }
@@ -257,7 +258,7 @@ func (d *Decoder) feedRequest(c flow.Chunk) {
 			s.halves[i] = half{s: s, dir: flow.Direction(i), side: assemble.Side(i)}
 		}
 		d.streams[c.StreamID] = s
-		if d.goAwayID > 0 && c.StreamID >= d.goAwayID {
+		if d.goAwaySeen && c.StreamID >= d.goAwayID {
 			s.x.Abort(fmt.Sprintf("not processed: GOAWAY stream %d", d.goAwayID))
 		}
 	}
@@ -702,8 +703,8 @@ func (u *uniStream) settings(p []byte) {
 // goAway closes the request streams the server will not process
 // (RFC 9114 §5.2: ids at or above the one sent).
 func (d *Decoder) goAway(id int64) {
-	if d.goAwayID == 0 || id < d.goAwayID {
-		d.goAwayID = id
+	if !d.goAwaySeen || id < d.goAwayID {
+		d.goAwayID, d.goAwaySeen = id, true
 	}
 	var gone []*reqStream
 	for sid, s := range d.streams {
