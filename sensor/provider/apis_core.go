@@ -2,7 +2,7 @@ package provider
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"net/url"
 	"strings"
 

@@ -25,7 +25,7 @@ package provider
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"strings"
 	"time"
 

@@ -2,8 +2,8 @@ package provider
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+	json "github.com/goccy/go-json"
 	"math"
 	"strconv"
 )

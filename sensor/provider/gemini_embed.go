@@ -5,7 +5,7 @@ package provider
 // Vectors are counted, never parsed.
 
 import (
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"sort"
 	"time"
 

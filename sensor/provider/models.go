@@ -1,9 +1,9 @@
 package provider
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"io/fs"
 	"math"
 	"regexp"

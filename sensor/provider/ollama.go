@@ -17,7 +17,7 @@ package provider
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"strings"
 	"time"
 

@@ -9,7 +9,7 @@ package provider
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 )

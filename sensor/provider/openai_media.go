@@ -10,7 +10,7 @@ package provider
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"io"
 	"mime"
 	"mime/multipart"

@@ -1,8 +1,8 @@
 package provider
 
 import (
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"io/fs"
 	"net"
 	"regexp"

@@ -13,7 +13,7 @@ package provider
 //   - the OpenAI-compatible endpoint …/endpoints/openapi/chat/completions.
 
 import (
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"strings"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
