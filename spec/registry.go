@@ -6,5 +6,5 @@ import "embed"
 // (hosts and API formats) and registry/models.json (model metadata and
 // prices, generated from the OISP bundle).
 //
-//go:embed registry
+//go:embed registry/*.json
 var RegistryFS embed.FS

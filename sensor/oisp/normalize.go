@@ -145,7 +145,7 @@ func ToolType(raw string) string {
 	case raw == "code_interpreter":
 		return "code_interpreter"
 	case raw == "retrieval" || raw == "file_search":
-		return "retrieval"
+		return "file_search"
 	case strings.HasPrefix(raw, "computer"):
 		return "computer_use"
 	}
