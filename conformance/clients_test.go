@@ -23,6 +23,8 @@ func clientPaths() []capturePath {
 		{name: "tls-h2-curl", skip: CurlMissing, run: overLoopback(loopback.H2, Curl{HTTP2: true})},
 		{name: "tls-h2-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H2, OpenAISDK{})},
 		{name: "tls-h2-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H2, AnthropicSDK{})},
+		{name: "tls-h3-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H3, OpenAISDK{})},
+		{name: "tls-h3-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H3, AnthropicSDK{})},
 	}
 }
 

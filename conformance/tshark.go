@@ -37,11 +37,14 @@ func (s WireStream) String() string {
 		s.ClientPort, s.ServerPort, s.StreamID, s.Method, s.Path, s.Status, s.RequestBytes, s.ResponseBytes)
 }
 
-// SortWireStreams orders streams by connection, then stream id.
+// SortWireStreams orders streams by connection, then stream id, then the
+// rest (one client port may carry several QUIC connections).
 func SortWireStreams(ss []WireStream) {
 	slices.SortFunc(ss, func(a, b WireStream) int {
 		return cmp.Or(cmp.Compare(a.ClientPort, b.ClientPort), cmp.Compare(a.ServerPort, b.ServerPort),
-			cmp.Compare(a.StreamID, b.StreamID))
+			cmp.Compare(a.StreamID, b.StreamID), cmp.Compare(a.Method, b.Method), cmp.Compare(a.Path, b.Path),
+			cmp.Compare(a.Status, b.Status), cmp.Compare(a.RequestBytes, b.RequestBytes),
+			cmp.Compare(a.ResponseBytes, b.ResponseBytes))
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/http3"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/pipeline"
@@ -41,6 +42,10 @@ func tsharkOrSkip(tb testing.TB) string {
 // oracle to replay instead of the fixture sample, to check a decoder
 // against tshark on other traffic.
 const oracleCassettesEnv = "OISP_ORACLE_CASSETTES"
+
+// oracleKeepEnv names a directory where the oracle copies its capture and
+// key log, to open them in Wireshark.
+const oracleKeepEnv = "OISP_ORACLE_KEEP"
 
 // oracleCassettes returns the recordings the oracle replays: those named by
 // OISP_ORACLE_CASSETTES, else up to n fixtures spread evenly over all of
@@ -158,16 +163,21 @@ func newPipeline(reg *provider.Registry, onExchange func(*httpmsg.Exchange)) *pi
 				onExchange(x)
 				sink.Done(x)
 			})
+			if info.Transport == flow.QUIC {
+				// The oracle checks the HTTP/3 decoder itself, whether
+				// or not the pipeline routes QUIC flows to it yet.
+				return http3.New(info, tee, lim, rec)
+			}
 			return pipeline.DefaultDecoder(info, first, tee, lim, rec)
 		}
 	}
 	return pipeline.New(cfg)
 }
 
-// h2Capture is a sample of fixtures replayed over HTTP/2 by the Go client
-// with the wire recorded: the pcapng and key log for tshark, the streams our
-// decoders saw, and the plaintext flow calls for re-decoding.
-type h2Capture struct {
+// wireCapture is a sample of fixtures replayed over HTTP/2 or HTTP/3 by the
+// Go client with the wire recorded: the pcapng and key log for tshark, the
+// streams our decoders saw, and the plaintext flow calls for re-decoding.
+type wireCapture struct {
 	dir, pcapPath, keyLogPath string
 	registry                  *provider.Registry
 	ours                      []WireStream
@@ -176,10 +186,10 @@ type h2Capture struct {
 	recordings                int
 }
 
-func captureH2(tb testing.TB, cassettes []string) *h2Capture {
+func captureWire(tb testing.TB, tr loopback.Transport, cassettes []string) *wireCapture {
 	tb.Helper()
 	dir := tb.TempDir()
-	c := &h2Capture{dir: dir, pcapPath: filepath.Join(dir, "h2.pcapng"), keyLogPath: filepath.Join(dir, "keys.log")}
+	c := &wireCapture{dir: dir, pcapPath: filepath.Join(dir, string(tr)+".pcapng"), keyLogPath: filepath.Join(dir, "keys.log")}
 	pcapFile, err := os.Create(c.pcapPath)
 	if err != nil {
 		tb.Fatal(err)
@@ -208,9 +218,9 @@ func captureH2(tb testing.TB, cassettes []string) *h2Capture {
 		})
 		rh := &recordingHandler{next: p}
 		drv := loopback.CapturingGoClient{Capture: loopback.ClientOptions{KeyLog: &keys, Pcap: pw}}
-		src := loopback.New(rec, loopback.Options{Transport: loopback.H2, Client: drv})
+		src := loopback.New(rec, loopback.Options{Transport: tr, Client: drv})
 		if err := src.Run(context.Background(), rh); err != nil {
-			tb.Fatalf("%s over h2: %v", path, err)
+			tb.Fatalf("%s over %s: %v", path, tr, err)
 		}
 		p.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
 		c.calls = append(c.calls, rh.calls...)
@@ -223,7 +233,18 @@ func captureH2(tb testing.TB, cassettes []string) *h2Capture {
 	if err := os.WriteFile(c.keyLogPath, keys.Bytes(), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	c.ours = WireStreamsOf(exchanges)
+	if keep := os.Getenv(oracleKeepEnv); keep != "" {
+		for _, f := range []string{c.pcapPath, c.keyLogPath} {
+			if b, err := os.ReadFile(f); err == nil {
+				_ = os.WriteFile(filepath.Join(keep, filepath.Base(f)), b, 0o600)
+			}
+		}
+	}
+	if tr == loopback.H3 {
+		c.ours = WireStreamsOfHTTP3(exchanges)
+	} else {
+		c.ours = WireStreamsOf(exchanges)
+	}
 	return c
 }
 
@@ -233,7 +254,7 @@ func captureH2(tb testing.TB, cassettes []string) *h2Capture {
 // body lengths.
 func TestTsharkAgreesOnHTTP2(t *testing.T) {
 	bin := tsharkOrSkip(t)
-	c := captureH2(t, oracleCassettes(t, tsharkSample))
+	c := captureWire(t, loopback.H2, oracleCassettes(t, tsharkSample))
 	if len(c.ours) == 0 {
 		t.Fatal("our decoders saw no HTTP/2 streams")
 	}
@@ -244,9 +265,37 @@ func TestTsharkAgreesOnHTTP2(t *testing.T) {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(theirs, c.ours); diff != "" {
-		t.Errorf("our HTTP/2 streams differ from tshark's (-tshark +ours):\n%s", diff)
+		t.Fatalf("our HTTP/2 streams differ from tshark's (-tshark +ours):\n%s", diff)
 	}
 	t.Logf("%d recordings, %d HTTP/2 streams: tshark and our decoders agree on every stream, method, path, status and body length", c.recordings, len(c.ours))
+}
+
+// TestTsharkAgreesOnHTTP3 is TestTsharkAgreesOnHTTP2 over HTTP/3: tshark
+// decrypts the client's QUIC packets and gives each stream's bytes; their
+// HTTP/3 frames must match what our decoder made of the relay's stream
+// chunks. Server ports are not compared: our flows name the server behind
+// the relay, the packets name the relay.
+func TestTsharkAgreesOnHTTP3(t *testing.T) {
+	bin := tsharkOrSkip(t)
+	c := captureWire(t, loopback.H3, oracleCassettes(t, tsharkSample))
+	if len(c.ours) == 0 {
+		t.Fatal("our decoders saw no HTTP/3 streams")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	theirs, err := TsharkHTTP3Streams(ctx, bin, c.pcapPath, c.keyLogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ss := range [][]WireStream{theirs, c.ours} {
+		for i := range ss {
+			ss[i].ServerPort = 0
+		}
+	}
+	if diff := cmp.Diff(theirs, c.ours); diff != "" {
+		t.Fatalf("our HTTP/3 streams differ from tshark's (-tshark +ours):\n%s", diff)
+	}
+	t.Logf("%d recordings, %d HTTP/3 streams: tshark and our decoders agree on every stream, method, path, status and body length", c.recordings, len(c.ours))
 }
 
 // BenchmarkHTTP2PipelineVsTshark decodes the same captured HTTP/2 traffic
@@ -260,7 +309,7 @@ func TestTsharkAgreesOnHTTP2(t *testing.T) {
 // than each of ours (x-pipeline-time, x-exchanges-time).
 func BenchmarkHTTP2PipelineVsTshark(b *testing.B) {
 	bin := tsharkOrSkip(b)
-	c := captureH2(b, oracleCassettes(b, tsharkSample))
+	c := captureWire(b, loopback.H2, oracleCassettes(b, tsharkSample))
 	nsPerOp := map[string]float64{}
 	ours := func(name string, onlyExchanges bool) {
 		b.Run(name, func(b *testing.B) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/cassette"
@@ -123,37 +124,52 @@ func (g CapturingGoClient) Drive(ctx context.Context, srv *Server, rec *cassette
 	return nil
 }
 
-// h3ClientTransport is an HTTP/3 client on its own loopback UDP socket
-// (wrapped by the packet capture when asked) that dials the server's QUIC
-// relay whatever host a request names.
+// h3ClientTransport is an HTTP/3 client that dials the server's QUIC relay
+// whatever host a request names, each connection from its own loopback UDP
+// socket (wrapped by the packet capture when asked). Separate sockets keep
+// connections to different host names apart in a capture: Wireshark 4.0
+// fails to decrypt a second QUIC connection that shares the first one's
+// address pair.
 func (s *Server) h3ClientTransport(o ClientOptions) (http.RoundTripper, func(), error) {
 	relay, err := net.ResolveUDPAddr("udp", s.Addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loopback: relay address: %w", err)
 	}
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, fmt.Errorf("loopback: client UDP socket: %w", err)
-	}
-	pc := udp
-	if o.Pcap != nil {
-		if pc, err = o.Pcap.PacketConn(udp); err != nil {
-			udp.Close()
-			return nil, nil, err
+	var mu sync.Mutex
+	var closers []func() error
+	dial := func(ctx context.Context, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
+		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("loopback: client UDP socket: %w", err)
 		}
+		pc := udp
+		if o.Pcap != nil {
+			if pc, err = o.Pcap.PacketConn(udp); err != nil {
+				udp.Close()
+				return nil, err
+			}
+		}
+		qt := &quic.Transport{Conn: pc}
+		mu.Lock()
+		closers = append(closers, qt.Close, udp.Close)
+		mu.Unlock()
+		return qt.Dial(ctx, relay, tlsCfg, cfg)
 	}
-	qt := &quic.Transport{Conn: pc}
 	tr := &http3.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: s.CA.CertPool(), KeyLogWriter: o.KeyLog},
 		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
-			return qt.Dial(ctx, relay, tlsCfg, cfg)
+			return dial(ctx, tlsCfg, cfg)
 		},
 		DisableCompression: !o.Compression,
 	}
 	closeAll := func() {
 		tr.Close()
-		qt.Close()
-		udp.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range closers {
+			_ = c()
+		}
+		closers = nil
 	}
 	return tr, closeAll, nil
 }
