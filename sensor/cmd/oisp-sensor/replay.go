@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,7 @@ type replayFlags struct {
 	seed      int64
 	content   string
 	stats     bool
+	wsURL     string
 }
 
 func newReplayCmd(g *globals) *cobra.Command {
@@ -53,6 +55,7 @@ files are still processed, and the exit status is 1.`,
 	cmd.Flags().StringVar(&f.transport, "transport", "", "replay over a real loopback connection: h1, h2 or h3")
 	cmd.Flags().Int64Var(&f.seed, "split-seed", 0, "re-chunk the synthesized bytes at random points chosen by this seed (0: one chunk per message part)")
 	cmd.Flags().StringVar(&f.content, "content", "full", "event content: full (prompts and responses) or metadata (lengths and hashes only)")
+	cmd.Flags().StringVar(&f.wsURL, "ws-url", "wss://api.openai.com/v1/realtime", "the `URL` of WebSocket transcripts, which do not record it")
 	cmd.Flags().BoolVar(&f.stats, "stats", false, "print the run's counters (exchanges, drops, decode errors) to stderr")
 	return cmd
 }
@@ -103,17 +106,28 @@ func runReplay(cmd *cobra.Command, g *globals, f *replayFlags, files []string) e
 }
 
 func replayFile(cmd *cobra.Command, g *globals, f *replayFlags, mode pipeline.ContentMode, name string, out pipeline.Recorder, total *stats.Counters) error {
-	rec, err := cassette.ReadFile(name)
-	if err != nil {
-		return err
-	}
 	s, err := session.New(session.Options{Out: out, Content: mode, Logger: g.logger()})
 	if err != nil {
 		return err
 	}
-	src, err := replaySource(rec, f, s.Stats)
-	if err != nil {
+	var src flow.Source
+	rec, err := cassette.ReadFile(name)
+	switch {
+	case errors.Is(err, cassette.ErrNotHTTP):
+		// A WebSocket transcript replays as one upgraded connection.
+		tr, werr := cassette.ReadWebSocketTranscript(name)
+		if werr != nil || f.transport != "" {
+			return err
+		}
+		if src, err = replay.NewWebSocket(tr, f.wsURL, replay.Options{Seed: f.seed, Stats: s.Stats}); err != nil {
+			return err
+		}
+	case err != nil:
 		return err
+	default:
+		if src, err = replaySource(rec, f, s.Stats); err != nil {
+			return err
+		}
 	}
 	err = s.Run(cmd.Context(), src)
 	for k, v := range s.Stats.Snapshot() {
