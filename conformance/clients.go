@@ -16,6 +16,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/flow"
 )
 
 // This file holds the real clients the suite drives a replay server with,
@@ -23,6 +24,14 @@ import (
 // the official OpenAI and Anthropic Go SDKs. Each sends every recorded
 // request and checks what it received against the recording, so a path
 // fails when the replayed bytes are not what a real client accepts.
+
+// discardFlows is a flow.Handler that drops everything: a replay server run
+// only for what its client sees.
+type discardFlows struct{}
+
+func (discardFlows) Open(*flow.Info)              {}
+func (discardFlows) Data(string, flow.Chunk)      {}
+func (discardFlows) Close(string, flow.CloseInfo) {}
 
 // clientTimeout bounds one client run against the loopback server.
 const clientTimeout = 2 * time.Minute
@@ -66,6 +75,10 @@ func httpsURL(raw string) string {
 type Curl struct {
 	// HTTP2 uses --http2 (ALPN h2); otherwise --http1.1.
 	HTTP2 bool
+	// Proxy, when set, sends every transfer through this proxy URL
+	// (--proxy) trusting ProxyCAFile, instead of connecting straight to
+	// the server.
+	Proxy, ProxyCAFile string
 }
 
 // CurlMissing returns a reason to skip when curl is not installed.
@@ -146,10 +159,15 @@ func (c Curl) writeTransfer(cfg *bytes.Buffer, dir string, i int, port, caFile s
 	} else {
 		flag("http1.1")
 	}
-	opt("cacert", caFile)
-	// Any recorded host and port goes to the loopback server; curl still
-	// sends the recorded host as SNI and :authority/Host.
-	opt("connect-to", "::127.0.0.1:"+port)
+	if c.Proxy != "" {
+		opt("proxy", c.Proxy)
+		opt("cacert", c.ProxyCAFile)
+	} else {
+		opt("cacert", caFile)
+		// Any recorded host and port goes to the loopback server; curl
+		// still sends the recorded host as SNI and :authority/Host.
+		opt("connect-to", "::127.0.0.1:"+port)
+	}
 	opt("max-time", strconv.Itoa(int(clientTimeout/time.Second)))
 	opt("url", httpsURL(req.URL))
 	opt("output", filepath.Join(dir, "response-"+strconv.Itoa(i)))

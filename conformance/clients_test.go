@@ -11,7 +11,6 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
-	"github.com/oisp/oisp-sensor/sensor/flow"
 )
 
 // clientPaths are the capture paths driven by real clients other than the
@@ -113,13 +112,6 @@ func TestRecordedHeadersDropsConnectionHeaders(t *testing.T) {
 		t.Errorf("kept %s", got)
 	}
 }
-
-// discardFlows is a flow.Handler that drops everything.
-type discardFlows struct{}
-
-func (discardFlows) Open(*flow.Info)              {}
-func (discardFlows) Data(string, flow.Chunk)      {}
-func (discardFlows) Close(string, flow.CloseInfo) {}
 
 // driveAgainst serves served and drives the client with what it expects,
 // expected.
