@@ -3,9 +3,10 @@
 // to intercept, relays the decrypted bytes between client and server
 // unchanged, and tees a copy of every read to a flow.Handler.
 //
-// The forward path never waits for the handler: each read is written to the
-// other side first and then copied into a bounded per-flow queue; when the
-// queue is full the bytes are counted and the handler later sees a Gap.
+// The forward path never waits for the handler: each read is copied into a
+// bounded per-flow queue (so the handler sees a request before its answer)
+// and then written to the other side; when the queue is full the bytes are
+// counted and the handler later sees a Gap.
 // Hosts that are not intercepted are tunnelled byte for byte and never
 // decrypted. ALPN is mirrored: the client's offer goes upstream unchanged
 // and the client gets what the server chose, so HTTP/1.1 and h2 pass
@@ -623,11 +624,15 @@ func relay(client, upstream net.Conn, tap *flowTap, tapS2C bool) string {
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					err = werr
-				}
+				// Tap first (a copy into the queue, never a wait): once
+				// forwarded, the server's answer can reach the other
+				// direction's tap before this chunk, and the decoder would
+				// see a response before its request.
 				if tapping {
 					tap.Chunk(flow.Chunk{Dir: dir, Data: buf[:n], At: time.Now()})
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					err = werr
 				}
 			}
 			if err == nil {

@@ -412,13 +412,18 @@ type sendStream interface {
 	CancelWrite(quic.StreamErrorCode)
 }
 
-// pipe relays one stream direction, teeing into the tap after each write,
+// pipe relays one stream direction, teeing into the tap before each write,
 // and carries FIN and resets across.
 func (r *Relay) pipe(src recvStream, dst sendStream, tap Tap, dir flow.Direction, id int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			// Tap before forwarding (a copy into a queue, never a wait):
+			// once forwarded, the peer's answer can reach the other
+			// direction's tap first, and the decoder would see a response
+			// before its request.
+			tap.Chunk(flow.Chunk{Dir: dir, Data: buf[:n], At: time.Now(), StreamID: id})
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				// STOP_SENDING from the receiver travels back to the sender.
 				var se *quic.StreamError
@@ -427,11 +432,10 @@ func (r *Relay) pipe(src recvStream, dst sendStream, tap Tap, dir flow.Direction
 				}
 				return
 			}
-			tap.Chunk(flow.Chunk{Dir: dir, Data: buf[:n], At: time.Now(), StreamID: id})
 		}
 		if errors.Is(err, io.EOF) {
-			dst.Close()
 			tap.Chunk(flow.Chunk{Dir: dir, Fin: true, At: time.Now(), StreamID: id})
+			dst.Close()
 			return
 		}
 		if err != nil {
