@@ -48,14 +48,18 @@ type sdkEndpoint struct {
 
 // sdkCall is one interaction being re-issued.
 type sdkCall struct {
-	in       cassette.Interaction
-	body     []byte // recorded request body
-	stream   bool   // the request asks for a stream
-	base     string
-	query    url.Values
-	header   http.Header // recorded headers the SDK should send too
-	client   *http.Client
-	response []byte // recorded response body, content decoding removed
+	in     cassette.Interaction
+	body   []byte // recorded request body
+	stream bool   // the request asks for a stream
+	base   string
+	query  url.Values
+	header http.Header // recorded headers the SDK should send too
+	// credentials are the recorded credential headers (scrubbed
+	// placeholders, or none); they replace what the SDK sends, so the
+	// sensor sees the recorded request's authentication.
+	credentials http.Header
+	client      *http.Client
+	response    []byte // recorded response body, content decoding removed
 }
 
 // OpenAISDK drives chat completions, responses and embeddings requests
@@ -147,7 +151,11 @@ func sdkDrive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording
 		return err
 	}
 	defer closeRT()
-	client := &http.Client{Transport: rt, Timeout: clientTimeout}
+	return sdkDriveClient(ctx, &http.Client{Transport: rt, Timeout: clientTimeout}, rec, eps)
+}
+
+// sdkDriveClient re-issues every interaction through the SDK over client.
+func sdkDriveClient(ctx context.Context, client *http.Client, rec *cassette.Recording, eps []sdkEndpoint) error {
 	for i, in := range rec.Interactions {
 		ep, basePath, ok := endpointFor(eps, in)
 		if !ok {
@@ -163,24 +171,46 @@ func sdkDrive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording
 		}
 		_ = json.Unmarshal(in.Request.Body, &probe)
 		h := recordedHeaders(in.Request.Header)
-		for _, k := range []string{"Authorization", "X-Api-Key", "Api-Key", "Content-Type", "Accept-Encoding"} {
+		creds := http.Header{}
+		for _, k := range credentialHeaders {
+			if vs, ok := h[k]; ok {
+				creds[k] = vs
+			}
 			h.Del(k)
 		}
+		h.Del("Content-Type")
+		h.Del("Accept-Encoding")
 		cl := &sdkCall{
-			in:       in,
-			body:     in.Request.Body,
-			stream:   probe.Stream,
-			base:     u.Scheme + "://" + u.Host + basePath,
-			query:    u.Query(),
-			header:   h,
-			client:   client,
-			response: resp,
+			in:          in,
+			body:        in.Request.Body,
+			stream:      probe.Stream,
+			base:        u.Scheme + "://" + u.Host + basePath,
+			query:       u.Query(),
+			header:      h,
+			credentials: creds,
+			client:      client,
+			response:    resp,
 		}
 		if err := ep.call(ctx, cl); err != nil {
 			return fmt.Errorf("interaction %d (%s %s): %w", i+1, in.Request.Method, in.Request.URL, err)
 		}
 	}
 	return nil
+}
+
+// credentialHeaders are the headers SDKs authenticate with.
+var credentialHeaders = []string{"Authorization", "X-Api-Key", "Api-Key"}
+
+// sendRecordedCredentials replaces the SDK's credential headers with the
+// recorded ones just before a request leaves.
+func (cl *sdkCall) sendRecordedCredentials(req *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	for _, k := range credentialHeaders {
+		req.Header.Del(k)
+	}
+	for k, vs := range cl.credentials {
+		req.Header[k] = append([]string(nil), vs...)
+	}
+	return next(req)
 }
 
 // decodedResponseBody is the recorded response body as the SDK sees it
@@ -270,6 +300,7 @@ func (cl *sdkCall) openAIOptions() []openaioption.RequestOption {
 		openaioption.WithMaxRetries(0),
 		openaioption.WithRequestTimeout(clientTimeout),
 		openaioption.WithRequestBody("application/json", cl.body),
+		openaioption.WithMiddleware(cl.sendRecordedCredentials),
 	}
 	for k, vs := range cl.query {
 		for _, v := range vs {
@@ -378,6 +409,7 @@ func anthropicMessages(ctx context.Context, cl *sdkCall) error {
 		anthropicoption.WithMaxRetries(0),
 		anthropicoption.WithRequestTimeout(clientTimeout),
 		anthropicoption.WithRequestBody("application/json", cl.body),
+		anthropicoption.WithMiddleware(cl.sendRecordedCredentials),
 	}
 	for k, vs := range cl.query {
 		for _, v := range vs {
