@@ -83,20 +83,40 @@ var transportFields = [][]string{
 	// A recorded plain-http URL (a local Ollama) is served over TLS on the
 	// real-wire paths.
 	{"data", "provider", "endpoint"},
+	// Exchanges on different connections complete in an order the wire
+	// decides, so ids numbered in emission order are not comparable;
+	// links are checked exactly on the synthesized path.
+	{"event_id"},
+	{"related_events"},
+	{"data", "request_id"},
 }
 
 // WithoutTransportFields returns deep copies of events without the fields
-// that depend on the transport or capture path.
+// that depend on the transport or capture path, in a canonical order (the
+// order of their JSON encodings): concurrent connections may complete their
+// exchanges in any order.
 func WithoutTransportFields(events []map[string]any) []map[string]any {
 	out := make([]map[string]any, len(events))
+	keys := make([]string, len(events))
 	for i, ev := range events {
 		c := deepCopy(ev).(map[string]any)
 		for _, path := range transportFields {
 			deletePath(c, path)
 		}
 		out[i] = c
+		b, _ := jsonOf(c)
+		keys[i] = string(b)
 	}
-	return out
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
+	sorted := make([]map[string]any, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	return sorted
 }
 
 func deletePath(m map[string]any, path []string) {

@@ -472,6 +472,13 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 	if x.Request.End.IsZero() {
 		x.Request.End = x.Request.Start
 	}
+	// A body that reached its declared Content-Length is complete even
+	// when the END_STREAM (or QUIC FIN) that follows it was not seen: a
+	// capture often loses the trailing empty frame when a connection is
+	// torn down right after the last byte.
+	if !e.ended[Request] && !e.lost[Request] && declaredLengthReached(x.Request.Header, e.body[Request].wire) {
+		e.ended[Request] = true
+	}
 	x.Request.Body = e.finishBody(Request)
 	if !e.ended[Request] {
 		e.Note("request incomplete")
@@ -480,6 +487,9 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 		e.Note("no response")
 	} else {
 		resp := x.Response
+		if !e.ended[Response] && !e.aborted && !e.lost[Response] && declaredLengthReached(resp.Header, e.body[Response].wire) {
+			e.ended[Response] = true
+		}
 		resp.Body = e.finishBody(Response)
 		resp.Complete = e.ended[Response] && !e.aborted && !e.lost[Response]
 		resp.End = e.lastAt[Response]
@@ -528,6 +538,17 @@ func (e *Exchange) finishBody(side Side) httpmsg.Body {
 	}
 	b.data, b.marks = nil, nil
 	return out
+}
+
+// declaredLengthReached reports whether a message declared a
+// Content-Length and exactly that many body bytes arrived.
+func declaredLengthReached(h http.Header, got int64) bool {
+	v := h.Get("Content-Length")
+	if v == "" {
+		return false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && n == got
 }
 
 func isPseudo(f Field) bool { return len(f.Name) > 0 && f.Name[0] == ':' }
