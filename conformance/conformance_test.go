@@ -51,7 +51,7 @@ func capturePaths() []capturePath {
 		{name: "h1-split-1", run: synthesized(1)},
 		{name: "h1-split-2", run: synthesized(2)},
 	}
-	return append(paths, wirePaths()...)
+	return append(append(append(paths, wirePaths()...), proxyPaths()...), ebpfPaths()...)
 }
 
 func TestFixtures(t *testing.T) {
