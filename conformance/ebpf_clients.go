@@ -412,4 +412,3 @@ func ldSSL(file string) (string, error) {
 	}
 	return "", fmt.Errorf("%s does not load libssl", file)
 }
-

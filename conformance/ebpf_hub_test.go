@@ -23,6 +23,14 @@ const requireEBPFEnv = "OISP_REQUIRE_EBPF"
 
 func ebpfRequired() bool { return os.Getenv(requireEBPFEnv) == "1" }
 
+// requireNote ends a reason the eBPF tests cannot run with what it does.
+func requireNote() string {
+	if ebpfRequired() {
+		return " (" + requireEBPFEnv + "=1: failing instead of skipping)"
+	}
+	return " (skipped; " + requireEBPFEnv + "=1 makes this a failure)"
+}
+
 // ebpfIdleStop is how long the shared capture stays attached with no test
 // using it. Probes on the system libssl cost every process on the machine
 // something while they are attached, so they come off between uses.
@@ -102,14 +110,14 @@ func (h *ebpfHub) startLocked() error {
 		if err == nil {
 			err = errors.New("linuxcompat.Available reports false")
 		}
-		return fmt.Errorf("eBPF capture unavailable (%v); run as root on Linux >= 5.17 with BTF, %s=1 turns this skip into a failure", err, requireEBPFEnv)
+		return fmt.Errorf("eBPF capture unavailable (%v): needs root on Linux >= 5.17 with BTF%s", err, requireNote())
 	}
 	src, err := linuxcompat.New(linuxcompat.Config{
 		PIDs:   []int{os.Getpid()},
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		return fmt.Errorf("eBPF capture cannot load (%v); %s=1 turns this skip into a failure", err, requireEBPFEnv)
+		return fmt.Errorf("eBPF capture cannot load: %v%s", err, requireNote())
 	}
 	h.rmu.Lock()
 	h.byPID, h.byFlow = map[int]*ebpfClaim{}, map[string]*ebpfClaim{}

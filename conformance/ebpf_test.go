@@ -108,7 +108,7 @@ func (c *ebpfClient) skipReason() string {
 		return why
 	}
 	if why := c.need(); why != "" {
-		return why + "; " + requireEBPFEnv + "=1 turns this skip into a failure"
+		return why + requireNote()
 	}
 	return ""
 }
