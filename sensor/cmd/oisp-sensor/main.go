@@ -89,7 +89,7 @@ Start with:
 		newReplayCmd(g),
 		newValidateCmd(g),
 		newFixturesCmd(g),
-		newVersionCmd(g),
+		newVersionCmd(g), newDoctorCmd(g),
 	)
 	return root
 }
