@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
@@ -32,5 +33,65 @@ func proxyPaths() []capturePath {
 		{name: "proxy-h2-curl", skip: CurlMissing, run: throughProxy(h2, CurlProxy{HTTP2: true})},
 		{name: "proxy-h2-openai-go", applies: SDKProxy{}.Applies, run: throughProxy(h2, SDKProxy{})},
 		{name: "proxy-h2-anthropic-go", applies: SDKProxy{Anthropic: true}.Applies, run: throughProxy(h2, SDKProxy{Anthropic: true})},
+		// Node's fetch (undici) speaks HTTP/1.1 through a proxy.
+		{name: "proxy-h1-node-openai", skip: NodeMissing, applies: NodeSDK{}.Applies, run: throughProxy(h1, NodeSDK{})},
+		{name: "proxy-h1-node-anthropic", skip: NodeMissing, applies: NodeSDK{Anthropic: true}.Applies, run: throughProxy(h1, NodeSDK{Anthropic: true})},
+	}
+}
+
+// driveProxyAgainst serves served behind a proxy rig and drives the client
+// with what it expects, expected.
+func driveProxyAgainst(t *testing.T, tr loopback.Transport, drv ProxyDriver, served, expected *cassette.Recording) error {
+	t.Helper()
+	rig, err := StartProxyRig(served, ProxyOptions{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	derr := drv.DriveProxy(context.Background(), rig, expected)
+	if _, err := rig.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return derr
+}
+
+// TestProxyClientsFailOnWrongBytes shows each proxy-path client's check
+// can fail: served one response, expecting the recorded other.
+func TestProxyClientsFailOnWrongBytes(t *testing.T) {
+	const completion = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"%s"},"finish_reason":"stop"}]}`
+	right := chatRecording(200, "application/json", fmt.Sprintf(completion, "hello"))
+	wrongText := chatRecording(200, "application/json", fmt.Sprintf(completion, "HELLO"))
+	failure := chatRecording(500, "application/json", `{"error":{"message":"boom","type":"server_error"}}`)
+	type client struct {
+		name string
+		tr   loopback.Transport
+		drv  ProxyDriver
+		skip func() string
+	}
+	for _, c := range []client{
+		{"go h1", loopback.H1, GoProxyClient{}, nil},
+		{"go h2", loopback.H2, GoProxyClient{HTTP2: true}, nil},
+		{"openai-go", loopback.H2, SDKProxy{}, nil},
+		{"curl h2", loopback.H2, CurlProxy{HTTP2: true}, CurlMissing},
+		{"node openai", loopback.H1, NodeSDK{}, NodeMissing},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.skip != nil {
+				if why := c.skip(); why != "" {
+					t.Skip(why)
+				}
+			}
+			if err := driveProxyAgainst(t, c.tr, c.drv, right, right); err != nil {
+				t.Fatalf("same bytes: %v", err)
+			}
+			if err := driveProxyAgainst(t, c.tr, c.drv, wrongText, right); err == nil {
+				t.Error("a different response body passed")
+			}
+			if err := driveProxyAgainst(t, c.tr, c.drv, failure, right); err == nil {
+				t.Error("a 500 served for a recorded 200 passed")
+			}
+			if err := driveProxyAgainst(t, c.tr, c.drv, failure, failure); err != nil {
+				t.Errorf("recorded failure: %v", err)
+			}
+		})
 	}
 }
