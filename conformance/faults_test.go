@@ -1,0 +1,612 @@
+package conformance
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/oisp/oisp-sensor/sensor/capture/ca"
+	"github.com/oisp/oisp-sensor/sensor/capture/proxy"
+	"github.com/oisp/oisp-sensor/sensor/capture/socket"
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/session"
+	"github.com/oisp/oisp-sensor/sensor/sink"
+)
+
+// The fault tests break one part of the capture path at a time with real
+// components — a TLS upstream, the capture proxy, the extension socket —
+// and check that the sensor says what it lost and loses nothing else.
+
+const faultModel = "gpt-4o-mini"
+
+func sseChunk(i int, content string) string {
+	return fmt.Sprintf(`data: {"id":"chatcmpl-f","object":"chat.completion.chunk","created":1,"model":%q,"choices":[{"index":0,"delta":{"content":%q},"finish_reason":null}]}`+"\n\n", faultModel, content)
+}
+
+const sseEnd = `data: {"id":"chatcmpl-f","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+
+// faultUpstream is api.openai.com as a real TLS server (HTTP/1.1 and h2)
+// whose streaming behaviour each test controls.
+type faultUpstream struct {
+	ca   *ca.CA
+	addr string
+	// release, when set, holds a stream after its first chunks until it
+	// is closed.
+	mu      sync.Mutex
+	release chan struct{}
+}
+
+func newFaultUpstream(t *testing.T) *faultUpstream {
+	t.Helper()
+	u := &faultUpstream{}
+	var err error
+	if u.ca, err = ca.Create(t.TempDir(), ca.Options{CommonName: "fault upstream CA"}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.addr = ln.Addr().String()
+	srv := &http.Server{Handler: u, TLSConfig: &tls.Config{GetCertificate: u.ca.GetCertificate},
+		ErrorLog: log.New(io.Discard, "", 0)}
+	http2.ConfigureServer(srv, &http2.Server{})
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return u
+}
+
+// ServeHTTP streams ten SSE chunks. ?fault=reset sends three and then resets the
+// TCP connection; ?fault=hold sends three and waits for release.
+func (u *faultUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	fl := w.(http.Flusher)
+	for i := range 10 {
+		io.WriteString(w, sseChunk(i, fmt.Sprintf("t%d ", i)))
+		fl.Flush()
+		if i == 2 {
+			switch {
+			case r.URL.Query().Get("fault") == "reset":
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					panic(err)
+				}
+				// RST instead of FIN: the upstream vanishes mid-stream.
+				if tc, ok := conn.(*tls.Conn); ok {
+					tc.NetConn().(*net.TCPConn).SetLinger(0)
+				}
+				conn.Close()
+				return
+			case r.URL.Query().Get("fault") == "hold":
+				u.mu.Lock()
+				ch := u.release
+				u.mu.Unlock()
+				select {
+				case <-ch:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	io.WriteString(w, sseEnd)
+}
+
+// faultProxy is a capture proxy in front of the fault upstream.
+type faultProxy struct {
+	sensorCA *ca.CA
+	px       *proxy.Proxy
+	url      string
+	stop     context.CancelFunc
+	done     chan error
+}
+
+func startFaultProxy(t *testing.T, up *faultUpstream, h flow.Handler) *faultProxy {
+	t.Helper()
+	f := &faultProxy{done: make(chan error, 1)}
+	var err error
+	if f.sensorCA, err = ca.Create(t.TempDir(), ca.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f.px, err = proxy.New(proxy.Config{
+		Addr:            "127.0.0.1:0",
+		CA:              f.sensorCA,
+		Intercept:       func(host string, _ int) bool { return host == "api.openai.com" },
+		UpstreamRoots:   up.ca.CertPool(),
+		Resolve:         func(string, int) string { return up.addr },
+		NoProcessLookup: true,
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.url = "http://" + f.px.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.stop = cancel
+	go func() { f.done <- f.px.Run(ctx, h) }()
+	t.Cleanup(func() { f.shutdown() })
+	return f
+}
+
+func (f *faultProxy) shutdown() {
+	f.stop()
+	<-f.done
+	f.done <- nil
+}
+
+// client is an HTTP/1.1 client configured with the proxy and the sensor CA.
+func (f *faultProxy) client() *http.Client {
+	pu, _ := url.Parse(f.url)
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy:           http.ProxyURL(pu),
+		TLSClientConfig: &tls.Config{RootCAs: f.sensorCA.CertPool(), NextProtos: []string{"http/1.1"}},
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}}
+}
+
+const faultRequest = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"count"}]}`
+
+func post(ctx context.Context, c *http.Client, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://api.openai.com"+path, strings.NewReader(faultRequest))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.Do(req)
+}
+
+// newSession is a session writing to memory.
+func newSession(t *testing.T) (*session.Session, *sink.Memory) {
+	t.Helper()
+	mem := &sink.Memory{}
+	s, err := session.New(session.Options{Out: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, mem
+}
+
+// aiResponses returns the ai.response events.
+func aiResponses(evs []*oisp.Event) []*oisp.Event {
+	var out []*oisp.Event
+	for _, ev := range evs {
+		if ev.EventType == "ai.response" {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func countType(evs []*oisp.Event, typ string) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.EventType == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// stopAndFlush stops the proxy and closes what the session still holds.
+func stopAndFlush(f *faultProxy, s *session.Session) {
+	f.shutdown()
+	s.Pipeline.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
+}
+
+// TestFaultUpstreamResetMidStream: the provider's connection is reset after
+// three SSE chunks. The client sees the failure; the sensor still emits the
+// request and a response marked partial, and the proxy keeps serving.
+func TestFaultUpstreamResetMidStream(t *testing.T) {
+	up := newFaultUpstream(t)
+	s, mem := newSession(t)
+	f := startFaultProxy(t, up, s.Pipeline)
+	c := f.client()
+	resp, err := post(context.Background(), c, "/v1/chat/completions?fault=reset")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("the client saw no failure from a reset upstream")
+	}
+	// The proxy still works for the next request.
+	resp, err = post(context.Background(), c, "/v1/chat/completions")
+	if err != nil {
+		t.Fatalf("request after the reset: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	c.CloseIdleConnections()
+	stopAndFlush(f, s)
+
+	evs := mem.Events()
+	if n := countType(evs, "ai.request"); n != 2 {
+		t.Fatalf("%d ai.request events, want 2", n)
+	}
+	rs := aiResponses(evs)
+	if len(rs) != 2 {
+		t.Fatalf("%d ai.response events, want 2", len(rs))
+	}
+	var partial, full int
+	for _, r := range rs {
+		switch r.Confidence.Completeness {
+		case oisp.CompletePartial:
+			partial++
+		case oisp.CompleteFull:
+			full++
+		}
+	}
+	if partial != 1 || full != 1 {
+		for _, r := range rs {
+			t.Logf("response: %+v", r.Confidence)
+		}
+		t.Errorf("%d partial and %d full responses, want 1 and 1", partial, full)
+	}
+}
+
+// TestFaultClientDisconnectsMidStream: the client reads two chunks of a
+// stream and hangs up. The proxy closes the upstream side, the sensor
+// emits the request and a partial response, and a new client is served.
+func TestFaultClientDisconnectsMidStream(t *testing.T) {
+	up := newFaultUpstream(t)
+	up.release = make(chan struct{})
+	defer close(up.release)
+	s, mem := newSession(t)
+	f := startFaultProxy(t, up, s.Pipeline)
+	c := f.client()
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := post(ctx, c, "/v1/chat/completions?fault=hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	for range 2 {
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel() // the client goes away mid-stream
+	resp.Body.Close()
+	c.CloseIdleConnections()
+
+	c2 := f.client()
+	resp, err = post(context.Background(), c2, "/v1/chat/completions")
+	if err != nil {
+		t.Fatalf("request after a client hung up: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte("[DONE]")) {
+		t.Errorf("second client got %q", body)
+	}
+	c2.CloseIdleConnections()
+	stopAndFlush(f, s)
+
+	evs := mem.Events()
+	rs := aiResponses(evs)
+	if countType(evs, "ai.request") != 2 || len(rs) != 2 {
+		t.Fatalf("events %d requests, %d responses; want 2 and 2", countType(evs, "ai.request"), len(rs))
+	}
+	partial := 0
+	for _, r := range rs {
+		if r.Confidence.Completeness == oisp.CompletePartial {
+			partial++
+		}
+	}
+	if partial != 1 {
+		t.Errorf("%d partial responses, want 1 (the abandoned stream)", partial)
+	}
+}
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sensorRun is one run of `record --socket`: a session fed by a socket
+// server.
+type sensorRun struct {
+	s    *session.Session
+	mem  *sink.Memory
+	stop context.CancelFunc
+	done chan error
+}
+
+func startSensor(t *testing.T, path string) *sensorRun {
+	t.Helper()
+	s, mem := newSession(t)
+	srv, err := socket.Listen(socket.ServerConfig{Path: path, Stats: s.Stats, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &sensorRun{s: s, mem: mem, stop: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx, srv) }()
+	return r
+}
+
+func (r *sensorRun) shutdown(t *testing.T) {
+	t.Helper()
+	r.stop()
+	if err := <-r.done; err != nil {
+		t.Errorf("sensor run: %v", err)
+	}
+}
+
+// TestFaultSensorRestart: `oisp-sensor record` restarts while an
+// extension-mode proxy is connected and a stream is in flight. The proxy
+// keeps forwarding, queues what it can, drops and counts what does not fit,
+// reconnects to the new sensor, resumes the open flow there, and says what
+// was lost; the new sensor accounts for every lost byte.
+func TestFaultSensorRestart(t *testing.T) {
+	dir, err := os.MkdirTemp("", "oisp-fault-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "s.sock")
+	up := newFaultUpstream(t)
+	up.release = make(chan struct{})
+
+	first := startSensor(t, path)
+	logs := &logBuffer{}
+	client := socket.NewClient(socket.ClientConfig{
+		Path: path, Name: "fault test proxy",
+		// Small enough that a response made while the sensor is away
+		// cannot all wait for it.
+		QueueBytes: 600,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	cctx, stopClient := context.WithCancel(context.Background())
+	clientDone := make(chan error, 1)
+	go func() { clientDone <- client.Run(cctx) }()
+	f := startFaultProxy(t, up, client)
+	waitUntil(t, "the proxy to connect", func() bool { return client.Stats().Connected })
+
+	// 1: a complete exchange reaches the first sensor.
+	c := f.client()
+	resp, err := post(context.Background(), c, "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	c.CloseIdleConnections()
+	// 2: a stream starts and is held mid-way.
+	held := f.client()
+	resp2, err := post(context.Background(), held, "/v1/chat/completions?fault=hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first sensor to see both flows", func() bool {
+		return first.s.Stats.Get("flows.closed") >= 1 && first.s.Stats.Get("flows.opened") >= 2
+	})
+	if err := client.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The sensor stops.
+	first.shutdown(t)
+	waitUntil(t, "the proxy to notice", func() bool { return !client.Stats().Connected })
+
+	// 3: a whole exchange while no sensor listens: more than the queue
+	// holds. The client is not slowed or broken.
+	c3 := f.client()
+	resp3, err := post(context.Background(), c3, "/v1/chat/completions")
+	if err != nil {
+		t.Fatalf("request while the sensor is down: %v", err)
+	}
+	body3, _ := io.ReadAll(resp3.Body)
+	resp3.Body.Close()
+	c3.CloseIdleConnections()
+	if !bytes.Contains(body3, []byte("[DONE]")) {
+		t.Fatalf("client got %q while the sensor was down", body3)
+	}
+	lost := client.Stats()
+	if lost.DroppedBytes == 0 {
+		t.Fatalf("nothing dropped while the sensor was down: %+v", lost)
+	}
+
+	// The sensor comes back; the proxy reconnects and the held stream
+	// finishes on the new sensor.
+	second := startSensor(t, path)
+	waitUntil(t, "the proxy to reconnect", func() bool { s := client.Stats(); return s.Connected && s.Connects == 2 })
+	close(up.release)
+	body2, err := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if err != nil || !bytes.Contains(body2, []byte("[DONE]")) {
+		t.Fatalf("held stream: %v %q", err, body2)
+	}
+	held.CloseIdleConnections()
+	// 4: a complete exchange on the new sensor.
+	c4 := f.client()
+	resp4, err := post(context.Background(), c4, "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp4.Body)
+	resp4.Body.Close()
+	c4.CloseIdleConnections()
+
+	f.shutdown()
+	if err := client.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the new sensor to close every flow", func() bool {
+		st := second.s.Stats
+		return st.Get("flows.opened") >= 3 && st.Get("flows.closed") >= st.Get("flows.opened")
+	})
+	stopClient()
+	<-clientDone
+	second.shutdown(t)
+
+	// The first sensor: exchange 1 whole, the held stream's request.
+	ev1 := first.mem.Events()
+	if countType(ev1, "ai.request") != 2 || len(aiResponses(ev1)) < 1 || aiResponses(ev1)[0].Confidence.Completeness != oisp.CompleteFull {
+		t.Errorf("first sensor events: %d requests, %d responses", countType(ev1, "ai.request"), len(aiResponses(ev1)))
+	}
+	// The proxy said what it lost, in numbers.
+	out := logs.String()
+	if !strings.Contains(out, "reconnected; data was lost") || !strings.Contains(out, fmt.Sprintf("dropped_bytes=%d", lost.DroppedBytes)) {
+		t.Errorf("the proxy did not report its loss (%d bytes):\n%s", lost.DroppedBytes, out)
+	}
+	// The new sensor knows every byte that was lost: the flow made while
+	// it was away reports its drops in FLOW_CLOSE, and the resumed stream
+	// continues after a gap.
+	st := second.s.Stats
+	final := client.Stats()
+	if got := st.Get("socket.client_dropped_bytes"); got != final.DroppedBytes {
+		t.Errorf("new sensor counted %d dropped bytes, the proxy dropped %d", got, final.DroppedBytes)
+	}
+	if st.Get("socket.gap_bytes") == 0 || st.Get("bytes.lost_by_source") == 0 {
+		t.Errorf("resumed flow without a gap: %v", st.Snapshot())
+	}
+	t.Logf("proxy log:\n%s\nnew sensor counters: %v", out, st.Snapshot())
+	// Exchange 4 is whole on the new sensor.
+	ev2 := second.mem.Events()
+	full := 0
+	for _, r := range aiResponses(ev2) {
+		if r.Confidence.Completeness == oisp.CompleteFull {
+			full++
+		}
+	}
+	if full < 1 {
+		t.Errorf("no complete response on the new sensor: %d events", len(ev2))
+	}
+}
+
+// TestFaultSocketGarbage: one peer writes garbage to the extension socket
+// (after a valid HELLO, an oversize frame; another, bytes that are no
+// protocol at all). Only those connections are closed, with the reason;
+// a well-behaved proxy connected at the same time loses nothing.
+func TestFaultSocketGarbage(t *testing.T) {
+	dir, err := os.MkdirTemp("", "oisp-fault-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "s.sock")
+	sensor := startSensor(t, path)
+	client := socket.NewClient(socket.ClientConfig{Path: path, Logger: slog.New(slog.DiscardHandler)})
+	cctx, stopClient := context.WithCancel(context.Background())
+	clientDone := make(chan error, 1)
+	go func() { clientDone <- client.Run(cctx) }()
+	up := newFaultUpstream(t)
+	f := startFaultProxy(t, up, client)
+	waitUntil(t, "the proxy to connect", func() bool { return client.Stats().Connected })
+
+	// Peer 1: a valid HELLO, then a frame longer than the server allows.
+	bad, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	hello, _ := socket.AppendFrame(nil, &socket.Hello{Version: socket.Version, MaxFrame: socket.MinMaxFrame, Name: "garbage"})
+	bad.Write(hello)
+	fr := socket.NewFrameReader(bufio.NewReader(bad))
+	if f, err := fr.Next(); err != nil {
+		t.Fatalf("no HELLO from the sensor: %v", err)
+	} else if _, ok := f.(*socket.Hello); !ok {
+		t.Fatalf("sensor sent %s", f.Type())
+	}
+	bad.Write([]byte{0x7f, 0xff, 0xff, 0xff, 0x03})
+	bad.SetReadDeadline(time.Now().Add(10 * time.Second))
+	fr.Max = socket.MaxMaxFrame
+	var goodbye *socket.Goodbye
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			break
+		}
+		if g, ok := f.(*socket.Goodbye); ok {
+			goodbye = g
+		}
+	}
+	if goodbye == nil || goodbye.Code != socket.CodeFrameTooLarge {
+		t.Errorf("oversize frame answered with %+v, want GOODBYE frame_too_large", goodbye)
+	}
+	// Peer 2: not the protocol at all.
+	junk, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	junk.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(junk); err != nil {
+		t.Errorf("junk peer: %v, want the sensor to close the connection", err)
+	}
+	junk.Close()
+
+	// The proxy's connection is untouched: a request made now arrives.
+	c := f.client()
+	resp, err := post(context.Background(), c, "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	c.CloseIdleConnections()
+	f.shutdown()
+	client.Flush(context.Background())
+	waitUntil(t, "the flow to arrive", func() bool { return sensor.s.Stats.Get("flows.closed") >= 1 })
+	stopClient()
+	<-clientDone
+	sensor.shutdown(t)
+	st := sensor.s.Stats
+	if st.Get("socket.protocol_error") != 2 {
+		t.Errorf("protocol errors counted %d, want 2: %v", st.Get("socket.protocol_error"), st.Snapshot())
+	}
+	if s := client.Stats(); s.Connects != 1 || s.DroppedBytes != 0 {
+		t.Errorf("the good client was disturbed: %+v", s)
+	}
+	evs := sensor.mem.Events()
+	rs := aiResponses(evs)
+	if countType(evs, "ai.request") != 1 || len(rs) != 1 || rs[0].Confidence.Completeness != oisp.CompleteFull {
+		t.Errorf("good client's events: %d requests, %d responses", countType(evs, "ai.request"), len(rs))
+	}
+}
