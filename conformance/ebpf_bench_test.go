@@ -1,0 +1,429 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/capture/ca"
+	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/pipeline"
+	"github.com/oisp/oisp-sensor/sensor/session"
+)
+
+// Benchmarks of the whole sensor under eBPF capture: the shared Source,
+// the session pipeline and an event recorder, against client processes
+// talking to a TLS server in the test process (which the capture never
+// traces). They report numbers and assert nothing about time:
+//
+//	go test -run '^$' -bench EBPF -benchtime 2000x ./conformance
+//
+// BenchmarkEBPFRequests: requests/s of a keep-alive loop of 1 KiB chat
+// requests with and without the sensor, per client; the parent logs the
+// ratio and the added cost per request.
+// BenchmarkEBPFRingBuffer: records/s and drops with OpenSSL pushing 16 KiB
+// writes through memory BIOs as fast as it can, and at 50 MB/s.
+// BenchmarkEBPFSensorCPU: the sensor's CPU at 100 chat requests/s.
+
+// benchChat is the recorded chat completion the benchmark server answers.
+const benchChatFixture = "openai/lcg-testllmchain"
+
+// benchServer is a TLS server (HTTP/1.1 and h2) answering every request
+// with a recorded chat completion, with certificates for any name.
+type benchServer struct {
+	addr   string
+	caFile string
+	served atomic.Int64
+}
+
+func startBenchServer(b *testing.B) (*benchServer, cassette.Interaction) {
+	b.Helper()
+	rec, err := cassette.ReadFile(filepath.Join(fixturesRoot, benchChatFixture, "cassette.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := rec.Interactions[0]
+	authority, err := ca.Create(b.TempDir(), ca.Options{CommonName: "oisp-sensor benchmark CA"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bs := &benchServer{addr: ln.Addr().String(), caFile: authority.CertPath()}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(in.Response.Body)))
+			w.Write(in.Response.Body)
+			bs.served.Add(1)
+		}),
+		TLSConfig: &tls.Config{GetCertificate: authority.GetCertificate, NextProtos: []string{"h2", "http/1.1"}},
+	}
+	go srv.ServeTLS(ln, "", "")
+	b.Cleanup(func() { srv.Close() })
+	return bs, in
+}
+
+// chatBody returns a chat completions request body of exactly n bytes.
+func chatBody(n int) []byte {
+	head := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`
+	tail := `"}]}`
+	return []byte(head + strings.Repeat("x", max(0, n-len(head)-len(tail))) + tail)
+}
+
+// eventCounter is a pipeline.Recorder that counts events by type.
+type eventCounter struct{ requests, responses, other atomic.Int64 }
+
+func (c *eventCounter) Record(ev *oisp.Event) {
+	switch ev.EventType {
+	case "ai.request":
+		c.requests.Add(1)
+	case "ai.response":
+		c.responses.Add(1)
+	default:
+		c.other.Add(1)
+	}
+}
+
+var _ pipeline.Recorder = (*eventCounter)(nil)
+
+// underSensor runs argv as a held child; with the sensor, the shared eBPF
+// capture delivers it into a session pipeline (events counted in ec).
+// It returns the client's stdout and the wall time from release to exit.
+func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepared, argv []string) ([]byte, time.Duration) {
+	b.Helper()
+	var started StartedFunc
+	var claim *ebpfClaim
+	var s *session.Session
+	if withSensor {
+		if err := ebpf.acquire(); err != nil {
+			if ebpfRequired() {
+				b.Fatal(err)
+			}
+			b.Skip(err)
+		}
+		defer ebpf.release()
+		if err := ebpf.ensureAttached(prep.attach, prep.warmup); err != nil {
+			b.Fatal(err)
+		}
+		var err error
+		if s, err = session.New(session.Options{Out: ec}); err != nil {
+			b.Fatal(err)
+		}
+		claim = ebpf.claim(s.Pipeline, nil)
+		defer claim.release()
+		started = claim.add
+	} else {
+		ebpf.stopIfIdle() // no probes anywhere
+		started = func(int) error { return nil }
+	}
+	var t0 time.Time
+	out, err := runHeld(context.Background(), argv, nil, "", nil, func(pid int) error {
+		err := started(pid)
+		t0 = time.Now()
+		return err
+	})
+	elapsed := time.Since(t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if claim != nil {
+		if err := claim.wait(60 * time.Second); err != nil {
+			b.Fatal(err)
+		}
+		s.Pipeline.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
+	}
+	return out, elapsed
+}
+
+func benchGoClient(b *testing.B) ebpfPrepared {
+	b.Helper()
+	prep, err := prepareGo(false, false)()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return prep
+}
+
+// BenchmarkEBPFRequests: one op is one 1 KiB chat request over a keep-alive
+// connection (curl with --next transfers, or the Go client), without and
+// with the sensor attached.
+func BenchmarkEBPFRequests(b *testing.B) {
+	srv, _ := startBenchServer(b)
+	dir := b.TempDir()
+	body := filepath.Join(dir, "body.json")
+	if err := os.WriteFile(body, chatBody(1024), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	const url = "https://api.openai.com/v1/chat/completions"
+	_, port, _ := net.SplitHostPort(srv.addr)
+	type client struct {
+		name string
+		prep ebpfPrepared
+		argv func(n int) []string
+	}
+	var clients []client
+	if CurlMissing() == "" {
+		curlPrep, err := prepareCurl(false)()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, h2 := range []bool{false, true} {
+			name, proto := "curl-h1", "--http1.1"
+			if h2 {
+				name, proto = "curl-h2", "--http2"
+			}
+			clients = append(clients, client{name, curlPrep, func(n int) []string {
+				var cfg bytes.Buffer
+				for i := range n {
+					if i > 0 {
+						cfg.WriteString("next\n")
+					}
+					fmt.Fprintf(&cfg, "%s\nsilent\nshow-error\nfail\nurl = %q\ncacert = %q\nconnect-to = \"::127.0.0.1:%s\"\ndata-binary = \"@%s\"\nheader = \"Content-Type: application/json\"\noutput = \"/dev/null\"\n",
+						proto, url, srv.caFile, port, body)
+				}
+				cfgPath := filepath.Join(dir, "curl-"+name+".config")
+				if err := os.WriteFile(cfgPath, cfg.Bytes(), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				return []string{"curl", "--config", cfgPath}
+			}})
+		}
+	}
+	if goMissing() == "" {
+		goPrep := benchGoClient(b)
+		bin := goPrep.attach[0]
+		for _, h2 := range []bool{false, true} {
+			name := "go-h1"
+			if h2 {
+				name = "go-h2"
+			}
+			clients = append(clients, client{name, goPrep, func(n int) []string {
+				argv := []string{bin, "-bench", strconv.Itoa(n), "-addr", srv.addr, "-url", url, "-ca", srv.caFile, "-body-file", body}
+				if h2 {
+					argv = append(argv, "-h2")
+				}
+				return argv
+			}})
+		}
+	}
+	for _, c := range clients {
+		b.Run(c.name, func(b *testing.B) {
+			rates := map[bool]float64{}
+			for _, with := range []bool{false, true} {
+				name := "without_sensor"
+				if with {
+					name = "with_sensor"
+				}
+				b.Run(name, func(b *testing.B) {
+					ec := &eventCounter{}
+					before := srv.served.Load()
+					_, elapsed := underSensor(b, with, ec, c.prep, c.argv(b.N))
+					if got := srv.served.Load() - before; got != int64(b.N) {
+						b.Fatalf("server answered %d requests, want %d", got, b.N)
+					}
+					rate := float64(b.N) / elapsed.Seconds()
+					rates[with] = rate
+					b.ReportMetric(rate, "req/s")
+					if with {
+						b.ReportMetric(float64(ec.requests.Load())/float64(b.N), "ai.request/op")
+					}
+				})
+			}
+			if off, on := rates[false], rates[true]; off > 0 && on > 0 {
+				b.Logf("%s: with/without sensor %.2f× (%.0f vs %.0f req/s), added %.0f µs per request",
+					c.name, on/off, on, off, (1/on-1/off)*1e6)
+			}
+		})
+	}
+}
+
+// benchCertFiles writes a self-signed CA-less server certificate and key
+// for the memory-BIO benchmark.
+func benchCertFiles(b *testing.B) (caFile, certFile, keyFile string) {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.oisp.test"},
+		DNSNames: []string{"bench.oisp.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600)
+	return certFile, certFile, keyFile
+}
+
+// countingFlows counts what reaches the handler.
+type countingFlows struct{ chunks, bytes, gaps atomic.Int64 }
+
+func (c *countingFlows) Open(*flow.Info) {}
+func (c *countingFlows) Data(_ string, ch flow.Chunk) {
+	c.chunks.Add(1)
+	c.bytes.Add(int64(len(ch.Data)))
+	c.gaps.Add(ch.Gap)
+}
+func (c *countingFlows) Close(string, flow.CloseInfo) {}
+
+// BenchmarkEBPFRingBuffer pushes 16 KiB SSL_write_ex/SSL_read_ex pairs
+// through memory BIOs (no sockets) in one Python process: unthrottled
+// (saturation) and at 25 MB/s of application data, which is 50 MB/s of
+// captured plaintext (both ends are captured). One op is one run.
+func BenchmarkEBPFRingBuffer(b *testing.B) {
+	if pythonMissing() != "" {
+		b.Skip("python3 is not installed")
+	}
+	prep, err := preparePython()
+	if err != nil {
+		b.Fatal(err)
+	}
+	py := prep.driver(nil).(ProgramClient).Argv[0]
+	caFile, certFile, keyFile := benchCertFiles(b)
+	script, _ := filepath.Abs("testdata/ebpf/membio.py")
+	const chunk = 16 << 10
+	for _, c := range []struct {
+		name  string
+		total int
+		rate  int
+	}{
+		{"saturation", 256 << 20, 0},
+		{"50MBps_captured", 100 << 20, 25 << 20},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if err := ebpf.acquire(); err != nil {
+				if ebpfRequired() {
+					b.Fatal(err)
+				}
+				b.Skip(err)
+			}
+			defer ebpf.release()
+			src := ebpf.source()
+			var records, bytesCaptured, ringFull, queueDrop, gaps int64
+			var secs float64
+			for b.Loop() {
+				h := &countingFlows{}
+				claim := ebpf.claim(h, nil)
+				st0 := src.Stats()
+				out, err := runHeld(context.Background(), []string{py, script, caFile, certFile, keyFile,
+					strconv.Itoa(c.total), strconv.Itoa(chunk), strconv.Itoa(c.rate)}, nil, "", nil, claim.add)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := claim.wait(60 * time.Second); err != nil {
+					b.Fatal(err)
+				}
+				claim.release()
+				st1 := src.Stats()
+				f := strings.Fields(string(out))
+				s, _ := strconv.ParseFloat(f[0], 64)
+				secs += s
+				records += st1.TLSChunks - st0.TLSChunks
+				bytesCaptured += h.bytes.Load()
+				ringFull += st1.RingFullTLSRecords - st0.RingFullTLSRecords
+				queueDrop += st1.QueueDropRecords - st0.QueueDropRecords
+				gaps += h.gaps.Load()
+			}
+			b.ReportMetric(float64(records)/secs, "records/s")
+			b.ReportMetric(float64(bytesCaptured)/secs/1e6, "MB/s_captured")
+			b.ReportMetric(float64(ringFull), "ring_full_records")
+			b.ReportMetric(float64(queueDrop), "queue_drop_records")
+			b.ReportMetric(float64(gaps)/float64(1<<20), "lost_MiB")
+		})
+	}
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	raw, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		b.Skip("no /proc/self/stat")
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime and stime are fields 14 and 15 (clock ticks, 100 per second).
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// BenchmarkEBPFSensorCPU runs the Go client at 100 chat requests/s (the
+// recorded request of benchChatFixture) for 5 s with and without the
+// sensor and reports the difference in this process's CPU time (the
+// server runs in this process too, in both runs) as a share of one core.
+func BenchmarkEBPFSensorCPU(b *testing.B) {
+	if goMissing() != "" {
+		b.Skip("go is not available")
+	}
+	srv, in := startBenchServer(b)
+	prep := benchGoClient(b)
+	bin := prep.attach[0]
+	body := filepath.Join(b.TempDir(), "body.json")
+	if err := os.WriteFile(body, in.Request.Body, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	const n, rate = 500, 100
+	argv := []string{bin, "-bench", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-addr", srv.addr, "-url", in.Request.URL, "-ca", srv.caFile, "-body-file", body}
+	share := map[bool]float64{}
+	for _, with := range []bool{false, true} {
+		name := "without_sensor"
+		if with {
+			name = "with_sensor"
+		}
+		b.Run(name, func(b *testing.B) {
+			var cpu, wall time.Duration
+			ec := &eventCounter{}
+			for b.Loop() {
+				c0 := cpuTime(b)
+				_, elapsed := underSensor(b, with, ec, prep, argv)
+				cpu += cpuTime(b) - c0
+				wall += elapsed
+			}
+			share[with] = cpu.Seconds() / wall.Seconds()
+			b.ReportMetric(100*share[with], "%core_test_process")
+			if with {
+				b.ReportMetric(float64(ec.requests.Load()+ec.responses.Load())/float64(b.N), "ai_events/run")
+			}
+		})
+	}
+	if _, ok := share[true]; ok {
+		b.Logf("sensor CPU at %d chat requests/s: %.2f%% of one core (%.2f%% with the sensor, %.2f%% without: the in-process server)",
+			rate, 100*(share[true]-share[false]), 100*share[true], 100*share[false])
+	}
+}
