@@ -112,8 +112,10 @@ var _ pipeline.Recorder = (*eventCounter)(nil)
 
 // underSensor runs argv as a held child; with the sensor, the shared eBPF
 // capture delivers it into a session pipeline (events counted in ec).
-// It returns the client's stdout and the wall time from release to exit.
-func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepared, argv []string) ([]byte, time.Duration) {
+// It returns the client's stdout, the wall time from release to exit and
+// this process's CPU time from release until the pipeline has flushed (so
+// not the sensor's start-up).
+func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepared, argv []string) ([]byte, time.Duration, time.Duration) {
 	b.Helper()
 	var started StartedFunc
 	var claim *ebpfClaim
@@ -141,9 +143,10 @@ func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepa
 		started = func(int) error { return nil }
 	}
 	var t0 time.Time
+	var cpu0 time.Duration
 	out, err := runHeld(context.Background(), argv, nil, "", nil, func(pid int) error {
 		err := started(pid)
-		t0 = time.Now()
+		t0, cpu0 = time.Now(), cpuTime(b)
 		return err
 	})
 	elapsed := time.Since(t0)
@@ -156,7 +159,7 @@ func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepa
 		}
 		s.Pipeline.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
 	}
-	return out, elapsed
+	return out, elapsed, cpuTime(b) - cpu0
 }
 
 func benchGoClient(b *testing.B) ebpfPrepared {
@@ -241,7 +244,7 @@ func BenchmarkEBPFRequests(b *testing.B) {
 				b.Run(name, func(b *testing.B) {
 					ec := &eventCounter{}
 					before := srv.served.Load()
-					_, elapsed := underSensor(b, with, ec, c.prep, c.argv(b.N))
+					_, elapsed, _ := underSensor(b, with, ec, c.prep, c.argv(b.N))
 					if got := srv.served.Load() - before; got != int64(b.N) {
 						b.Fatalf("server answered %d requests, want %d", got, b.N)
 					}
@@ -410,9 +413,8 @@ func BenchmarkEBPFSensorCPU(b *testing.B) {
 			var cpu, wall time.Duration
 			ec := &eventCounter{}
 			for b.Loop() {
-				c0 := cpuTime(b)
-				_, elapsed := underSensor(b, with, ec, prep, argv)
-				cpu += cpuTime(b) - c0
+				_, elapsed, used := underSensor(b, with, ec, prep, argv)
+				cpu += used
 				wall += elapsed
 			}
 			share[with] = cpu.Seconds() / wall.Seconds()
