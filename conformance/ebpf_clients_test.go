@@ -52,7 +52,15 @@ func TestProcessClientsFailOnWrongBytes(t *testing.T) {
 			var pids []int
 			drv := prep.driver(func(pid int) error {
 				// Held: the process is still the shell, not the client.
-				cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+				// (Its command line reads empty for a moment while the
+				// shell's exec completes.)
+				var cmdline []byte
+				for deadline := time.Now().Add(2 * time.Second); len(cmdline) == 0 && time.Now().Before(deadline); {
+					cmdline, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+					if len(cmdline) == 0 {
+						time.Sleep(5 * time.Millisecond)
+					}
+				}
 				if !strings.Contains(string(cmdline), "oisp-held-client") {
 					return fmt.Errorf("pid %d runs %q before its release", pid, cmdline)
 				}
