@@ -24,6 +24,9 @@ func clientPaths() []capturePath {
 		{name: "tls-h2-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H2, AnthropicSDK{})},
 		{name: "tls-h3-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H3, OpenAISDK{})},
 		{name: "tls-h3-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H3, AnthropicSDK{})},
+		{name: "tls-h2-genai-go", applies: GenAISDK{}.Applies, run: overLoopback(loopback.H2, GenAISDK{})},
+		{name: "tls-h2-bedrock-go", applies: BedrockSDK{}.Applies, run: overLoopback(loopback.H2, BedrockSDK{})},
+		{name: "tls-h1-ollama-go", applies: OllamaSDK{}.Applies, run: overLoopback(loopback.H1, OllamaSDK{})},
 	}
 }
 

@@ -1,0 +1,496 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
+	"github.com/oisp/oisp-sensor/sensor/cassette"
+	ollama "github.com/ollama/ollama/api"
+	"google.golang.org/genai"
+)
+
+// These drivers re-issue recordings through three more official SDKs:
+// Google's genai (Gemini API), AWS's bedrockruntime and Ollama's api
+// package. Each SDK builds its request from the recorded one (decoded into
+// the SDK's own types where the SDK has JSON types for it), and the request
+// leaves with the recorded body bytes and headers in place of the SDK's
+// serialisation (recordedWire), so the sensor sees the recorded request and
+// the goldens apply; the response side is entirely the SDK's: its
+// deserialisers, its SSE / NDJSON / AWS eventstream readers (which verify
+// every frame's CRCs), its API errors.
+
+// recordedWire swaps the request an SDK built for the recorded body and
+// headers just before it leaves, keeping the SDK's method, URL and
+// connection.
+type recordedWire struct {
+	next   http.RoundTripper
+	body   []byte
+	header http.Header
+}
+
+func (w *recordedWire) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+		_ = req.Body.Close()
+	}
+	out := req.Clone(req.Context())
+	// The recording's credentials (scrubbed placeholders, or none) replace
+	// the SDK's, so the sensor sees the recorded authentication.
+	for _, k := range sdkCredentialHeaders {
+		out.Header.Del(k)
+	}
+	for k, vs := range w.header {
+		out.Header[k] = append([]string(nil), vs...)
+	}
+	out.Header.Del("Content-Length")
+	body := w.body
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	return w.next.RoundTrip(out)
+}
+
+// sdkCredentialHeaders are the headers these SDKs authenticate with
+// (Gemini's API key, AWS SigV4's signature and session token).
+var sdkCredentialHeaders = append([]string{"X-Goog-Api-Key", "X-Amz-Security-Token"}, credentialHeaders...)
+
+// wireClient is an http.Client over rt that sends in's recorded body and
+// headers (without connection headers and Accept-Encoding, which the
+// transport negotiates itself so the SDK reads decoded bodies).
+func wireClient(rt http.RoundTripper, in cassette.Interaction) *http.Client {
+	h := recordedHeaders(in.Request.Header)
+	h.Del("Accept-Encoding")
+	return &http.Client{Transport: &recordedWire{next: rt, body: in.Request.Body, header: h}, Timeout: clientTimeout}
+}
+
+// moreSDKDriver is a driver that re-issues each interaction with call.
+type moreSDKDriver struct {
+	applies func(in cassette.Interaction) bool
+	call    func(ctx context.Context, client *http.Client, in cassette.Interaction) error
+}
+
+func (d moreSDKDriver) recordingApplies(rec *cassette.Recording) bool {
+	if len(rec.Interactions) == 0 {
+		return false
+	}
+	for _, in := range rec.Interactions {
+		if in.Request.Method != http.MethodPost || !json.Valid(in.Request.Body) {
+			return false
+		}
+		switch strings.ToLower(in.Response.Header.Get("Content-Encoding")) {
+		case "", "identity", "gzip":
+		default:
+			return false
+		}
+		if !d.applies(in) {
+			return false
+		}
+	}
+	return true
+}
+
+func (d moreSDKDriver) drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
+	rt, closeRT, err := srv.ClientTransport(loopback.ClientOptions{Compression: true})
+	if err != nil {
+		return err
+	}
+	defer closeRT()
+	for i, in := range rec.Interactions {
+		if !d.applies(in) {
+			return fmt.Errorf("interaction %d (%s %s): not an operation this SDK driver re-issues", i+1, in.Request.Method, in.Request.URL)
+		}
+		if err := d.call(ctx, wireClient(rt, in), in); err != nil {
+			return fmt.Errorf("interaction %d (%s %s): %w", i+1, in.Request.Method, in.Request.URL, err)
+		}
+	}
+	return nil
+}
+
+// checkCallStatus checks a call's error against the recorded status: none
+// for a success, an API error carrying the recorded status for a failure.
+func checkCallStatus(in cassette.Interaction, err error, statusOf func(error) (int, bool)) error {
+	want := recordedStatus(in.Response)
+	if want < 300 {
+		if err != nil {
+			return fmt.Errorf("SDK call failed: %w", err)
+		}
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("SDK call succeeded, recorded status %d", want)
+	}
+	code, ok := statusOf(err)
+	if !ok {
+		return fmt.Errorf("SDK returned %v, want its API error with status %d", err, want)
+	}
+	if code != want {
+		return fmt.Errorf("SDK API error has status %d, recorded %d", code, want)
+	}
+	return nil
+}
+
+// GenAISDK drives Gemini API generateContent and streamGenerateContent
+// requests through google.golang.org/genai.
+type GenAISDK struct{}
+
+var genaiDriver = moreSDKDriver{applies: genaiApplies, call: genaiCall}
+
+// Applies reports whether every interaction of rec is a Gemini API request
+// the SDK makes: generateContent with no query, or streamGenerateContent
+// with alt=sse (other query forms come from other clients).
+func (GenAISDK) Applies(rec *cassette.Recording) bool { return genaiDriver.recordingApplies(rec) }
+
+// Drive re-issues every interaction through the SDK.
+func (GenAISDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
+	return genaiDriver.drive(ctx, srv, rec)
+}
+
+// genaiOperation splits a Gemini API URL into its model and operation.
+func genaiOperation(raw string) (model, op string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host != "generativelanguage.googleapis.com" {
+		return "", "", false
+	}
+	rest, ok := strings.CutPrefix(u.Path, "/v1beta/models/")
+	if !ok {
+		return "", "", false
+	}
+	model, op, ok = strings.Cut(rest, ":")
+	if !ok || model == "" || strings.Contains(model, "/") {
+		return "", "", false
+	}
+	switch {
+	case op == "generateContent" && u.RawQuery == "":
+	case op == "streamGenerateContent" && u.RawQuery == "alt=sse":
+	default:
+		return "", "", false
+	}
+	return model, op, true
+}
+
+func genaiApplies(in cassette.Interaction) bool {
+	if _, _, ok := genaiOperation(in.Request.URL); !ok {
+		return false
+	}
+	ct := strings.ToLower(in.Response.Header.Get("Content-Type"))
+	return recordedStatus(in.Response) >= 300 || strings.Contains(ct, "json") || strings.Contains(ct, "text/event-stream")
+}
+
+// genaiRequest is the Gemini API request body: the contents, and the
+// fields the SDK carries in GenerateContentConfig.
+type genaiRequest struct {
+	Contents          []*genai.Content        `json:"contents"`
+	SystemInstruction *genai.Content          `json:"systemInstruction"`
+	Tools             []*genai.Tool           `json:"tools"`
+	ToolConfig        *genai.ToolConfig       `json:"toolConfig"`
+	SafetySettings    []*genai.SafetySetting  `json:"safetySettings"`
+	CachedContent     string                  `json:"cachedContent"`
+	Labels            map[string]string       `json:"labels"`
+	GenerationConfig  json.RawMessage         `json:"generationConfig"`
+	ServiceTier       genai.ServiceTier       `json:"serviceTier"`
+	ModelArmorConfig  *genai.ModelArmorConfig `json:"modelArmorConfig"`
+}
+
+func genaiStatus(err error) (int, bool) {
+	var v genai.APIError
+	if errors.As(err, &v) {
+		return v.Code, true
+	}
+	var p *genai.APIError
+	if errors.As(err, &p) {
+		return p.Code, true
+	}
+	return 0, false
+}
+
+func genaiCall(ctx context.Context, client *http.Client, in cassette.Interaction) error {
+	model, op, _ := genaiOperation(in.Request.URL)
+	var req genaiRequest
+	if err := json.Unmarshal(in.Request.Body, &req); err != nil {
+		return fmt.Errorf("recorded request is not a generateContent request for the SDK: %w", err)
+	}
+	cfg := &genai.GenerateContentConfig{}
+	if len(req.GenerationConfig) > 0 {
+		if err := json.Unmarshal(req.GenerationConfig, cfg); err != nil {
+			return fmt.Errorf("recorded generationConfig does not decode into the SDK's config: %w", err)
+		}
+	}
+	cfg.SystemInstruction = req.SystemInstruction
+	cfg.Tools = req.Tools
+	cfg.ToolConfig = req.ToolConfig
+	cfg.SafetySettings = req.SafetySettings
+	cfg.CachedContent = req.CachedContent
+	cfg.Labels = req.Labels
+	c, err := genai.NewClient(ctx, &genai.ClientConfig{
+		APIKey:     "test",
+		Backend:    genai.BackendGeminiAPI,
+		HTTPClient: client,
+		HTTPOptions: genai.HTTPOptions{
+			BaseURL: "https://generativelanguage.googleapis.com/",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("genai client: %w", err)
+	}
+	if op == "generateContent" {
+		res, err := c.Models.GenerateContent(ctx, model, req.Contents, cfg)
+		if err := checkCallStatus(in, err, genaiStatus); err != nil || recordedStatus(in.Response) >= 300 {
+			return err
+		}
+		if res == nil || len(res.Candidates) == 0 && res.PromptFeedback == nil {
+			return errors.New("SDK parsed a response with no candidates and no prompt feedback")
+		}
+		return nil
+	}
+	n := 0
+	var streamErr error
+	for _, err := range c.Models.GenerateContentStream(ctx, model, req.Contents, cfg) {
+		if err != nil {
+			streamErr = err
+			break
+		}
+		n++
+	}
+	if err := checkCallStatus(in, streamErr, genaiStatus); err != nil || recordedStatus(in.Response) >= 300 {
+		return err
+	}
+	if n == 0 {
+		return errors.New("SDK stream yielded no responses")
+	}
+	return nil
+}
+
+// OllamaSDK drives Ollama /api/chat and /api/generate requests through
+// github.com/ollama/ollama/api.
+type OllamaSDK struct{}
+
+var ollamaDriver = moreSDKDriver{applies: ollamaApplies, call: ollamaCall}
+
+// Applies reports whether every interaction of rec is a chat or generate
+// request to a local Ollama.
+func (OllamaSDK) Applies(rec *cassette.Recording) bool { return ollamaDriver.recordingApplies(rec) }
+
+// Drive re-issues every interaction through the SDK.
+func (OllamaSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
+	return ollamaDriver.drive(ctx, srv, rec)
+}
+
+func ollamaApplies(in cassette.Interaction) bool {
+	u, err := url.Parse(in.Request.URL)
+	if err != nil || u.RawQuery != "" {
+		return false
+	}
+	// The client signs requests to ollama.com with a local key; only a
+	// local server is driven.
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1":
+	default:
+		return false
+	}
+	return u.Path == "/api/chat" || u.Path == "/api/generate"
+}
+
+func ollamaStatus(err error) (int, bool) {
+	var se ollama.StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode, true
+	}
+	var ae ollama.AuthorizationError
+	if errors.As(err, &ae) {
+		return ae.StatusCode, true
+	}
+	return 0, false
+}
+
+func ollamaCall(ctx context.Context, client *http.Client, in cassette.Interaction) error {
+	u, _ := url.Parse(httpsURL(in.Request.URL))
+	c := ollama.NewClient(&url.URL{Scheme: u.Scheme, Host: u.Host}, client)
+	n := 0
+	var err error
+	switch u.Path {
+	case "/api/chat":
+		var req ollama.ChatRequest
+		if err := json.Unmarshal(in.Request.Body, &req); err != nil {
+			return fmt.Errorf("recorded request is not a chat request for the SDK: %w", err)
+		}
+		err = c.Chat(ctx, &req, func(ollama.ChatResponse) error { n++; return nil })
+	default:
+		var req ollama.GenerateRequest
+		if err := json.Unmarshal(in.Request.Body, &req); err != nil {
+			return fmt.Errorf("recorded request is not a generate request for the SDK: %w", err)
+		}
+		err = c.Generate(ctx, &req, func(ollama.GenerateResponse) error { n++; return nil })
+	}
+	if err := checkCallStatus(in, err, ollamaStatus); err != nil || recordedStatus(in.Response) >= 300 {
+		return err
+	}
+	if n == 0 {
+		return errors.New("SDK read no responses")
+	}
+	return nil
+}
+
+// BedrockSDK drives Bedrock runtime InvokeModel,
+// InvokeModelWithResponseStream, Converse and ConverseStream requests
+// through github.com/aws/aws-sdk-go-v2/service/bedrockruntime. The SDK's
+// Converse types are tagged unions without JSON decoding, so a Converse
+// request is built from the model id alone and leaves with the recorded
+// body; its response is parsed by the SDK's own deserialisers.
+type BedrockSDK struct{}
+
+var bedrockDriver = moreSDKDriver{applies: bedrockApplies, call: bedrockCall}
+
+// Applies reports whether every interaction of rec is a Bedrock runtime
+// model operation.
+func (BedrockSDK) Applies(rec *cassette.Recording) bool { return bedrockDriver.recordingApplies(rec) }
+
+// Drive re-issues every interaction through the SDK.
+func (BedrockSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
+	return bedrockDriver.drive(ctx, srv, rec)
+}
+
+// bedrockOperation splits a Bedrock runtime URL into region, model id and
+// operation.
+func bedrockOperation(raw string) (region, model, op string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.RawQuery != "" {
+		return "", "", "", false
+	}
+	rest, ok := strings.CutPrefix(u.Hostname(), "bedrock-runtime.")
+	if !ok {
+		return "", "", "", false
+	}
+	region, ok = strings.CutSuffix(rest, ".amazonaws.com")
+	if !ok || region == "" || strings.Contains(region, ".") {
+		return "", "", "", false
+	}
+	// The model id is one escaped path segment (an ARN's slash is %2F).
+	segs := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	if len(segs) != 3 || segs[0] != "model" {
+		return "", "", "", false
+	}
+	model, err = url.PathUnescape(segs[1])
+	if err != nil || model == "" {
+		return "", "", "", false
+	}
+	switch segs[2] {
+	case "invoke", "invoke-with-response-stream", "converse", "converse-stream":
+		return region, model, segs[2], true
+	}
+	return "", "", "", false
+}
+
+func bedrockApplies(in cassette.Interaction) bool {
+	_, _, op, ok := bedrockOperation(in.Request.URL)
+	if !ok {
+		return false
+	}
+	if strings.HasPrefix(op, "converse") {
+		// The recorded body must at least be a Converse request.
+		var probe struct {
+			Messages []json.RawMessage `json:"messages"`
+		}
+		if json.Unmarshal(in.Request.Body, &probe) != nil || len(probe.Messages) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func bedrockStatus(err error) (int, bool) {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode(), true
+	}
+	return 0, false
+}
+
+func bedrockCall(ctx context.Context, client *http.Client, in cassette.Interaction) error {
+	region, model, op, _ := bedrockOperation(in.Request.URL)
+	u, _ := url.Parse(in.Request.URL)
+	c := bedrockruntime.New(bedrockruntime.Options{
+		Region:       region,
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDOISPCONFORMANCE", "oisp-conformance-placeholder-secret", ""),
+		HTTPClient:   client,
+		BaseEndpoint: aws.String("https://" + u.Host),
+		Retryer:      aws.NopRetryer{},
+	})
+	failed := recordedStatus(in.Response) >= 300
+	switch op {
+	case "invoke":
+		out, err := c.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{
+			ModelId: aws.String(model), Body: in.Request.Body, ContentType: aws.String("application/json"),
+		})
+		if err := checkCallStatus(in, err, bedrockStatus); err != nil || failed {
+			return err
+		}
+		if len(out.Body) == 0 {
+			return errors.New("SDK returned an empty model response")
+		}
+		return nil
+	case "converse":
+		out, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(model)})
+		if err := checkCallStatus(in, err, bedrockStatus); err != nil || failed {
+			return err
+		}
+		if out.Output == nil || out.StopReason == "" {
+			return errors.New("SDK parsed a Converse response with no output or stop reason")
+		}
+		return nil
+	case "invoke-with-response-stream":
+		out, err := c.InvokeModelWithResponseStream(ctx, &bedrockruntime.InvokeModelWithResponseStreamInput{
+			ModelId: aws.String(model), Body: in.Request.Body, ContentType: aws.String("application/json"),
+		})
+		if err := checkCallStatus(in, err, bedrockStatus); err != nil || failed {
+			return err
+		}
+		s := out.GetStream()
+		defer s.Close()
+		n := 0
+		for range s.Events() {
+			n++
+		}
+		return bedrockStreamEnd(n, s.Err())
+	default: // converse-stream
+		out, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(model)})
+		if err := checkCallStatus(in, err, bedrockStatus); err != nil || failed {
+			return err
+		}
+		s := out.GetStream()
+		defer s.Close()
+		n := 0
+		for range s.Events() {
+			n++
+		}
+		return bedrockStreamEnd(n, s.Err())
+	}
+}
+
+// bedrockStreamEnd checks a stream read to its end. An exception event
+// (a recorded in-band error) ends the stream with the SDK's error and is
+// accepted; a broken frame is not.
+func bedrockStreamEnd(n int, err error) error {
+	if err != nil {
+		var re interface{ ErrorCode() string }
+		if errors.As(err, &re) && strings.HasSuffix(re.ErrorCode(), "Exception") {
+			return nil
+		}
+		return fmt.Errorf("SDK stream failed after %d events: %w", n, err)
+	}
+	if n == 0 {
+		return errors.New("SDK stream yielded no events")
+	}
+	return nil
+}
