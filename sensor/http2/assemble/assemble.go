@@ -148,7 +148,22 @@ func (c *Config) Start(streamID int64, seq int, at time.Time) *Exchange {
 func (e *Exchange) StreamID() int64 { return e.x.StreamID }
 
 // Ended reports whether the side's end of stream was seen.
-func (e *Exchange) Ended(s Side) bool { return e.ended[s] }
+func (e *Exchange) Ended(s Side) bool { return e.ended[s] || e.lengthReached(s) }
+
+// lengthReached reports whether side's body reached its declared
+// Content-Length with no bytes lost: the message is complete even when the
+// END_STREAM (or QUIC FIN) after it was not seen — a capture often misses
+// that trailing empty frame when the connection is torn down right after
+// the last byte.
+func (e *Exchange) lengthReached(s Side) bool {
+	if e.lost[s] {
+		return false
+	}
+	if s == Request {
+		return declaredLengthReached(e.x.Request.Header, e.body[Request].wire)
+	}
+	return e.x.Response != nil && !e.aborted && declaredLengthReached(e.x.Response.Header, e.body[Response].wire)
+}
 
 // HeadersSeen reports whether the side's (final) header block was decoded.
 func (e *Exchange) HeadersSeen(s Side) bool { return e.headersSeen[s] }
@@ -472,11 +487,7 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 	if x.Request.End.IsZero() {
 		x.Request.End = x.Request.Start
 	}
-	// A body that reached its declared Content-Length is complete even
-	// when the END_STREAM (or QUIC FIN) that follows it was not seen: a
-	// capture often loses the trailing empty frame when a connection is
-	// torn down right after the last byte.
-	if !e.ended[Request] && !e.lost[Request] && declaredLengthReached(x.Request.Header, e.body[Request].wire) {
+	if e.lengthReached(Request) {
 		e.ended[Request] = true
 	}
 	x.Request.Body = e.finishBody(Request)
@@ -487,7 +498,7 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 		e.Note("no response")
 	} else {
 		resp := x.Response
-		if !e.ended[Response] && !e.aborted && !e.lost[Response] && declaredLengthReached(resp.Header, e.body[Response].wire) {
+		if e.lengthReached(Response) {
 			e.ended[Response] = true
 		}
 		resp.Body = e.finishBody(Response)
