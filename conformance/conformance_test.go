@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -96,17 +98,47 @@ func checkFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture) {
 	if cp.applies != nil && !cp.applies(rec) {
 		t.Skipf("%s does not apply to this recording", cp.name)
 	}
+	// Real connections are real: a client may cancel a stream it has read
+	// to the end before the server's END_STREAM is captured, and a loaded
+	// machine reorders deliveries. A path over real connections gets a
+	// second attempt; a decoder bug fails both.
+	attempts := 1
+	if !cp.exact && cp.name != "h1-split-1" && cp.name != "h1-split-2" {
+		attempts = 2
+	}
+	var problems []string
+	for n := 1; n <= attempts; n++ {
+		problems = attemptFixture(t, v, cp, fx, rec)
+		if len(problems) == 0 {
+			if n > 1 {
+				t.Logf("passed on attempt %d", n)
+			}
+			return
+		}
+		if n < attempts {
+			t.Logf("attempt %d failed (retrying once):\n%s", n, strings.Join(problems, "\n"))
+		}
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// attemptFixture runs the fixture over the path once and returns what is
+// wrong with the events (nil when they are valid and match the golden).
+func attemptFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture, rec *cassette.Recording) []string {
 	evs, err := cp.run(context.Background(), t, rec)
 	if err != nil {
-		t.Fatalf("%s: %v", cp.name, err)
+		return []string{fmt.Sprintf("%s: %v", cp.name, err)}
 	}
+	var problems []string
 	for i, ev := range evs {
 		b, err := jsonOf(ev)
 		if err != nil {
 			t.Fatalf("event %d: encode: %v", i+1, err)
 		}
 		if err := v.Validate(b); err != nil {
-			t.Errorf("event %d (%s) is not valid OISP v0.1: %v", i+1, ev.EventType, err)
+			problems = append(problems, fmt.Sprintf("event %d (%s) is not valid OISP v0.1: %v", i+1, ev.EventType, err))
 		}
 	}
 	got, err := golden.FromEvents(evs)
@@ -122,7 +154,7 @@ func checkFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture) {
 		if err := os.WriteFile(fx.Expected(), buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return
+		return nil
 	}
 	want, err := ReadExpected(fx)
 	if err != nil {
@@ -132,7 +164,8 @@ func checkFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture) {
 		got, want = WithoutTransportFields(got), WithoutTransportFields(want)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("events differ from %s (-want +got):\n%s\nwant:\n%sgot:\n%s",
-			filepath.Base(fx.Expected()), diff, Summary(want), Summary(got))
+		problems = append(problems, fmt.Sprintf("events differ from %s (-want +got):\n%s\nwant:\n%sgot:\n%s",
+			filepath.Base(fx.Expected()), diff, Summary(want), Summary(got)))
 	}
+	return problems
 }
