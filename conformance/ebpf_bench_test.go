@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -12,10 +13,13 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oisp/oisp-sensor/linuxcompat"
 	"github.com/oisp/oisp-sensor/sensor/capture/ca"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
@@ -39,8 +44,9 @@ import (
 //	go test -run '^$' -bench EBPF -benchtime 2000x ./conformance
 //
 // BenchmarkEBPFRequests: requests/s of a keep-alive loop of 1 KiB chat
-// requests with and without the sensor, per client; the parent logs the
-// ratio and the added cost per request.
+// requests without the sensor, with eBPF capture only (a counting
+// handler), and with the whole sensor (capture + pipeline), per client;
+// the parent logs the ratios and the added cost per request.
 // BenchmarkEBPFRingBuffer: records/s and drops with OpenSSL pushing 16 KiB
 // writes through memory BIOs as fast as it can, and at 50 MB/s.
 // BenchmarkEBPFSensorCPU: the sensor's CPU at 100 chat requests/s.
@@ -110,17 +116,31 @@ func (c *eventCounter) Record(ev *oisp.Event) {
 
 var _ pipeline.Recorder = (*eventCounter)(nil)
 
+// sensorMode is how a benchmark run is observed.
+type sensorMode int
+
+const (
+	sensorOff         sensorMode = iota // no probes attached anywhere
+	sensorCaptureOnly                   // eBPF capture into a counting handler
+	sensorFull                          // eBPF capture into the session pipeline
+)
+
+var sensorModes = []struct {
+	mode sensorMode
+	name string
+}{{sensorOff, "without_sensor"}, {sensorCaptureOnly, "capture_only"}, {sensorFull, "with_sensor"}}
+
 // underSensor runs argv as a held child; with the sensor, the shared eBPF
 // capture delivers it into a session pipeline (events counted in ec).
 // It returns the client's stdout, the wall time from release to exit and
 // this process's CPU time from release until the pipeline has flushed (so
 // not the sensor's start-up).
-func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepared, argv []string) ([]byte, time.Duration, time.Duration) {
+func underSensor(b *testing.B, mode sensorMode, ec *eventCounter, prep ebpfPrepared, argv []string) ([]byte, time.Duration, time.Duration) {
 	b.Helper()
 	var started StartedFunc
 	var claim *ebpfClaim
 	var s *session.Session
-	if withSensor {
+	if mode != sensorOff {
 		if err := ebpf.acquire(); err != nil {
 			if ebpfRequired() {
 				b.Fatal(err)
@@ -131,11 +151,15 @@ func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepa
 		if err := ebpf.ensureAttached(prep.attach, prep.warmup); err != nil {
 			b.Fatal(err)
 		}
-		var err error
-		if s, err = session.New(session.Options{Out: ec}); err != nil {
-			b.Fatal(err)
+		var h flow.Handler = &countingFlows{}
+		if mode == sensorFull {
+			var err error
+			if s, err = session.New(session.Options{Out: ec}); err != nil {
+				b.Fatal(err)
+			}
+			h = s.Pipeline
 		}
-		claim = ebpf.claim(s.Pipeline, nil)
+		claim = ebpf.claim(h, nil)
 		defer claim.release()
 		started = claim.add
 	} else {
@@ -157,7 +181,9 @@ func underSensor(b *testing.B, withSensor bool, ec *eventCounter, prep ebpfPrepa
 		if err := claim.wait(60 * time.Second); err != nil {
 			b.Fatal(err)
 		}
-		s.Pipeline.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
+		if s != nil {
+			s.Pipeline.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
+		}
 	}
 	return out, elapsed, cpuTime(b) - cpu0
 }
@@ -235,30 +261,29 @@ func BenchmarkEBPFRequests(b *testing.B) {
 	}
 	for _, c := range clients {
 		b.Run(c.name, func(b *testing.B) {
-			rates := map[bool]float64{}
-			for _, with := range []bool{false, true} {
-				name := "without_sensor"
-				if with {
-					name = "with_sensor"
-				}
-				b.Run(name, func(b *testing.B) {
+			rates := map[sensorMode]float64{}
+			for _, m := range sensorModes {
+				b.Run(m.name, func(b *testing.B) {
 					ec := &eventCounter{}
 					before := srv.served.Load()
-					_, elapsed, _ := underSensor(b, with, ec, c.prep, c.argv(b.N))
+					_, elapsed, _ := underSensor(b, m.mode, ec, c.prep, c.argv(b.N))
 					if got := srv.served.Load() - before; got != int64(b.N) {
 						b.Fatalf("server answered %d requests, want %d", got, b.N)
 					}
 					rate := float64(b.N) / elapsed.Seconds()
-					rates[with] = rate
+					rates[m.mode] = rate
 					b.ReportMetric(rate, "req/s")
-					if with {
+					if m.mode == sensorFull {
 						b.ReportMetric(float64(ec.requests.Load())/float64(b.N), "ai.request/op")
 					}
 				})
 			}
-			if off, on := rates[false], rates[true]; off > 0 && on > 0 {
-				b.Logf("%s: with/without sensor %.2f× (%.0f vs %.0f req/s), added %.0f µs per request",
-					c.name, on/off, on, off, (1/on-1/off)*1e6)
+			off := rates[sensorOff]
+			for _, m := range sensorModes[1:] {
+				if on := rates[m.mode]; off > 0 && on > 0 {
+					b.Logf("%s %s: %.2f× the requests/s without the sensor (%.0f vs %.0f), added %.0f µs per request",
+						c.name, m.name, on/off, on, off, (1/on-1/off)*1e6)
+				}
 			}
 		})
 	}
@@ -387,45 +412,143 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 // BenchmarkEBPFSensorCPU runs the Go client at 100 chat requests/s (the
-// recorded request of benchChatFixture) for 5 s with and without the
-// sensor and reports the difference in this process's CPU time (the
-// server runs in this process too, in both runs) as a share of one core.
+// recorded request and response of benchChatFixture) for 5 s and reports
+// this process's CPU time over the run as a share of one core. The server
+// is a process of its own, started before the capture so that it is not
+// traced: this process holds only the sensor (an eBPF Source of its own,
+// into a counting handler or the session pipeline) and the idle harness.
 func BenchmarkEBPFSensorCPU(b *testing.B) {
 	if goMissing() != "" {
 		b.Skip("go is not available")
 	}
-	srv, in := startBenchServer(b)
+	rec, err := cassette.ReadFile(filepath.Join(fixturesRoot, benchChatFixture, "cassette.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := rec.Interactions[0]
 	prep := benchGoClient(b)
 	bin := prep.attach[0]
-	body := filepath.Join(b.TempDir(), "body.json")
+	dir := b.TempDir()
+	body, response, cert := filepath.Join(dir, "body.json"), filepath.Join(dir, "response.json"), filepath.Join(dir, "cert.pem")
 	if err := os.WriteFile(body, in.Request.Body, 0o644); err != nil {
 		b.Fatal(err)
 	}
+	if err := os.WriteFile(response, in.Response.Body, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	u, err := url.Parse(in.Request.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ebpf.stopIfIdle()
+	srv := exec.Command(bin, "-serve", "-response-file", response, "-cert-out", cert, "-host", u.Hostname())
+	srvIn, _ := srv.StdinPipe()
+	srvOut, _ := srv.StdoutPipe()
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { srvIn.Close(); srv.Wait() }()
+	line, err := bufio.NewReader(srvOut).ReadString('\n')
+	if err != nil {
+		b.Fatalf("server: %v", err)
+	}
+	addr := strings.TrimSpace(line)
+
 	const n, rate = 500, 100
-	argv := []string{bin, "-bench", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-addr", srv.addr, "-url", in.Request.URL, "-ca", srv.caFile, "-body-file", body}
-	share := map[bool]float64{}
-	for _, with := range []bool{false, true} {
-		name := "without_sensor"
-		if with {
-			name = "with_sensor"
-		}
-		b.Run(name, func(b *testing.B) {
+	argv := []string{bin, "-bench", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-addr", addr, "-url", in.Request.URL, "-ca", cert, "-body-file", body}
+	share := map[sensorMode]float64{}
+	for _, m := range sensorModes {
+		b.Run(m.name, func(b *testing.B) {
 			var cpu, wall time.Duration
 			ec := &eventCounter{}
 			for b.Loop() {
-				_, elapsed, used := underSensor(b, with, ec, prep, argv)
+				used, elapsed := cpuUnderOwnSource(b, m.mode, ec, bin, argv)
 				cpu += used
 				wall += elapsed
 			}
-			share[with] = cpu.Seconds() / wall.Seconds()
-			b.ReportMetric(100*share[with], "%core_test_process")
-			if with {
+			share[m.mode] = cpu.Seconds() / wall.Seconds()
+			b.ReportMetric(100*share[m.mode], "%core_sensor_process")
+			if m.mode == sensorFull {
 				b.ReportMetric(float64(ec.requests.Load()+ec.responses.Load())/float64(b.N), "ai_events/run")
 			}
 		})
 	}
-	if _, ok := share[true]; ok {
-		b.Logf("sensor CPU at %d chat requests/s: %.2f%% of one core (%.2f%% with the sensor, %.2f%% without: the in-process server)",
-			rate, 100*(share[true]-share[false]), 100*share[true], 100*share[false])
+	for _, m := range sensorModes[1:] {
+		if on, ok := share[m.mode]; ok {
+			b.Logf("sensor CPU at %d chat requests/s, %s: %.2f%% of one core (%.2f%% for this process without a sensor)",
+				rate, m.name, 100*on, 100*share[sensorOff])
+		}
 	}
+}
+
+// openFlows wraps a handler and counts its open flows.
+type openFlows struct {
+	flow.Handler
+	open atomic.Int64
+}
+
+func (o *openFlows) Open(info *flow.Info) { o.open.Add(1); o.Handler.Open(info) }
+func (o *openFlows) Close(id string, ci flow.CloseInfo) {
+	o.Handler.Close(id, ci)
+	o.open.Add(-1)
+}
+
+// cpuUnderOwnSource runs the client once under a Source of its own (none
+// for sensorOff) and returns this process's CPU time and the wall time
+// from the client's start until its flows were delivered; the Source's
+// start and stop are outside both.
+func cpuUnderOwnSource(b *testing.B, mode sensorMode, ec *eventCounter, bin string, argv []string) (time.Duration, time.Duration) {
+	b.Helper()
+	var h *openFlows
+	var s *session.Session
+	if mode != sensorOff {
+		src, err := linuxcompat.New(linuxcompat.Config{PIDs: []int{os.Getpid()}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			if ebpfRequired() {
+				b.Fatal(err)
+			}
+			b.Skip(err)
+		}
+		h = &openFlows{Handler: &countingFlows{}}
+		if mode == sensorFull {
+			if s, err = session.New(session.Options{Out: ec}); err != nil {
+				b.Fatal(err)
+			}
+			h.Handler = s.Pipeline
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- src.Run(ctx, h) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.Error(err)
+			}
+		}()
+		<-src.Ready()
+		ino, err := inodeOf(bin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := runWarmup([]string{bin, "-warmup"}, func() bool { return allAttached(src, []uint64{ino}) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu0, t0 := cpuTime(b), time.Now()
+	if _, err := runHeld(context.Background(), argv, nil, "", nil, nil); err != nil {
+		b.Fatal(err)
+	}
+	if h != nil {
+		deadline := time.Now().Add(30 * time.Second)
+		for h.open.Load() > 0 || (s != nil && ec.responses.Load() == 0) {
+			if time.Now().After(deadline) {
+				b.Fatal("the client's flows did not close")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if s != nil {
+			s.Pipeline.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
+		}
+	}
+	return cpuTime(b) - cpu0, time.Since(t0)
 }

@@ -7,6 +7,12 @@
 //
 //	goclient < spec.json          replay (see spec below)
 //	goclient -warmup              wait for stdin to close (lets the sensor attach)
+//	goclient -serve -response-file F -cert-out F [-host H]
+//	                              serve F as a JSON response to every request
+//	                              (TLS, HTTP/1.1 and h2) on a loopback port
+//	                              with a self-signed certificate for H written
+//	                              to -cert-out; prints the address, runs until
+//	                              stdin closes
 //	goclient -bench N -addr A -url U -ca F [-h2] [-body-bytes B | -body-file F] [-rate R]
 //	                              N POSTs to U over one keep-alive connection
 //	                              to A, prints the elapsed seconds
@@ -28,13 +34,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -79,9 +91,15 @@ func main() {
 	h2 := flag.Bool("h2", false, "bench: use HTTP/2")
 	bodyBytes := flag.Int("body-bytes", 1024, "bench: request body size")
 	rate := flag.Float64("rate", 0, "bench: requests per second (0: as fast as possible)")
+	serve := flag.Bool("serve", false, "serve -response-file until stdin closes")
+	responseFile := flag.String("response-file", "", "serve: the response body")
+	certOut := flag.String("cert-out", "", "serve: where to write the server certificate (PEM)")
+	host := flag.String("host", "api.openai.com", "serve: the name the certificate is for")
 	flag.Parse()
 	var err error
 	switch {
+	case *serve:
+		err = runServer(*responseFile, *certOut, *host)
 	case *warmup:
 		_, err = io.Copy(io.Discard, os.Stdin)
 	case *bench > 0:
@@ -340,4 +358,50 @@ func runBench(n int, addr, target, caFile string, h2 bool, bodyBytes int, bodyFi
 	}
 	fmt.Printf("%.6f\n", time.Since(start).Seconds())
 	return nil
+}
+
+// runServer answers every request with the response file over TLS (h2 and
+// HTTP/1.1) until stdin closes.
+func runServer(responseFile, certOut, host string) error {
+	body, err := os.ReadFile(responseFile)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(certOut, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			w.Write(body)
+		}),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+	}
+	go srv.ServeTLS(ln, "", "")
+	fmt.Println(ln.Addr().String())
+	io.Copy(io.Discard, os.Stdin)
+	return srv.Close()
 }
