@@ -285,7 +285,14 @@ func viaOpenAI(ctx context.Context, cl *http.Client, it interaction) (result, er
 		for k, vs := range creds {
 			req.Header[k] = append([]string(nil), vs...)
 		}
-		return next(req)
+		resp, err := next(req)
+		if resp != nil && resp.Body != nil {
+			// The SDK stops reading a stream at an in-stream error; read
+			// the rest on Close, as a client finishing its connection
+			// would, so the capture sees the whole recorded response.
+			resp.Body = drainOnClose{resp.Body}
+		}
+		return resp, err
 	}))
 	c := openai.NewClient(opts...)
 	res := result{Status: http.StatusOK}
@@ -404,4 +411,12 @@ func runServer(responseFile, certOut, host string) error {
 	fmt.Println(ln.Addr().String())
 	io.Copy(io.Discard, os.Stdin)
 	return srv.Close()
+}
+
+// drainOnClose reads what is left of a body before closing it.
+type drainOnClose struct{ io.ReadCloser }
+
+func (d drainOnClose) Close() error {
+	_, _ = io.Copy(io.Discard, d.ReadCloser)
+	return d.ReadCloser.Close()
 }
