@@ -81,7 +81,7 @@ type Decoder struct {
 
 	dirs    [2]direction
 	streams map[uint32]*assemble.Exchange
-	done    doneSet
+	done    assemble.DoneSet[uint32]
 	seq     int
 	// maxClientStream is the highest client stream id that opened an
 	// exchange; on a connection seen from its start, lower ids that are
@@ -105,7 +105,7 @@ func New(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recor
 		rec:        rec,
 		lim:        lim,
 		streams:    make(map[uint32]*assemble.Exchange),
-		done:       newDoneSet(doneMemory),
+		done:       assemble.NewDoneSet[uint32](doneMemory),
 		maxStreams: maxTrackedStreams,
 	}
 	d.cfg = assemble.Config{Flow: info, Proto: "HTTP/2", Limits: lim, Rec: rec, Prefix: "http2"}
@@ -179,7 +179,7 @@ func (d *Decoder) stream(id uint32, from flow.Direction, opens bool) *assemble.E
 	if x, ok := d.streams[id]; ok {
 		return x
 	}
-	if id == 0 || id%2 == 0 || d.done.has(id) {
+	if id == 0 || id%2 == 0 || d.done.Has(id) {
 		return nil
 	}
 	if d.dirs[flow.ClientToServer].fromStart {
@@ -192,7 +192,7 @@ func (d *Decoder) stream(id uint32, from flow.Direction, opens bool) *assemble.E
 	}
 	if len(d.streams) >= d.maxStreams {
 		d.rec.Count("http2.streams_dropped", 1)
-		d.done.add(id)
+		d.done.Add(id)
 		return nil
 	}
 	at := d.dirs[from].at
@@ -212,7 +212,7 @@ func (d *Decoder) deliver(id uint32, at time.Time) {
 		return
 	}
 	delete(d.streams, id)
-	d.done.add(id)
+	d.done.Add(id)
 	d.sink.Done(x.Finish(at))
 }
 
@@ -592,32 +592,4 @@ func (s *frameSource) Read(b []byte) (int, error) {
 	n := copy(b, s.p)
 	s.p = s.p[n:]
 	return n, nil
-}
-
-// doneSet remembers recently finished stream ids in a fixed-size ring.
-type doneSet struct {
-	ids   map[uint32]struct{}
-	ring  []uint32
-	next  int
-	limit int
-}
-
-func newDoneSet(n int) doneSet {
-	return doneSet{ids: make(map[uint32]struct{}), limit: n}
-}
-
-func (s *doneSet) has(id uint32) bool { _, ok := s.ids[id]; return ok }
-
-func (s *doneSet) add(id uint32) {
-	if s.has(id) {
-		return
-	}
-	if len(s.ring) < s.limit {
-		s.ring = append(s.ring, id)
-	} else {
-		delete(s.ids, s.ring[s.next])
-		s.ring[s.next] = id
-		s.next = (s.next + 1) % len(s.ring)
-	}
-	s.ids[id] = struct{}{}
 }

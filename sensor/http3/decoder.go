@@ -86,7 +86,7 @@ type Decoder struct {
 	blockedLimit [2]int
 
 	streams map[int64]*reqStream
-	done    doneSet
+	done    assemble.DoneSet[int64]
 	uni     map[int64]*uniStream
 	seq     int
 	lastAt  time.Time
@@ -124,7 +124,7 @@ func New(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recor
 		lim:     lim,
 		streams: make(map[int64]*reqStream),
 		uni:     make(map[int64]*uniStream),
-		done:    newDoneSet(doneMemory),
+		done:    assemble.NewDoneSet[int64](doneMemory),
 	}
 	d.cfg = assemble.Config{Flow: info, Proto: "HTTP/3", Limits: lim, Rec: rec, Prefix: "http3"}
 	d.cfg.Init()
@@ -242,14 +242,14 @@ type pendingSection struct {
 func (d *Decoder) feedRequest(c flow.Chunk) {
 	s := d.streams[c.StreamID]
 	if s == nil {
-		if d.done.has(c.StreamID) {
+		if d.done.Has(c.StreamID) {
 			d.rec.Count("http3.untracked_stream_bytes", int64(len(c.Data)))
 			return
 		}
 		if len(d.streams) >= maxTrackedStreams {
 			d.rec.Count("http3.streams_dropped", 1)
 			d.rec.Count("http3.untracked_stream_bytes", int64(len(c.Data)))
-			d.done.add(c.StreamID)
+			d.done.Add(c.StreamID)
 			return
 		}
 		s = &reqStream{d: d, id: c.StreamID, x: d.cfg.Start(c.StreamID, d.seq, c.At)}
@@ -304,7 +304,7 @@ func (d *Decoder) maybeDeliver(s *reqStream) {
 func (d *Decoder) deliver(s *reqStream, at time.Time) {
 	s.finished = true
 	delete(d.streams, s.id)
-	d.done.add(s.id)
+	d.done.Add(s.id)
 	for i := range s.halves {
 		h := &s.halves[i]
 		for _, pb := range h.pending {
@@ -717,32 +717,4 @@ func (d *Decoder) goAway(id int64) {
 		s.x.Abort(fmt.Sprintf("not processed: GOAWAY stream %d", id))
 		d.deliver(s, d.lastAt)
 	}
-}
-
-// doneSet remembers recently finished stream ids in a fixed-size ring.
-type doneSet struct {
-	ids   map[int64]struct{}
-	ring  []int64
-	next  int
-	limit int
-}
-
-func newDoneSet(n int) doneSet {
-	return doneSet{ids: make(map[int64]struct{}), limit: n}
-}
-
-func (s *doneSet) has(id int64) bool { _, ok := s.ids[id]; return ok }
-
-func (s *doneSet) add(id int64) {
-	if s.has(id) {
-		return
-	}
-	if len(s.ring) < s.limit {
-		s.ring = append(s.ring, id)
-	} else {
-		delete(s.ids, s.ring[s.next])
-		s.ring[s.next] = id
-		s.next = (s.next + 1) % len(s.ring)
-	}
-	s.ids[id] = struct{}{}
 }
