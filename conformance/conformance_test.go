@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/oisp/oisp-sensor/sensor/capture/replay"
@@ -127,7 +129,7 @@ func checkFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture) {
 // attemptFixture runs the fixture over the path once and returns what is
 // wrong with the events (nil when they are valid and match the golden).
 func attemptFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture, rec *cassette.Recording) []string {
-	evs, err := cp.run(context.Background(), t, rec)
+	evs, err := runBounded(t, cp, rec)
 	if err != nil {
 		return []string{fmt.Sprintf("%s: %v", cp.name, err)}
 	}
@@ -168,4 +170,37 @@ func attemptFixture(t *testing.T, v *spec.Validator, cp capturePath, fx Fixture,
 			filepath.Base(fx.Expected()), diff, Summary(want), Summary(got)))
 	}
 	return problems
+}
+
+// attemptTimeout bounds one run of a fixture over a capture path; a run
+// takes about a second.
+const attemptTimeout = 4 * time.Minute
+
+// runBounded runs the fixture over the path with a deadline. A run that
+// ignores its context past the deadline is reported with every goroutine's
+// stack and abandoned, so a hang fails one fixture with the evidence
+// instead of timing out the whole suite without it.
+func runBounded(t *testing.T, cp capturePath, rec *cassette.Recording) ([]*oisp.Event, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+	defer cancel()
+	type result struct {
+		evs []*oisp.Event
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		evs, err := cp.run(ctx, t, rec)
+		done <- result{evs, err}
+	}()
+	grace := time.NewTimer(attemptTimeout + time.Minute)
+	defer grace.Stop()
+	select {
+	case r := <-done:
+		return r.evs, r.err
+	case <-grace.C:
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Logf("goroutines of the hung run:\n%s", buf)
+		return nil, fmt.Errorf("%s: run still going %v after its deadline (goroutines logged above)", cp.name, time.Minute)
+	}
 }

@@ -49,6 +49,7 @@ func (s *Server) ClientTransport(o ClientOptions) (http.RoundTripper, func(), er
 		return nil, nil, fmt.Errorf("loopback: unknown transport %q", s.Transport)
 	}
 	dialer := &net.Dialer{}
+	conns := &connSet{}
 	dialTLS := func(ctx context.Context, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -76,6 +77,7 @@ func (s *Server) ClientTransport(o ClientOptions) (http.RoundTripper, func(), er
 			tc.Close()
 			return nil, fmt.Errorf("loopback: server negotiated %q, want %q", got, protos[0])
 		}
+		conns.add(tc)
 		return tc, nil
 	}
 	if s.Transport == H2 {
@@ -85,7 +87,7 @@ func (s *Server) ClientTransport(o ClientOptions) (http.RoundTripper, func(), er
 			},
 			DisableCompression: !o.Compression,
 		}
-		return tr, tr.CloseIdleConnections, nil
+		return tr, func() { tr.CloseIdleConnections(); conns.closeAll() }, nil
 	}
 	tr := &http.Transport{
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -94,7 +96,33 @@ func (s *Server) ClientTransport(o ClientOptions) (http.RoundTripper, func(), er
 		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
 		DisableCompression: !o.Compression,
 	}
-	return tr, tr.CloseIdleConnections, nil
+	return tr, func() { tr.CloseIdleConnections(); conns.closeAll() }, nil
+}
+
+// connSet remembers the connections a client transport dialed so closing
+// the transport closes all of them. CloseIdleConnections alone is not
+// enough: x/net/http2 forgets a finished stream asynchronously, so a
+// connection whose last response was read to the end may still count as
+// busy, stay open, and keep the server waiting for it forever.
+type connSet struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (cs *connSet) add(c net.Conn) {
+	cs.mu.Lock()
+	cs.conns = append(cs.conns, c)
+	cs.mu.Unlock()
+}
+
+func (cs *connSet) closeAll() {
+	cs.mu.Lock()
+	conns := cs.conns
+	cs.conns = nil
+	cs.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 }
 
 var errNoCapture = errors.New("loopback: no wire capture configured")

@@ -150,10 +150,36 @@ func (s *Server) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	s.wg.Wait()
+	if !waitTimeout(&s.wg, closeGrace) {
+		// A client that left a connection open would keep its server
+		// goroutine, and so Close, waiting forever: cut it.
+		s.taps.closeConns()
+		s.wg.Wait()
+	}
 	s.taps.closeAll()
 	os.RemoveAll(s.tmp)
 	return errors.Join(errs...)
+}
+
+// closeGrace is how long Close lets clients end their connections before
+// cutting them.
+const closeGrace = 5 * time.Second
+
+// waitTimeout waits for wg and reports whether it finished within d.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Unserved reports interactions the server never served (a client that

@@ -127,7 +127,11 @@ func (s *Server) startTCP(t Transport, log *slog.Logger) error {
 	s.closers = append(s.closers, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return h1.Shutdown(ctx)
+		if err := h1.Shutdown(ctx); err != nil {
+			// Connections still active after the grace period are cut.
+			return h1.Close()
+		}
+		return nil
 	}, ln.Close)
 	s.wg.Add(1)
 	go func() {
@@ -302,6 +306,17 @@ func (c *tapConn) ConnectionState() tls.ConnectionState {
 		return tc.ConnectionState()
 	}
 	return tls.ConnectionState{}
+}
+
+// closeConns closes the network connection under every open tap, so the
+// server goroutines reading them return; the flows themselves are ended by
+// the taps' Close.
+func (ts *tapSet) closeConns() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, c := range ts.conns {
+		_ = c.Conn.Close()
+	}
 }
 
 func (ts *tapSet) closeAll() {
