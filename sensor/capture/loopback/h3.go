@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/quicrelay"
 	"github.com/oisp/oisp-sensor/sensor/flow"
-	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -68,19 +66,6 @@ func (s *Server) startQUIC(log *slog.Logger) error {
 		return relayPC.Close()
 	})
 	return nil
-}
-
-// h3RoundTripper returns an HTTP/3 client transport that dials the relay
-// whatever host a request names.
-func (s *Server) h3RoundTripper() (http.RoundTripper, func(), error) {
-	tr := &http3.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: s.CA.CertPool()},
-		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
-			return quic.DialAddr(ctx, s.Addr, tlsCfg, cfg)
-		},
-		DisableCompression: true,
-	}
-	return tr, func() { tr.Close() }, nil
 }
 
 // quicTap turns one relayed QUIC connection into a flow.

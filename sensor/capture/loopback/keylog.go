@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/quic-go/quic-go"
@@ -138,18 +137,7 @@ func (g CapturingGoClient) Drive(ctx context.Context, srv *Server, rec *cassette
 	if g.Capture.KeyLog == nil && g.Capture.Pcap == nil {
 		return errNoCapture
 	}
-	rt, closeRT, err := srv.ClientTransport(g.Capture)
-	if err != nil {
-		return err
-	}
-	defer closeRT()
-	client := &http.Client{Transport: rt, Timeout: 60 * time.Second}
-	for i, in := range rec.Interactions {
-		if err := doInteraction(ctx, client, in); err != nil {
-			return fmt.Errorf("interaction %d (%s %s): %w", i+1, in.Request.Method, in.Request.URL, err)
-		}
-	}
-	return nil
+	return driveGo(ctx, srv, rec, g.Capture)
 }
 
 // h3ClientTransport is an HTTP/3 client that dials the server's QUIC relay

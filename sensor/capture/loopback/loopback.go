@@ -265,7 +265,13 @@ type GoClient struct{}
 
 // Drive performs every interaction in order.
 func (GoClient) Drive(ctx context.Context, srv *Server, rec *cassette.Recording) error {
-	rt, closeRT, err := srv.RoundTripper()
+	return driveGo(ctx, srv, rec, ClientOptions{})
+}
+
+// driveGo sends every recorded request in order over a client transport
+// with options o, reading each response to its end.
+func driveGo(ctx context.Context, srv *Server, rec *cassette.Recording, o ClientOptions) error {
+	rt, closeRT, err := srv.ClientTransport(o)
 	if err != nil {
 		return err
 	}
