@@ -87,16 +87,7 @@ func runProxy(cmd *cobra.Command, g *globals, f *proxyCmdFlags) error {
 		return &exitError{code: 1, err: fmt.Errorf("capture proxy: %w", err)}
 	}
 	client := socket.NewClient(socket.ClientConfig{Path: path, Name: "oisp-sensor proxy " + session.Version, Stats: counters, Logger: log})
-	bundle, _, _, berr := writeBundle(cp.ca, "")
-	if berr != nil {
-		log.Warn("could not write the combined CA bundle", "err", berr)
-		bundle = ""
-	}
-	h3 := ""
-	if a := cp.proxy.H3Addr(); a != nil {
-		h3 = a.String()
-	}
-	proxyHints(st, cp.proxy.Addr().String(), cp.ca.CertPath(), bundle, cp.rules, h3)
+	cp.printHints(st, log)
 	st.printf("sending flows to the sensor at unix:%s (start 'oisp-sensor record' if it is not running; flows are counted as lost until it is)\n", path)
 
 	// The client outlives the proxy: after the proxy has handed over its

@@ -165,16 +165,7 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 		if err != nil {
 			return fail(fmt.Errorf("capture proxy: %w", err))
 		}
-		bundle, _, _, berr := writeBundle(cp.ca, "")
-		if berr != nil {
-			log.Warn("could not write the combined CA bundle", "err", berr)
-			bundle = ""
-		}
-		h3 := ""
-		if a := cp.proxy.H3Addr(); a != nil {
-			h3 = a.String()
-		}
-		proxyHints(st, cp.proxy.Addr().String(), cp.ca.CertPath(), bundle, cp.rules, h3)
+		cp.printHints(st, log)
 		sources = append(sources, session.NamedSource{Name: "capture proxy", Source: cp.proxy})
 	}
 	if !f.noSocket {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,21 @@ func (s *statusWriter) printf(format string, args ...any) {
 
 // proxyHints tells a person how to point clients at the capture proxy and
 // make them trust its CA.
+// printHints writes the combined CA bundle and tells the user how to send
+// clients through the proxy.
+func (cp *capture) printHints(st *statusWriter, log *slog.Logger) {
+	bundle, _, _, err := writeBundle(cp.ca, "")
+	if err != nil {
+		log.Warn("could not write the combined CA bundle", "err", err)
+		bundle = ""
+	}
+	h3 := ""
+	if a := cp.proxy.H3Addr(); a != nil {
+		h3 = a.String()
+	}
+	proxyHints(st, cp.proxy.Addr().String(), cp.ca.CertPath(), bundle, cp.rules, h3)
+}
+
 func proxyHints(st *statusWriter, addr, certPath, bundlePath string, rules interceptRules, h3 string) {
 	url := "http://" + addr
 	var b strings.Builder
