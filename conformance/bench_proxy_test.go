@@ -262,7 +262,7 @@ func report(b *testing.B, via, workload string, m map[string]float64) {
 		directResults.Store(workload, m)
 	} else if d, ok := directResults.Load(workload); ok {
 		base := d.(map[string]float64)
-		for _, k := range []string{"p50-µs", "p99-µs", "chunk-p50-µs", "chunk-p99-µs"} {
+		for _, k := range []string{"p50-µs", "p90-µs", "p99-µs", "chunk-p50-µs", "chunk-p99-µs"} {
 			if v, ok := m[k]; ok {
 				m["added-"+k] = v - base[k]
 			}
@@ -316,7 +316,7 @@ func BenchmarkProxy(b *testing.B) {
 				}
 				el := time.Since(start)
 				report(b, v.name, "keepalive-json", map[string]float64{
-					"p50-µs": us(lat.pct(.5)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
+					"p50-µs": us(lat.pct(.5)), "p90-µs": us(lat.pct(.9)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
 			})
 			b.Run("keepalive-json-8conns", func(b *testing.B) {
 				c := v.client(true)
@@ -341,7 +341,7 @@ func BenchmarkProxy(b *testing.B) {
 					b.Fatal(err)
 				}
 				report(b, v.name, "keepalive-json-8conns", map[string]float64{
-					"p50-µs": us(lat.pct(.5)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
+					"p50-µs": us(lat.pct(.5)), "p90-µs": us(lat.pct(.9)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
 			})
 			b.Run("newconn-json", func(b *testing.B) {
 				c := v.client(false)
@@ -360,7 +360,7 @@ func BenchmarkProxy(b *testing.B) {
 				}
 				el := time.Since(start)
 				report(b, v.name, "newconn-json", map[string]float64{
-					"p50-µs": us(lat.pct(.5)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
+					"p50-µs": us(lat.pct(.5)), "p90-µs": us(lat.pct(.9)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
 			})
 			b.Run("keepalive-sse", func(b *testing.B) {
 				c := v.client(true)
@@ -378,7 +378,7 @@ func BenchmarkProxy(b *testing.B) {
 					lat.add(time.Since(t0))
 				}
 				report(b, v.name, "keepalive-sse", map[string]float64{
-					"p50-µs": us(lat.pct(.5)), "p99-µs": us(lat.pct(.99)),
+					"p50-µs": us(lat.pct(.5)), "p90-µs": us(lat.pct(.9)), "p99-µs": us(lat.pct(.99)),
 					"chunk-p50-µs": us(chunk.pct(.5)), "chunk-p99-µs": us(chunk.pct(.99))})
 			})
 		})

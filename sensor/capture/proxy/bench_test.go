@@ -60,7 +60,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// timed runs the request loop, reporting p50/p99 latency, requests/s and
+// timed runs the request loop, reporting p50/p90/p99 latency, requests/s and
 // CPU per request.
 func timed(b *testing.B, c *http.Client) {
 	get(b, c) // warm: connection, TLS, leaf cache
@@ -77,6 +77,7 @@ func timed(b *testing.B, c *http.Client) {
 	slices.Sort(lat)
 	pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) }
 	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.90), "p90-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(len(lat)), "cpu-µs/req")

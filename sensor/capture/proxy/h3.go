@@ -55,7 +55,7 @@ func (l *h3Listener) serve(ctx context.Context, h flow.Handler) {
 			if p.cfg.Resolve != nil {
 				addr = p.cfg.Resolve(hello.SNI, port)
 			}
-			return quicrelay.Target{Addr: addr, TLS: p.upstreamTLS(hello.SNI, nil)}, nil
+			return quicrelay.Target{Addr: addr, TLS: p.upstreamTLS(hello.SNI, nil, "quic:"+addr)}, nil
 		},
 		OnConn: func(ci quicrelay.ConnInfo) quicrelay.Tap {
 			info := &flow.Info{

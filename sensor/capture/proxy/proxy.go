@@ -95,6 +95,10 @@ type Proxy struct {
 	taps    sync.WaitGroup // flows whose handler has not seen Close yet
 	budget  *budget
 	procs   procFinder
+	// upSessions holds upstream session tickets (scoped per address and
+	// server name); verified remembers upstream chains already verified.
+	upSessions tls.ClientSessionCache
+	verified   *verifiedChains
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -128,7 +132,9 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("proxy: Intercept is set but there is no CA to forge certificates with")
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger.With("component", "proxy"), st: cfg.Stats, conns: map[net.Conn]struct{}{},
-		budget: &budget{max: int64(cfg.TotalQueueBytes)}}
+		budget:     &budget{max: int64(cfg.TotalQueueBytes)},
+		upSessions: tls.NewLRUClientSessionCache(upstreamSessionCacheSize),
+		verified:   newVerifiedChains(verifiedChainCacheSize)}
 	p.ln = cfg.Listener
 	if p.ln == nil {
 		addr := cfg.Addr
@@ -691,7 +697,7 @@ func (c *clientConn) intercept(ctx context.Context, host string, port int, upstr
 			if name == "" {
 				name = host
 			}
-			upstream = tls.Client(upstreamTCP, c.p.upstreamTLS(name, hello.SupportedProtos))
+			upstream = tls.Client(upstreamTCP, c.p.upstreamTLS(name, hello.SupportedProtos, "tcp:"+upstreamTCP.RemoteAddr().String()))
 			if err := upstream.HandshakeContext(hsCtx); err != nil {
 				upErr = err
 				return nil, fmt.Errorf("upstream TLS: %w", err)
@@ -727,11 +733,15 @@ func (c *clientConn) intercept(ctx context.Context, host string, port int, upstr
 	tap.Wait()
 }
 
-func (p *Proxy) upstreamTLS(serverName string, alpn []string) *tls.Config {
+// upstreamTLS is the client configuration for the upstream leg to
+// serverName offering alpn; scope (transport and dialled address) keeps
+// its session tickets apart from other servers'.
+func (p *Proxy) upstreamTLS(serverName string, alpn []string, scope string) *tls.Config {
 	return &tls.Config{
-		ServerName: serverName,
-		NextProtos: alpn,
-		MinVersion: tls.VersionTLS12,
+		ServerName:         serverName,
+		NextProtos:         alpn,
+		MinVersion:         tls.VersionTLS12,
+		ClientSessionCache: scopedSessionCache{shared: p.upSessions, scope: scope},
 		// Verification is done in VerifyConnection against the system
 		// roots and then UpstreamRoots; crypto/tls cannot combine pools.
 		InsecureSkipVerify: true,
@@ -741,12 +751,33 @@ func (p *Proxy) upstreamTLS(serverName string, alpn []string) *tls.Config {
 	}
 }
 
+// verifyUpstream checks the upstream's chain for serverName. It runs on
+// full handshakes and on resumptions (where the chain is the one the
+// resumed session was verified with), and skips the work for a chain it
+// verified recently.
 func (p *Proxy) verifyUpstream(cs tls.ConnectionState, serverName string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("upstream sent no certificate")
 	}
-	opts := x509.VerifyOptions{DNSName: serverName, Intermediates: x509.NewCertPool()}
-	for _, c := range cs.PeerCertificates[1:] {
+	now := time.Now()
+	key := chainKey(serverName, cs.PeerCertificates)
+	if p.verified.ok(key, now) {
+		p.st.Count("proxy.upstream_verify_cached", 1)
+		return nil
+	}
+	chain, err := p.verifyChain(cs.PeerCertificates, serverName, now)
+	if err != nil {
+		return err
+	}
+	p.verified.add(key, chain, now)
+	return nil
+}
+
+// verifyChain verifies certs (leaf first) for serverName at now and
+// returns the chain it built.
+func (p *Proxy) verifyChain(certs []*x509.Certificate, serverName string, now time.Time) ([]*x509.Certificate, error) {
+	opts := x509.VerifyOptions{DNSName: serverName, Intermediates: x509.NewCertPool(), CurrentTime: now}
+	for _, c := range certs[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	// The extra roots first: when they are configured (a corporate TLS
@@ -754,12 +785,15 @@ func (p *Proxy) verifyUpstream(cs tls.ConnectionState, serverName string) error 
 	if p.cfg.UpstreamRoots != nil {
 		extra := opts
 		extra.Roots = p.cfg.UpstreamRoots
-		if _, err := cs.PeerCertificates[0].Verify(extra); err == nil {
-			return nil
+		if chains, err := certs[0].Verify(extra); err == nil {
+			return chains[0], nil
 		}
 	}
-	_, err := cs.PeerCertificates[0].Verify(opts)
-	return err
+	chains, err := certs[0].Verify(opts)
+	if err != nil {
+		return nil, err
+	}
+	return chains[0], nil
 }
 
 // handshakeFailed explains a failed interception in terms a person can act
