@@ -217,22 +217,10 @@ func genaiStatus(err error) (int, bool) {
 
 func genaiCall(ctx context.Context, client *http.Client, in cassette.Interaction) error {
 	model, op, _ := genaiOperation(in.Request.URL)
-	var req genaiRequest
-	if err := json.Unmarshal(in.Request.Body, &req); err != nil {
-		return fmt.Errorf("recorded request is not a generateContent request for the SDK: %w", err)
+	recorded, err := decodedResponseBody(in.Response)
+	if err != nil {
+		return fmt.Errorf("recorded response: %w", err)
 	}
-	cfg := &genai.GenerateContentConfig{}
-	if len(req.GenerationConfig) > 0 {
-		if err := json.Unmarshal(req.GenerationConfig, cfg); err != nil {
-			return fmt.Errorf("recorded generationConfig does not decode into the SDK's config: %w", err)
-		}
-	}
-	cfg.SystemInstruction = req.SystemInstruction
-	cfg.Tools = req.Tools
-	cfg.ToolConfig = req.ToolConfig
-	cfg.SafetySettings = req.SafetySettings
-	cfg.CachedContent = req.CachedContent
-	cfg.Labels = req.Labels
 	c, err := genai.NewClient(ctx, &genai.ClientConfig{
 		APIKey:     "test",
 		Backend:    genai.BackendGeminiAPI,
@@ -244,32 +232,7 @@ func genaiCall(ctx context.Context, client *http.Client, in cassette.Interaction
 	if err != nil {
 		return fmt.Errorf("genai client: %w", err)
 	}
-	if op == "generateContent" {
-		res, err := c.Models.GenerateContent(ctx, model, req.Contents, cfg)
-		if err := checkCallStatus(in, err, genaiStatus); err != nil || recordedStatus(in.Response) >= 300 {
-			return err
-		}
-		if res == nil || len(res.Candidates) == 0 && res.PromptFeedback == nil {
-			return errors.New("SDK parsed a response with no candidates and no prompt feedback")
-		}
-		return nil
-	}
-	n := 0
-	var streamErr error
-	for _, err := range c.Models.GenerateContentStream(ctx, model, req.Contents, cfg) {
-		if err != nil {
-			streamErr = err
-			break
-		}
-		n++
-	}
-	if err := checkCallStatus(in, streamErr, genaiStatus); err != nil || recordedStatus(in.Response) >= 300 {
-		return err
-	}
-	if n == 0 {
-		return errors.New("SDK stream yielded no responses")
-	}
-	return nil
+	return geminiGenerate(ctx, c, model, op == "streamGenerateContent", in, recorded)
 }
 
 // OllamaSDK drives Ollama /api/chat and /api/generate requests through

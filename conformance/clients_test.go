@@ -20,11 +20,16 @@ func clientPaths() []capturePath {
 	return []capturePath{
 		{name: "tls-h1-curl", skip: CurlMissing, run: overLoopback(loopback.H1, Curl{})},
 		{name: "tls-h2-curl", skip: CurlMissing, run: overLoopback(loopback.H2, Curl{HTTP2: true})},
+		{name: "tls-h1-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H1, OpenAISDK{})},
+		{name: "tls-h1-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H1, AnthropicSDK{})},
+		{name: "tls-h1-genai-go", applies: GenAISDK{}.Applies, run: overLoopback(loopback.H1, GenAISDK{})},
+		{name: "tls-h1-vertex-go", applies: VertexSDK{}.Applies, run: overLoopback(loopback.H1, VertexSDK{})},
 		{name: "tls-h2-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H2, OpenAISDK{})},
 		{name: "tls-h2-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H2, AnthropicSDK{})},
 		{name: "tls-h3-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H3, OpenAISDK{})},
 		{name: "tls-h3-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H3, AnthropicSDK{})},
 		{name: "tls-h2-genai-go", applies: GenAISDK{}.Applies, run: overLoopback(loopback.H2, GenAISDK{})},
+		{name: "tls-h2-vertex-go", applies: VertexSDK{}.Applies, run: overLoopback(loopback.H2, VertexSDK{})},
 		{name: "tls-h2-bedrock-go", applies: BedrockSDK{}.Applies, run: overLoopback(loopback.H2, BedrockSDK{})},
 		{name: "tls-h1-ollama-go", applies: OllamaSDK{}.Applies, run: overLoopback(loopback.H1, OllamaSDK{})},
 	}
