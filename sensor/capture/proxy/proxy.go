@@ -99,6 +99,9 @@ type Proxy struct {
 	// server name); verified remembers upstream chains already verified.
 	upSessions tls.ClientSessionCache
 	verified   *verifiedChains
+	// clientTLSConf is built once by clientTLS.
+	clientTLSOnce sync.Once
+	clientTLSConf *tls.Config
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -679,52 +682,89 @@ func relay(client, upstream net.Conn, tap *flowTap, tapS2C bool) string {
 	return "error"
 }
 
+// interception is the state of one intercepted connection's handshakes,
+// reached from the proxy-wide client-facing tls.Config through the
+// connection it is handshaking on.
+type interception struct {
+	c           *clientConn
+	host        string
+	upstreamTCP net.Conn
+	ctx         context.Context
+	upstream    *tls.Conn
+	upErr       error
+	sni         string
+}
+
+// interceptConn is the client connection handed to tls.Server; it carries
+// the interception so configForClient can find it.
+type interceptConn struct {
+	readerConn
+	ic *interception
+}
+
+// clientTLS is the proxy-wide configuration for the TLS the proxy serves
+// to clients. Being shared, its session-ticket keys are too, so a client
+// that resumes its session with the proxy skips the certificate on later
+// connections (the upstream leg is still opened and checked every time).
+func (p *Proxy) clientTLS() *tls.Config {
+	p.clientTLSOnce.Do(func() {
+		p.clientTLSConf = &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: p.configForClient}
+	})
+	return p.clientTLSConf
+}
+
+// configForClient opens TLS to the server the client named, offering
+// exactly the client's ALPN list, and answers the client with the forged
+// leaf and the protocol the server chose.
+func (p *Proxy) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	conn, ok := hello.Conn.(interceptConn)
+	if !ok {
+		return nil, errors.New("proxy: handshake on a connection that is not being intercepted")
+	}
+	ic := conn.ic
+	ic.sni = strings.ToLower(hello.ServerName)
+	name := ic.sni
+	if name == "" {
+		name = ic.host
+	}
+	ic.upstream = tls.Client(ic.upstreamTCP, p.upstreamTLS(name, hello.SupportedProtos, "tcp:"+ic.upstreamTCP.RemoteAddr().String()))
+	if err := ic.upstream.HandshakeContext(ic.ctx); err != nil {
+		ic.upErr = err
+		return nil, fmt.Errorf("upstream TLS: %w", err)
+	}
+	leaf, err := p.cfg.CA.Leaf(name)
+	if err != nil {
+		ic.upErr = err
+		return nil, err
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{*leaf}, MinVersion: tls.VersionTLS12}
+	if proto := ic.upstream.ConnectionState().NegotiatedProtocol; proto != "" {
+		conf.NextProtos = []string{proto}
+	}
+	return conf, nil
+}
+
 // intercept terminates the client's TLS with a forged leaf and opens TLS
 // to the server offering exactly the client's ALPN list.
 func (c *clientConn) intercept(ctx context.Context, host string, port int, upstreamTCP net.Conn) {
-	var (
-		upstream *tls.Conn
-		upErr    error
-		sni      string
-	)
 	hsCtx, cancel := context.WithTimeout(ctx, c.p.cfg.HandshakeTimeout)
 	defer cancel()
-	serverConf := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			sni = strings.ToLower(hello.ServerName)
-			name := sni
-			if name == "" {
-				name = host
-			}
-			upstream = tls.Client(upstreamTCP, c.p.upstreamTLS(name, hello.SupportedProtos, "tcp:"+upstreamTCP.RemoteAddr().String()))
-			if err := upstream.HandshakeContext(hsCtx); err != nil {
-				upErr = err
-				return nil, fmt.Errorf("upstream TLS: %w", err)
-			}
-			leaf, err := c.p.cfg.CA.Leaf(name)
-			if err != nil {
-				upErr = err
-				return nil, err
-			}
-			conf := &tls.Config{Certificates: []tls.Certificate{*leaf}, MinVersion: tls.VersionTLS12}
-			if proto := upstream.ConnectionState().NegotiatedProtocol; proto != "" {
-				conf.NextProtos = []string{proto}
-			}
-			return conf, nil
-		},
-	}
+	ic := &interception{c: c, host: host, upstreamTCP: upstreamTCP, ctx: hsCtx}
 	tail := &tailReader{r: c.clientReader()}
-	client := tls.Server(readerConn{c.conn, tail}, serverConf)
+	client := tls.Server(interceptConn{readerConn{c.conn, tail}, ic}, c.p.clientTLS())
 	if err := client.HandshakeContext(hsCtx); err != nil {
-		c.handshakeFailed(host, port, sni, upErr, err, tail)
+		if ic.upstream != nil {
+			ic.upstream.Close()
+		}
+		c.handshakeFailed(host, port, ic.sni, ic.upErr, err, tail)
 		return
 	}
 	tail.direct = tail.r // stop keeping a tail; reads go straight through
 	tail.r = nil
+	upstream := ic.upstream
 	defer upstream.Close()
 	info := c.newInfo(host, port, upstreamTCP, true)
-	info.SNI = sni
+	info.SNI = ic.sni
 	info.ALPN = client.ConnectionState().NegotiatedProtocol
 	tap := c.p.newTap(c.h, info, c.log, c.attribute)
 	c.p.st.Count("proxy.flows", 1)

@@ -236,3 +236,35 @@ func TestVerifiedChainsExpireAndStayBounded(t *testing.T) {
 		t.Errorf("cache holds %d chains, want at most 2", v.len())
 	}
 }
+
+// TestClientSessionsResumeWithTheProxy: a client that keeps session
+// tickets resumes its TLS session with the proxy on a new connection,
+// and the connection is still intercepted and captured with the ALPN the
+// server chose.
+func TestClientSessionsResumeWithTheProxy(t *testing.T) {
+	w := newWorld(t)
+	log := &handshakeLog{}
+	w.serveTLS(t, apiHost, log)
+	w.start(t, Config{Logger: quiet(), NoProcessLookup: true})
+	c := w.client("h2", false)
+	c.Transport.(*http.Transport).TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+	for i := range 3 {
+		resp := mustGet(t, c, "https://"+apiHost+"/v1/models")
+		if resp.Proto != "HTTP/2.0" {
+			t.Errorf("request %d: client spoke %s, want HTTP/2.0", i+1, resp.Proto)
+		}
+		if resumed := i > 0; resp.TLS.DidResume != resumed {
+			t.Errorf("request %d: client session resumed %v, want %v", i+1, resp.TLS.DidResume, resumed)
+		}
+	}
+	if n := len(log.all()); n != 3 {
+		t.Fatalf("upstream saw %d requests, want 3", n)
+	}
+	ids := w.rec.waitClosed(t, 3)
+	for _, id := range ids {
+		info := w.rec.infos[id]
+		if info.SNI != apiHost || info.ALPN != "h2" || !info.TLS {
+			t.Errorf("flow %s: SNI %q ALPN %q TLS %v, want %s h2 TLS", id, info.SNI, info.ALPN, info.TLS, apiHost)
+		}
+	}
+}
