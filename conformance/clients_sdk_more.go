@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -141,15 +143,16 @@ func checkCallStatus(in cassette.Interaction, err error, statusOf func(error) (i
 	return nil
 }
 
-// GenAISDK drives Gemini API generateContent and streamGenerateContent
-// requests through google.golang.org/genai.
+// GenAISDK drives Gemini API generateContent, streamGenerateContent and
+// batchEmbedContents requests through google.golang.org/genai.
 type GenAISDK struct{}
 
 var genaiDriver = moreSDKDriver{applies: genaiApplies, call: genaiCall}
 
 // Applies reports whether every interaction of rec is a Gemini API request
-// the SDK makes: generateContent with no query, or streamGenerateContent
-// with alt=sse (other query forms come from other clients).
+// the SDK makes: generateContent or batchEmbedContents with no query, or
+// streamGenerateContent with alt=sse (other query forms come from other
+// clients).
 func (GenAISDK) Applies(rec *cassette.Recording) bool { return genaiDriver.recordingApplies(rec) }
 
 // Drive re-issues every interaction through the SDK.
@@ -174,6 +177,7 @@ func genaiOperation(raw string) (model, op string, ok bool) {
 	switch {
 	case op == "generateContent" && u.RawQuery == "":
 	case op == "streamGenerateContent" && u.RawQuery == "alt=sse":
+	case op == "batchEmbedContents" && u.RawQuery == "":
 	default:
 		return "", "", false
 	}
@@ -221,8 +225,19 @@ func genaiCall(ctx context.Context, client *http.Client, in cassette.Interaction
 	if err != nil {
 		return fmt.Errorf("recorded response: %w", err)
 	}
+	// The SDK must build the recorded URL and authenticate with its key
+	// before the request is swapped for the recorded one.
+	client.Transport = sdkRequestCheck{next: client.Transport, check: func(req *http.Request) error {
+		if got := req.Header.Get("X-Goog-Api-Key"); got != placeholderKey {
+			return fmt.Errorf("SDK sent x-goog-api-key %q, want its API key", got)
+		}
+		if got := req.URL.String(); got != in.Request.URL {
+			return fmt.Errorf("SDK built URL %s, recorded %s", got, in.Request.URL)
+		}
+		return nil
+	}}
 	c, err := genai.NewClient(ctx, &genai.ClientConfig{
-		APIKey:     "test",
+		APIKey:     placeholderKey,
 		Backend:    genai.BackendGeminiAPI,
 		HTTPClient: client,
 		HTTPOptions: genai.HTTPOptions{
@@ -232,7 +247,63 @@ func genaiCall(ctx context.Context, client *http.Client, in cassette.Interaction
 	if err != nil {
 		return fmt.Errorf("genai client: %w", err)
 	}
+	if op == "batchEmbedContents" {
+		return geminiEmbed(ctx, c, model, in, recorded)
+	}
 	return geminiGenerate(ctx, c, model, op == "streamGenerateContent", in, recorded)
+}
+
+// geminiEmbed re-issues a batchEmbedContents interaction through the SDK's
+// EmbedContent (which sends a batch on the Gemini API): one content per
+// recorded request, all with the same settings, and checks that the SDK
+// parsed the recorded embeddings value for value.
+func geminiEmbed(ctx context.Context, c *genai.Client, model string, in cassette.Interaction, recorded []byte) error {
+	var req struct {
+		Requests []struct {
+			Content              *genai.Content `json:"content"`
+			Model                string         `json:"model"`
+			TaskType             string         `json:"taskType"`
+			Title                string         `json:"title"`
+			OutputDimensionality *int32         `json:"outputDimensionality"`
+		} `json:"requests"`
+	}
+	if err := json.Unmarshal(in.Request.Body, &req); err != nil {
+		return fmt.Errorf("recorded request is not a batchEmbedContents request for the SDK: %w", err)
+	}
+	if len(req.Requests) == 0 {
+		return errors.New("recorded batchEmbedContents request has no requests")
+	}
+	first := req.Requests[0]
+	cfg := &genai.EmbedContentConfig{TaskType: first.TaskType, Title: first.Title, OutputDimensionality: first.OutputDimensionality}
+	var contents []*genai.Content
+	for i, r := range req.Requests {
+		if r.Model != "models/"+model || r.TaskType != first.TaskType || r.Title != first.Title ||
+			!reflect.DeepEqual(r.OutputDimensionality, first.OutputDimensionality) {
+			return fmt.Errorf("recorded request %d has settings the SDK's EmbedContent would not send", i+1)
+		}
+		contents = append(contents, r.Content)
+	}
+	res, err := c.Models.EmbedContent(ctx, model, contents, cfg)
+	if err := checkCallStatus(in, err, genaiStatus); err != nil || recordedStatus(in.Response) >= 300 {
+		return err
+	}
+	var want struct {
+		Embeddings []struct {
+			Values []float32 `json:"values"`
+		} `json:"embeddings"`
+	}
+	if err := json.Unmarshal(recorded, &want); err != nil {
+		return fmt.Errorf("recorded response is not an embeddings response: %w", err)
+	}
+	if len(res.Embeddings) != len(want.Embeddings) || len(want.Embeddings) == 0 {
+		return fmt.Errorf("SDK parsed %d embeddings, recorded %d", len(res.Embeddings), len(want.Embeddings))
+	}
+	for i, e := range res.Embeddings {
+		if !slices.Equal(e.Values, want.Embeddings[i].Values) {
+			return fmt.Errorf("embedding %d: SDK parsed %d values that differ from the recorded %d", i+1, len(e.Values), len(want.Embeddings[i].Values))
+		}
+	}
+	return nil
 }
 
 // OllamaSDK drives Ollama /api/chat and /api/generate requests through
