@@ -34,6 +34,12 @@ type Config struct {
 	// reader and the decoder (default 16384). Overflow is counted and
 	// signalled as a gap on the affected flow.
 	QueueRecords int
+	// ReadInterval bounds how long a record may sit in the ring buffer
+	// before the reader takes it (default 4 ms). Records do not wake the
+	// reader one by one: it drains the ring on this timer, and is woken
+	// early only when an eighth of the ring is unread or a process executes
+	// or maps a new file (its probes must be placed quickly).
+	ReadInterval time.Duration
 
 	// NoSystemEvents disables exec/exit/connect/file events. Process
 	// tracking for flows (exit closes flows, new executables get probes)
@@ -156,6 +162,9 @@ func (c *Config) withDefaults() Config {
 	out.RingBufferBytes = size
 	if out.QueueRecords <= 0 {
 		out.QueueRecords = 16384
+	}
+	if out.ReadInterval <= 0 {
+		out.ReadInterval = 4 * time.Millisecond
 	}
 	if out.Logger == nil {
 		out.Logger = slog.Default()

@@ -54,9 +54,10 @@ type flowState struct {
 }
 
 type openFile struct {
-	tgid  uint32
-	path  string
-	flags uint32
+	tgid    uint32
+	path    string
+	flags   uint32
+	created bool // the open created the file (FMODE_CREATED)
 }
 
 // decoder turns ring buffer records into flows and system events. It runs on
@@ -495,7 +496,7 @@ func (d *decoder) file(h hdr, raw []byte) {
 	created := le.Uint32(raw[unsafeOffFileCreated:]) != 0
 	path := pathFromComponents(raw[fileHead:])
 	if h.typ == evFileOpen {
-		d.files[filePtr] = openFile{tgid: h.tgid, path: path, flags: flags}
+		d.files[filePtr] = openFile{tgid: h.tgid, path: path, flags: flags, created: created}
 		d.system(flow.SystemEvent{
 			Kind: flow.SysFileOpen, At: at, Process: d.proc(h.tgid).process(),
 			Path: path, Flags: openFlags(flags), Created: created, Truncated: flags&oTrunc != 0,
@@ -511,9 +512,13 @@ func (d *decoder) file(h hdr, raw []byte) {
 	if bytesWritten == 0 {
 		return
 	}
+	// The close record reads FMODE_CREATED from the same struct file the
+	// open did (the bit is never cleared), so it stands when the open
+	// record was not seen.
 	d.system(flow.SystemEvent{
 		Kind: flow.SysFileWrite, At: at, Process: d.proc(owner).process(),
 		Path: path, BytesWritten: int64(bytesWritten), Flags: openFlags(flags),
+		Created: created || opener.created, Truncated: flags&oTrunc != 0,
 	})
 }
 
@@ -536,6 +541,7 @@ func (d *decoder) flushFiles(tgid uint32, p *procInfo, at time.Time) {
 		d.system(flow.SystemEvent{
 			Kind: flow.SysFileWrite, At: at, Process: p.process(),
 			Path: of.path, BytesWritten: int64(tf.Bytes), Flags: openFlags(of.flags),
+			Created: of.created, Truncated: of.flags&oTrunc != 0,
 		})
 	}
 }

@@ -236,6 +236,7 @@ const (
 	oispVarUnusedSockClose   = "unused_sock_close"
 	oispVarUnusedStat        = "unused_stat"
 	oispVarUnusedTlsData     = "unused_tls_data"
+	oispVarWakeBytes         = "wake_bytes"
 )
 
 // loadOisp returns the embedded CollectionSpec for oisp.
@@ -339,6 +340,7 @@ type oispVariableSpecs struct {
 	UnusedSockClose *ebpf.VariableSpec `ebpf:"unused_sock_close"`
 	UnusedStat      *ebpf.VariableSpec `ebpf:"unused_stat"`
 	UnusedTlsData   *ebpf.VariableSpec `ebpf:"unused_tls_data"`
+	WakeBytes       *ebpf.VariableSpec `ebpf:"wake_bytes"`
 }
 
 // oispObjects contains all objects after they have been loaded into the kernel.
@@ -422,6 +424,7 @@ type oispVariables struct {
 	UnusedSockClose *ebpf.Variable `ebpf:"unused_sock_close"`
 	UnusedStat      *ebpf.Variable `ebpf:"unused_stat"`
 	UnusedTlsData   *ebpf.Variable `ebpf:"unused_tls_data"`
+	WakeBytes       *ebpf.Variable `ebpf:"wake_bytes"`
 }
 
 // oispPrograms contains all programs after they have been loaded into the kernel.

@@ -130,6 +130,11 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}
+	if vs, ok := spec.Variables["wake_bytes"]; !ok {
+		return nil, fmt.Errorf("BPF object lacks variable wake_bytes")
+	} else if err := vs.Set(uint64(cfg.RingBufferBytes / wakeFraction)); err != nil {
+		return nil, fmt.Errorf("set wake_bytes: %w", err)
+	}
 	spec.Maps["events"].MaxEntries = uint32(cfg.RingBufferBytes)
 
 	s := &Source{cfg: cfg, log: cfg.Logger, ready: make(chan struct{})}
@@ -304,7 +309,10 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	att := newAttacher(s)
 	defer att.close()
 
-	queue := make(chan queued, s.cfg.QueueRecords)
+	// Every batch holds at least one record and at most QueueRecords are
+	// queued at once (inQueue), so a send on queue never blocks.
+	queue := make(chan []queued, s.cfg.QueueRecords)
+	var inQueue atomic.Int64
 	drops := newDropLedger()
 	var wg sync.WaitGroup
 
@@ -312,7 +320,7 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	go func() {
 		defer wg.Done()
 		defer close(queue)
-		s.readLoop(rd, queue, drops)
+		s.readLoop(rd, queue, &inQueue, drops)
 	}()
 
 	attachCtx, stopAttach := context.WithCancel(ctx)
@@ -335,12 +343,15 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	defer sweep.Stop()
 	for running := true; running; {
 		select {
-		case q, ok := <-queue:
+		case batch, ok := <-queue:
 			if !ok {
 				running = false
 				break
 			}
-			dec.handle(q)
+			for _, q := range batch {
+				dec.handle(q)
+			}
+			inQueue.Add(-int64(len(batch)))
 		case <-sweep.C:
 			dec.sweep()
 		}
@@ -362,14 +373,61 @@ type queued struct {
 	raw []byte
 }
 
+// wakeFraction: the kernel wakes the reader as soon as this fraction of
+// the ring (1/wakeFraction) is unread, well before a burst could fill it.
+const wakeFraction = 8
+
+// maxBatch bounds the records handed to the decoder at once, so that the
+// decoder starts on a long drain before it ends.
+const maxBatch = 256
+
 // readLoop copies records out of the ring into the bounded queue and never
 // blocks on the decoder: when the queue is full the record is dropped,
 // counted and remembered as a gap for its flow.
-func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- queued, drops *dropLedger) {
-	var rec ringbuf.Record
-	var seq uint64
+//
+// Records arrive in bursts (the kernel does not wake the reader per
+// record, see ring_flags in bpf/oisp.bpf.c): the reader wakes on its own
+// every ReadInterval, drains what is there and hands it over as one batch,
+// copied into one allocation, so a burst costs one wake-up of the reader and
+// one of the decoder instead of one each per record.
+func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- []queued, inQueue *atomic.Int64, drops *dropLedger) {
+	var (
+		rec     ringbuf.Record
+		seq     uint64
+		arena   []byte
+		ends    []int
+		seqs    []uint64
+		lastCap = 64 << 10
+	)
+	flush := func() {
+		if len(ends) == 0 {
+			return
+		}
+		batch := make([]queued, len(ends))
+		start := 0
+		for i, end := range ends {
+			// Full slice expressions: a receiver appending to one record's
+			// bytes must never write into the next.
+			batch[i] = queued{seq: seqs[i], raw: arena[start:end:end]}
+			start = end
+		}
+		inQueue.Add(int64(len(batch)))
+		queue <- batch
+		lastCap = max(cap(arena), 4<<10)
+		arena, ends, seqs = nil, ends[:0], seqs[:0]
+	}
+	rd.SetDeadline(time.Now().Add(s.cfg.ReadInterval))
 	for {
-		if err := rd.ReadInto(&rec); err != nil {
+		err := rd.ReadInto(&rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The ring is drained: hand over what was read and sleep until
+			// the next tick (or an early wake-up from the kernel).
+			flush()
+			rd.SetDeadline(time.Now().Add(s.cfg.ReadInterval))
+			continue
+		}
+		if err != nil {
+			flush()
 			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				return
 			}
@@ -378,18 +436,24 @@ func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- queued, drops *dropLe
 		}
 		seq++
 		s.user.recordsRead.Add(1)
-		raw := make([]byte, len(rec.RawSample))
-		copy(raw, rec.RawSample)
-		select {
-		case queue <- queued{seq: seq, raw: raw}:
-		default:
+		if inQueue.Load()+int64(len(ends)) >= int64(s.cfg.QueueRecords) {
 			s.user.queueDropRecords.Add(1)
-			if t, ok := parseTLS(raw); ok {
+			if t, ok := parseTLS(rec.RawSample); ok {
 				s.user.queueDropBytes.Add(int64(len(t.data)))
 				drops.add(dropKey{tgid: t.tgid, conn: t.conn, dir: t.dir}, int64(len(t.data)), seq)
 			} else {
-				drops.addSystem(raw)
+				drops.addSystem(rec.RawSample)
 			}
+			continue
+		}
+		if arena == nil {
+			arena = make([]byte, 0, lastCap)
+		}
+		arena = append(arena, rec.RawSample...)
+		ends = append(ends, len(arena))
+		seqs = append(seqs, seq)
+		if rec.Remaining == 0 || len(ends) >= maxBatch {
+			flush()
 		}
 	}
 }

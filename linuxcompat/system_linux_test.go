@@ -26,6 +26,7 @@ exec 3>&-
 { echo x >/dev/tcp/::1/1; } 2>/dev/null
 head -c 1234 /dev/zero > out.bin
 "$2" -c "f = open('py.txt', 'w'); f.write('x' * 100); f.close()"
+"$2" -c "f = open('py.txt', 'a'); f.write('y' * 10); f.close()"
 "$2" -c "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
 /bin/true arg1 "arg two"
 exit 7
@@ -125,6 +126,7 @@ func TestSystemEvents(t *testing.T) {
 		Path    string
 		Flags   []string
 		Created bool
+		Trunc   bool
 		Bytes   int64
 		Exit    int
 		Signal  int
@@ -154,9 +156,9 @@ func TestSystemEvents(t *testing.T) {
 		case flow.SysConnect:
 			s.Remote, s.Success, s.Error = e.Remote.String(), e.Success, e.Error
 		case flow.SysFileOpen:
-			s.Path, s.Flags, s.Created = e.Path, e.Flags, e.Created
+			s.Path, s.Flags, s.Created, s.Trunc = e.Path, e.Flags, e.Created, e.Truncated
 		case flow.SysFileWrite:
-			s.Path, s.Bytes = e.Path, e.BytesWritten
+			s.Path, s.Bytes, s.Created, s.Trunc = e.Path, e.BytesWritten, e.Created, e.Truncated
 		case flow.SysExit:
 			s.Exit, s.Signal = e.ExitCode, e.Signal
 		}
@@ -172,13 +174,18 @@ func TestSystemEvents(t *testing.T) {
 		{Kind: flow.SysExec, Who: "script", Exe: bashExe, Args: []string{bash, script, fmt.Sprint(port), pyExe}, Cwd: dir},
 		{Kind: flow.SysConnect, Who: "script", Remote: fmt.Sprintf("127.0.0.1:%d", port), Success: true},
 		{Kind: flow.SysConnect, Who: "script", Remote: "[::1]:1", Success: false, Error: "connection refused"},
-		{Kind: flow.SysFileOpen, Who: "head", Path: filepath.Join(dir, "out.bin"), Flags: []string{"write", "create", "truncate"}, Created: true},
+		{Kind: flow.SysFileOpen, Who: "head", Path: filepath.Join(dir, "out.bin"), Flags: []string{"write", "create", "truncate"}, Created: true, Trunc: true},
 		{Kind: flow.SysExec, Who: "head", Exe: headExe, Args: []string{"head", "-c", "1234", "/dev/zero"}, Cwd: dir},
-		{Kind: flow.SysFileWrite, Who: "head", Path: filepath.Join(dir, "out.bin"), Bytes: 1234},
+		{Kind: flow.SysFileWrite, Who: "head", Path: filepath.Join(dir, "out.bin"), Bytes: 1234, Created: true, Trunc: true},
 		{Kind: flow.SysExit, Who: "head"},
 		{Kind: flow.SysExec, Who: filepath.Base(pyExe), Exe: pyExe, Args: []string{pyExe, "-c", "f = open('py.txt', 'w'); f.write('x' * 100); f.close()"}, Cwd: dir},
-		{Kind: flow.SysFileOpen, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Flags: []string{"write", "create", "truncate"}, Created: true},
-		{Kind: flow.SysFileWrite, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Bytes: 100},
+		{Kind: flow.SysFileOpen, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Flags: []string{"write", "create", "truncate"}, Created: true, Trunc: true},
+		{Kind: flow.SysFileWrite, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Bytes: 100, Created: true, Trunc: true},
+		{Kind: flow.SysExit, Who: filepath.Base(pyExe)},
+		// Appending to the file that exists now: O_CREAT without creating.
+		{Kind: flow.SysExec, Who: filepath.Base(pyExe), Exe: pyExe, Args: []string{pyExe, "-c", "f = open('py.txt', 'a'); f.write('y' * 10); f.close()"}, Cwd: dir},
+		{Kind: flow.SysFileOpen, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Flags: []string{"write", "append", "create"}},
+		{Kind: flow.SysFileWrite, Who: filepath.Base(pyExe), Path: filepath.Join(dir, "py.txt"), Bytes: 10},
 		{Kind: flow.SysExit, Who: filepath.Base(pyExe)},
 		{Kind: flow.SysExec, Who: filepath.Base(pyExe), Exe: pyExe, Args: []string{pyExe, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"}, Cwd: dir},
 		{Kind: flow.SysExit, Who: filepath.Base(pyExe), Signal: 15},

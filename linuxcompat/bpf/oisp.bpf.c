@@ -38,6 +38,7 @@ volatile const u32 filter_mode = 0;        /* 0: everything, 1: traced/cgroup ma
 volatile const u32 max_call_bytes = 262144; /* per TLS call */
 volatile const u32 sys_events = 0xff;      /* bit mask of SYS_* below */
 volatile const u32 attach_per_pid = 0;     /* library discovery key includes tgid */
+volatile const u64 wake_bytes = 1 << 20;   /* unread ring bytes that wake the reader */
 
 #define SYS_EXEC 1
 #define SYS_EXIT 2
@@ -507,9 +508,37 @@ static __noinline u32 walk_path(struct path *p, char *buf)
 	return w.pos;
 }
 
+/*
+ * Wake-ups: a record normally does not wake the reader (BPF_RB_NO_WAKEUP);
+ * user space drains the ring on a short timer instead, so a burst of records
+ * costs one wake-up, not one per record. The reader is woken at once when
+ * the unread data passes wake_bytes (so a fast producer cannot fill the ring
+ * between two timer reads) and for records that gate probe placement (exec,
+ * executable mappings), where every millisecond is a window in which a new
+ * process could speak TLS before its probes are in place. FORCE, not the
+ * default adaptive mode: adaptive wakes only when the reader has caught up,
+ * which is never the case while earlier unwoken records are unread.
+ */
+static __always_inline u64 ring_flags(bool urgent)
+{
+	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wake_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline int emit_sys_flags(void *rec, u64 size, bool urgent)
+{
+	if (bpf_ringbuf_output(&events, rec, size, ring_flags(urgent))) {
+		stat_add(ST_RB_FAIL_SYS, 1);
+		return -1;
+	}
+	stat_add(ST_SYS_EVENTS, 1);
+	return 0;
+}
+
 static __always_inline int emit_sys(void *rec, u64 size)
 {
-	if (bpf_ringbuf_output(&events, rec, size, 0)) {
+	if (bpf_ringbuf_output(&events, rec, size, ring_flags(false))) {
 		stat_add(ST_RB_FAIL_SYS, 1);
 		return -1;
 	}
@@ -567,7 +596,7 @@ static long emit_chunk(u32 i, void *data)
 		c->lost_pending = true;
 		return 0;
 	}
-	if (bpf_ringbuf_output(&events, rec, offsetof(struct ev_tls_data, data) + len, 0)) {
+	if (bpf_ringbuf_output(&events, rec, offsetof(struct ev_tls_data, data) + len, ring_flags(false))) {
 		stat_add(ST_RB_FAIL_TLS, 1);
 		stat_add(ST_RB_FAIL_TLS_BYTES, len);
 		lose(&c->lost_key, len);
@@ -913,7 +942,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 		u8 one = 1;
 		bpf_map_update_elem(&seen_inodes, &sk, &one, BPF_ANY);
 	}
-	emit_sys(e, sizeof(*e));
+	emit_sys_flags(e, sizeof(*e), true);
 	return 0;
 }
 
@@ -1127,7 +1156,7 @@ static __always_inline void on_mmap_enter(u32 tgid, u64 prot, s32 fd)
 	u64 size = offsetof(struct ev_lib_map, path) + (e->path_len & 8191);
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	emit_sys(e, size);
+	emit_sys_flags(e, size, true);
 }
 
 SEC("raw_tracepoint/sys_enter")
