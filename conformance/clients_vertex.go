@@ -91,8 +91,14 @@ func vertexOperation(raw string) (vertexTarget, bool) {
 }
 
 func vertexApplies(in cassette.Interaction) bool {
-	if _, ok := vertexOperation(in.Request.URL); !ok {
+	t, ok := vertexOperation(in.Request.URL)
+	if !ok {
 		return false
+	}
+	if t.op != "countTokens" {
+		if _, _, err := genaiRequestConfig(in.Request.Body); err != nil {
+			return false
+		}
 	}
 	ct := strings.ToLower(in.Response.Header.Get("Content-Type"))
 	return recordedStatus(in.Response) >= 300 || strings.Contains(ct, "json") || strings.Contains(ct, "text/event-stream")
