@@ -12,8 +12,8 @@ import (
 // MultiSDK drives recordings that talk to more than one provider, as an
 // agent framework does when one conversation moves between models: each
 // interaction goes through the official SDK of its own API (openai-go,
-// anthropic-sdk-go, genai for the Gemini API and Vertex AI, bedrockruntime,
-// ollama), all over one client transport, so the sensor sees the
+// anthropic-sdk-go, genai for the Gemini API and Vertex AI, the generated
+// generative language REST client, bedrockruntime, ollama), all over one client transport, so the sensor sees the
 // providers' connections interleaved in the recorded order. A recording
 // one SDK can drive alone is left to that SDK's own path.
 type MultiSDK struct{}
@@ -59,6 +59,7 @@ func multiSDKParts() []sdkPart {
 		stainlessPart("anthropic-sdk-go", anthropicEndpoints),
 		morePart("genai", genaiDriver),
 		morePart("genai-vertex", vertexDriver),
+		morePart("generativelanguage-gapic", gapicDriver),
 		morePart("bedrockruntime", bedrockDriver),
 		morePart("ollama", ollamaDriver),
 	}
