@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,7 +40,9 @@ import (
 // ProxyOptions configure a ProxyRig.
 type ProxyOptions struct {
 	// Transport is the replay server's protocol (h1 or h2); clients get
-	// what it negotiates through the proxy's ALPN mirroring.
+	// what it negotiates through the proxy's ALPN mirroring. With h3 the
+	// proxy also opens its HTTP/3 (QUIC) listener, which relays to the
+	// replay server's QUIC address.
 	Transport loopback.Transport
 	// ViaSocket sends the proxy's flows over the extension socket.
 	ViaSocket bool
@@ -112,8 +115,23 @@ func StartProxyRig(rec *cassette.Recording, opt ProxyOptions) (*ProxyRig, error)
 		}
 	}
 	reg := r.Session.Registry
+	var h3Addr, h3Default string
+	if opt.Transport == loopback.H3 {
+		h3Addr = "127.0.0.1:0"
+		// A client that dials an IP literal sends no SNI; the listener
+		// relays such connections to the recording's IP-literal host
+		// (what a user pointing a client at the listener by address
+		// configures).
+		for host := range recorded {
+			if _, err := netip.ParseAddr(host); err == nil && (h3Default == "" || host < h3Default) {
+				h3Default = host
+			}
+		}
+	}
 	r.Proxy, err = proxy.New(proxy.Config{
 		Addr:            "127.0.0.1:0",
+		H3Addr:          h3Addr,
+		H3DefaultHost:   h3Default,
 		CA:              r.CA,
 		Intercept:       func(host string, port int) bool { return reg.Intercept(host, port) || recorded[host] },
 		UpstreamRoots:   up.CA.CertPool(),

@@ -25,10 +25,13 @@ func proxyPaths() []capturePath {
 	h1 := ProxyOptions{Transport: loopback.H1}
 	h2 := ProxyOptions{Transport: loopback.H2}
 	sock := ProxyOptions{Transport: loopback.H2, ViaSocket: true}
+	h3 := ProxyOptions{Transport: loopback.H3}
 	return []capturePath{
 		{name: "proxy-h1", run: throughProxy(h1, GoProxyClient{})},
 		{name: "proxy-h2", run: throughProxy(h2, GoProxyClient{HTTP2: true})},
 		{name: "proxy-socket", run: throughProxy(sock, GoProxyClient{HTTP2: true})},
+		// quic-go's HTTP/3 client dialling the proxy's QUIC listener.
+		{name: "proxy-h3", run: throughProxy(h3, GoProxyH3Client{})},
 		{name: "proxy-h1-curl", skip: CurlMissing, run: throughProxy(h1, CurlProxy{})},
 		{name: "proxy-h2-curl", skip: CurlMissing, run: throughProxy(h2, CurlProxy{HTTP2: true})},
 		{name: "proxy-h2-openai-go", applies: SDKProxy{}.Applies, run: throughProxy(h2, SDKProxy{})},

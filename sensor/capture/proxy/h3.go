@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/quicrelay"
 	"github.com/oisp/oisp-sensor/sensor/flow"
@@ -36,6 +37,15 @@ func (l *h3Listener) addr() net.Addr { return l.pc.LocalAddr() }
 
 func (l *h3Listener) close() { l.pc.Close() }
 
+// host is the server a QUIC connection is for: its SNI, or the configured
+// default for clients that send none.
+func (l *h3Listener) host(hello quicrelay.Hello) string {
+	if hello.SNI != "" {
+		return hello.SNI
+	}
+	return strings.ToLower(l.p.cfg.H3DefaultHost)
+}
+
 func (l *h3Listener) serve(ctx context.Context, h flow.Handler) {
 	p := l.p
 	port := p.cfg.H3UpstreamPort
@@ -45,23 +55,24 @@ func (l *h3Listener) serve(ctx context.Context, h flow.Handler) {
 		Logger:         p.cfg.Logger,
 		Stats:          p.st,
 		Route: func(hello quicrelay.Hello) (quicrelay.Target, error) {
-			if hello.SNI == "" {
+			host := l.host(hello)
+			if host == "" {
 				return quicrelay.Target{}, errors.New("no SNI: cannot tell which server is meant")
 			}
-			if p.cfg.Intercept == nil || !p.cfg.Intercept(hello.SNI, port) {
-				return quicrelay.Target{}, fmt.Errorf("%s is not an intercepted host", hello.SNI)
+			if p.cfg.Intercept == nil || !p.cfg.Intercept(host, port) {
+				return quicrelay.Target{}, fmt.Errorf("%s is not an intercepted host", host)
 			}
-			addr := net.JoinHostPort(hello.SNI, strconv.Itoa(port))
+			addr := net.JoinHostPort(host, strconv.Itoa(port))
 			if p.cfg.Resolve != nil {
-				addr = p.cfg.Resolve(hello.SNI, port)
+				addr = p.cfg.Resolve(host, port)
 			}
-			return quicrelay.Target{Addr: addr, TLS: p.upstreamTLS(hello.SNI, nil, "quic:"+addr)}, nil
+			return quicrelay.Target{Addr: addr, TLS: p.upstreamTLS(host, nil, "quic:"+addr)}, nil
 		},
 		OnConn: func(ci quicrelay.ConnInfo) quicrelay.Tap {
 			info := &flow.Info{
 				ID:         "px" + strconv.FormatUint(p.flowSeq.Add(1), 10),
 				Transport:  flow.QUIC,
-				RemoteHost: ci.SNI,
+				RemoteHost: l.host(ci.Hello),
 				RemotePort: uint16(port),
 				SNI:        ci.SNI,
 				ALPN:       ci.ALPN,

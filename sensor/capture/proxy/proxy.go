@@ -80,8 +80,12 @@ type Config struct {
 	// it). H3UpstreamPort is the port dialled upstream (default 443).
 	H3Addr         string
 	H3UpstreamPort int
-	Stats          stats.Recorder
-	Logger         *slog.Logger
+	// H3DefaultHost is where QUIC connections that name no server (no
+	// SNI: clients pointed at the listener by IP address) are relayed;
+	// empty refuses them.
+	H3DefaultHost string
+	Stats         stats.Recorder
+	Logger        *slog.Logger
 }
 
 // Proxy is the capture proxy; it implements flow.Source.
