@@ -66,6 +66,9 @@ type Decoder struct {
 	br   *brotli.Reader
 	zs   *zstd.Decoder
 	used [numCodings]bool // codings already in use in the current chain
+	// shared, when set, lends the decompressors for each body instead of
+	// the Decoder keeping them.
+	shared *Readers
 }
 
 // NewDecoder returns a Decoder that counts problems on rec.
@@ -180,6 +183,10 @@ func (d *Decoder) decode(encoding string, wire []byte, bounds []int, max int, pr
 		return wire, false, nil
 	}
 	d.used = [numCodings]bool{}
+	if d.shared != nil {
+		d.borrow(codings)
+		defer d.giveBack()
+	}
 
 	var src io.Reader
 	var wr *wireReader

@@ -82,6 +82,9 @@ type Options struct {
 	// KeepContentEncoding leaves bodies as sent instead of removing
 	// Content-Encoding.
 	KeepContentEncoding bool
+	// Readers, when set, lends the decompressors that remove
+	// Content-Encoding (shared by the decoders of many flows).
+	Readers *content.Readers
 }
 
 // Decoder decodes one HTTP/1.x flow. It implements httpmsg.Decoder and is
@@ -151,7 +154,7 @@ func NewWithOptions(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec 
 		rec:     rec,
 		opts:    opts,
 		scheme:  "http",
-		content: content.NewDecoder(rec),
+		content: content.NewSharedDecoder(rec, opts.Readers),
 	}
 	if info.TLS {
 		d.scheme = "https"

@@ -18,15 +18,23 @@ const Collector = "oisp-sensor"
 const TimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 // FormatTime renders t as an OISP timestamp.
-func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+func FormatTime(t time.Time) string {
+	var buf [len(TimeLayout) + 8]byte
+	return string(t.UTC().AppendFormat(buf[:0], TimeLayout))
+}
 
 // Builder fills envelopes. It is safe for concurrent use.
 type Builder struct {
 	host    Host
 	version string
 
+	// hostRef is the host every event points at (events share it; it is
+	// never modified after NewBuilder).
+	hostRef *Host
+
 	mu      sync.Mutex
-	entropy io.Reader
+	entropy *ulid.MonotonicEntropy
+	id      ulid.ULID // scratch for NewID, so the id does not escape
 }
 
 // BuilderOptions configure a Builder.
@@ -53,6 +61,8 @@ func NewBuilder(opt BuilderOptions) *Builder {
 		src = rand.Reader
 	}
 	b.entropy = ulid.Monotonic(src, 0)
+	h := b.host
+	b.hostRef = &h
 	return b
 }
 
@@ -91,9 +101,18 @@ func ArchName(goarch string) string {
 
 // NewID returns a fresh ULID.
 func (b *Builder) NewID(at time.Time) string {
+	ms := ulid.Timestamp(at)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return ulid.MustNew(ulid.Timestamp(at), b.entropy).String()
+	// ulid.New, without its result escaping to the heap through the
+	// entropy interface.
+	if err := b.id.SetTime(ms); err != nil {
+		panic(err)
+	}
+	if err := b.entropy.MonotonicRead(ms, b.id[6:]); err != nil {
+		panic(err)
+	}
+	return b.id.String()
 }
 
 // New returns an event of the given type at time at with the builder's host
@@ -103,13 +122,12 @@ func (b *Builder) New(eventType string, at time.Time, method string, data any) *
 	if at.IsZero() {
 		at = time.Now()
 	}
-	h := b.host
 	return &Event{
 		OISPVersion: Version,
 		EventID:     b.NewID(at),
 		EventType:   eventType,
 		TS:          FormatTime(at),
-		Host:        &h,
+		Host:        b.hostRef,
 		Source: Source{
 			Collector:        Collector,
 			CollectorVersion: b.version,

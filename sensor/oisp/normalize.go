@@ -4,14 +4,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"unsafe"
 )
 
 // Hash returns the sensor's content hash: "sha256:" and the first 16 hex
 // digits of the SHA-256 of s. Sixteen digits identify content for
 // correlation without making the hash a practical lookup key.
 func Hash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return "sha256:" + hex.EncodeToString(sum[:8])
+	// Hashing the string's bytes in place (Sum256 neither keeps nor
+	// changes them) saves copying prompts that run to megabytes.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+	const prefix = "sha256:"
+	var out [len(prefix) + 16]byte
+	copy(out[:], prefix)
+	hex.Encode(out[len(prefix):], sum[:8])
+	return string(out[:])
 }
 
 // providerNames is the schema's provider_info.name enum.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"github.com/oisp/oisp-sensor/sensor/content"
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/http1"
 	"github.com/oisp/oisp-sensor/sensor/http2"
@@ -16,10 +17,10 @@ import (
 // Upgrades to WebSocket are not followed: the pipeline's own decoder choice
 // adds that.
 func DefaultDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder) httpmsg.Decoder {
-	return chooseDecoder(info, first, sink, lim, rec, nil)
+	return chooseDecoder(info, first, sink, lim, rec, nil, nil)
 }
 
-func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, upgrade func(*httpmsg.Exchange) httpmsg.Decoder) httpmsg.Decoder {
+func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, upgrade func(*httpmsg.Exchange) httpmsg.Decoder, readers *content.Readers) httpmsg.Decoder {
 	switch {
 	case info.Transport == flow.QUIC:
 		return newHTTP3(info, sink, lim, rec)
@@ -29,6 +30,7 @@ func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg
 		return http1.NewWithOptions(info, sink, lim, rec, http1.Options{
 			Upgrade:   upgrade,
 			H2Preface: func() httpmsg.Decoder { return http2.New(info, sink, lim, rec) },
+			Readers:   readers,
 		})
 	}
 }
@@ -42,7 +44,7 @@ func (p *Pipeline) newDecoder(fs *flowState, first []byte) httpmsg.Decoder {
 	}
 	return chooseDecoder(fs.info, first, sink, p.cfg.Limits, p.stats, func(x *httpmsg.Exchange) httpmsg.Decoder {
 		return p.upgrade(fs, x)
-	})
+	}, &p.readers)
 }
 
 // upgrade follows a WebSocket connection when it opens a session of an AI

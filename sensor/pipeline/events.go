@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +76,7 @@ func hostWithoutDefaultPort(x *httpmsg.Exchange) string {
 func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target, api string, res *provider.Result) {
 	info := fs.info
 	proc := processOf(info)
+	actor := actorOf(info)
 	partial := x.Partial || res.Partial
 	conf := p.confidence(info, t, partial, append(append([]string(nil), x.Notes...), res.Notes...))
 
@@ -90,7 +94,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		redactRequest(req)
 	}
 	reqEv := p.cfg.Builder.New(oisp.TypeAIRequest, reqAt, method, req)
-	p.finish(reqEv, info, proc, conf, "request")
+	p.finish(reqEv, info, proc, actor, conf, "request")
 	p.out(fs, reqEv)
 
 	// Tool results carried by this request answer calls made earlier.
@@ -111,7 +115,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			d.Result = tr.Content
 		}
 		ev := p.cfg.Builder.New(oisp.TypeToolResult, reqAt, method, d)
-		p.finish(ev, info, proc, conf, "request")
+		p.finish(ev, info, proc, actor, conf, "request")
 		ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy})
 		if call.eventID != "" {
 			ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
@@ -144,11 +148,11 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		e.RequestID = requestID
 		rconf := responseConfidence(conf, x)
 		rev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
-		p.finish(rev, info, proc, rconf, "response")
+		p.finish(rev, info, proc, actor, rconf, "response")
 		rev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
 		p.out(fs, rev)
 		ev := p.cfg.Builder.New(oisp.TypeAIEmbedding, respAt, method, e)
-		p.finish(ev, info, proc, rconf, "response")
+		p.finish(ev, info, proc, actor, rconf, "response")
 		ev.RelatedEvents = []oisp.Related{{EventID: rev.EventID, Relationship: oisp.RelCausedBy}}
 		p.out(fs, ev)
 	case res.Response != nil:
@@ -161,7 +165,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		}
 		rconf := responseConfidence(conf, x)
 		ev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, r)
-		p.finish(ev, info, proc, rconf, "response")
+		p.finish(ev, info, proc, actor, rconf, "response")
 		ev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
 		p.out(fs, ev)
 		for _, c := range calls {
@@ -176,7 +180,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 				d.Arguments = argumentsObject(c.Arguments)
 			}
 			tev := p.cfg.Builder.New(oisp.TypeToolCall, respAt, method, d)
-			p.finish(tev, info, proc, rconf, "response")
+			p.finish(tev, info, proc, actor, rconf, "response")
 			tev.RelatedEvents = []oisp.Related{{EventID: ev.EventID, Relationship: oisp.RelCausedBy}}
 			if c.ID != "" {
 				p.links.put(linkKey(info, c.ID), link{eventID: tev.EventID, name: c.Name})
@@ -219,16 +223,32 @@ func embeddingResponse(e *oisp.AIEmbedding, conversationID string) *oisp.AIRespo
 
 func (p *Pipeline) out(fs *flowState, ev *oisp.Event) {
 	fs.events++
-	p.stats.Count("events."+ev.EventType, 1)
+	p.stats.Count(eventCounter(ev.EventType), 1)
 	p.cfg.Out.Record(ev)
 }
 
-// finish fills the per-flow parts of an envelope.
-func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, conf oisp.Confidence, side string) {
-	ev.Process = proc
-	if info.Process.UID >= 0 && info.Process.PID != 0 {
-		ev.Actor = &oisp.Actor{UID: oisp.Ptr(info.Process.UID)}
+// eventCounter is the counter token of an event type (constant for the
+// types the pipeline emits, so counting costs no allocation).
+func eventCounter(eventType string) string {
+	switch eventType {
+	case oisp.TypeAIRequest:
+		return "events." + oisp.TypeAIRequest
+	case oisp.TypeAIResponse:
+		return "events." + oisp.TypeAIResponse
+	case oisp.TypeAIEmbedding:
+		return "events." + oisp.TypeAIEmbedding
+	case oisp.TypeToolCall:
+		return "events." + oisp.TypeToolCall
+	case oisp.TypeToolResult:
+		return "events." + oisp.TypeToolResult
 	}
+	return "events." + eventType
+}
+
+// finish fills the per-flow parts of an envelope.
+func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, actor *oisp.Actor, conf oisp.Confidence, side string) {
+	ev.Process = proc
+	ev.Actor = actor
 	ev.Confidence = conf
 	switch info.Method {
 	case flow.CaptureEBPFUprobe:
@@ -250,6 +270,15 @@ func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, c
 		}
 		ev.Attrs["flow.id"] = info.ID
 	}
+}
+
+// actorOf is the actor of a flow's events (shared by the events of an
+// exchange, like the process).
+func actorOf(info *flow.Info) *oisp.Actor {
+	if info.Process.UID >= 0 && info.Process.PID != 0 {
+		return &oisp.Actor{UID: oisp.Ptr(info.Process.UID)}
+	}
+	return nil
 }
 
 func captureMethod(info *flow.Info) string {
@@ -311,29 +340,38 @@ func (p *Pipeline) confidence(info *flow.Info, t provider.Target, partial bool, 
 // provider, system prompt and first user message (agent loops resend the
 // history, so every step of a loop shares it).
 func conversationID(info *flow.Info, req *oisp.AIRequest) string {
-	var b strings.Builder
-	b.WriteString(strconv.Itoa(info.Process.PID))
-	b.WriteByte('|')
-	b.WriteString(info.Process.Exe)
-	b.WriteByte('|')
-	if req.Provider != nil {
-		b.WriteString(req.Provider.Name)
-		b.WriteString(req.Provider.ID)
-	}
-	b.WriteByte('|')
-	b.WriteString(req.SystemPromptHash)
-	for _, m := range req.Messages {
-		if m.Role == "user" {
-			b.WriteByte('|')
-			b.WriteString(m.Content)
-			b.WriteString(m.ContentHash)
-			break
-		}
-	}
 	if len(req.Messages) == 0 {
 		return ""
 	}
-	return "conv_" + strings.TrimPrefix(oisp.Hash(b.String()), "sha256:")
+	// The key is hashed piece by piece rather than built as a string first:
+	// the first user message can be long.
+	h := sha256.New()
+	var num [20]byte
+	h.Write(strconv.AppendInt(num[:0], int64(info.Process.PID), 10))
+	sep := []byte{'|'}
+	h.Write(sep)
+	io.WriteString(h, info.Process.Exe)
+	h.Write(sep)
+	if req.Provider != nil {
+		io.WriteString(h, req.Provider.Name)
+		io.WriteString(h, req.Provider.ID)
+	}
+	h.Write(sep)
+	io.WriteString(h, req.SystemPromptHash)
+	for _, m := range req.Messages {
+		if m.Role == "user" {
+			h.Write(sep)
+			io.WriteString(h, m.Content)
+			io.WriteString(h, m.ContentHash)
+			break
+		}
+	}
+	var sum [sha256.Size]byte
+	const prefix = "conv_"
+	var out [len(prefix) + 16]byte
+	copy(out[:], prefix)
+	hex.Encode(out[len(prefix):], h.Sum(sum[:0])[:8])
+	return string(out[:])
 }
 
 // argumentsObject parses tool-call arguments into an object; arguments that

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/oisp/oisp-sensor/sensor/content"
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
@@ -70,6 +71,8 @@ type Pipeline struct {
 	stats *stats.Counters
 	log   *slog.Logger
 	links *linker
+	// readers lends decompressors to the HTTP/1 decoders of all flows.
+	readers content.Readers
 
 	mu    sync.Mutex
 	flows map[string]*flowState

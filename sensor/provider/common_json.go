@@ -182,11 +182,31 @@ func rawString(raw json.RawMessage) (string, bool) {
 	if rawKind(raw) != '"' {
 		return "", false
 	}
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
 	return s, true
+}
+
+// plainString returns the contents of a JSON string that needs no
+// unescaping: no backslash, no control character and only ASCII (so
+// encoding/json would return exactly these bytes). ok is false otherwise.
+func plainString(raw []byte) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c == '\\' || c == '"' || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(body), true
 }
 
 // rawArray splits a JSON array into its elements; nil when raw is not an
@@ -254,7 +274,9 @@ func anyValue(raw json.RawMessage) any {
 
 // countArray counts the elements of a JSON array without materialising
 // them (embedding vectors run to thousands of floats). It returns -1 when
-// raw is not a well-formed array.
+// raw is not a well-formed array. Strings and arrays of plain numbers are
+// skipped with bytes.IndexByte rather than byte by byte: embedding bodies
+// are almost entirely number arrays.
 func countArray(raw json.RawMessage) int {
 	i := 0
 	for i < len(raw) && isSpace(raw[i]) {
@@ -263,26 +285,30 @@ func countArray(raw json.RawMessage) int {
 	if i >= len(raw) || raw[i] != '[' {
 		return -1
 	}
+	if n, ok := countNumberArray(raw[i:]); ok {
+		return n
+	}
 	i++
-	depth, n, inStr, esc, sawValue := 0, 0, false, false, false
+	depth, n, sawValue := 0, 0, false
 	for ; i < len(raw); i++ {
 		c := raw[i]
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			continue
-		}
 		switch c {
 		case '"':
-			inStr = true
+			end := stringEnd(raw, i+1)
+			if end < 0 {
+				return -1
+			}
+			i = end
 			sawValue = true
-		case '[', '{':
+		case '[':
+			if end := numberArrayEnd(raw[i:]); end > 0 {
+				i += end
+				sawValue = true
+				continue
+			}
+			depth++
+			sawValue = true
+		case '{':
 			depth++
 			sawValue = true
 		case ']', '}':
@@ -304,6 +330,64 @@ func countArray(raw json.RawMessage) int {
 		}
 	}
 	return -1
+}
+
+// stringEnd returns the index of the quote closing the JSON string whose
+// contents start at raw[from], or -1 when it does not close.
+func stringEnd(raw []byte, from int) int {
+	for from <= len(raw) {
+		k := bytes.IndexByte(raw[from:], '"')
+		if k < 0 {
+			return -1
+		}
+		q := from + k
+		bs := 0
+		for j := q - 1; j >= from && raw[j] == '\\'; j-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q
+		}
+		from = q + 1
+	}
+	return -1
+}
+
+// numberArrayEnd returns the offset of the ']' closing the array that
+// starts at raw[0] when that array holds only numbers (no nested arrays,
+// objects or strings), else 0.
+func numberArrayEnd(raw []byte) int {
+	j := 1
+	for j < len(raw) && isSpace(raw[j]) {
+		j++
+	}
+	if j >= len(raw) || (raw[j] != '-' && (raw[j] < '0' || raw[j] > '9')) {
+		return 0
+	}
+	k := bytes.IndexByte(raw[j:], ']')
+	if k < 0 {
+		return 0
+	}
+	seg := raw[j : j+k]
+	if bytes.IndexByte(seg, '[') >= 0 || bytes.IndexByte(seg, '{') >= 0 || bytes.IndexByte(seg, '"') >= 0 {
+		return 0
+	}
+	return j + k
+}
+
+// countNumberArray counts the elements of an array of plain numbers
+// starting at raw[0]; ok is false for any other array (which the general
+// scan then counts).
+func countNumberArray(raw []byte) (n int, ok bool) {
+	end := numberArrayEnd(raw)
+	if end == 0 {
+		return 0, false
+	}
+	seg := bytes.TrimRight(raw[1:end], " \t\r\n")
+	if len(seg) == 0 || seg[len(seg)-1] == ',' || bytes.Contains(seg, []byte(",,")) {
+		return 0, false
+	}
+	return bytes.Count(seg, []byte(",")) + 1, true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

@@ -26,7 +26,7 @@ type embeddingsResponseBody struct {
 	Model  jStr `json:"model"`
 	ID     jStr `json:"id"`
 	Data   []struct {
-		Embedding json.RawMessage `json:"embedding"`
+		Embedding embeddingSize `json:"embedding"`
 	} `json:"data"`
 	Usage *openaiUsageBody `json:"usage"`
 	openaiErrorFields
@@ -135,7 +135,7 @@ func decodeOpenAIEmbeddingsResponse(body []byte, res *Result, emb *oisp.AIEmbedd
 	}
 	emb.EmbeddingCount = len(b.Data)
 	if len(b.Data) > 0 {
-		emb.Dimensions = embeddingDimensions(b.Data[0].Embedding)
+		emb.Dimensions = int(b.Data[0].Embedding)
 	}
 	if b.Usage != nil {
 		u := openaiUsage(b.Usage)
@@ -149,6 +149,16 @@ func decodeOpenAIEmbeddingsResponse(body []byte, res *Result, emb *oisp.AIEmbedd
 			emb.TotalTokens = u.TotalTokens
 		}
 	}
+}
+
+// embeddingSize is the dimension count of a vector, measured while the
+// body is decoded so that the vector itself is never kept.
+type embeddingSize int
+
+// UnmarshalJSON never fails.
+func (n *embeddingSize) UnmarshalJSON(b []byte) error {
+	*n = embeddingSize(embeddingDimensions(b))
+	return nil
 }
 
 // embeddingDimensions is the length of a vector given as a float array or
