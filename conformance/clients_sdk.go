@@ -62,15 +62,18 @@ type sdkCall struct {
 	response    []byte // recorded response body, content decoding removed
 }
 
-// OpenAISDK drives chat completions, responses and embeddings requests
-// through github.com/openai/openai-go/v3. Any OpenAI-compatible host works:
-// the SDK's base URL is the recorded URL up to the operation's path.
+// OpenAISDK drives chat completions, responses, embeddings and legacy
+// completions requests through github.com/openai/openai-go/v3. Any
+// OpenAI-compatible host works: the SDK's base URL is the recorded URL up
+// to the operation's path.
 type OpenAISDK struct{}
 
 var openAIEndpoints = []sdkEndpoint{
 	{suffix: "chat/completions", call: openAIChat},
 	{suffix: "responses", call: openAIResponses},
 	{suffix: "embeddings", call: openAIEmbeddings},
+	// After chat/completions, whose path also ends in /completions.
+	{suffix: "completions", call: openAICompletions},
 }
 
 // Applies reports whether every interaction of rec is an operation the
@@ -368,6 +371,28 @@ func openAIResponses(ctx context.Context, cl *sdkCall) error {
 		return cl.checkStream(n, s.Err(), openAIStatus)
 	}
 	res, err := c.Responses.New(ctx, params)
+	if done, err := cl.checkStatus(err, openAIStatus); done {
+		return err
+	}
+	return cl.checkJSON(res.RawJSON())
+}
+
+func openAICompletions(ctx context.Context, cl *sdkCall) error {
+	var params openai.CompletionNewParams
+	if err := json.Unmarshal(cl.body, &params); err != nil {
+		return fmt.Errorf("recorded request is not a completions request for the SDK: %w", err)
+	}
+	c := openai.NewClient(cl.openAIOptions()...)
+	if cl.stream {
+		s := c.Completions.NewStreaming(ctx, params)
+		defer s.Close()
+		n := 0
+		for s.Next() {
+			n++
+		}
+		return cl.checkStream(n, s.Err(), openAIStatus)
+	}
+	res, err := c.Completions.New(ctx, params)
 	if done, err := cl.checkStatus(err, openAIStatus); done {
 		return err
 	}
