@@ -101,3 +101,53 @@ func TestHTTP3Listener(t *testing.T) {
 		t.Errorf("quicrelay.refused = %d", n)
 	}
 }
+
+// TestHTTP3ListenerWithoutSNI: a client pointed at the listener by IP
+// address sends no SNI; with H3DefaultHost set it is relayed to that host
+// and captured under it.
+func TestHTTP3ListenerWithoutSNI(t *testing.T) {
+	const host = "127.0.0.1"
+	w := newWorld(t)
+	upPC, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upPC.Close()
+	srv := &http3.Server{
+		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{GetCertificate: w.upstreamCA.GetCertificate}),
+		Handler:   http.HandlerFunc(echoChat),
+	}
+	go srv.Serve(upPC)
+	defer srv.Close()
+	w.hosts[host] = upPC.LocalAddr().String()
+	w.start(t, Config{H3Addr: "127.0.0.1:0", H3DefaultHost: host, Logger: quiet(), NoProcessLookup: true,
+		Intercept: func(h string, port int) bool { return h == host && port == 443 }})
+	tr := &http3.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: w.sensorCA.CertPool()},
+		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
+			if tlsCfg.ServerName != host {
+				t.Errorf("client TLS ServerName %q", tlsCfg.ServerName)
+			}
+			return quic.DialAddr(ctx, w.proxy.H3Addr().String(), tlsCfg, cfg)
+		},
+	}
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Post("https://"+host+"/v1/responses", "application/json", strings.NewReader(`{"input":"ip"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Proto != "HTTP/3.0" || !strings.Contains(string(body), `"got":"{\"input\":\"ip\"}"`) {
+		t.Fatalf("%s %q", resp.Proto, body)
+	}
+	tr.Close()
+	id := w.rec.waitClosed(t, 1)[0]
+	info := w.rec.infos[id]
+	if info.RemoteHost != host || info.SNI != "" || info.ALPN != "h3" || info.Remote.String() != w.hosts[host] {
+		t.Errorf("flow info %+v", info)
+	}
+	if !bytes.Contains(w.rec.bytes(id, flow.ClientToServer, 0), []byte(`{"input":"ip"}`)) {
+		t.Error("request body not captured")
+	}
+}
