@@ -33,6 +33,8 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
+require github.com/cohere-ai/cohere-go/v2 v2.15.3 // indirect
+
 require (
 	cloud.google.com/go/ai v0.8.0
 	cloud.google.com/go/auth/oauth2adapt v0.2.4 // indirect

@@ -13,7 +13,7 @@ import (
 // agent framework does when one conversation moves between models: each
 // interaction goes through the official SDK of its own API (openai-go,
 // anthropic-sdk-go, genai for the Gemini API and Vertex AI, the generated
-// generative language REST client, bedrockruntime, ollama), all over one client transport, so the sensor sees the
+// generative language REST client, cohere-go, bedrockruntime, ollama), all over one client transport, so the sensor sees the
 // providers' connections interleaved in the recorded order. A recording
 // one SDK can drive alone is left to that SDK's own path.
 type MultiSDK struct{}
@@ -60,6 +60,7 @@ func multiSDKParts() []sdkPart {
 		morePart("genai", genaiDriver),
 		morePart("genai-vertex", vertexDriver),
 		morePart("generativelanguage-gapic", gapicDriver),
+		morePart("cohere-go", cohereDriver),
 		morePart("bedrockruntime", bedrockDriver),
 		morePart("ollama", ollamaDriver),
 	}

@@ -33,6 +33,7 @@ func clientPaths() []capturePath {
 		{name: "tls-h3-genai-go", applies: GenAISDK{}.Applies, run: overLoopback(loopback.H3, GenAISDK{})},
 		{name: "tls-h3-vertex-go", applies: VertexSDK{}.Applies, run: overLoopback(loopback.H3, VertexSDK{})},
 		{name: "tls-h2-gapic-go", applies: GAPICSDK{}.Applies, run: overLoopback(loopback.H2, GAPICSDK{})},
+		{name: "tls-h2-cohere-go", applies: CohereSDK{}.Applies, run: overLoopback(loopback.H2, CohereSDK{})},
 		{name: "tls-h2-multi-sdk-go", applies: MultiSDK{}.Applies, run: overLoopback(loopback.H2, MultiSDK{})},
 		{name: "tls-h2-bedrock-go", applies: BedrockSDK{}.Applies, run: overLoopback(loopback.H2, BedrockSDK{})},
 		{name: "tls-h1-ollama-go", applies: OllamaSDK{}.Applies, run: overLoopback(loopback.H1, OllamaSDK{})},
