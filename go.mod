@@ -33,7 +33,7 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
-require github.com/cohere-ai/cohere-go/v2 v2.15.3 // indirect
+require github.com/cohere-ai/cohere-go/v2 v2.15.3
 
 require (
 	cloud.google.com/go/ai v0.8.0
