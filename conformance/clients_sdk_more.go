@@ -314,14 +314,14 @@ func geminiEmbed(ctx context.Context, c *genai.Client, model string, in cassette
 	return nil
 }
 
-// OllamaSDK drives Ollama /api/chat and /api/generate requests through
-// github.com/ollama/ollama/api.
+// OllamaSDK drives Ollama /api/chat, /api/generate and /api/pull requests
+// through github.com/ollama/ollama/api.
 type OllamaSDK struct{}
 
 var ollamaDriver = moreSDKDriver{applies: ollamaApplies, call: ollamaCall}
 
-// Applies reports whether every interaction of rec is a chat or generate
-// request to a local Ollama.
+// Applies reports whether every interaction of rec is a chat, generate or
+// pull request to a local Ollama.
 func (OllamaSDK) Applies(rec *cassette.Recording) bool { return ollamaDriver.recordingApplies(rec) }
 
 // Drive re-issues every interaction through the SDK.
@@ -341,7 +341,7 @@ func ollamaApplies(in cassette.Interaction) bool {
 	default:
 		return false
 	}
-	return u.Path == "/api/chat" || u.Path == "/api/generate"
+	return u.Path == "/api/chat" || u.Path == "/api/generate" || u.Path == "/api/pull"
 }
 
 func ollamaStatus(err error) (int, bool) {
@@ -368,6 +368,12 @@ func ollamaCall(ctx context.Context, client *http.Client, in cassette.Interactio
 			return fmt.Errorf("recorded request is not a chat request for the SDK: %w", err)
 		}
 		err = c.Chat(ctx, &req, func(ollama.ChatResponse) error { n++; return nil })
+	case "/api/pull":
+		var req ollama.PullRequest
+		if err := json.Unmarshal(in.Request.Body, &req); err != nil {
+			return fmt.Errorf("recorded request is not a pull request for the SDK: %w", err)
+		}
+		err = c.Pull(ctx, &req, func(ollama.ProgressResponse) error { n++; return nil })
 	default:
 		var req ollama.GenerateRequest
 		if err := json.Unmarshal(in.Request.Body, &req); err != nil {
@@ -380,6 +386,20 @@ func ollamaCall(ctx context.Context, client *http.Client, in cassette.Interactio
 	}
 	if n == 0 {
 		return errors.New("SDK read no responses")
+	}
+	// One callback per recorded line: a stream (NDJSON) or one JSON body.
+	recorded, err := decodedResponseBody(in.Response)
+	if err != nil {
+		return fmt.Errorf("recorded response: %w", err)
+	}
+	lines := 0
+	for line := range bytes.SplitSeq(recorded, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) > 0 {
+			lines++
+		}
+	}
+	if n != lines && !(lines > 1 && n == 1 && json.Valid(recorded)) {
+		return fmt.Errorf("SDK read %d responses, the recorded body has %d lines", n, lines)
 	}
 	return nil
 }
