@@ -33,22 +33,32 @@ type fileID struct {
 // attacher inspects binaries and libraries and places uprobes, once per
 // inode. It runs on its own goroutine so slow ELF parsing (a 100 MB node
 // binary takes ~200 ms) never stalls the ring buffer reader or decoder.
+//
+// A file whose attach failed (or that vanished before it could be opened)
+// is tried again the next time a process executes or maps it, up to
+// maxAttachTries attempts; after that, and once attached or found to hold
+// nothing to probe, it is settled and requests for it are ignored.
 type attacher struct {
 	s *Source
 
 	mu      sync.Mutex
 	pending []attachReq
-	queued  map[fileID]bool // requested, to keep duplicates out of pending
+	queued  map[fileID]bool // waiting in pending, to keep duplicates out
+	settled map[fileID]bool // never to be inspected again
 	wake    chan struct{}
 	closed  bool
 
-	done  map[fileID]bool
+	// tries counts failed attempts per file (attacher goroutine only).
+	tries map[fileID]int
 	self  fileID
 	links []link.Link
 }
 
+// maxAttachTries bounds the attempts on a file whose attach keeps failing.
+const maxAttachTries = 3
+
 func newAttacher(s *Source) *attacher {
-	a := &attacher{s: s, wake: make(chan struct{}, 1), done: map[fileID]bool{}, queued: map[fileID]bool{}}
+	a := &attacher{s: s, wake: make(chan struct{}, 1), queued: map[fileID]bool{}, settled: map[fileID]bool{}, tries: map[fileID]int{}}
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err == nil {
 		a.self = fileID{uint64(st.Dev), st.Ino}
@@ -65,7 +75,7 @@ func (a *attacher) request(r attachReq) {
 	id := fileID{r.dev, r.ino}
 	a.mu.Lock()
 	switch {
-	case a.closed || a.queued[id]:
+	case a.closed || a.queued[id] || a.settled[id]:
 	case len(a.pending) >= maxPending:
 		a.s.user.attachQueueFull.Add(1)
 	default:
@@ -92,6 +102,9 @@ func (a *attacher) run(ctx context.Context) {
 			a.mu.Lock()
 			batch := a.pending
 			a.pending = nil
+			for _, r := range batch {
+				delete(a.queued, fileID{r.dev, r.ino})
+			}
 			a.mu.Unlock()
 			if len(batch) == 0 {
 				break
@@ -185,13 +198,18 @@ func (a *attacher) initialScan(ctx context.Context) {
 	}
 }
 
-// openPath finds a path to r's file that names the expected inode: the
-// process's root (containers), the path itself, then /proc/PID/exe. When
-// none matches but one exists, that one is used: files on overlayfs are
-// mapped through their backing inode, which differs from the inode stat
-// shows for the overlay path, and uprobes resolve the overlay path to that
-// same backing inode.
-func openPath(r attachReq) (string, bool) {
+// openTarget opens r's file, trying the paths that should name the expected
+// inode: the process's root (containers), the path itself, then
+// /proc/PID/exe. When none matches but one opens, that one is used: files
+// on overlayfs are mapped through their backing inode, which differs from
+// the inode stat shows for the overlay path, and uprobes resolve the
+// overlay path to that same backing inode.
+//
+// The file stays open while it is inspected and probed, through
+// /proc/self/fd/N: paths under /proc/PID/ vanish when a short-lived
+// process exits, which used to fail the attach of a file first seen in
+// one.
+func openTarget(r attachReq) (*os.File, bool) {
 	var cands []string
 	if r.pid > 0 {
 		cands = append(cands, filepath.Join(procRoot, strconv.Itoa(r.pid), "root", r.path))
@@ -200,39 +218,65 @@ func openPath(r attachReq) (string, bool) {
 	if r.pid > 0 {
 		cands = append(cands, fmt.Sprintf("%s/%d/exe", procRoot, r.pid))
 	}
-	fallback := ""
+	var fallback *os.File
 	for _, c := range cands {
+		f, err := os.Open(c)
+		if err != nil {
+			continue
+		}
 		var st unix.Stat_t
-		if unix.Stat(c, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		if unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			f.Close()
 			continue
 		}
 		if st.Ino == r.ino && (r.dev == 0 || uint64(st.Dev) == r.dev) {
-			return c, true
+			if fallback != nil {
+				fallback.Close()
+			}
+			return f, true
 		}
-		if fallback == "" && !strings.HasSuffix(c, "/exe") {
-			fallback = c
+		if fallback == nil && !strings.HasSuffix(c, "/exe") {
+			fallback = f
+			continue
 		}
+		f.Close()
 	}
-	return fallback, fallback != ""
+	return fallback, fallback != nil
+}
+
+func (a *attacher) isSettled(id fileID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.settled[id]
+}
+
+func (a *attacher) settle(id fileID) {
+	a.mu.Lock()
+	a.settled[id] = true
+	a.mu.Unlock()
 }
 
 func (a *attacher) handle(r attachReq) {
 	id := fileID{r.dev, r.ino}
-	if a.done[id] || id == a.self {
+	if id == a.self || a.isSettled(id) {
 		return
 	}
-	a.done[id] = true
 	a.markSeen(r)
 
-	path, ok := openPath(r)
+	f, ok := openTarget(r)
 	if !ok {
-		// Gone before we looked (short-lived process, deleted file).
+		// Gone before we looked (short-lived process, deleted file): the
+		// next exec or mapping of it asks again.
+		a.failed(id, r, nil)
 		return
 	}
-	ins, err := inspectELF(path)
+	defer f.Close()
+	path := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	ins, err := inspectELFNamed(path, r.path)
 	if err != nil {
 		// Not an ELF file (scripts exec through their interpreter) or
 		// unreadable: nothing to probe.
+		a.settle(id)
 		return
 	}
 	rec := Attachment{
@@ -240,20 +284,28 @@ func (a *attacher) handle(r attachReq) {
 		Symbols: ins.Symbols, FirstPID: r.pid, At: time.Now(),
 	}
 	if len(ins.Probes) == 0 {
+		a.settle(id)
 		if ins.Unsupported != "" {
 			rec.Status, rec.Reason = Unsupported, ins.Unsupported
 			a.s.addAttachment(rec)
 		}
 		return
 	}
-	links, err := a.attach(path, ins.Probes)
+	var links []link.Link
+	if fault := a.s.attachFault; fault != nil {
+		err = fault(r)
+	}
+	if err == nil {
+		links, err = a.attach(path, ins.Probes)
+	}
 	if err != nil {
 		rec.Status, rec.Reason = Failed, err.Error()
-		a.s.log.Warn("ebpf: attach failed", "path", r.path, "err", err)
-		a.s.addAttachment(rec)
+		a.s.log.Warn("ebpf: attach failed", "path", r.path, "attempt", a.tries[id]+1, "err", err)
+		a.failed(id, r, &rec)
 		return
 	}
-	rec.Status, rec.Probes = Attached, len(ins.Probes)
+	a.settle(id)
+	rec.Status, rec.Probes, rec.Attempts = Attached, len(ins.Probes), a.tries[id]+1
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -266,6 +318,24 @@ func (a *attacher) handle(r attachReq) {
 	a.mu.Unlock()
 	a.s.log.Debug("ebpf: attached", "path", r.path, "library", ins.Library, "probes", len(links))
 	a.s.addAttachment(rec)
+}
+
+// failed counts a failed attempt on a file. Below maxAttachTries the file
+// stays open to another attempt: the kernel forgets it has seen the inode,
+// so its next mapping is reported again (an exec always is). rec, when
+// set, is reported with the attempt number.
+func (a *attacher) failed(id fileID, r attachReq, rec *Attachment) {
+	a.tries[id]++
+	if a.tries[id] >= maxAttachTries {
+		a.settle(id)
+	} else {
+		key := oispInodeKey{Ino: r.ino, Dev: userDevToKernel(r.dev)}
+		_ = a.s.objs.SeenInodes.Delete(&key)
+	}
+	if rec != nil {
+		rec.Attempts = a.tries[id]
+		a.s.addAttachment(*rec)
+	}
 }
 
 // markSeen tells the kernel's library discovery that this inode is handled,

@@ -88,6 +88,9 @@ type Attachment struct {
 	// by scanning library directories).
 	FirstPID int
 	At       time.Time
+	// Attempts counts the attaches tried so far: a failed one is tried
+	// again when the file is next executed or mapped, up to 3 times.
+	Attempts int
 }
 
 // Stats are the source's counters: kernel-side (summed over CPUs) and the

@@ -100,6 +100,13 @@ func tlsLibraryName(path string) bool {
 // them statically and export them, like Node.js) and Go crypto/tls, also in
 // stripped Go binaries through .gopclntab.
 func inspectELF(path string) (inspection, error) {
+	return inspectELFNamed(path, path)
+}
+
+// inspectELFNamed is inspectELF for a file opened under one path (such as
+// /proc/self/fd/N) and known by another, which decides whether a file
+// without TLS symbols is reported (a libssl-named one is).
+func inspectELFNamed(path, name string) (inspection, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return inspection{}, fmt.Errorf("open elf: %w", err)
@@ -109,10 +116,10 @@ func inspectELF(path string) (inspection, error) {
 	if ins, ok := inspectGo(f, path); ok {
 		return ins, nil
 	}
-	return inspectC(f, path)
+	return inspectC(f, name)
 }
 
-func inspectC(f *elf.File, path string) (inspection, error) {
+func inspectC(f *elf.File, name string) (inspection, error) {
 	names := make([]string, len(cFunctions))
 	for i, fn := range cFunctions {
 		names[i] = fn.name
@@ -162,7 +169,7 @@ func inspectC(f *elf.File, path string) (inspection, error) {
 	}
 	if len(ins.Probes) == 0 {
 		switch {
-		case tlsLibraryName(path):
+		case tlsLibraryName(name):
 			ins.Unsupported = "no OpenSSL or GnuTLS record functions exported (library family not supported or symbols stripped)"
 		default:
 			ins.Unsupported = embeddedTLSStack(f)

@@ -113,6 +113,13 @@ func (r *recorder) systemEvents() []flow.SystemEvent {
 // line when eBPF cannot run here.
 func startSource(t testing.TB, cfg Config) (*Source, *recorder) {
 	t.Helper()
+	return startSourceWith(t, cfg, nil)
+}
+
+// startSourceWith is startSource with a hook that adjusts the Source
+// before it runs.
+func startSourceWith(t testing.TB, cfg Config, prepare func(*Source)) (*Source, *recorder) {
+	t.Helper()
 	if err := availability(); err != nil {
 		t.Skipf("eBPF capture unavailable: %v", err)
 	}
@@ -125,6 +132,9 @@ func startSource(t testing.TB, cfg Config) (*Source, *recorder) {
 	}
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if prepare != nil {
+		prepare(src)
 	}
 	rec := newRecorder()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -83,6 +83,10 @@ type Source struct {
 	finalKernel map[oispStatId]int64
 
 	user userCounters
+
+	// attachFault, when set (tests only), is asked before each attach and
+	// makes it fail with the error it returns, as the kernel may.
+	attachFault func(attachReq) error
 }
 
 type userCounters struct {
@@ -193,9 +197,21 @@ func (s *Source) Attachments() []Attachment {
 	return append([]Attachment(nil), s.attachments...)
 }
 
+// addAttachment records the latest outcome for a file: a retry replaces
+// the earlier record of the same inode.
 func (s *Source) addAttachment(a Attachment) {
 	s.mu.Lock()
-	s.attachments = append(s.attachments, a)
+	replaced := false
+	for i, old := range s.attachments {
+		if old.Inode == a.Inode && old.Dev == a.Dev {
+			s.attachments[i] = a
+			replaced = true
+			break
+		}
+	}
+	if !replaced {
+		s.attachments = append(s.attachments, a)
+	}
 	s.mu.Unlock()
 	switch a.Status {
 	case Attached:
@@ -388,33 +404,21 @@ const maxBatch = 256
 // Records arrive in bursts (the kernel does not wake the reader per
 // record, see ring_flags in bpf/oisp.bpf.c): the reader wakes on its own
 // every ReadInterval, drains what is there and hands it over as one batch,
-// copied into one allocation, so a burst costs one wake-up of the reader and
-// one of the decoder instead of one each per record.
+// so a burst costs one wake-up of the reader and one of the decoder instead
+// of one each per record.
 func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- []queued, inQueue *atomic.Int64, drops *dropLedger) {
 	var (
-		rec     ringbuf.Record
-		seq     uint64
-		arena   []byte
-		ends    []int
-		seqs    []uint64
-		lastCap = 64 << 10
+		rec   ringbuf.Record
+		seq   uint64
+		batch []queued
 	)
 	flush := func() {
-		if len(ends) == 0 {
+		if len(batch) == 0 {
 			return
-		}
-		batch := make([]queued, len(ends))
-		start := 0
-		for i, end := range ends {
-			// Full slice expressions: a receiver appending to one record's
-			// bytes must never write into the next.
-			batch[i] = queued{seq: seqs[i], raw: arena[start:end:end]}
-			start = end
 		}
 		inQueue.Add(int64(len(batch)))
 		queue <- batch
-		lastCap = max(cap(arena), 4<<10)
-		arena, ends, seqs = nil, ends[:0], seqs[:0]
+		batch = nil
 	}
 	rd.SetDeadline(time.Now().Add(s.cfg.ReadInterval))
 	for {
@@ -436,7 +440,7 @@ func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- []queued, inQueue *at
 		}
 		seq++
 		s.user.recordsRead.Add(1)
-		if inQueue.Load()+int64(len(ends)) >= int64(s.cfg.QueueRecords) {
+		if inQueue.Load()+int64(len(batch)) >= int64(s.cfg.QueueRecords) {
 			s.user.queueDropRecords.Add(1)
 			if t, ok := parseTLS(rec.RawSample); ok {
 				s.user.queueDropBytes.Add(int64(len(t.data)))
@@ -446,13 +450,15 @@ func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- []queued, inQueue *at
 			}
 			continue
 		}
-		if arena == nil {
-			arena = make([]byte, 0, lastCap)
+		// One exact-size copy per record: the chunk's bytes are handed to
+		// the flow handler, which owns them from then on.
+		raw := make([]byte, len(rec.RawSample))
+		copy(raw, rec.RawSample)
+		if batch == nil {
+			batch = make([]queued, 0, 16)
 		}
-		arena = append(arena, rec.RawSample...)
-		ends = append(ends, len(arena))
-		seqs = append(seqs, seq)
-		if rec.Remaining == 0 || len(ends) >= maxBatch {
+		batch = append(batch, queued{seq: seq, raw: raw})
+		if rec.Remaining == 0 || len(batch) >= maxBatch {
 			flush()
 		}
 	}
