@@ -73,6 +73,7 @@ func TestProxyClientsFailOnWrongBytes(t *testing.T) {
 	for _, c := range []client{
 		{"go h1", loopback.H1, GoProxyClient{}, nil},
 		{"go h2", loopback.H2, GoProxyClient{HTTP2: true}, nil},
+		{"go h3", loopback.H3, GoProxyH3Client{}, nil},
 		{"openai-go", loopback.H2, SDKProxy{}, nil},
 		{"curl h2", loopback.H2, CurlProxy{HTTP2: true}, CurlMissing},
 		{"node openai", loopback.H1, NodeSDK{}, NodeMissing},
