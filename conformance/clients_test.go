@@ -15,29 +15,44 @@ import (
 
 // clientPaths are the capture paths driven by real clients other than the
 // built-in Go client: curl, and the official provider SDKs for the fixtures
-// whose requests they can make.
+// whose requests they can make, each SDK over every HTTP version its
+// provider serves (Ollama, a local server, over HTTP/1.1 only).
+// sdkDriver is an SDK client: it drives the recordings it applies to.
+type sdkDriver interface {
+	loopback.Driver
+	Applies(rec *cassette.Recording) bool
+}
+
 func clientPaths() []capturePath {
-	return []capturePath{
+	paths := []capturePath{
 		{name: "tls-h1-curl", skip: CurlMissing, run: overLoopback(loopback.H1, Curl{})},
 		{name: "tls-h2-curl", skip: CurlMissing, run: overLoopback(loopback.H2, Curl{HTTP2: true})},
-		{name: "tls-h1-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H1, OpenAISDK{})},
-		{name: "tls-h1-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H1, AnthropicSDK{})},
-		{name: "tls-h1-genai-go", applies: GenAISDK{}.Applies, run: overLoopback(loopback.H1, GenAISDK{})},
-		{name: "tls-h1-vertex-go", applies: VertexSDK{}.Applies, run: overLoopback(loopback.H1, VertexSDK{})},
-		{name: "tls-h2-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H2, OpenAISDK{})},
-		{name: "tls-h2-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H2, AnthropicSDK{})},
-		{name: "tls-h3-openai-go", applies: OpenAISDK{}.Applies, run: overLoopback(loopback.H3, OpenAISDK{})},
-		{name: "tls-h3-anthropic-go", applies: AnthropicSDK{}.Applies, run: overLoopback(loopback.H3, AnthropicSDK{})},
-		{name: "tls-h2-genai-go", applies: GenAISDK{}.Applies, run: overLoopback(loopback.H2, GenAISDK{})},
-		{name: "tls-h2-vertex-go", applies: VertexSDK{}.Applies, run: overLoopback(loopback.H2, VertexSDK{})},
-		{name: "tls-h3-genai-go", applies: GenAISDK{}.Applies, run: overLoopback(loopback.H3, GenAISDK{})},
-		{name: "tls-h3-vertex-go", applies: VertexSDK{}.Applies, run: overLoopback(loopback.H3, VertexSDK{})},
-		{name: "tls-h2-gapic-go", applies: GAPICSDK{}.Applies, run: overLoopback(loopback.H2, GAPICSDK{})},
-		{name: "tls-h2-cohere-go", applies: CohereSDK{}.Applies, run: overLoopback(loopback.H2, CohereSDK{})},
-		{name: "tls-h2-multi-sdk-go", applies: MultiSDK{}.Applies, run: overLoopback(loopback.H2, MultiSDK{})},
-		{name: "tls-h2-bedrock-go", applies: BedrockSDK{}.Applies, run: overLoopback(loopback.H2, BedrockSDK{})},
-		{name: "tls-h1-ollama-go", applies: OllamaSDK{}.Applies, run: overLoopback(loopback.H1, OllamaSDK{})},
 	}
+	sdks := []struct {
+		name       string
+		driver     sdkDriver
+		transports []loopback.Transport
+	}{
+		{"openai-go", OpenAISDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
+		{"anthropic-go", AnthropicSDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
+		{"genai-go", GenAISDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
+		{"vertex-go", VertexSDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
+		{"gapic-go", GAPICSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
+		{"cohere-go", CohereSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
+		{"bedrock-go", BedrockSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
+		{"multi-sdk-go", MultiSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
+		{"ollama-go", OllamaSDK{}, []loopback.Transport{loopback.H1}},
+	}
+	for _, sdk := range sdks {
+		for _, tr := range sdk.transports {
+			paths = append(paths, capturePath{
+				name:    "tls-" + string(tr) + "-" + sdk.name,
+				applies: sdk.driver.Applies,
+				run:     overLoopback(tr, sdk.driver),
+			})
+		}
+	}
+	return paths
 }
 
 func TestCurlQuote(t *testing.T) {
