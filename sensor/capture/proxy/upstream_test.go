@@ -193,6 +193,12 @@ func TestUpstreamResumptionStillVerifies(t *testing.T) {
 	if _, err := handshake(); err == nil {
 		t.Fatal("a resumed session with an untrusted chain was accepted")
 	}
+	// crypto/tls forgets the refused session: trusted again, the next handshake
+	// is a full one.
+	p.cfg.UpstreamRoots = upCA.CertPool()
+	if cs, err := handshake(); err != nil || cs.DidResume {
+		t.Fatalf("after a refused resumption: resumed %v, err %v; want a full handshake", cs.DidResume, err)
+	}
 }
 
 func TestVerifiedChainsExpireAndStayBounded(t *testing.T) {
