@@ -20,10 +20,14 @@ import (
 )
 
 // This file holds the real clients the suite drives a replay server with,
-// each a loopback.Driver: curl over HTTP/1.1 and HTTP/2, and (clients_sdk.go)
-// the official OpenAI and Anthropic Go SDKs. Each sends every recorded
-// request and checks what it received against the recording, so a path
-// fails when the replayed bytes are not what a real client accepts.
+// each a loopback.Driver: curl over HTTP/1.1 and HTTP/2; the official Go
+// SDKs are in clients_sdk*.go (openai-go, anthropic-sdk-go, genai, ollama,
+// bedrockruntime), clients_vertex.go (genai's Vertex AI backend),
+// clients_gapic.go (the generated Gemini REST client), clients_cohere.go
+// and clients_multi.go (each interaction through its own SDK). Each sends
+// every recorded request and checks what it received against the
+// recording, so a path fails when the replayed bytes are not what a real
+// client accepts.
 
 // discardFlows is a flow.Handler that drops everything: a replay server run
 // only for what its client sees.
