@@ -22,7 +22,8 @@ import (
 // This file holds the real clients the suite drives a replay server with,
 // each a loopback.Driver: curl over HTTP/1.1 and HTTP/2; the official Go
 // SDKs are in clients_sdk*.go (openai-go, anthropic-sdk-go, genai, ollama,
-// bedrockruntime), clients_vertex.go (genai's Vertex AI backend),
+// bedrockruntime), clients_vertex*.go (genai's Vertex AI backend, Claude on
+// Vertex AI through anthropic-sdk-go's vertex option),
 // clients_gapic.go (the generated Gemini REST client), clients_cohere.go
 // and clients_multi.go (each interaction through its own SDK). Each sends
 // every recorded request and checks what it received against the

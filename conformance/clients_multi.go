@@ -59,6 +59,7 @@ func multiSDKParts() []sdkPart {
 		stainlessPart("anthropic-sdk-go", anthropicEndpoints),
 		morePart("genai", genaiDriver),
 		morePart("genai-vertex", vertexDriver),
+		morePart("anthropic-sdk-go-vertex", vertexAnthropicDriver),
 		morePart("generativelanguage-gapic", gapicDriver),
 		morePart("cohere-go", cohereDriver),
 		morePart("bedrockruntime", bedrockDriver),

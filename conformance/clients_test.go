@@ -37,6 +37,9 @@ func clientPaths() []capturePath {
 		{"anthropic-go", AnthropicSDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
 		{"genai-go", GenAISDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
 		{"vertex-go", VertexSDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
+		// No fixture records Claude on Vertex AI yet: the path applies
+		// to none until one does (TestVertexAnthropicSDK covers it).
+		{"vertex-anthropic-go", VertexAnthropicSDK{}, []loopback.Transport{loopback.H2}},
 		{"gapic-go", GAPICSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
 		{"cohere-go", CohereSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
 		{"bedrock-go", BedrockSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
