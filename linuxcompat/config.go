@@ -35,7 +35,7 @@ type Config struct {
 	// signalled as a gap on the affected flow.
 	QueueRecords int
 	// ReadInterval bounds how long a record may sit in the ring buffer
-	// before the reader takes it (default 4 ms). Records do not wake the
+	// before the reader takes it (default 10 ms). Records do not wake the
 	// reader one by one: it drains the ring on this timer, and is woken
 	// early only when an eighth of the ring is unread or a process executes
 	// or maps a new file (its probes must be placed quickly).
@@ -167,7 +167,7 @@ func (c *Config) withDefaults() Config {
 		out.QueueRecords = 16384
 	}
 	if out.ReadInterval <= 0 {
-		out.ReadInterval = 4 * time.Millisecond
+		out.ReadInterval = 10 * time.Millisecond
 	}
 	if out.Logger == nil {
 		out.Logger = slog.Default()

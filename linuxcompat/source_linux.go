@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -332,11 +333,16 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	drops := newDropLedger()
 	var wg sync.WaitGroup
 
+	waiter, err := newRingWaiter(s.objs.Events)
+	if err != nil {
+		s.log.Debug("ebpf: ring buffer reader falls back to blocking reads", "err", err)
+		waiter = nil
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(queue)
-		s.readLoop(rd, queue, &inQueue, drops)
+		s.readLoop(rd, waiter, queue, &inQueue, drops)
 	}()
 
 	attachCtx, stopAttach := context.WithCancel(ctx)
@@ -354,6 +360,9 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	go func() {
 		<-ctx.Done()
 		rd.Close() // unblocks readLoop, which closes queue
+		if waiter != nil {
+			waiter.Close()
+		}
 	}()
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
@@ -403,10 +412,10 @@ const maxBatch = 256
 //
 // Records arrive in bursts (the kernel does not wake the reader per
 // record, see ring_flags in bpf/oisp.bpf.c): the reader wakes on its own
-// every ReadInterval, drains what is there and hands it over as one batch,
-// so a burst costs one wake-up of the reader and one of the decoder instead
-// of one each per record.
-func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- []queued, inQueue *atomic.Int64, drops *dropLedger) {
+// every ReadInterval (or when the kernel wakes it), drains what is there
+// and hands it over as one batch, so a burst costs one wake-up of the
+// reader and one of the decoder instead of one each per record.
+func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queued, inQueue *atomic.Int64, drops *dropLedger) {
 	var (
 		rec   ringbuf.Record
 		seq   uint64
@@ -420,49 +429,119 @@ func (s *Source) readLoop(rd *ringbuf.Reader, queue chan<- []queued, inQueue *at
 		queue <- batch
 		batch = nil
 	}
-	rd.SetDeadline(time.Now().Add(s.cfg.ReadInterval))
 	for {
-		err := rd.ReadInto(&rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// The ring is drained: hand over what was read and sleep until
-			// the next tick (or an early wake-up from the kernel).
-			flush()
+		// Drain: with the waiter, the reader never blocks (a deadline in
+		// the past makes it return os.ErrDeadlineExceeded once the ring
+		// is empty); without it, the reader itself sleeps up to one tick.
+		if w != nil {
+			if rd.AvailableBytes() == 0 {
+				// A tick with nothing to read: skip the reader's poll.
+				if err := w.wait(s.cfg.ReadInterval); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					w = nil
+				}
+				continue
+			}
+			rd.SetDeadline(time.Unix(0, 1))
+		} else {
 			rd.SetDeadline(time.Now().Add(s.cfg.ReadInterval))
-			continue
 		}
-		if err != nil {
-			flush()
-			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
-				return
+		for {
+			err := rd.ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
 			}
-			s.log.Warn("ebpf ring buffer read failed", "err", err)
-			continue
-		}
-		seq++
-		s.user.recordsRead.Add(1)
-		if inQueue.Load()+int64(len(batch)) >= int64(s.cfg.QueueRecords) {
-			s.user.queueDropRecords.Add(1)
-			if t, ok := parseTLS(rec.RawSample); ok {
-				s.user.queueDropBytes.Add(int64(len(t.data)))
-				drops.add(dropKey{tgid: t.tgid, conn: t.conn, dir: t.dir}, int64(len(t.data)), seq)
-			} else {
-				drops.addSystem(rec.RawSample)
+			if err != nil {
+				flush()
+				if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+					return
+				}
+				s.log.Warn("ebpf ring buffer read failed", "err", err)
+				break
 			}
-			continue
+			seq++
+			s.user.recordsRead.Add(1)
+			if inQueue.Load()+int64(len(batch)) >= int64(s.cfg.QueueRecords) {
+				s.user.queueDropRecords.Add(1)
+				if t, ok := parseTLS(rec.RawSample); ok {
+					s.user.queueDropBytes.Add(int64(len(t.data)))
+					drops.add(dropKey{tgid: t.tgid, conn: t.conn, dir: t.dir}, int64(len(t.data)), seq)
+				} else {
+					drops.addSystem(rec.RawSample)
+				}
+				continue
+			}
+			// One exact-size copy per record: the chunk's bytes are handed
+			// to the flow handler, which owns them from then on.
+			raw := make([]byte, len(rec.RawSample))
+			copy(raw, rec.RawSample)
+			if batch == nil {
+				batch = make([]queued, 0, 16)
+			}
+			batch = append(batch, queued{seq: seq, raw: raw})
+			if len(batch) >= maxBatch {
+				flush()
+			}
 		}
-		// One exact-size copy per record: the chunk's bytes are handed to
-		// the flow handler, which owns them from then on.
-		raw := make([]byte, len(rec.RawSample))
-		copy(raw, rec.RawSample)
-		if batch == nil {
-			batch = make([]queued, 0, 16)
-		}
-		batch = append(batch, queued{seq: seq, raw: raw})
-		if rec.Remaining == 0 || len(batch) >= maxBatch {
-			flush()
+		flush()
+		if w != nil {
+			if err := w.wait(s.cfg.ReadInterval); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				// Closed: the next read reports it and ends the loop.
+				w = nil
+			}
 		}
 	}
 }
+
+// ringWaiter sleeps until the kernel wakes the ring buffer's readers or a
+// tick passes, through Go's network poller: the tick is a runtime timer and
+// the wait parks only the goroutine, where a blocking epoll_wait with a
+// timeout would take an OS thread out of the scheduler every tick.
+type ringWaiter struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func newRingWaiter(m *ebpf.Map) (*ringWaiter, error) {
+	fd, err := unix.FcntlInt(uintptr(m.FD()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup ring buffer fd: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("ring buffer fd non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "oisp-ringbuf")
+	// A deadline is only accepted on a descriptor the poller took.
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ring buffer fd not pollable: %w", err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &ringWaiter{f: f, rc: rc}, nil
+}
+
+// wait returns when the ring's fd signals readable or after d
+// (os.ErrDeadlineExceeded); a wake-up lost between the last drain and the
+// wait costs at most d.
+func (w *ringWaiter) wait(d time.Duration) error {
+	if err := w.f.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
+	waited := false
+	return w.rc.Read(func(uintptr) bool {
+		if waited {
+			return true
+		}
+		waited = true
+		return false
+	})
+}
+
+func (w *ringWaiter) Close() error { return w.f.Close() }
 
 // startStatsExport pushes counter deltas to cfg.Stats every second and once
 // more when stopped.
