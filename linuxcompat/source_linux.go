@@ -359,9 +359,11 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	dec := newDecoder(s, h, att, drops)
 	go func() {
 		<-ctx.Done()
-		rd.Close() // unblocks readLoop, which closes queue
+		// Unblocks readLoop, which closes queue.
 		if waiter != nil {
-			waiter.Close()
+			waiter.closeReader(rd)
+		} else {
+			rd.Close()
 		}
 	}()
 	sweep := time.NewTicker(sweepInterval)
@@ -434,7 +436,7 @@ func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queu
 		// the past makes it return os.ErrDeadlineExceeded once the ring
 		// is empty); without it, the reader itself sleeps up to one tick.
 		if w != nil {
-			if rd.AvailableBytes() == 0 {
+			if w.empty(rd) {
 				// A tick with nothing to read: skip the reader's poll.
 				if err := w.wait(s.cfg.ReadInterval); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 					w = nil
@@ -499,6 +501,28 @@ func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queu
 type ringWaiter struct {
 	f  *os.File
 	rc syscall.RawConn
+
+	// mu orders empty against closeReader: the reader's mapping of the
+	// ring is gone once it is closed.
+	mu     sync.Mutex
+	closed bool
+}
+
+// empty reports whether the ring holds no records (true once closed, so the
+// caller goes on to wait and sees the close).
+func (w *ringWaiter) empty(rd *ringbuf.Reader) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed || rd.AvailableBytes() == 0
+}
+
+// closeReader closes rd and then the waiter, ending readLoop.
+func (w *ringWaiter) closeReader(rd *ringbuf.Reader) {
+	w.mu.Lock()
+	w.closed = true
+	rd.Close()
+	w.mu.Unlock()
+	w.f.Close()
 }
 
 func newRingWaiter(m *ebpf.Map) (*ringWaiter, error) {
@@ -540,8 +564,6 @@ func (w *ringWaiter) wait(d time.Duration) error {
 		return false
 	})
 }
-
-func (w *ringWaiter) Close() error { return w.f.Close() }
 
 // startStatsExport pushes counter deltas to cfg.Stats every second and once
 // more when stopped.
