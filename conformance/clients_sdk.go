@@ -44,6 +44,8 @@ type sdkEndpoint struct {
 	// URL without suffix (with a trailing slash), query its query
 	// parameters.
 	call func(ctx context.Context, cl *sdkCall) error
+	// unary marks an operation re-issued only without "stream": true.
+	unary bool
 }
 
 // sdkCall is one interaction being re-issued.
@@ -85,15 +87,17 @@ func (OpenAISDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.
 	return sdkDrive(ctx, srv, rec, openAIEndpoints)
 }
 
-// AnthropicSDK drives messages requests through
-// github.com/anthropics/anthropic-sdk-go/v2.
+// AnthropicSDK drives messages and (unstreamed) legacy text completion
+// requests through github.com/anthropics/anthropic-sdk-go/v2.
 type AnthropicSDK struct{}
 
 var anthropicEndpoints = []sdkEndpoint{
 	{suffix: "v1/messages", call: anthropicMessages},
+	{suffix: "v1/complete", call: anthropicComplete, unary: true},
 }
 
-// Applies reports whether every interaction of rec is a messages request.
+// Applies reports whether every interaction of rec is a messages or
+// legacy completion request.
 func (AnthropicSDK) Applies(rec *cassette.Recording) bool {
 	return sdkApplies(anthropicEndpoints, rec)
 }
@@ -128,10 +132,17 @@ func sdkApplies(eps []sdkEndpoint, rec *cassette.Recording) bool {
 		return false
 	}
 	for _, in := range rec.Interactions {
-		if _, _, ok := endpointFor(eps, in); !ok {
+		ep, _, ok := endpointFor(eps, in)
+		if !ok {
 			return false
 		}
 		if !json.Valid(in.Request.Body) {
+			return false
+		}
+		var probe struct {
+			Stream bool `json:"stream"`
+		}
+		if ep.unary && (json.Unmarshal(in.Request.Body, &probe) != nil || probe.Stream) {
 			return false
 		}
 		switch strings.ToLower(in.Response.Header.Get("Content-Encoding")) {
@@ -140,8 +151,7 @@ func sdkApplies(eps []sdkEndpoint, rec *cassette.Recording) bool {
 			return false
 		}
 		ct := strings.ToLower(in.Response.Header.Get("Content-Type"))
-		ok := in.Response.Status >= 300 || strings.Contains(ct, "json") || strings.Contains(ct, "text/event-stream")
-		if !ok {
+		if in.Response.Status < 300 && !strings.Contains(ct, "json") && !strings.Contains(ct, "text/event-stream") {
 			return false
 		}
 	}
@@ -420,11 +430,9 @@ func anthropicStatus(err error) (int, bool) {
 	return 0, false
 }
 
-func anthropicMessages(ctx context.Context, cl *sdkCall) error {
-	var params anthropic.MessageNewParams
-	if err := json.Unmarshal(cl.body, &params); err != nil {
-		return fmt.Errorf("recorded request is not a messages request for the SDK: %w", err)
-	}
+// anthropicClient is the SDK client for one interaction: the recorded
+// base URL, query, headers, body and credentials.
+func (cl *sdkCall) anthropicClient() anthropic.Client {
 	opts := []anthropicoption.RequestOption{
 		anthropicoption.WithoutEnvironmentDefaults(),
 		anthropicoption.WithoutOpenTelemetry(),
@@ -453,7 +461,15 @@ func anthropicMessages(ctx context.Context, cl *sdkCall) error {
 			}
 		}
 	}
-	c := anthropic.NewClient(opts...)
+	return anthropic.NewClient(opts...)
+}
+
+func anthropicMessages(ctx context.Context, cl *sdkCall) error {
+	var params anthropic.MessageNewParams
+	if err := json.Unmarshal(cl.body, &params); err != nil {
+		return fmt.Errorf("recorded request is not a messages request for the SDK: %w", err)
+	}
+	c := cl.anthropicClient()
 	if cl.stream {
 		s := c.Messages.NewStreaming(ctx, params)
 		defer s.Close()
@@ -468,4 +484,27 @@ func anthropicMessages(ctx context.Context, cl *sdkCall) error {
 		return err
 	}
 	return cl.checkJSON(res.RawJSON())
+}
+
+// anthropicComplete re-issues a legacy text completion. The SDK (v2) has
+// no typed Completions service any more; the request goes through the
+// client's own request machinery (Client.Post: base URL, authentication,
+// headers, API errors) and the JSON it returns must be the recorded one.
+// Streamed legacy completions are not re-issued (see anthropicEndpoints).
+func anthropicComplete(ctx context.Context, cl *sdkCall) error {
+	var params struct {
+		Model             string `json:"model"`
+		Prompt            string `json:"prompt"`
+		MaxTokensToSample int64  `json:"max_tokens_to_sample"`
+	}
+	if err := json.Unmarshal(cl.body, &params); err != nil || params.Model == "" || params.Prompt == "" || params.MaxTokensToSample == 0 {
+		return fmt.Errorf("recorded request is not a legacy completion request (model, prompt, max_tokens_to_sample): %v", err)
+	}
+	c := cl.anthropicClient()
+	var res json.RawMessage
+	err := c.Post(ctx, "v1/complete", nil, &res)
+	if done, err := cl.checkStatus(err, anthropicStatus); done {
+		return err
+	}
+	return cl.checkJSON(string(res))
 }
