@@ -87,6 +87,8 @@ func TestSDKApplies(t *testing.T) {
 	azure := interaction("POST", "https://x.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-01", "gzip", `{}`)
 	embed := interaction("POST", "https://api.openai.com/v1/embeddings", "", `{"input":"x"}`)
 	messages := interaction("POST", "https://api.anthropic.com/v1/messages?beta=true", "", `{"model":"c"}`)
+	complete := interaction("POST", "https://api.anthropic.com/v1/complete", "", `{"model":"claude-2","prompt":"\n\nHuman: hi\n\nAssistant:","max_tokens_to_sample":8}`)
+	streamedComplete := interaction("POST", "https://api.anthropic.com/v1/complete", "", `{"model":"claude-2","stream":true}`)
 	models := interaction("GET", "https://api.openai.com/v1/models", "", ``)
 	brotli := interaction("POST", "https://api.openai.com/v1/chat/completions", "br", `{}`)
 	notJSON := interaction("POST", "https://api.openai.com/v1/chat/completions", "", `model=m`)
@@ -104,6 +106,8 @@ func TestSDKApplies(t *testing.T) {
 		{"azure chat, gzip", rec(azure), true, false},
 		{"chat then embeddings", rec(chat, embed), true, false},
 		{"messages", rec(messages), false, true},
+		{"legacy completion", rec(complete), false, true},
+		{"streamed legacy completion", rec(streamedComplete), false, false},
 		{"mixed providers", rec(chat, messages), false, false},
 		{"a GET among them", rec(chat, models), false, false},
 		{"brotli response", rec(brotli), false, false},
