@@ -10,6 +10,7 @@ package content
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -211,7 +212,7 @@ func (d *Decoder) decode(encoding string, wire []byte, bounds []int, max int, pr
 		return len(wire) - src.(*bytes.Reader).Len()
 	}
 
-	out, truncated, err := readCapped(r, max, len(wire), consumed, progress)
+	out, truncated, err := readCapped(r, max, sizeHint(codings, wire), consumed, progress)
 	if truncated {
 		d.rec.Count(TokenTruncated, 1)
 	}
@@ -394,11 +395,28 @@ func isZlibHeader(b []byte) bool {
 	return b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
 }
 
+// sizeHint guesses the decoded size of wire for the first allocation: a
+// lone gzip member states its size (mod 2^32) in its last four bytes, which
+// is believed up to the largest ratio deflate can reach; otherwise four
+// times the wire size. One more byte than the size leaves room to see the
+// end without growing.
+func sizeHint(codings []coding, wire []byte) int {
+	guess := 4 * len(wire)
+	if len(codings) != 1 || codings[0] != codingGzip || len(wire) < 18 {
+		return guess
+	}
+	isize := int(binary.LittleEndian.Uint32(wire[len(wire)-4:]))
+	if isize == 0 || isize > 1032*len(wire) {
+		return guess
+	}
+	return isize + 1
+}
+
 // readCapped reads r to the end into a new slice of at most max bytes and
 // reports whether more data followed. It grows the slice only as data
 // actually arrives, so a bomb costs at most max bytes.
-func readCapped(r io.Reader, limit, wireLen int, consumed func() int, progress progressFunc) ([]byte, bool, error) {
-	size := min(limit, max(4*wireLen, 4096))
+func readCapped(r io.Reader, limit, hint int, consumed func() int, progress progressFunc) ([]byte, bool, error) {
+	size := min(limit, max(hint, 4096))
 	out := make([]byte, 0, size)
 	for {
 		if len(out) == cap(out) {

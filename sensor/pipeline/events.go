@@ -77,6 +77,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	info := fs.info
 	proc := processOf(info)
 	actor := actorOf(info)
+	attrs := flowAttrs(info)
 	partial := x.Partial || res.Partial
 	conf := p.confidence(info, t, partial, append(append([]string(nil), x.Notes...), res.Notes...))
 
@@ -94,7 +95,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		redactRequest(req)
 	}
 	reqEv := p.cfg.Builder.New(oisp.TypeAIRequest, reqAt, method, req)
-	p.finish(reqEv, info, proc, actor, conf, "request")
+	p.finish(reqEv, info, proc, actor, attrs, conf, "request")
 	p.out(fs, reqEv)
 
 	// Tool results carried by this request answer calls made earlier.
@@ -115,7 +116,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			d.Result = tr.Content
 		}
 		ev := p.cfg.Builder.New(oisp.TypeToolResult, reqAt, method, d)
-		p.finish(ev, info, proc, actor, conf, "request")
+		p.finish(ev, info, proc, actor, attrs, conf, "request")
 		ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy})
 		if call.eventID != "" {
 			ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
@@ -148,11 +149,11 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		e.RequestID = requestID
 		rconf := responseConfidence(conf, x)
 		rev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
-		p.finish(rev, info, proc, actor, rconf, "response")
+		p.finish(rev, info, proc, actor, attrs, rconf, "response")
 		rev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
 		p.out(fs, rev)
 		ev := p.cfg.Builder.New(oisp.TypeAIEmbedding, respAt, method, e)
-		p.finish(ev, info, proc, actor, rconf, "response")
+		p.finish(ev, info, proc, actor, attrs, rconf, "response")
 		ev.RelatedEvents = []oisp.Related{{EventID: rev.EventID, Relationship: oisp.RelCausedBy}}
 		p.out(fs, ev)
 	case res.Response != nil:
@@ -165,7 +166,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		}
 		rconf := responseConfidence(conf, x)
 		ev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, r)
-		p.finish(ev, info, proc, actor, rconf, "response")
+		p.finish(ev, info, proc, actor, attrs, rconf, "response")
 		ev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
 		p.out(fs, ev)
 		for _, c := range calls {
@@ -180,7 +181,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 				d.Arguments = argumentsObject(c.Arguments)
 			}
 			tev := p.cfg.Builder.New(oisp.TypeToolCall, respAt, method, d)
-			p.finish(tev, info, proc, actor, rconf, "response")
+			p.finish(tev, info, proc, actor, attrs, rconf, "response")
 			tev.RelatedEvents = []oisp.Related{{EventID: ev.EventID, Relationship: oisp.RelCausedBy}}
 			if c.ID != "" {
 				p.links.put(linkKey(info, c.ID), link{eventID: tev.EventID, name: c.Name})
@@ -246,7 +247,7 @@ func eventCounter(eventType string) string {
 }
 
 // finish fills the per-flow parts of an envelope.
-func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, actor *oisp.Actor, conf oisp.Confidence, side string) {
+func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, actor *oisp.Actor, attrs map[string]any, conf oisp.Confidence, side string) {
 	ev.Process = proc
 	ev.Actor = actor
 	ev.Confidence = conf
@@ -264,11 +265,8 @@ func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, a
 	case flow.CaptureOther, "":
 		ev.Source.CapturePoint = "replay"
 	}
-	if info.ALPN != "" || info.Transport == flow.QUIC {
-		if ev.Attrs == nil {
-			ev.Attrs = map[string]any{}
-		}
-		ev.Attrs["flow.id"] = info.ID
+	if attrs != nil {
+		ev.Attrs = attrs
 	}
 }
 
@@ -277,6 +275,17 @@ func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, a
 func actorOf(info *flow.Info) *oisp.Actor {
 	if info.Process.UID >= 0 && info.Process.PID != 0 {
 		return &oisp.Actor{UID: oisp.Ptr(info.Process.UID)}
+	}
+	return nil
+}
+
+// flowAttrs are the attributes of a flow's events: the flow id when the
+// flow is not plain HTTP/1 over TCP (HTTP/2 and HTTP/3 multiplex several
+// exchanges on one flow). The events of an exchange share the map; nothing
+// writes to it after this.
+func flowAttrs(info *flow.Info) map[string]any {
+	if info.ALPN != "" || info.Transport == flow.QUIC {
+		return map[string]any{"flow.id": info.ID}
 	}
 	return nil
 }

@@ -164,16 +164,9 @@ type anthropicEvent struct {
 func decodeAnthropicRequest(body []byte, res *Result) string {
 	req := res.Request
 	var b anthropicRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		finishRequest(req)
 		return ""
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	model := string(b.Model)
 	if model != "" {
@@ -358,15 +351,8 @@ func anthropicError(raw json.RawMessage) *oisp.Error {
 // decodeAnthropicResponse decodes a whole (non-streamed) response body.
 func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	var b anthropicResponseBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteResponseNotJSON)
-		}
+	if !decodeResponseBody(body, &b, res) {
 		return
-	}
-	if mismatch {
-		res.note(noteResponseTypeMismatch)
 	}
 	if b.ID != "" {
 		resp.ProviderRequestID = string(b.ID)

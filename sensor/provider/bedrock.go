@@ -325,16 +325,9 @@ func converseFlatten(blocks []converseBlock, results *[]ToolResult) (string, int
 func decodeConverseRequest(body []byte, res *Result) {
 	req := res.Request
 	var b converseRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		finishRequest(req)
 		return
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	if len(b.System) > 0 {
 		text, images := converseFlatten(b.System, nil)

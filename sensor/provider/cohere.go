@@ -213,17 +213,10 @@ func cohereText(raw json.RawMessage) (string, int) {
 func decodeCohereRequest(body []byte, res *Result) {
 	req := res.Request
 	var b cohereRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		req.Streaming = oisp.Ptr(false)
 		finishRequest(req)
 		return
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	if b.Model != "" {
 		req.Model = &oisp.Model{ID: string(b.Model)}

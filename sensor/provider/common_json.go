@@ -164,6 +164,32 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 	return false, err
 }
 
+// decodeRequestBody decodes a request body into v with decodeLoose and
+// notes on res a body that is not JSON or has members of unexpected types.
+// It reports whether v is usable.
+func decodeRequestBody(body []byte, v any, res *Result) bool {
+	return decodeBodyNoting(body, v, res, noteRequestNotJSON, noteRequestTypeMismatch)
+}
+
+// decodeResponseBody is decodeRequestBody for a response body.
+func decodeResponseBody(body []byte, v any, res *Result) bool {
+	return decodeBodyNoting(body, v, res, noteResponseNotJSON, noteResponseTypeMismatch)
+}
+
+func decodeBodyNoting(body []byte, v any, res *Result, notJSON, mismatchNote string) bool {
+	mismatch, err := decodeLoose(body, v)
+	if err != nil {
+		if len(bytes.TrimSpace(body)) > 0 {
+			res.note(notJSON)
+		}
+		return false
+	}
+	if mismatch {
+		res.note(mismatchNote)
+	}
+	return true
+}
+
 // rawKind returns the first significant byte of a raw JSON value: '"', '{',
 // '[', 'n' (null), 't'/'f' or a digit/'-'; 0 when empty.
 func rawKind(raw json.RawMessage) byte {

@@ -431,16 +431,9 @@ type geminiResponseBody struct {
 func decodeGeminiRequest(body []byte, res *Result) {
 	req := res.Request
 	var b geminiRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		finishRequest(req)
 		return
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	if b.GenerateContentRequest != nil && len(b.Contents) == 0 {
 		b = *b.GenerateContentRequest

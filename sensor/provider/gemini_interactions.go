@@ -125,16 +125,9 @@ func (geminiInteractionsAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Re
 func decodeInteractionsRequest(body []byte, res *Result) bool {
 	req := res.Request
 	var b interactionsRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		finishRequest(req)
 		return false
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	switch {
 	case b.Model != "":

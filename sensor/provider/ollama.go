@@ -130,17 +130,10 @@ type ollamaRequestBody struct {
 func decodeOllamaRequest(api string, body []byte, res *Result) {
 	req := res.Request
 	var b ollamaRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		req.Streaming = oisp.Ptr(api != apiOllamaEmbed)
 		finishRequest(req)
 		return
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	if b.Model != "" {
 		req.Model = &oisp.Model{ID: string(b.Model)}

@@ -171,17 +171,10 @@ type openaiChatResponseBody struct {
 func decodeOpenAIChatRequest(body []byte, res *Result) string {
 	req := res.Request
 	var b openaiChatRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		req.Streaming = oisp.Ptr(false)
 		finishRequest(req)
 		return ""
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	model := string(b.Model)
 	if model != "" {
@@ -394,15 +387,8 @@ func openaiErrorMember(raw json.RawMessage) *oisp.Error {
 // completions response body.
 func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	var b openaiChatResponseBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteResponseNotJSON)
-		}
+	if !decodeResponseBody(body, &b, res) {
 		return
-	}
-	if mismatch {
-		res.note(noteResponseTypeMismatch)
 	}
 	if b.ID != "" {
 		resp.ProviderRequestID = string(b.ID)

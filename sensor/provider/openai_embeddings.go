@@ -69,16 +69,9 @@ func decodeOpenAIEmbeddingsRequest(body []byte, res *Result) (model string, inpu
 	req := res.Request
 	req.Streaming = oisp.Ptr(false)
 	var b embeddingsRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		finishRequest(req)
 		return "", 0, 0
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	model = string(b.Model)
 	if model != "" {
@@ -115,15 +108,8 @@ func embeddingInputCount(raw json.RawMessage) int {
 // body.
 func decodeOpenAIEmbeddingsResponse(body []byte, res *Result, emb *oisp.AIEmbedding) {
 	var b embeddingsResponseBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteResponseNotJSON)
-		}
+	if !decodeResponseBody(body, &b, res) {
 		return
-	}
-	if mismatch {
-		res.note(noteResponseTypeMismatch)
 	}
 	if b.Model != "" {
 		emb.Model = &oisp.Model{ID: string(b.Model)}

@@ -82,17 +82,10 @@ type responsesEvent struct {
 func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 	req := res.Request
 	var b responsesRequestBody
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
-		}
+	if !decodeRequestBody(body, &b, res) {
 		req.Streaming = oisp.Ptr(false)
 		finishRequest(req)
 		return ""
-	}
-	if mismatch {
-		res.note(noteRequestTypeMismatch)
 	}
 	model := string(b.Model)
 	if model != "" {
@@ -157,15 +150,8 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 // response object or an error).
 func decodeOpenAIResponsesResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	var b responsesObject
-	mismatch, err := decodeLoose(body, &b)
-	if err != nil {
-		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteResponseNotJSON)
-		}
+	if !decodeResponseBody(body, &b, res) {
 		return
-	}
-	if mismatch {
-		res.note(noteResponseTypeMismatch)
 	}
 	fillResponsesObject(&b, nil, resp)
 }

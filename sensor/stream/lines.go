@@ -142,11 +142,18 @@ func (b *bomFilter) filter(p []byte) (out []byte, dropped bool) {
 	if b.done {
 		return p, false
 	}
+	orig, fromEarlier := p, len(b.held) > 0
 	for len(p) > 0 && len(b.held) < len(utf8BOM) {
 		b.held = append(b.held, p[0])
 		p = p[1:]
 		if !bytes.HasPrefix(utf8BOM, b.held) {
 			b.done = true
+			if !fromEarlier {
+				// Every held byte came from p: hand p back as it is
+				// rather than copying it.
+				b.held = nil
+				return orig, false
+			}
 			out := append(b.held, p...)
 			b.held = nil
 			return out, false

@@ -26,6 +26,7 @@ func ParseSSE(body []byte, marks []httpmsg.Mark, opts ...Option) []SSEEvent {
 		ev.At = when.at(max(ev.End-1, 0))
 		events = append(events, ev)
 	}, opts...)
+	r.slab = make([]byte, 0, len(body))
 	r.Feed(body, time.Time{})
 	r.Close()
 	return events

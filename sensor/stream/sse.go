@@ -58,6 +58,11 @@ type SSEReader struct {
 	broken    bool   // part of the current event was dropped
 	onLine    lineFunc
 	onTooLong tooLongFunc
+	// slab, when it has room, holds the data of emitted events, so a
+	// whole body's events share one allocation (ParseSSE sizes it to the
+	// body, which bounds the data of all its events). Bytes written to it
+	// are never written again.
+	slab []byte
 }
 
 // NewSSE returns a reader that calls emit for each event.
@@ -149,6 +154,16 @@ func (r *SSEReader) tooLong(n, start, end int) {
 }
 
 // dispatch ends the current event at the line end before offset end.
+// keep returns a copy of data that the reader never changes again.
+func (r *SSEReader) keep(data []byte) []byte {
+	if cap(r.slab)-len(r.slab) >= len(data) {
+		start := len(r.slab)
+		r.slab = append(r.slab, data...)
+		return r.slab[start:len(r.slab):len(r.slab)]
+	}
+	return append(make([]byte, 0, len(data)), data...)
+}
+
 func (r *SSEReader) dispatch(end int, unterminated bool) {
 	defer func() {
 		r.data = r.data[:0]
@@ -167,7 +182,7 @@ func (r *SSEReader) dispatch(end int, unterminated bool) {
 	ev := SSEEvent{
 		Event:        r.event,
 		ID:           r.id,
-		Data:         append(make([]byte, 0, len(data)), data...),
+		Data:         r.keep(data),
 		At:           r.at,
 		Offset:       r.evStart,
 		End:          end,
