@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -397,77 +396,22 @@ func NodeOpenAIApplies(rec *cassette.Recording) bool { return sdkApplies(openAIN
 // nodeOpenAIVia marks every interaction for the Node openai mode.
 func nodeOpenAIVia(cassette.Interaction) string { return "openai-node" }
 
-// ldSSL returns the libssl a dynamically linked file loads, directly or
-// through its libraries, resolved from the ELF dynamic sections (no
-// process is run: running ldd would map the file in a short-lived process
-// under the capture).
+// ldSSL returns the libssl a dynamically linked file loads, from ldd. (ldd
+// maps the file in a short-lived process under the capture; the capture
+// attaches to a file first seen that way, and retries a failed attach on
+// the file's next exec.)
 func ldSSL(file string) (string, error) {
-	queue := []string{file}
-	seen := map[string]bool{}
-	for len(queue) > 0 && len(seen) < 64 {
-		cur := queue[0]
-		queue = queue[1:]
-		if seen[cur] {
+	out, err := exec.Command("ldd", file).Output()
+	if err != nil {
+		return "", fmt.Errorf("ldd %s: %w", file, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), " => ")
+		if !ok || !strings.HasPrefix(name, "libssl.so") {
 			continue
 		}
-		seen[cur] = true
-		needed, dirs, err := dynamicDeps(cur)
-		if err != nil {
-			if cur == file {
-				return "", err
-			}
-			continue
-		}
-		for _, name := range needed {
-			path := findLibrary(name, dirs)
-			if path == "" {
-				continue
-			}
-			if strings.HasPrefix(name, "libssl.so") {
-				return filepath.EvalSymlinks(path)
-			}
-			queue = append(queue, path)
-		}
+		path, _, _ := strings.Cut(rest, " (")
+		return filepath.EvalSymlinks(path)
 	}
 	return "", fmt.Errorf("%s does not load libssl", file)
-}
-
-// dynamicDeps returns an ELF file's DT_NEEDED names and its run paths.
-func dynamicDeps(file string) (needed, dirs []string, err error) {
-	f, err := elf.Open(file)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	needed, err = f.DynString(elf.DT_NEEDED)
-	if err != nil {
-		return nil, nil, err
-	}
-	origin := filepath.Dir(file)
-	for _, tag := range []elf.DynTag{elf.DT_RUNPATH, elf.DT_RPATH} {
-		paths, _ := f.DynString(tag)
-		for _, p := range paths {
-			for _, d := range strings.Split(p, ":") {
-				dirs = append(dirs, strings.ReplaceAll(d, "$ORIGIN", origin))
-			}
-		}
-	}
-	return needed, dirs, nil
-}
-
-// libraryDirs are where the dynamic loader looks after run paths (Debian
-// multiarch first).
-var libraryDirs = []string{
-	"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-	"/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib",
-}
-
-func findLibrary(name string, runPaths []string) string {
-	for _, d := range append(runPaths, libraryDirs...) {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	return ""
 }

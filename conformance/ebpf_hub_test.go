@@ -171,11 +171,13 @@ func (h *ebpfHub) ensureAttached(files []string, warmup []string) error {
 		if err != nil {
 			return err
 		}
+		// A failed attach is retried when the file next executes (the
+		// warm-up below), so only an attached file needs nothing more.
 		a, ok := attachmentFor(src, ino)
-		if ok && a.Status != linuxcompat.Attached {
+		if ok && a.Status == linuxcompat.Unsupported {
 			return fmt.Errorf("eBPF capture did not attach to %s: %s: %s", f, a.Status, a.Reason)
 		}
-		if !ok {
+		if !ok || a.Status != linuxcompat.Attached {
 			missing = append(missing, ino)
 		}
 	}
@@ -261,9 +263,12 @@ func attachmentFor(src *linuxcompat.Source, ino uint64) (linuxcompat.Attachment,
 	return linuxcompat.Attachment{}, false
 }
 
+// allAttached reports whether every file has an outcome that will not
+// change: attached, unsupported, or failed for the last time.
 func allAttached(src *linuxcompat.Source, inodes []uint64) bool {
 	for _, ino := range inodes {
-		if _, ok := attachmentFor(src, ino); !ok {
+		a, ok := attachmentFor(src, ino)
+		if !ok || (a.Status == linuxcompat.Failed && a.Attempts < linuxcompat.MaxAttachAttempts) {
 			return false
 		}
 	}

@@ -182,7 +182,7 @@ func TestEBPFSystemEvents(t *testing.T) {
 		{Type: "file.open", Who: "script", PPID: "test", Method: tp, Point: "openat", ExeName: filepath.Base(bash),
 			Data: map[string]any{"path": filepath.Join(dir, "out.txt"), "flags": []any{"write", "create", "truncate"}}},
 		{Type: "file.write", Who: "script", PPID: "test", Method: tp, Point: "write", ExeName: filepath.Base(bash),
-			Data: map[string]any{"path": filepath.Join(dir, "out.txt"), "bytes_written": float64(len("hello oisp\n"))}},
+			Data: map[string]any{"path": filepath.Join(dir, "out.txt"), "bytes_written": float64(len("hello oisp\n")), "created": true, "truncated": true}},
 		{Type: "process.fork", Who: "script", PPID: "test", Method: tp, Point: "sched_process_fork", ExeName: filepath.Base(bash),
 			Data: map[string]any{"child_pid": "child"}},
 		{Type: "process.exec", Who: "child", PPID: "script", Method: tp, Point: "sched_process_exec", ExeName: filepath.Base(trueExe),

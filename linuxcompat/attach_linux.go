@@ -55,7 +55,7 @@ type attacher struct {
 }
 
 // maxAttachTries bounds the attempts on a file whose attach keeps failing.
-const maxAttachTries = 3
+const maxAttachTries = MaxAttachAttempts
 
 func newAttacher(s *Source) *attacher {
 	a := &attacher{s: s, wake: make(chan struct{}, 1), queued: map[fileID]bool{}, settled: map[fileID]bool{}, tries: map[fileID]int{}}

@@ -89,9 +89,14 @@ type Attachment struct {
 	FirstPID int
 	At       time.Time
 	// Attempts counts the attaches tried so far: a failed one is tried
-	// again when the file is next executed or mapped, up to 3 times.
+	// again when the file is next executed or mapped, up to
+	// MaxAttachAttempts times.
 	Attempts int
 }
+
+// MaxAttachAttempts bounds the attaches tried on one file: a Failed
+// Attachment with fewer Attempts may still turn Attached.
+const MaxAttachAttempts = 3
 
 // Stats are the source's counters: kernel-side (summed over CPUs) and the
 // user-space reader/decoder.
