@@ -437,8 +437,9 @@ func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queu
 		// is empty); without it, the reader itself sleeps up to one tick.
 		if w != nil {
 			if w.empty(rd) {
-				// A tick with nothing to read: skip the reader's poll.
+				// Nothing to read: sleep until a wake-up or the next tick.
 				if err := w.wait(s.cfg.ReadInterval); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					// Closed: the next read reports it and ends the loop.
 					w = nil
 				}
 				continue
@@ -484,13 +485,9 @@ func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queu
 				flush()
 			}
 		}
+		// Back to the top: records that came in during the drain are read
+		// at once, and the wait starts only on an empty ring.
 		flush()
-		if w != nil {
-			if err := w.wait(s.cfg.ReadInterval); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-				// Closed: the next read reports it and ends the loop.
-				w = nil
-			}
-		}
 	}
 }
 
