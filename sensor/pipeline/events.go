@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
@@ -359,19 +360,19 @@ func conversationID(info *flow.Info, req *oisp.AIRequest) string {
 	h.Write(strconv.AppendInt(num[:0], int64(info.Process.PID), 10))
 	sep := []byte{'|'}
 	h.Write(sep)
-	io.WriteString(h, info.Process.Exe)
+	writeString(h, info.Process.Exe)
 	h.Write(sep)
 	if req.Provider != nil {
-		io.WriteString(h, req.Provider.Name)
-		io.WriteString(h, req.Provider.ID)
+		writeString(h, req.Provider.Name)
+		writeString(h, req.Provider.ID)
 	}
 	h.Write(sep)
-	io.WriteString(h, req.SystemPromptHash)
+	writeString(h, req.SystemPromptHash)
 	for _, m := range req.Messages {
 		if m.Role == "user" {
 			h.Write(sep)
-			io.WriteString(h, m.Content)
-			io.WriteString(h, m.ContentHash)
+			writeString(h, m.Content)
+			writeString(h, m.ContentHash)
 			break
 		}
 	}
@@ -381,6 +382,12 @@ func conversationID(info *flow.Info, req *oisp.AIRequest) string {
 	copy(out[:], prefix)
 	hex.Encode(out[len(prefix):], h.Sum(sum[:0])[:8])
 	return string(out[:])
+}
+
+// writeString writes s to w without copying it: io.Writer implementations
+// neither keep nor modify what they are given.
+func writeString(w io.Writer, s string) {
+	w.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // argumentsObject parses tool-call arguments into an object; arguments that
