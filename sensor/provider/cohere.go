@@ -615,13 +615,7 @@ func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 	if resp.StatusCode < 400 {
 		acc.fill(res, resp)
 	}
-	if req.Streaming != nil && *req.Streaming {
-		resp.Streaming = oisp.Ptr(true)
-		resp.StreamEvents = acc.events
-		if !acc.firstContent.IsZero() {
-			resp.TimeToFirstTokenMS = msBetween(requestDone(x), acc.firstContent)
-		}
-	}
+	summarizeStream(req, resp, x, acc.events, acc.firstContent)
 	if resp.StatusCode >= 400 && resp.Error == nil {
 		httpError(resp, resp.StatusCode, body.Data)
 	}

@@ -368,13 +368,7 @@ func (a ollamaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 		acc.add(ln.Data, ln.At)
 	}
 	acc.fill(res, resp)
-	if req.Streaming != nil && *req.Streaming {
-		resp.Streaming = oisp.Ptr(true)
-		resp.StreamEvents = acc.lines
-		if !acc.firstContent.IsZero() {
-			resp.TimeToFirstTokenMS = msBetween(requestDone(x), acc.firstContent)
-		}
-	}
+	summarizeStream(req, resp, x, acc.lines, acc.firstContent)
 	if resp.StatusCode >= 400 && resp.Error == nil {
 		httpError(resp, resp.StatusCode, body.Data)
 	}

@@ -98,17 +98,29 @@ func (r *Registry) Provider(id string) (*ProviderInfo, bool) {
 // then patterns in registry order.
 func (r *Registry) Lookup(host string, port int) (Target, bool) {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if hh, p, err := net.SplitHostPort(h); err == nil {
-		h = hh
-		if n, err := strconv.Atoi(p); err == nil {
-			port = n
+	if strings.IndexByte(h, ':') >= 0 { // SplitHostPort fails (allocating its error) without one
+		if hh, p, err := net.SplitHostPort(h); err == nil {
+			h = hh
+			if n, err := strconv.Atoi(p); err == nil {
+				port = n
+			}
 		}
 	}
 	h = strings.Trim(h, "[]")
 	t := Target{Host: h, Port: port, Known: true}
 	if port != 0 {
-		hp := net.JoinHostPort(h, strconv.Itoa(port))
-		if id, ok := r.exact[hp]; ok {
+		// net.JoinHostPort(h, port), built on the stack: a map lookup by
+		// string(bytes) does not allocate.
+		var buf [96]byte
+		var hp []byte
+		if strings.IndexByte(h, ':') >= 0 {
+			hp = append(buf[:0], net.JoinHostPort(h, strconv.Itoa(port))...)
+		} else {
+			hp = append(buf[:0], h...)
+			hp = append(hp, ':')
+			hp = strconv.AppendInt(hp, int64(port), 10)
+		}
+		if id, ok := r.exact[string(hp)]; ok {
 			t.ProviderID = id
 			return t, true
 		}
