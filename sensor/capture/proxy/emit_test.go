@@ -60,8 +60,8 @@ func TestEmitToExtensionSocket(t *testing.T) {
 	resp.Body.Close()
 	c.CloseIdleConnections()
 
-	ids := sensor.waitClosed(t, 1)
-	info := sensor.infos[ids[0]]
+	ids := sensor.WaitClosed(t, 1)
+	info := sensor.Infos[ids[0]]
 	if info.Method != flow.CaptureMITMProxy || info.SNI != apiHost || info.ALPN != "h2" || !info.TLS ||
 		info.RemotePort != 443 || info.Transport != flow.TCP {
 		t.Errorf("info after the socket %+v", info)
@@ -69,7 +69,7 @@ func TestEmitToExtensionSocket(t *testing.T) {
 	if runtime.GOOS == "linux" && info.Process.PID != os.Getpid() {
 		t.Errorf("process lost on the way: %+v", info.Process)
 	}
-	c2s := sensor.bytes(ids[0], flow.ClientToServer, 0)
+	c2s := sensor.Bytes(ids[0], flow.ClientToServer, 0)
 	if !bytes.HasPrefix(c2s, []byte("PRI * HTTP/2.0")) || !bytes.Contains(c2s, []byte(`{"stream":true}`)) {
 		t.Errorf("client bytes after the socket: %q", c2s[:min(len(c2s), 40)])
 	}

@@ -59,10 +59,10 @@ func TestHTTP3Listener(t *testing.T) {
 		t.Fatalf("%s %q", resp.Proto, body)
 	}
 	// Wait for the control streams before hanging up (see quicrelay tests).
-	w.rec.waitFor(t, "request and control streams", func() bool {
-		for _, id := range w.rec.order {
+	w.rec.WaitFor(t, "request and control streams", func() bool {
+		for _, id := range w.rec.Order {
 			var c2, s3 int
-			for _, ch := range w.rec.chunks[id] {
+			for _, ch := range w.rec.Chunks[id] {
 				if ch.Dir == flow.ClientToServer && ch.StreamID == 2 {
 					c2 += len(ch.Data)
 				}
@@ -75,17 +75,17 @@ func TestHTTP3Listener(t *testing.T) {
 		return false
 	})
 	tr.Close()
-	id := w.rec.waitClosed(t, 1)[0]
-	info := w.rec.infos[id]
+	id := w.rec.WaitClosed(t, 1)[0]
+	info := w.rec.Infos[id]
 	if info.Transport != flow.QUIC || info.ALPN != "h3" || info.SNI != host || info.RemotePort != 443 ||
 		!info.TLS || info.Method != flow.CaptureMITMProxy || info.Remote.String() != w.hosts[host] {
 		t.Errorf("flow info %+v", info)
 	}
-	req := w.rec.bytes(id, flow.ClientToServer, 0)
+	req := w.rec.Bytes(id, flow.ClientToServer, 0)
 	if len(req) < 2 || req[0] != 0x01 || !bytes.Contains(req, []byte(`{"input":"hi"}`)) {
 		t.Errorf("request stream %x", req)
 	}
-	if !w.rec.fin(id, flow.ClientToServer) || !w.rec.fin(id, flow.ServerToClient) {
+	if !w.rec.Fin(id, flow.ClientToServer) || !w.rec.Fin(id, flow.ServerToClient) {
 		t.Error("FIN missing on the request stream")
 	}
 
@@ -142,12 +142,12 @@ func TestHTTP3ListenerWithoutSNI(t *testing.T) {
 		t.Fatalf("%s %q", resp.Proto, body)
 	}
 	tr.Close()
-	id := w.rec.waitClosed(t, 1)[0]
-	info := w.rec.infos[id]
+	id := w.rec.WaitClosed(t, 1)[0]
+	info := w.rec.Infos[id]
 	if info.RemoteHost != host || info.SNI != "" || info.ALPN != "h3" || info.Remote.String() != w.hosts[host] {
 		t.Errorf("flow info %+v", info)
 	}
-	if !bytes.Contains(w.rec.bytes(id, flow.ClientToServer, 0), []byte(`{"input":"ip"}`)) {
+	if !bytes.Contains(w.rec.Bytes(id, flow.ClientToServer, 0), []byte(`{"input":"ip"}`)) {
 		t.Error("request body not captured")
 	}
 }

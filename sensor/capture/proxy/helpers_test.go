@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,128 +17,14 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/capture/ca"
 	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/flow/flowtest"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
-// recorder is a flow.Handler that keeps everything it is given.
-type recorder struct {
-	mu      sync.Mutex
-	changed chan struct{}
-	order   []string
-	infos   map[string]*flow.Info
-	chunks  map[string][]flow.Chunk
-	closes  map[string]flow.CloseInfo
-	gate    chan struct{} // when non-nil, Data waits until it is closed
-}
+// recorder keeps every flow the proxy hands over.
+type recorder = flowtest.Recorder
 
-func newRecorder() *recorder {
-	return &recorder{changed: make(chan struct{}, 1), infos: map[string]*flow.Info{},
-		chunks: map[string][]flow.Chunk{}, closes: map[string]flow.CloseInfo{}}
-}
-
-func (r *recorder) poke() {
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) Open(info *flow.Info) {
-	r.mu.Lock()
-	r.infos[info.ID] = info
-	r.order = append(r.order, info.ID)
-	r.mu.Unlock()
-	r.poke()
-}
-
-func (r *recorder) Data(id string, c flow.Chunk) {
-	r.mu.Lock()
-	gate := r.gate
-	r.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	r.mu.Lock()
-	r.chunks[id] = append(r.chunks[id], c)
-	r.mu.Unlock()
-	r.poke()
-}
-
-func (r *recorder) Close(id string, ci flow.CloseInfo) {
-	r.mu.Lock()
-	r.closes[id] = ci
-	r.mu.Unlock()
-	r.poke()
-}
-
-func (r *recorder) waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		r.mu.Lock()
-		ok := cond()
-		r.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-r.changed:
-		case <-time.After(10 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-// waitClosed waits for n closed flows and returns their ids in open order.
-func (r *recorder) waitClosed(t testing.TB, n int) []string {
-	t.Helper()
-	r.waitFor(t, strconv.Itoa(n)+" closed flows", func() bool { return len(r.closes) >= n })
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.order...)
-}
-
-func (r *recorder) bytes(id string, dir flow.Direction, stream int64) []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var b bytes.Buffer
-	for _, c := range r.chunks[id] {
-		if c.Dir == dir && c.StreamID == stream {
-			b.Write(c.Data)
-		}
-	}
-	return b.Bytes()
-}
-
-func (r *recorder) gap(id string, dir flow.Direction) int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var n int64
-	for _, c := range r.chunks[id] {
-		if c.Dir == dir {
-			n += c.Gap
-		}
-	}
-	return n
-}
-
-func (r *recorder) fin(id string, dir flow.Direction) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.chunks[id] {
-		if c.Dir == dir && c.Fin {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *recorder) flowCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.order)
-}
+func newRecorder() *recorder { return flowtest.NewRecorder() }
 
 // world is an upstream CA, a sensor CA, named TLS upstreams and a proxy.
 type world struct {

@@ -60,12 +60,12 @@ func TestGoClientThroughProxy(t *testing.T) {
 				}
 			}
 			c.CloseIdleConnections()
-			ids := w.rec.waitClosed(t, 1)
+			ids := w.rec.WaitClosed(t, 1)
 			if len(ids) != 1 {
 				t.Fatalf("%d flows for one kept-alive connection", len(ids))
 			}
 			id := ids[0]
-			info := w.rec.infos[id]
+			info := w.rec.Infos[id]
 			if info.SNI != apiHost || info.RemoteHost != apiHost || info.RemotePort != 443 || info.ALPN != proto ||
 				!info.TLS || info.Method != flow.CaptureMITMProxy || info.Transport != flow.TCP ||
 				!info.Local.Addr().IsLoopback() || info.Remote.String() != w.hosts[apiHost] {
@@ -75,7 +75,7 @@ func TestGoClientThroughProxy(t *testing.T) {
 				info.Process.Exe == "") {
 				t.Errorf("process attribution %+v, want this test process", info.Process)
 			}
-			c2s, s2c := w.rec.bytes(id, flow.ClientToServer, 0), w.rec.bytes(id, flow.ServerToClient, 0)
+			c2s, s2c := w.rec.Bytes(id, flow.ClientToServer, 0), w.rec.Bytes(id, flow.ServerToClient, 0)
 			if proto == "h2" {
 				if !bytes.HasPrefix(c2s, []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")) {
 					t.Errorf("h2 flow does not start with the preface: %q", c2s[:min(len(c2s), 30)])
@@ -214,28 +214,28 @@ func TestExactBytes(t *testing.T) {
 		t.Fatal("upstream got different bytes")
 	}
 	tc.Close()
-	id := w.rec.waitClosed(t, 1)[0]
-	if !bytes.Equal(w.rec.bytes(id, flow.ClientToServer, 0), all) {
+	id := w.rec.WaitClosed(t, 1)[0]
+	if !bytes.Equal(w.rec.Bytes(id, flow.ClientToServer, 0), all) {
 		t.Error("captured client bytes differ")
 	}
-	if !bytes.Equal(w.rec.bytes(id, flow.ServerToClient, 0), replyAll) {
+	if !bytes.Equal(w.rec.Bytes(id, flow.ServerToClient, 0), replyAll) {
 		t.Error("captured server bytes differ")
 	}
-	if !w.rec.fin(id, flow.ServerToClient) {
+	if !w.rec.Fin(id, flow.ServerToClient) {
 		t.Error("no FIN server->client")
 	}
-	w.rec.mu.Lock()
-	defer w.rec.mu.Unlock()
-	for _, c := range w.rec.chunks[id] {
+	w.rec.Mu.Lock()
+	defer w.rec.Mu.Unlock()
+	for _, c := range w.rec.Chunks[id] {
 		if len(c.Data) == 0 && !c.Fin || c.Gap != 0 || c.At.IsZero() {
 			t.Fatalf("bad chunk %+v", c)
 		}
 	}
-	if ci := w.rec.closes[id]; ci.Dropped != 0 || ci.Reason == "" {
+	if ci := w.rec.Closes[id]; ci.Dropped != 0 || ci.Reason == "" {
 		t.Errorf("close %+v", ci)
 	}
-	if w.rec.infos[id].ALPN != "" {
-		t.Errorf("ALPN %q although the client offered none", w.rec.infos[id].ALPN)
+	if w.rec.Infos[id].ALPN != "" {
+		t.Errorf("ALPN %q although the client offered none", w.rec.Infos[id].ALPN)
 	}
 }
 
@@ -259,12 +259,12 @@ func TestCurl(t *testing.T) {
 		if want := `{"method":"POST","path":"/v1/messages","got":"{\"model\":\"claude\"}"}`; string(out) != want {
 			t.Fatalf("curl %s got %s", c.flag, out)
 		}
-		ids := w.rec.waitClosed(t, i+1)
+		ids := w.rec.WaitClosed(t, i+1)
 		id := ids[i]
-		if alpn := w.rec.infos[id].ALPN; alpn != c.alpn {
+		if alpn := w.rec.Infos[id].ALPN; alpn != c.alpn {
 			t.Errorf("curl %s: ALPN %q, want %q", c.flag, alpn, c.alpn)
 		}
-		c2s := w.rec.bytes(id, flow.ClientToServer, 0)
+		c2s := w.rec.Bytes(id, flow.ClientToServer, 0)
 		if !bytes.Contains(c2s, []byte(`{"model":"claude"}`)) {
 			t.Errorf("curl %s: request body not captured", c.flag)
 		}
@@ -313,7 +313,7 @@ func TestTunnelNotIntercepted(t *testing.T) {
 	tr.CloseIdleConnections()
 	waitCount(t, w, "proxy.connect_tunnelled", 1)
 	w.shutdown()
-	if n := w.rec.flowCount(); n != 0 {
+	if n := w.rec.FlowCount(); n != 0 {
 		t.Errorf("%d flows emitted for a tunnelled host", n)
 	}
 }
@@ -365,10 +365,10 @@ func TestSSEReachesClientChunkByChunk(t *testing.T) {
 				}
 				br.ReadString('\n')
 				// The handler got the event too before the next is released.
-				w.rec.waitFor(t, "captured event", func() bool {
-					for _, id := range w.rec.order {
+				w.rec.WaitFor(t, "captured event", func() bool {
+					for _, id := range w.rec.Order {
 						var b bytes.Buffer
-						for _, c := range w.rec.chunks[id] {
+						for _, c := range w.rec.Chunks[id] {
 							if c.Dir == flow.ServerToClient {
 								b.Write(c.Data)
 							}
@@ -395,7 +395,7 @@ func TestSlowHandlerDoesNotSlowClient(t *testing.T) {
 		rw.Write(big)
 	}))
 	gate := make(chan struct{})
-	w.rec.gate = gate
+	w.rec.SetGate(gate)
 	w.start(t, Config{QueueBytes: 256 << 10})
 	c := w.client("http/1.1", false)
 	resp, err := c.Get("https://" + apiHost + "/big")
@@ -411,16 +411,14 @@ func TestSlowHandlerDoesNotSlowClient(t *testing.T) {
 	if overflow == 0 {
 		t.Fatal("no overflow counted")
 	}
-	w.rec.mu.Lock()
-	w.rec.gate = nil
-	w.rec.mu.Unlock()
+	w.rec.SetGate(nil)
 	close(gate)
-	id := w.rec.waitClosed(t, 1)[0]
-	s2c := int64(len(w.rec.bytes(id, flow.ServerToClient, 0)))
-	gap := w.rec.gap(id, flow.ServerToClient) + w.rec.gap(id, flow.ClientToServer)
-	w.rec.mu.Lock()
-	dropped := w.rec.closes[id].Dropped
-	w.rec.mu.Unlock()
+	id := w.rec.WaitClosed(t, 1)[0]
+	s2c := int64(len(w.rec.Bytes(id, flow.ServerToClient, 0)))
+	gap := w.rec.Gap(id, flow.ServerToClient) + w.rec.Gap(id, flow.ClientToServer)
+	w.rec.Mu.Lock()
+	dropped := w.rec.Closes[id].Dropped
+	w.rec.Mu.Unlock()
 	if dropped != overflow {
 		t.Errorf("close reports %d dropped, counter %d", dropped, overflow)
 	}
@@ -428,8 +426,8 @@ func TestSlowHandlerDoesNotSlowClient(t *testing.T) {
 		t.Errorf("gaps %d exceed dropped %d", gap, dropped)
 	}
 	// Everything the server sent is either captured or counted lost.
-	if s2c+w.rec.gap(id, flow.ServerToClient) > int64(len(big))+4096 || s2c >= int64(len(big)) {
-		t.Errorf("captured %d + gap %d for a %d byte body", s2c, w.rec.gap(id, flow.ServerToClient), len(big))
+	if s2c+w.rec.Gap(id, flow.ServerToClient) > int64(len(big))+4096 || s2c >= int64(len(big)) {
+		t.Errorf("captured %d + gap %d for a %d byte body", s2c, w.rec.Gap(id, flow.ServerToClient), len(big))
 	}
 }
 
@@ -486,7 +484,7 @@ func TestErrorsAreCountedAndExplained(t *testing.T) {
 		t.Fatal("request succeeded with an untrusted upstream")
 	}
 	waitCount(t, w2, "proxy.upstream_tls_failed", 1)
-	if n := w.rec.flowCount() + w2.rec.flowCount(); n != 0 {
+	if n := w.rec.FlowCount() + w2.rec.FlowCount(); n != 0 {
 		t.Errorf("%d flows for failed connections", n)
 	}
 	// Garbage instead of a request.
@@ -518,12 +516,12 @@ func TestPlainHTTP(t *testing.T) {
 		}
 	}
 	c.CloseIdleConnections()
-	id := w.rec.waitClosed(t, 1)[0]
-	info := w.rec.infos[id]
+	id := w.rec.WaitClosed(t, 1)[0]
+	info := w.rec.Infos[id]
 	if info.TLS || info.RemoteHost != upHost || fmt.Sprint(info.RemotePort) != upPort || info.ALPN != "" {
 		t.Errorf("plain flow info %+v", info)
 	}
-	c2s := w.rec.bytes(id, flow.ClientToServer, 0)
+	c2s := w.rec.Bytes(id, flow.ClientToServer, 0)
 	br := bufio.NewReader(bytes.NewReader(c2s))
 	for i := range 2 {
 		req, err := http.ReadRequest(br)
@@ -535,7 +533,7 @@ func TestPlainHTTP(t *testing.T) {
 		}
 		io.Copy(io.Discard, req.Body)
 	}
-	if s2c := w.rec.bytes(id, flow.ServerToClient, 0); bytes.Count(s2c, []byte("HTTP/1.1 200 OK")) != 2 {
+	if s2c := w.rec.Bytes(id, flow.ServerToClient, 0); bytes.Count(s2c, []byte("HTTP/1.1 200 OK")) != 2 {
 		t.Errorf("captured responses %q", s2c)
 	}
 }
@@ -576,11 +574,11 @@ func TestPlainUpgrade(t *testing.T) {
 		t.Fatalf("echo %q %v", buf, err)
 	}
 	conn.Close()
-	id := w.rec.waitClosed(t, 1)[0]
-	if c2s := w.rec.bytes(id, flow.ClientToServer, 0); !bytes.HasSuffix(c2s, []byte("\r\n\r\nhello")) {
+	id := w.rec.WaitClosed(t, 1)[0]
+	if c2s := w.rec.Bytes(id, flow.ClientToServer, 0); !bytes.HasSuffix(c2s, []byte("\r\n\r\nhello")) {
 		t.Errorf("c2s %q", c2s)
 	}
-	if s2c := w.rec.bytes(id, flow.ServerToClient, 0); !bytes.HasSuffix(s2c, []byte("\r\n\r\nHELLO")) ||
+	if s2c := w.rec.Bytes(id, flow.ServerToClient, 0); !bytes.HasSuffix(s2c, []byte("\r\n\r\nHELLO")) ||
 		bytes.Count(s2c, []byte("101 Switching")) != 1 {
 		t.Errorf("s2c %q", s2c)
 	}
@@ -606,17 +604,17 @@ func TestShutdownClosesFlows(t *testing.T) {
 	buf := make([]byte, 7)
 	io.ReadFull(resp.Body, buf)
 	w.shutdown()
-	w.rec.mu.Lock()
-	defer w.rec.mu.Unlock()
-	if len(w.rec.closes) != 1 {
-		t.Fatalf("%d flows closed after shutdown", len(w.rec.closes))
+	w.rec.Mu.Lock()
+	defer w.rec.Mu.Unlock()
+	if len(w.rec.Closes) != 1 {
+		t.Fatalf("%d flows closed after shutdown", len(w.rec.Closes))
 	}
-	for id, ci := range w.rec.closes {
+	for id, ci := range w.rec.Closes {
 		if ci.Reason != "source_closed" {
 			t.Errorf("close reason %q", ci.Reason)
 		}
 		var b bytes.Buffer
-		for _, c := range w.rec.chunks[id] {
+		for _, c := range w.rec.Chunks[id] {
 			b.Write(c.Data)
 		}
 		if !bytes.Contains(b.Bytes(), []byte("partial")) {
@@ -650,8 +648,8 @@ func TestConnectByIPDecidesOnSNI(t *testing.T) {
 		t.Fatalf("intercepted response %q", got)
 	}
 	tc.Close()
-	id := w.rec.waitClosed(t, 1)[0]
-	if info := w.rec.infos[id]; info.SNI != apiHost || info.RemoteHost != "127.0.0.1" || info.Host() != apiHost {
+	id := w.rec.WaitClosed(t, 1)[0]
+	if info := w.rec.Infos[id]; info.SNI != apiHost || info.RemoteHost != "127.0.0.1" || info.Host() != apiHost {
 		t.Errorf("info %+v", info)
 	}
 	tc, err = connectTLS(t, w, w.hosts["private.test"], &tls.Config{ServerName: "private.test", RootCAs: w.upstreamCA.CertPool()})
@@ -662,7 +660,7 @@ func TestConnectByIPDecidesOnSNI(t *testing.T) {
 		t.Fatalf("tunnelled response %q", got)
 	}
 	tc.Close()
-	if n := w.rec.flowCount(); n != 1 {
+	if n := w.rec.FlowCount(); n != 1 {
 		t.Errorf("%d flows, want only the intercepted one", n)
 	}
 }

@@ -13,22 +13,20 @@ import (
 func TestTapGapsPerStream(t *testing.T) {
 	rec := newRecorder()
 	gate := make(chan struct{})
-	rec.gate = gate
+	rec.SetGate(gate)
 	st := &stats.Counters{}
 	tap := newFlowTap(rec, &flow.Info{ID: "f"}, 10, st, quiet(), nil)
 	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("0123456789")}) // fills the queue
 	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("lost")})
 	tap.Chunk(flow.Chunk{Dir: flow.ServerToClient, StreamID: 4, Data: []byte("lost too")})
 	tap.Chunk(flow.Chunk{Dir: flow.ServerToClient, StreamID: 4, Fin: true})
-	rec.mu.Lock()
-	rec.gate = nil
-	rec.mu.Unlock()
+	rec.SetGate(nil)
 	close(gate)
-	rec.waitFor(t, "first chunk", func() bool { return len(rec.chunks["f"]) >= 2 })
+	rec.WaitFor(t, "first chunk", func() bool { return len(rec.Chunks["f"]) >= 2 })
 	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("after")})
 	tap.Close(flow.CloseInfo{Reason: "eof"})
 	tap.Wait()
-	chunks := rec.chunks["f"]
+	chunks := rec.Chunks["f"]
 	if len(chunks) != 3 {
 		t.Fatalf("chunks %+v", chunks)
 	}
@@ -38,7 +36,7 @@ func TestTapGapsPerStream(t *testing.T) {
 	if a := chunks[2]; !bytes.Equal(a.Data, []byte("after")) || a.Gap != 4 || a.StreamID != 0 {
 		t.Errorf("chunk after overflow %+v", a)
 	}
-	if ci := rec.closes["f"]; ci.Dropped != 12 || st.Get("proxy.queue_overflow_bytes") != 12 {
+	if ci := rec.Closes["f"]; ci.Dropped != 12 || st.Get("proxy.queue_overflow_bytes") != 12 {
 		t.Errorf("close %+v, counter %d", ci, st.Get("proxy.queue_overflow_bytes"))
 	}
 }
@@ -89,7 +87,7 @@ func FuzzPlaintextCertAlert(f *testing.F) {
 func TestTapSharedBudget(t *testing.T) {
 	rec := newRecorder()
 	gate := make(chan struct{})
-	rec.gate = gate
+	rec.SetGate(gate)
 	b := &budget{max: 10}
 	st := &stats.Counters{}
 	a := newFlowTap(rec, &flow.Info{ID: "a"}, 100, st, quiet(), nil)
@@ -98,15 +96,13 @@ func TestTapSharedBudget(t *testing.T) {
 	a.Chunk(flow.Chunk{Data: []byte("12345678")})
 	c.Chunk(flow.Chunk{Data: []byte("abc")}) // over the shared budget
 	c.Chunk(flow.Chunk{Data: []byte("ab")})
-	rec.mu.Lock()
-	rec.gate = nil
-	rec.mu.Unlock()
+	rec.SetGate(nil)
 	close(gate)
 	a.Close(flow.CloseInfo{})
 	c.Close(flow.CloseInfo{})
 	a.Wait()
 	c.Wait()
-	if got := rec.chunks["c"]; len(got) != 1 || string(got[0].Data) != "ab" || got[0].Gap != 3 {
+	if got := rec.Chunks["c"]; len(got) != 1 || string(got[0].Data) != "ab" || got[0].Gap != 3 {
 		t.Errorf("second tap chunks %+v", got)
 	}
 	if b.used.Load() != 0 {

@@ -266,9 +266,9 @@ func TestClientSessionsResumeWithTheProxy(t *testing.T) {
 	if n := len(log.all()); n != 3 {
 		t.Fatalf("upstream saw %d requests, want 3", n)
 	}
-	ids := w.rec.waitClosed(t, 3)
+	ids := w.rec.WaitClosed(t, 3)
 	for _, id := range ids {
-		info := w.rec.infos[id]
+		info := w.rec.Infos[id]
 		if info.SNI != apiHost || info.ALPN != "h2" || !info.TLS {
 			t.Errorf("flow %s: SNI %q ALPN %q TLS %v, want %s h2 TLS", id, info.SNI, info.ALPN, info.TLS, apiHost)
 		}

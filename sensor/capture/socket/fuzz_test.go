@@ -79,8 +79,8 @@ func FuzzServerConn(f *testing.F) {
 		}()
 		io.Copy(io.Discard, b)
 		<-done
-		for _, id := range rec.order {
-			if _, ok := rec.closes[id]; !ok {
+		for _, id := range rec.Order {
+			if _, ok := rec.Closes[id]; !ok {
 				t.Fatalf("flow %s left open", id)
 			}
 		}

@@ -178,16 +178,16 @@ func TestEndToEnd(t *testing.T) {
 		Remote: netip.MustParseAddrPort("1.2.3.4:443"), Protocol: "tcp", Success: true})
 
 	rec := r.rec
-	rec.waitFor(t, "both flows closed and system events", func() bool {
-		return len(rec.closes) == 2 && len(rec.systems) == 2
+	rec.WaitFor(t, "both flows closed and system events", func() bool {
+		return len(rec.Closes) == 2 && len(rec.Systems) == 2
 	})
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	id1, id2 := rec.flowByHost("api.openai.com"), rec.flowByHost("h3.example")
+	rec.Mu.Lock()
+	defer rec.Mu.Unlock()
+	id1, id2 := rec.FlowByHost("api.openai.com"), rec.FlowByHost("h3.example")
 	if id1 == "" || id2 == "" || id1 == id2 {
 		t.Fatalf("flow ids %q %q", id1, id2)
 	}
-	got := rec.infos[id1]
+	got := rec.Infos[id1]
 	if got.Process.PID != 4242 || got.Process.PPID != 1 || got.Process.UID != 1000 ||
 		got.Process.Exe != "/usr/bin/python3" || got.Process.Name != "python3" || got.Process.BundleID != "org.python" {
 		t.Errorf("process %+v", got.Process)
@@ -197,10 +197,10 @@ func TestEndToEnd(t *testing.T) {
 		got.Transport != flow.TCP {
 		t.Errorf("info %+v", got)
 	}
-	if q := rec.infos[id2]; q.Transport != flow.QUIC || q.Process.UID != -1 || q.Method != flow.CaptureNetworkExtension {
+	if q := rec.Infos[id2]; q.Transport != flow.QUIC || q.Process.UID != -1 || q.Method != flow.CaptureNetworkExtension {
 		t.Errorf("quic info %+v", q)
 	}
-	ch := rec.chunks[id1]
+	ch := rec.Chunks[id1]
 	if !bytes.Equal(joined(ch, flow.ClientToServer, 0), req) || !bytes.Equal(joined(ch, flow.ServerToClient, 0), resp) {
 		t.Error("TCP payload differs")
 	}
@@ -210,23 +210,23 @@ func TestEndToEnd(t *testing.T) {
 	if gaps(ch, 0)+gaps(ch, 1) != 0 {
 		t.Error("unexpected gaps")
 	}
-	qc := rec.chunks[id2]
+	qc := rec.Chunks[id2]
 	if !bytes.Equal(joined(qc, flow.ClientToServer, 2), []byte{0, 4, 0}) ||
 		!bytes.Equal(joined(qc, flow.ClientToServer, 0), []byte{1, 2, 3}) || !finSeen(qc, flow.ServerToClient, 0) {
 		t.Errorf("QUIC chunks %+v", qc)
 	}
-	if ci := rec.closes[id1]; ci.Reason != "eof" || ci.Dropped != 0 || !ci.At.Equal(started.Add(time.Second)) {
+	if ci := rec.Closes[id1]; ci.Reason != "eof" || ci.Dropped != 0 || !ci.At.Equal(started.Add(time.Second)) {
 		t.Errorf("close %+v", ci)
 	}
-	if rec.closes[id2].Reason != "reset" {
-		t.Errorf("close %+v", rec.closes[id2])
+	if rec.Closes[id2].Reason != "reset" {
+		t.Errorf("close %+v", rec.Closes[id2])
 	}
-	ex := rec.systems[0]
+	ex := rec.Systems[0]
 	if ex.Kind != flow.SysExec || ex.Exe != "/usr/bin/curl" || len(ex.Args) != 2 || ex.Cwd != "/tmp" ||
 		ex.Process.PID != 7 || ex.Process.UID != 0 || ex.Method != flow.CaptureNetworkExtension {
 		t.Errorf("exec event %+v", ex)
 	}
-	if cn := rec.systems[1]; cn.Kind != flow.SysConnect || cn.Remote.String() != "1.2.3.4:443" || !cn.Success || cn.Process.UID != -1 {
+	if cn := rec.Systems[1]; cn.Kind != flow.SysConnect || cn.Remote.String() != "1.2.3.4:443" || !cn.Success || cn.Process.UID != -1 {
 		t.Errorf("connect event %+v", cn)
 	}
 	if r.st.Get("socket.data_bytes") != int64(len(req)+len(resp)+7) {
@@ -336,16 +336,16 @@ func TestBadPeersCloseOnlyTheirConnection(t *testing.T) {
 	good.Data("g", flow.Chunk{Data: []byte(" after")})
 	good.Close("g", flow.CloseInfo{Reason: "eof"})
 	rec := r.rec
-	rec.waitFor(t, "good flow closed", func() bool {
-		return len(rec.closes) >= 1 && rec.flowByHost("good.test") != "" &&
-			rec.closes[rec.flowByHost("good.test")].Reason == "eof"
+	rec.WaitFor(t, "good flow closed", func() bool {
+		return len(rec.Closes) >= 1 && rec.FlowByHost("good.test") != "" &&
+			rec.Closes[rec.FlowByHost("good.test")].Reason == "eof"
 	})
-	rec.mu.Lock()
-	id := rec.flowByHost("good.test")
-	if got := joined(rec.chunks[id], 0, 0); string(got) != "before after" {
+	rec.Mu.Lock()
+	id := rec.FlowByHost("good.test")
+	if got := joined(rec.Chunks[id], 0, 0); string(got) != "before after" {
 		t.Errorf("good flow got %q", got)
 	}
-	rec.mu.Unlock()
+	rec.Mu.Unlock()
 	if good.Stats().Connects != 1 {
 		t.Errorf("good client reconnected: %+v", good.Stats())
 	}
@@ -399,30 +399,30 @@ func TestLegacyNDJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := r.rec
-	rec.waitFor(t, "conn c-1 closed", func() bool { return len(rec.closes) == 1 && len(rec.infos) == 3 })
+	rec.WaitFor(t, "conn c-1 closed", func() bool { return len(rec.Closes) == 1 && len(rec.Infos) == 3 })
 	conn.Close()
-	rec.waitFor(t, "all legacy flows closed", func() bool { return len(rec.closes) == 3 })
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	openai := rec.flowByHost("api.openai.com")
-	info := rec.infos[openai]
+	rec.WaitFor(t, "all legacy flows closed", func() bool { return len(rec.Closes) == 3 })
+	rec.Mu.Lock()
+	defer rec.Mu.Unlock()
+	openai := rec.FlowByHost("api.openai.com")
+	info := rec.Infos[openai]
 	if info.Process.PID != 12345 || info.Process.Exe != "/usr/bin/python3" || info.Process.Name != "python3" ||
 		info.Process.UID != 501 || info.Process.PPID != 1234 || info.RemotePort != 443 || !info.TLS ||
 		info.Method != flow.CaptureNetworkExtension || info.Started.UnixNano() != 1703680000000000000 {
 		t.Errorf("legacy info %+v", info)
 	}
-	if got := joined(rec.chunks[openai], flow.ClientToServer, 0); string(got) != "GET /v1/models HTTP/1.1\r\nHost: api.openai.com\r\n\r\n" {
+	if got := joined(rec.Chunks[openai], flow.ClientToServer, 0); string(got) != "GET /v1/models HTTP/1.1\r\nHost: api.openai.com\r\n\r\n" {
 		t.Errorf("legacy request %q", got)
 	}
-	if got := joined(rec.chunks[openai], flow.ServerToClient, 0); string(got) != "HTTP/1.1 200 OK\r\n\r\n" {
+	if got := joined(rec.Chunks[openai], flow.ServerToClient, 0); string(got) != "HTTP/1.1 200 OK\r\n\r\n" {
 		t.Errorf("legacy response %q", got)
 	}
 	var c1, c2 string
-	for id, in := range rec.infos {
+	for id, in := range rec.Infos {
 		if in.RemoteHost != "api.anthropic.com" {
 			continue
 		}
-		switch string(joined(rec.chunks[id], 0, 0)) {
+		switch string(joined(rec.Chunks[id], 0, 0)) {
 		case "one":
 			c1 = id
 		case "two":
@@ -430,13 +430,13 @@ func TestLegacyNDJSON(t *testing.T) {
 		}
 	}
 	if c1 == "" || c2 == "" {
-		t.Fatalf("conn_id flows not separated: %+v", rec.chunks)
+		t.Fatalf("conn_id flows not separated: %+v", rec.Chunks)
 	}
-	if in := rec.infos[c1]; in.SNI != "api.anthropic.com" || in.ALPN != "h2" || in.Process.BundleID != "com.example" {
+	if in := rec.Infos[c1]; in.SNI != "api.anthropic.com" || in.ALPN != "h2" || in.Process.BundleID != "com.example" {
 		t.Errorf("conn_id open info %+v", in)
 	}
-	if rec.closes[c1].Reason != "eof" || rec.closes[c2].Reason != "source_closed" {
-		t.Errorf("close reasons %v %v", rec.closes[c1], rec.closes[c2])
+	if rec.Closes[c1].Reason != "eof" || rec.Closes[c2].Reason != "source_closed" {
+		t.Errorf("close reasons %v %v", rec.Closes[c1], rec.Closes[c2])
 	}
 	if n := r.st.Get("socket.legacy_parse_error"); n != 4 {
 		t.Errorf("parse errors %d, want 4", n)
@@ -577,17 +577,17 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	if err := c.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r1.rec.waitFor(t, "first bytes", func() bool {
-		id := r1.rec.flowByHost("a.test")
-		return id != "" && len(r1.rec.chunks[id]) == 1
+	r1.rec.WaitFor(t, "first bytes", func() bool {
+		id := r1.rec.FlowByHost("a.test")
+		return id != "" && len(r1.rec.Chunks[id]) == 1
 	})
 	r1.shutdown()
-	r1.rec.waitFor(t, "flow closed by server stop", func() bool { return len(r1.rec.closes) == 1 })
-	r1.rec.mu.Lock()
-	if ci := r1.rec.closes[r1.rec.flowByHost("a.test")]; ci.Reason != "source_closed" {
+	r1.rec.WaitFor(t, "flow closed by server stop", func() bool { return len(r1.rec.Closes) == 1 })
+	r1.rec.Mu.Lock()
+	if ci := r1.rec.Closes[r1.rec.FlowByHost("a.test")]; ci.Reason != "source_closed" {
 		t.Errorf("flow on stopped server closed with %q", ci.Reason)
 	}
-	r1.rec.mu.Unlock()
+	r1.rec.Mu.Unlock()
 
 	// The stopping server said GOODBYE; once the client has seen it, what
 	// it is handed waits in its bounded queue for the next sensor. (Bytes
@@ -606,14 +606,14 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	r2 := startServer(t, ServerConfig{Path: path})
 	waitConnected(t, c, 2)
 	c.Close("a", flow.CloseInfo{Reason: "eof"})
-	r2.rec.waitFor(t, "both flows on the new server", func() bool { return len(r2.rec.closes) == 2 })
-	r2.rec.mu.Lock()
-	defer r2.rec.mu.Unlock()
-	a := r2.rec.chunks[r2.rec.flowByHost("a.test")]
+	r2.rec.WaitFor(t, "both flows on the new server", func() bool { return len(r2.rec.Closes) == 2 })
+	r2.rec.Mu.Lock()
+	defer r2.rec.Mu.Unlock()
+	a := r2.rec.Chunks[r2.rec.FlowByHost("a.test")]
 	if len(a) != 1 || string(a[0].Data) != "second" || a[0].Gap != int64(len("first-")) {
 		t.Errorf("resumed flow chunks %+v, want \"second\" after a gap of 6", a)
 	}
-	if got := string(joined(r2.rec.chunks[r2.rec.flowByHost("b.test")], 0, 0)); got != "new flow" {
+	if got := string(joined(r2.rec.Chunks[r2.rec.FlowByHost("b.test")], 0, 0)); got != "new flow" {
 		t.Errorf("new flow %q", got)
 	}
 }
@@ -622,9 +622,7 @@ func TestBackpressureDropsAndReportsGaps(t *testing.T) {
 	path := filepath.Join(shortDir(t), "s.sock")
 	r := startServer(t, ServerConfig{Path: path, CreditWindow: 16 << 10})
 	block := make(chan struct{})
-	r.rec.mu.Lock()
-	r.rec.block = block
-	r.rec.mu.Unlock()
+	r.rec.SetGate(block)
 	st := &stats.Counters{}
 	c, _ := startClient(t, ClientConfig{Path: path, QueueBytes: 64 << 10, Stats: st})
 	waitConnected(t, c, 1)
@@ -642,23 +640,21 @@ func TestBackpressureDropsAndReportsGaps(t *testing.T) {
 	if s.DroppedBytes == 0 || st.Get("socket_client.dropped_bytes") != s.DroppedBytes {
 		t.Fatalf("blocked sensor did not make the client drop: %+v", s)
 	}
-	r.rec.mu.Lock()
-	r.rec.block = nil
-	r.rec.mu.Unlock()
+	r.rec.SetGate(nil)
 	close(block)
 	rec := r.rec
-	rec.waitFor(t, "flow closed", func() bool { return len(rec.closes) == 1 })
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	id := rec.flowByHost("slow.test")
-	chunks := rec.chunks[id]
+	rec.WaitFor(t, "flow closed", func() bool { return len(rec.Closes) == 1 })
+	rec.Mu.Lock()
+	defer rec.Mu.Unlock()
+	id := rec.FlowByHost("slow.test")
+	chunks := rec.Chunks[id]
 	delivered := int64(len(joined(chunks, 0, 0)))
 	gap := gaps(chunks, 0)
 	if delivered+gap != n*4096 {
 		t.Errorf("delivered %d + gaps %d != sent %d", delivered, gap, n*4096)
 	}
-	if gap != s.DroppedBytes || rec.closes[id].Dropped != s.DroppedBytes {
-		t.Errorf("gaps %d, close dropped %d, client dropped %d", gap, rec.closes[id].Dropped, s.DroppedBytes)
+	if gap != s.DroppedBytes || rec.Closes[id].Dropped != s.DroppedBytes {
+		t.Errorf("gaps %d, close dropped %d, client dropped %d", gap, rec.Closes[id].Dropped, s.DroppedBytes)
 	}
 	if !finSeen(chunks, 0, 0) {
 		t.Error("FIN lost")
