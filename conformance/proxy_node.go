@@ -49,10 +49,22 @@ func NodeMissing() string {
 
 // Applies reports whether the SDK can re-issue every request of rec.
 func (n NodeSDK) Applies(rec *cassette.Recording) bool {
+	eps := openAIEndpoints
+	applies := OpenAISDK{}.Applies(rec)
 	if n.Anthropic {
-		return AnthropicSDK{}.Applies(rec)
+		eps, applies = anthropicEndpoints, AnthropicSDK{}.Applies(rec)
 	}
-	return OpenAISDK{}.Applies(rec)
+	if !applies {
+		return false
+	}
+	// The Go SDKs reach a few legacy operations the npm SDKs no longer
+	// have (@anthropic-ai/sdk dropped /v1/complete).
+	for _, in := range rec.Interactions {
+		if ep, _, ok := endpointFor(eps, in); !ok || nodeOps[ep.suffix] == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // nodeJob is the file replay.mjs reads.
@@ -72,7 +84,9 @@ type nodeCall struct {
 	Response    string              `json:"response"`
 }
 
-var nodeOps = map[string]string{"chat/completions": "chat", "responses": "responses", "embeddings": "embeddings", "v1/messages": "messages"}
+// nodeOps names the replay.mjs operation for each endpoint the npm SDKs
+// re-issue.
+var nodeOps = map[string]string{"chat/completions": "chat", "completions": "completions", "responses": "responses", "embeddings": "embeddings", "v1/messages": "messages"}
 
 func (n NodeSDK) job(rec *cassette.Recording) (*nodeJob, error) {
 	eps, sdk := openAIEndpoints, "openai"

@@ -64,6 +64,8 @@ function start(c, call, params, opts) {
   switch (call.op) {
     case 'chat':
       return c.chat.completions.create(params, opts);
+    case 'completions':
+      return c.completions.create(params, opts);
     case 'responses':
       return c.responses.create(params, opts);
     case 'embeddings':
