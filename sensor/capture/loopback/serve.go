@@ -278,12 +278,16 @@ func (c *tapConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write delivers what the server sends before sending it, so the sensor
+// has seen a response's last bytes before the client can act on them: a
+// client's next request, even on another connection, is always seen later,
+// as it would be by a capture inside the server. A write that then fails
+// breaks the connection, which ends the flow.
 func (c *tapConn) Write(p []byte) (int, error) {
 	c.busy.Add(1)
 	defer c.busy.Done()
-	n, err := c.Conn.Write(p)
-	c.deliver(flow.ServerToClient, p[:n])
-	return n, err
+	c.deliver(flow.ServerToClient, p)
+	return c.Conn.Write(p)
 }
 
 func (c *tapConn) Close() error {
