@@ -97,6 +97,21 @@ func CurlMissing() string {
 // Drive runs curl and checks each transfer's status, protocol version and
 // received body bytes against the recording.
 func (c Curl) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
+	return c.drive(ctx, srv, rec, func(ctx context.Context, argv []string, dir string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("curl: %w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return stdout.Bytes(), nil
+	})
+}
+
+// drive writes one curl config for every interaction, has run execute curl
+// with it (in dir, where the response bodies land), and checks the
+// transfers curl reports.
+func (c Curl) drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording, run func(ctx context.Context, argv []string, dir string) ([]byte, error)) error {
 	bin, err := exec.LookPath("curl")
 	if err != nil {
 		return fmt.Errorf("curl: %w", err)
@@ -134,15 +149,13 @@ func (c Curl) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Rec
 	}
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--config", cfgPath)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("curl: %w: %s", err, strings.TrimSpace(stderr.String()))
+	out, err := run(ctx, []string{bin, "--config", cfgPath}, dir)
+	if err != nil {
+		return err
 	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != len(rec.Interactions) {
-		return fmt.Errorf("curl reported %d transfers, want %d:\n%s", len(lines), len(rec.Interactions), stdout.String())
+		return fmt.Errorf("curl reported %d transfers, want %d:\n%s", len(lines), len(rec.Interactions), out)
 	}
 	var errs []error
 	for i, in := range rec.Interactions {

@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
@@ -101,54 +99,9 @@ type CurlProcess struct {
 
 // Drive runs curl and checks each transfer against the recording.
 func (c CurlProcess) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	bin, err := exec.LookPath("curl")
-	if err != nil {
-		return fmt.Errorf("curl: %w", err)
-	}
-	if len(rec.Interactions) == 0 {
-		return nil
-	}
-	dir, err := os.MkdirTemp("", "oisp-curl-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	_, port, err := net.SplitHostPort(srv.Addr)
-	if err != nil {
-		return err
-	}
-	wantVersion := "1.1"
-	if c.HTTP2 {
-		wantVersion = "2"
-	}
-	var cfg bytes.Buffer
-	for i, in := range rec.Interactions {
-		if i > 0 {
-			cfg.WriteString("next\n")
-		}
-		if err := (Curl{HTTP2: c.HTTP2}).writeTransfer(&cfg, dir, i, port, srv.CAFile, in); err != nil {
-			return err
-		}
-	}
-	cfgPath := filepath.Join(dir, "curl.config")
-	if err := os.WriteFile(cfgPath, cfg.Bytes(), 0o600); err != nil {
-		return err
-	}
-	out, err := runHeld(ctx, []string{bin, "--config", cfgPath}, nil, dir, nil, c.Started)
-	if err != nil {
-		return err
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(rec.Interactions) {
-		return fmt.Errorf("curl reported %d transfers, want %d:\n%s", len(lines), len(rec.Interactions), out)
-	}
-	var errs []error
-	for i, in := range rec.Interactions {
-		if err := checkCurlTransfer(lines[i], wantVersion, filepath.Join(dir, "response-"+strconv.Itoa(i)), in); err != nil {
-			errs = append(errs, fmt.Errorf("interaction %d (%s %s): %w", i+1, in.Request.Method, in.Request.URL, err))
-		}
-	}
-	return errors.Join(errs...)
+	return Curl{HTTP2: c.HTTP2}.drive(ctx, srv, rec, func(ctx context.Context, argv []string, dir string) ([]byte, error) {
+		return runHeld(ctx, argv, nil, dir, nil, c.Started)
+	})
 }
 
 // ProgramClient drives the recording with a client program that reads the
