@@ -284,69 +284,33 @@ func (r *Relay) relayConn(ctx context.Context, client, up *quic.Conn, hello Hell
 			f()
 		}()
 	}
-	// Streams the client opens.
+	// Every stream one side opens is opened on the other side too; the
+	// stream ids are the client hop's, as the client sees them.
+	bidi := func(cs, us *quic.Stream) {
+		id := int64(cs.StreamID())
+		run(func() { r.pipe(cs, us, tap, flow.ClientToServer, id) })
+		run(func() { r.pipe(us, cs, tap, flow.ServerToClient, id) })
+	}
+	refuseBidi := func(s *quic.Stream) {
+		s.CancelRead(0)
+		s.CancelWrite(0)
+	}
+	refuseUni := func(s *quic.ReceiveStream) { s.CancelRead(0) }
 	run(func() {
-		for {
-			cs, err := client.AcceptStream(streamCtx)
-			if err != nil {
-				return
-			}
-			us, err := up.OpenStreamSync(streamCtx)
-			if err != nil {
-				cs.CancelRead(0)
-				cs.CancelWrite(0)
-				return
-			}
-			id := int64(cs.StreamID())
-			run(func() { r.pipe(cs, us, tap, flow.ClientToServer, id) })
-			run(func() { r.pipe(us, cs, tap, flow.ServerToClient, id) })
-		}
+		bridge(streamCtx, client.AcceptStream, up.OpenStreamSync, refuseBidi, bidi)
 	})
 	run(func() {
-		for {
-			cs, err := client.AcceptUniStream(streamCtx)
-			if err != nil {
-				return
-			}
-			us, err := up.OpenUniStreamSync(streamCtx)
-			if err != nil {
-				cs.CancelRead(0)
-				return
-			}
+		bridge(streamCtx, up.AcceptStream, client.OpenStreamSync, refuseBidi, func(us, cs *quic.Stream) { bidi(cs, us) })
+	})
+	run(func() {
+		bridge(streamCtx, client.AcceptUniStream, up.OpenUniStreamSync, refuseUni, func(cs *quic.ReceiveStream, us *quic.SendStream) {
 			run(func() { r.pipe(cs, us, tap, flow.ClientToServer, int64(cs.StreamID())) })
-		}
-	})
-	// Streams the server opens.
-	run(func() {
-		for {
-			us, err := up.AcceptStream(streamCtx)
-			if err != nil {
-				return
-			}
-			cs, err := client.OpenStreamSync(streamCtx)
-			if err != nil {
-				us.CancelRead(0)
-				us.CancelWrite(0)
-				return
-			}
-			id := int64(cs.StreamID())
-			run(func() { r.pipe(cs, us, tap, flow.ClientToServer, id) })
-			run(func() { r.pipe(us, cs, tap, flow.ServerToClient, id) })
-		}
+		})
 	})
 	run(func() {
-		for {
-			us, err := up.AcceptUniStream(streamCtx)
-			if err != nil {
-				return
-			}
-			cs, err := client.OpenUniStreamSync(streamCtx)
-			if err != nil {
-				us.CancelRead(0)
-				return
-			}
+		bridge(streamCtx, up.AcceptUniStream, client.OpenUniStreamSync, refuseUni, func(us *quic.ReceiveStream, cs *quic.SendStream) {
 			run(func() { r.pipe(us, cs, tap, flow.ServerToClient, int64(cs.StreamID())) })
-		}
+		})
 	})
 	run(func() { relayDatagrams(streamCtx, client, up) })
 	run(func() { relayDatagrams(streamCtx, up, client) })
@@ -399,6 +363,24 @@ func closeReason(cause error) string {
 		return "source_closed"
 	}
 	return "error"
+}
+
+// bridge accepts streams on one connection and opens a counterpart for
+// each on the other, until accepting fails (the connection is done). A
+// stream whose counterpart cannot be opened is refused and bridging stops.
+func bridge[A, O any](ctx context.Context, accept func(context.Context) (A, error), open func(context.Context) (O, error), refuse func(A), relay func(A, O)) {
+	for {
+		a, err := accept(ctx)
+		if err != nil {
+			return
+		}
+		o, err := open(ctx)
+		if err != nil {
+			refuse(a)
+			return
+		}
+		relay(a, o)
+	}
 }
 
 type recvStream interface {
