@@ -6,6 +6,7 @@ import (
 	json "github.com/goccy/go-json"
 	"math"
 	"strconv"
+	"unsafe"
 )
 
 // Provider bodies are decoded into typed structs whose scalar fields use the
@@ -95,9 +96,17 @@ func (s *jStr) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
-		// Fast path: no escapes (encoding/json has validated the token).
+		// Fast path: no escapes (the decoder has validated the token).
+		// goccy/go-json hands every UnmarshalJSON of a type outside the
+		// standard library a private copy of the value's bytes, made for
+		// this call and never written again, so the string can share
+		// it instead of copying it a second time (one allocation less
+		// per string field; TestJStrOwnsItsBytes guards the assumption).
 		if len(b) >= 2 && bytes.IndexByte(b, '\\') < 0 {
-			*s = jStr(b[1 : len(b)-1])
+			if len(b) == 2 {
+				return nil
+			}
+			*s = jStr(unsafe.String(&b[1], len(b)-2))
 			return nil
 		}
 		var v string
