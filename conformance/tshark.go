@@ -147,7 +147,7 @@ func parseTsharkJSON(r io.Reader) ([]WireStream, error) {
 		layers := pkt.Source.Layers
 		tcp, _ := layers["tcp"].(map[string]any)
 		src, dst := atoiField(tcp, "tcp.srcport"), atoiField(tcp, "tcp.dstport")
-		for _, f := range framesIn(layers["http2"]) {
+		for _, f := range objectsWith(layers["http2"], "http2.streamid") {
 			fr := tsharkFrame{
 				src:      uint16(src),
 				dst:      uint16(dst),
@@ -237,31 +237,6 @@ func foldFrames(frames []tsharkFrame) []WireStream {
 		}
 	}
 	SortWireStreams(out)
-	return out
-}
-
-// framesIn returns every object holding an "http2.streamid" under v: the
-// HTTP/2 frames of one packet, however tshark nested them.
-func framesIn(v any) []map[string]any {
-	var out []map[string]any
-	var walk func(any)
-	walk = func(v any) {
-		switch t := v.(type) {
-		case map[string]any:
-			if _, ok := t["http2.streamid"]; ok {
-				out = append(out, t)
-				return
-			}
-			for _, x := range t {
-				walk(x)
-			}
-		case []any:
-			for _, x := range t {
-				walk(x)
-			}
-		}
-	}
-	walk(v)
 	return out
 }
 
