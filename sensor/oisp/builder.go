@@ -101,18 +101,33 @@ func ArchName(goarch string) string {
 
 // NewID returns a fresh ULID.
 func (b *Builder) NewID(at time.Time) string {
+	return b.PrefixedID("", at)
+}
+
+// PrefixedID returns prefix followed by a fresh ULID, built as one string
+// (ids such as "req_…" are made per event).
+func (b *Builder) PrefixedID(prefix string, at time.Time) string {
 	ms := ulid.Timestamp(at)
+	var buf [64]byte
+	out := append(buf[:0], prefix...)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	// ulid.New, without its result escaping to the heap through the
 	// entropy interface.
 	if err := b.id.SetTime(ms); err != nil {
+		b.mu.Unlock()
 		panic(err)
 	}
 	if err := b.entropy.MonotonicRead(ms, b.id[6:]); err != nil {
+		b.mu.Unlock()
 		panic(err)
 	}
-	return b.id.String()
+	id := b.id
+	b.mu.Unlock()
+	out = append(out, make([]byte, ulid.EncodedSize)...)
+	if err := id.MarshalTextTo(out[len(prefix):]); err != nil {
+		panic(err)
+	}
+	return string(out)
 }
 
 // New returns an event of the given type at time at with the builder's host

@@ -89,7 +89,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	method := captureMethod(info)
 
 	req := res.Request
-	requestID := "req_" + p.cfg.Builder.NewID(reqAt)
+	requestID := p.cfg.Builder.PrefixedID("req_", reqAt)
 	req.RequestID = requestID
 	req.ConversationID = conversationID(info, req)
 	if p.cfg.Content == ContentMetadata {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
@@ -135,11 +136,15 @@ func (t *modelTable) lookup(providerID, modelID string) (*ModelInfo, bool) {
 	if modelID == "" {
 		return nil, false
 	}
-	key := providerID + "\x00" + modelID
-	if v, ok := t.found.Load(key); ok {
+	// The memo is probed with a key built on the stack: most lookups hit,
+	// and only a miss needs a key of its own to store.
+	var buf [128]byte
+	probe := append(append(append(buf[:0], providerID...), 0), modelID...)
+	if v, ok := t.found.Load(unsafe.String(unsafe.SliceData(probe), len(probe))); ok {
 		m := v.(*ModelInfo)
 		return m, m != nil
 	}
+	key := string(probe)
 	m, ok := t.search(providerID, modelID)
 	if t.memoed.Add(1) <= maxMemo {
 		if _, loaded := t.found.LoadOrStore(key, m); loaded {
