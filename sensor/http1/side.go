@@ -946,6 +946,13 @@ func addMark(marks []httpmsg.Mark, off int, at time.Time, max int) []httpmsg.Mar
 			last.At = at
 			return marks
 		}
+		if n == cap(marks) && n < 8 {
+			// A body that arrives in two pieces usually arrives in many
+			// (a stream): skip the smallest steps of growth.
+			grown := make([]httpmsg.Mark, n, min(8, max))
+			copy(grown, marks)
+			marks = grown
+		}
 	}
 	return append(marks, httpmsg.Mark{Offset: off, At: at})
 }
