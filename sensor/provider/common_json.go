@@ -231,17 +231,27 @@ func rawString(raw json.RawMessage) (string, bool) {
 // unescaping: no backslash, no control character and only ASCII (so
 // encoding/json would return exactly these bytes). ok is false otherwise.
 func plainString(raw []byte) (string, bool) {
+	body, ok := plainStringBytes(raw)
+	if !ok {
+		return "", false
+	}
+	return string(body), true
+}
+
+// plainStringBytes is plainString without the copy: the contents are a
+// slice of raw.
+func plainStringBytes(raw []byte) ([]byte, bool) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
+		return nil, false
 	}
 	body := raw[1 : len(raw)-1]
 	for _, c := range body {
 		if c < 0x20 || c == '\\' || c == '"' || c >= 0x80 {
-			return "", false
+			return nil, false
 		}
 	}
-	return string(body), true
+	return body, true
 }
 
 // rawArray splits a JSON array into its elements; nil when raw is not an

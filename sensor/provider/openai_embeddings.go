@@ -156,7 +156,13 @@ func embeddingDimensions(raw json.RawMessage) int {
 			return n
 		}
 	case '"':
-		s, _ := rawString(raw)
+		// A base64 vector is measured in place when it needs no
+		// unescaping; only an escaped one is decoded to a string first.
+		s, ok := plainStringBytes(raw)
+		if !ok {
+			decoded, _ := rawString(raw)
+			s = []byte(decoded)
+		}
 		n := len(s)
 		for n > 0 && s[n-1] == '=' {
 			n--
