@@ -14,8 +14,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,14 +75,19 @@ func newFaultUpstream(t *testing.T) *faultUpstream {
 	return u
 }
 
-// ServeHTTP streams ten SSE chunks. ?fault=reset sends three and then resets the
-// TCP connection; ?fault=hold sends three and waits for release.
+// ServeHTTP streams ten SSE chunks (?chunks=N: N). ?fault=reset sends three
+// and then resets the TCP connection; ?fault=hold sends three and waits for
+// release.
 func (u *faultUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	fl := w.(http.Flusher)
-	for i := range 10 {
+	chunks := 10
+	if n, err := strconv.Atoi(r.URL.Query().Get("chunks")); err == nil && n > 0 {
+		chunks = n
+	}
+	for i := range chunks {
 		io.WriteString(w, sseChunk(i, fmt.Sprintf("t%d ", i)))
 		fl.Flush()
 		if i == 2 {
@@ -107,7 +114,9 @@ func (u *faultUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		time.Sleep(time.Millisecond)
+		if chunks <= 10 {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	io.WriteString(w, sseEnd)
 }
@@ -173,6 +182,22 @@ func post(ctx context.Context, c *http.Client, path string) (*http.Response, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	return c.Do(req)
+}
+
+// exchange makes one complete streamed exchange through the proxy on a
+// fresh client connection.
+func (f *faultProxy) exchange(t *testing.T) {
+	t.Helper()
+	c := f.client()
+	defer c.CloseIdleConnections()
+	resp, err := post(context.Background(), c, "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("read response: %v", err)
+	}
 }
 
 // newSession is a session writing to memory.
@@ -396,35 +421,35 @@ func TestFaultSensorRestart(t *testing.T) {
 	logs := &logBuffer{}
 	client := socket.NewClient(socket.ClientConfig{
 		Path: path, Name: "fault test proxy",
-		// Small enough that a response made while the sensor is away
-		// cannot all wait for it.
-		QueueBytes: 600,
+		// Room for a whole ordinary exchange however slowly the sensor
+		// reads, but not for the long response made while it is away.
+		QueueBytes: 16 << 10,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	cctx, stopClient := context.WithCancel(context.Background())
 	clientDone := make(chan error, 1)
 	go func() { clientDone <- client.Run(cctx) }()
-	f := startFaultProxy(t, up, client)
+	handed := &closeCounter{Handler: client}
+	f := startFaultProxy(t, up, handed)
 	waitUntil(t, "the proxy to connect", func() bool { return client.Stats().Connected })
 
 	// 1: a complete exchange reaches the first sensor.
-	c := f.client()
-	resp, err := post(context.Background(), c, "/v1/chat/completions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp.Body)
-	resp.Body.Close()
-	c.CloseIdleConnections()
+	f.exchange(t)
+	waitUntil(t, "the first sensor to close exchange 1's flow", func() bool { return first.s.Stats.Get("flows.closed") >= 1 })
+	afterFirst := first.s.Stats.Get("socket.data_bytes")
 	// 2: a stream starts and is held mid-way.
 	held := f.client()
 	resp2, err := post(context.Background(), held, "/v1/chat/completions?fault=hold")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first sensor to see both flows", func() bool {
-		return first.s.Stats.Get("flows.closed") >= 1 && first.s.Stats.Get("flows.opened") >= 2
+	// The held stream's request must have reached the first sensor before
+	// it stops: the proxy hands flows over asynchronously, so seeing the
+	// flow open is not enough.
+	waitUntil(t, "the first sensor to see the held stream's request", func() bool {
+		st := first.s.Stats
+		return st.Get("flows.opened") >= 2 && st.Get("socket.data_bytes") >= afterFirst+int64(len(faultRequest))
 	})
 	if err := client.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -437,7 +462,7 @@ func TestFaultSensorRestart(t *testing.T) {
 	// 3: a whole exchange while no sensor listens: more than the queue
 	// holds. The client is not slowed or broken.
 	c3 := f.client()
-	resp3, err := post(context.Background(), c3, "/v1/chat/completions")
+	resp3, err := post(context.Background(), c3, "/v1/chat/completions?chunks=400")
 	if err != nil {
 		t.Fatalf("request while the sensor is down: %v", err)
 	}
@@ -447,6 +472,9 @@ func TestFaultSensorRestart(t *testing.T) {
 	if !bytes.Contains(body3, []byte("[DONE]")) {
 		t.Fatalf("client got %q while the sensor was down", body3)
 	}
+	// The proxy hands a flow's bytes to the client asynchronously: the
+	// loss is final once it has handed over the flow's close.
+	waitUntil(t, "the proxy to hand over exchange 3 whole", func() bool { return handed.closed.Load() >= 2 })
 	lost := client.Stats()
 	if lost.DroppedBytes == 0 {
 		t.Fatalf("nothing dropped while the sensor was down: %+v", lost)
@@ -464,14 +492,7 @@ func TestFaultSensorRestart(t *testing.T) {
 	}
 	held.CloseIdleConnections()
 	// 4: a complete exchange on the new sensor.
-	c4 := f.client()
-	resp4, err := post(context.Background(), c4, "/v1/chat/completions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp4.Body)
-	resp4.Body.Close()
-	c4.CloseIdleConnections()
+	f.exchange(t)
 
 	f.shutdown()
 	if err := client.Flush(context.Background()); err != nil {
@@ -509,15 +530,31 @@ func TestFaultSensorRestart(t *testing.T) {
 	t.Logf("proxy log:\n%s\nnew sensor counters: %v", out, st.Snapshot())
 	// Exchange 4 is whole on the new sensor.
 	ev2 := second.mem.Events()
-	full := 0
-	for _, r := range aiResponses(ev2) {
-		if r.Confidence.Completeness == oisp.CompleteFull {
-			full++
-		}
-	}
-	if full < 1 {
+	if completeResponses(ev2) < 1 {
 		t.Errorf("no complete response on the new sensor: %d events", len(ev2))
 	}
+}
+
+// closeCounter counts the flows a capture source has closed.
+type closeCounter struct {
+	flow.Handler
+	closed atomic.Int64
+}
+
+func (c *closeCounter) Close(id string, ci flow.CloseInfo) {
+	c.Handler.Close(id, ci)
+	c.closed.Add(1)
+}
+
+// completeResponses counts the ai.response events that are whole.
+func completeResponses(evs []*oisp.Event) int {
+	n := 0
+	for _, r := range aiResponses(evs) {
+		if r.Confidence.Completeness == oisp.CompleteFull {
+			n++
+		}
+	}
+	return n
 }
 
 // TestFaultSocketGarbage: one peer writes garbage to the extension socket
@@ -583,14 +620,7 @@ func TestFaultSocketGarbage(t *testing.T) {
 	junk.Close()
 
 	// The proxy's connection is untouched: a request made now arrives.
-	c := f.client()
-	resp, err := post(context.Background(), c, "/v1/chat/completions")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp.Body)
-	resp.Body.Close()
-	c.CloseIdleConnections()
+	f.exchange(t)
 	f.shutdown()
 	client.Flush(context.Background())
 	waitUntil(t, "the flow to arrive", func() bool { return sensor.s.Stats.Get("flows.closed") >= 1 })
