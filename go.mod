@@ -11,8 +11,10 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.63.13
 	github.com/cilium/ebpf v0.22.0
 	github.com/coder/websocket v1.8.15
+	github.com/cohere-ai/cohere-go/v2 v2.15.3
 	github.com/goccy/go-json v0.12.0
 	github.com/google/go-cmp v0.7.0
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/klauspost/compress v1.20.4
 	github.com/oklog/ulid/v2 v2.1.2
 	github.com/ollama/ollama v0.17.4
@@ -32,8 +34,6 @@ require (
 	gopkg.in/dnaeon/go-vcr.v4 v4.0.8
 	gopkg.in/yaml.v3 v3.0.1
 )
-
-require github.com/cohere-ai/cohere-go/v2 v2.15.3
 
 require (
 	cloud.google.com/go/ai v0.8.0

@@ -1,9 +1,10 @@
 package pipeline
 
 import (
-	"container/list"
 	"strconv"
 	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 )
@@ -19,19 +20,16 @@ type link struct {
 
 // linker is a bounded LRU of call id → tool_call event.
 type linker struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List
-	items map[string]*list.Element
-}
-
-type linkEntry struct {
-	key string
-	val link
+	mu    sync.Mutex // makes answer's read-then-mark one step
+	calls *lru.Cache[string, link]
 }
 
 func newLinker(max int) *linker {
-	return &linker{max: max, order: list.New(), items: map[string]*list.Element{}}
+	calls, err := lru.New[string, link](max)
+	if err != nil {
+		panic(err) // only for a size below 1, which callers never pass
+	}
+	return &linker{calls: calls}
 }
 
 // linkKey scopes call ids to the calling process: two processes may reuse
@@ -43,17 +41,7 @@ func linkKey(info *flow.Info, callID string) string {
 func (l *linker) put(key string, v link) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.items[key]; ok {
-		e.Value.(*linkEntry).val = v
-		l.order.MoveToFront(e)
-		return
-	}
-	l.items[key] = l.order.PushFront(&linkEntry{key: key, val: v})
-	for l.order.Len() > l.max {
-		old := l.order.Back()
-		l.order.Remove(old)
-		delete(l.items, old.Value.(*linkEntry).key)
-	}
+	l.calls.Add(key, v)
 }
 
 // answer marks the call's result as seen and returns the call's link as it
@@ -62,15 +50,10 @@ func (l *linker) put(key string, v link) {
 // tool_result: first is false for the repeats.
 func (l *linker) answer(key string) (call link, first bool) {
 	l.mu.Lock()
-	e, ok := l.items[key]
-	if ok {
-		l.order.MoveToFront(e)
-		call = e.Value.(*linkEntry).val
-		e.Value.(*linkEntry).val.answered = true
-		l.mu.Unlock()
-		return call, !call.answered
-	}
-	l.mu.Unlock()
-	l.put(key, link{answered: true})
-	return link{}, true
+	defer l.mu.Unlock()
+	call, _ = l.calls.Get(key)
+	answered := call
+	answered.answered = true
+	l.calls.Add(key, answered)
+	return call, !call.answered
 }

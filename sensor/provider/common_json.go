@@ -6,7 +6,6 @@ import (
 	json "github.com/goccy/go-json"
 	"math"
 	"strconv"
-	"unsafe"
 )
 
 // Provider bodies are decoded into typed structs whose scalar fields use the
@@ -97,16 +96,10 @@ func (s *jStr) UnmarshalJSON(b []byte) error {
 	switch b[0] {
 	case '"':
 		// Fast path: no escapes (the decoder has validated the token).
-		// goccy/go-json hands every UnmarshalJSON of a type outside the
-		// standard library a private copy of the value's bytes, made for
-		// this call and never written again, so the string can share
-		// it instead of copying it a second time (one allocation less
-		// per string field; TestJStrOwnsItsBytes guards the assumption).
+		// The string is a copy: an Unmarshaler may not keep the bytes it
+		// is given.
 		if len(b) >= 2 && bytes.IndexByte(b, '\\') < 0 {
-			if len(b) == 2 {
-				return nil
-			}
-			*s = jStr(unsafe.String(&b[1], len(b)-2))
+			*s = jStr(b[1 : len(b)-1])
 			return nil
 		}
 		var v string

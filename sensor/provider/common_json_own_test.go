@@ -5,10 +5,9 @@ import (
 	"testing"
 )
 
-// TestJStrOwnsItsBytes guards the assumption jStr's fast path rests on:
-// the bytes its UnmarshalJSON is given belong to it alone, so a decoded
-// string survives both a rewrite of the caller's body and later decodes
-// (which may reuse the decoder's internal buffers).
+// TestJStrOwnsItsBytes: a decoded string field owns its bytes, so it
+// survives both a rewrite of the caller's body and later decodes (which may
+// reuse the decoder's internal buffers).
 func TestJStrOwnsItsBytes(t *testing.T) {
 	body := []byte(`{"id":"chatcmpl-first","model":"gpt-4o-mini","object":"chat.completion"}`)
 	var first openaiChatResponseBody

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // File names inside the CA directory.
@@ -85,7 +87,7 @@ type CA struct {
 	leafSKID []byte
 
 	mu       sync.Mutex
-	cache    *lru
+	cache    *lru.Cache[string, *tls.Certificate]
 	inflight map[string]*pendingLeaf
 }
 
@@ -262,6 +264,10 @@ func newCA(dir string, opts Options, cert *x509.Certificate, certPEM []byte, key
 	if err != nil {
 		return nil, fmt.Errorf("generating leaf key: %w", err)
 	}
+	cache, err := lru.New[string, *tls.Certificate](opts.CacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("leaf cache: %w", err)
+	}
 	return &CA{
 		dir:      dir,
 		opts:     opts,
@@ -270,7 +276,7 @@ func newCA(dir string, opts Options, cert *x509.Certificate, certPEM []byte, key
 		key:      key,
 		leafKey:  leafKey,
 		leafSKID: subjectKeyID(&leafKey.PublicKey),
-		cache:    newLRU(opts.CacheSize),
+		cache:    cache,
 		inflight: map[string]*pendingLeaf{},
 	}, nil
 }
@@ -303,7 +309,7 @@ func (c *CA) Leaf(host string) (*tls.Certificate, error) {
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	if cert, ok := c.cache.get(host); ok && now.Add(time.Hour).Before(cert.Leaf.NotAfter) {
+	if cert, ok := c.cache.Get(host); ok && now.Add(time.Hour).Before(cert.Leaf.NotAfter) {
 		c.mu.Unlock()
 		return cert, nil
 	}
@@ -321,7 +327,7 @@ func (c *CA) Leaf(host string) (*tls.Certificate, error) {
 	c.mu.Lock()
 	delete(c.inflight, host)
 	if p.err == nil {
-		c.cache.put(host, p.cert)
+		c.cache.Add(host, p.cert)
 	}
 	c.mu.Unlock()
 	close(p.done)
@@ -348,7 +354,7 @@ func (c *CA) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error
 func (c *CA) CachedLeaves() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cache.len()
+	return c.cache.Len()
 }
 
 func (c *CA) forge(host string, now time.Time) (*tls.Certificate, error) {

@@ -1,12 +1,12 @@
 package proxy
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Upstream handshakes are on the critical path of every new intercepted
@@ -46,22 +46,22 @@ func (s scopedSessionCache) Put(key string, cs *tls.ClientSessionState) {
 // verifiedChains remembers which (server name, presented chain) pairs
 // verified, and until when the result may be reused: the earliest
 // NotAfter in the verified chain, at most verifiedChainTTL after the
-// verification. It is a bounded LRU.
+// verification. It is bounded, least recently used first out.
 type verifiedChains struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // front: most recently used
-	items map[[sha256.Size]byte]*list.Element
+	cache *lru.Cache[[sha256.Size]byte, verifiedChain]
 }
 
 type verifiedChain struct {
-	key       [sha256.Size]byte
 	notBefore time.Time
 	until     time.Time
 }
 
 func newVerifiedChains(max int) *verifiedChains {
-	return &verifiedChains{max: max, order: list.New(), items: map[[sha256.Size]byte]*list.Element{}}
+	c, err := lru.New[[sha256.Size]byte, verifiedChain](max)
+	if err != nil {
+		panic(err) // only for a size below 1, which callers never pass
+	}
+	return &verifiedChains{cache: c}
 }
 
 func chainKey(serverName string, certs []*x509.Certificate) [sha256.Size]byte {
@@ -84,25 +84,20 @@ func chainKey(serverName string, certs []*x509.Certificate) [sha256.Size]byte {
 // ok reports whether this chain was verified for serverName and the
 // result still holds at now.
 func (v *verifiedChains) ok(key [sha256.Size]byte, now time.Time) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	el, found := v.items[key]
+	e, found := v.cache.Get(key)
 	if !found {
 		return false
 	}
-	e := el.Value.(*verifiedChain)
 	if now.Before(e.notBefore) || !now.Before(e.until) {
-		v.order.Remove(el)
-		delete(v.items, key)
+		v.cache.Remove(key)
 		return false
 	}
-	v.order.MoveToFront(el)
 	return true
 }
 
 // add records a successful verification made at now that produced chain.
 func (v *verifiedChains) add(key [sha256.Size]byte, chain []*x509.Certificate, now time.Time) {
-	e := &verifiedChain{key: key, until: now.Add(verifiedChainTTL)}
+	e := verifiedChain{until: now.Add(verifiedChainTTL)}
 	for _, c := range chain {
 		if c.NotAfter.Before(e.until) {
 			e.until = c.NotAfter
@@ -111,23 +106,7 @@ func (v *verifiedChains) add(key [sha256.Size]byte, chain []*x509.Certificate, n
 			e.notBefore = c.NotBefore
 		}
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if el, found := v.items[key]; found {
-		el.Value = e
-		v.order.MoveToFront(el)
-		return
-	}
-	v.items[key] = v.order.PushFront(e)
-	for v.order.Len() > v.max {
-		last := v.order.Back()
-		v.order.Remove(last)
-		delete(v.items, last.Value.(*verifiedChain).key)
-	}
+	v.cache.Add(key, e)
 }
 
-func (v *verifiedChains) len() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.order.Len()
-}
+func (v *verifiedChains) len() int { return v.cache.Len() }
