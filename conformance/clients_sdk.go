@@ -286,6 +286,24 @@ func (cl *sdkCall) checkStatus(err error, statusOf func(error) (int, bool)) (don
 	return true, nil
 }
 
+// sdkStream is the event stream an SDK returns for a streamed call.
+type sdkStream interface {
+	Next() bool
+	Err() error
+	Close() error
+}
+
+// drainStream reads an SDK stream to its end and checks it with
+// checkStream.
+func (cl *sdkCall) drainStream(s sdkStream, status func(error) (int, bool)) error {
+	defer s.Close()
+	n := 0
+	for s.Next() {
+		n++
+	}
+	return cl.checkStream(n, s.Err(), status)
+}
+
 // checkStream checks a stream the SDK read to its end (n events, then
 // err): a failure with the recorded status, or a successful stream with
 // events. A stream whose recorded body mentions an error may end in the
@@ -350,13 +368,7 @@ func openAIChat(ctx context.Context, cl *sdkCall) error {
 	}
 	c := openai.NewClient(cl.openAIOptions()...)
 	if cl.stream {
-		s := c.Chat.Completions.NewStreaming(ctx, params)
-		defer s.Close()
-		n := 0
-		for s.Next() {
-			n++
-		}
-		return cl.checkStream(n, s.Err(), openAIStatus)
+		return cl.drainStream(c.Chat.Completions.NewStreaming(ctx, params), openAIStatus)
 	}
 	res, err := c.Chat.Completions.New(ctx, params)
 	if done, err := cl.checkStatus(err, openAIStatus); done {
@@ -372,13 +384,7 @@ func openAIResponses(ctx context.Context, cl *sdkCall) error {
 	}
 	c := openai.NewClient(cl.openAIOptions()...)
 	if cl.stream {
-		s := c.Responses.NewStreaming(ctx, params)
-		defer s.Close()
-		n := 0
-		for s.Next() {
-			n++
-		}
-		return cl.checkStream(n, s.Err(), openAIStatus)
+		return cl.drainStream(c.Responses.NewStreaming(ctx, params), openAIStatus)
 	}
 	res, err := c.Responses.New(ctx, params)
 	if done, err := cl.checkStatus(err, openAIStatus); done {
@@ -394,13 +400,7 @@ func openAICompletions(ctx context.Context, cl *sdkCall) error {
 	}
 	c := openai.NewClient(cl.openAIOptions()...)
 	if cl.stream {
-		s := c.Completions.NewStreaming(ctx, params)
-		defer s.Close()
-		n := 0
-		for s.Next() {
-			n++
-		}
-		return cl.checkStream(n, s.Err(), openAIStatus)
+		return cl.drainStream(c.Completions.NewStreaming(ctx, params), openAIStatus)
 	}
 	res, err := c.Completions.New(ctx, params)
 	if done, err := cl.checkStatus(err, openAIStatus); done {
@@ -471,13 +471,7 @@ func anthropicMessages(ctx context.Context, cl *sdkCall) error {
 	}
 	c := cl.anthropicClient()
 	if cl.stream {
-		s := c.Messages.NewStreaming(ctx, params)
-		defer s.Close()
-		n := 0
-		for s.Next() {
-			n++
-		}
-		return cl.checkStream(n, s.Err(), anthropicStatus)
+		return cl.drainStream(c.Messages.NewStreaming(ctx, params), anthropicStatus)
 	}
 	res, err := c.Messages.New(ctx, params)
 	if done, err := cl.checkStatus(err, anthropicStatus); done {

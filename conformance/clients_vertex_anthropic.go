@@ -145,13 +145,7 @@ func vertexAnthropicCall(ctx context.Context, client *http.Client, in cassette.I
 	)
 	cl := &sdkCall{in: in, response: resp}
 	if stream {
-		s := c.Messages.NewStreaming(ctx, params)
-		defer s.Close()
-		n := 0
-		for s.Next() {
-			n++
-		}
-		return cl.checkStream(n, s.Err(), anthropicStatus)
+		return cl.drainStream(c.Messages.NewStreaming(ctx, params), anthropicStatus)
 	}
 	res, err := c.Messages.New(ctx, params)
 	if done, err := cl.checkStatus(err, anthropicStatus); done {
