@@ -101,7 +101,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 
 	// Tool results carried by this request answer calls made earlier.
 	for _, tr := range res.ToolResults {
-		call, first := p.links.answer(linkKey(info, tr.CallID))
+		call, first := p.links.answer(callerOf(info), tr.CallID)
 		if !first {
 			p.stats.Count("agent.tool_results_repeated", 1)
 			continue
@@ -185,7 +185,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			p.finish(tev, info, proc, actor, attrs, rconf, "response")
 			tev.RelatedEvents = []oisp.Related{{EventID: ev.EventID, Relationship: oisp.RelCausedBy}}
 			if c.ID != "" {
-				p.links.put(linkKey(info, c.ID), link{eventID: tev.EventID, name: c.Name})
+				p.links.put(callerOf(info), c.ID, link{eventID: tev.EventID, name: c.Name})
 			}
 			p.out(fs, tev)
 		}
