@@ -100,9 +100,12 @@ type Decoder struct {
 
 	client, server side
 
-	queue   []*exchange // undelivered exchanges in request order
-	nextSeq int
-	evicted int // requests given up on whose responses may still come
+	queue []*exchange // undelivered exchanges in request order
+	// queueInit backs queue while few exchanges wait (nearly always), so a
+	// flow's queue costs no allocation of its own.
+	queueInit [2]*exchange
+	nextSeq   int
+	evicted   int // requests given up on whose responses may still come
 
 	// early holds server bytes that arrived before any client byte and do
 	// not look like HTTP/1: a server speaking first is HTTP/2 (SETTINGS)
@@ -118,7 +121,14 @@ type Decoder struct {
 
 // exchange is an Exchange with the parse state shared by both directions.
 type exchange struct {
-	x           *httpmsg.Exchange
+	x *httpmsg.Exchange
+	// xv and resp are where x and its response live: one allocation per
+	// exchange instead of three.
+	xv   httpmsg.Exchange
+	resp httpmsg.Response
+	// marks hold the first arrival mark of the request and response
+	// bodies: most bodies arrive at once and need no more.
+	marks       [2][1]httpmsg.Mark
 	reqDone     bool // the request ended (complete or not)
 	respDone    bool // the final response ended (complete or not)
 	respStarted bool // a final response has been paired with it
@@ -148,20 +158,29 @@ func NewWithOptions(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec 
 	}
 	opts.MaxPending = max(opts.MaxPending, 2)
 	d := &Decoder{
-		info:    info,
-		sink:    sink,
-		lim:     lim.WithDefaults(),
-		rec:     rec,
-		opts:    opts,
-		scheme:  "http",
-		content: content.NewSharedDecoder(rec, opts.Readers),
+		info:   info,
+		sink:   sink,
+		lim:    lim.WithDefaults(),
+		rec:    rec,
+		opts:   opts,
+		scheme: "http",
 	}
+	d.queue = d.queueInit[:0]
 	if info.TLS {
 		d.scheme = "https"
 	}
 	d.client = side{d: d, dir: flow.ClientToServer}
 	d.server = side{d: d, dir: flow.ServerToClient}
 	return d
+}
+
+// contentDecoder returns the decoder that removes content codings, made on
+// first use: most flows carry no encoded body.
+func (d *Decoder) contentDecoder() *content.Decoder {
+	if d.content == nil {
+		d.content = content.NewSharedDecoder(d.rec, d.opts.Readers)
+	}
+	return d.content
 }
 
 // Feed consumes one chunk of the flow.
@@ -295,7 +314,8 @@ func (d *Decoder) newExchange(proto string) *exchange {
 	if len(d.queue) >= d.opts.MaxPending {
 		d.evictOldest()
 	}
-	e := &exchange{x: &httpmsg.Exchange{Flow: d.info, Seq: d.nextSeq, Proto: proto}}
+	e := &exchange{xv: httpmsg.Exchange{Flow: d.info, Seq: d.nextSeq, Proto: proto}}
+	e.x = &e.xv
 	d.nextSeq++
 	d.queue = append(d.queue, e)
 	return e
@@ -321,8 +341,9 @@ func (d *Decoder) evictOldest() {
 	}
 	if len(d.queue) > 0 && d.queue[0] == e { // abandon may have delivered it
 		d.finalize(e)
-		d.queue[0] = nil
-		d.queue = d.queue[1:]
+		k := copy(d.queue, d.queue[1:])
+		d.queue[k] = nil
+		d.queue = d.queue[:k]
 		d.sink.Done(e.x)
 	}
 }
@@ -368,7 +389,11 @@ func (d *Decoder) deliver() {
 		n++
 	}
 	if n > 0 {
-		d.queue = d.queue[n:]
+		// Shift rather than reslice, so the queue keeps its backing array
+		// (it holds at most 2*MaxPending entries).
+		k := copy(d.queue, d.queue[n:])
+		clear(d.queue[k:])
+		d.queue = d.queue[:k]
 	}
 }
 

@@ -196,14 +196,14 @@ func parseFields(block string, h http.Header) (bad int) {
 			lastKey = ""
 			continue
 		}
-		name := strings.TrimRight(line[:colon], " \t")
+		name := trimRightOWS(line[:colon])
 		if name == "" {
 			bad += raw
 			lastKey = ""
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		value := strings.Trim(line[colon+1:], " \t")
+		key := canonicalKey(name)
+		value := trimOWS(line[colon+1:])
 		if vs, ok := h[key]; ok {
 			h[key] = append(vs, value)
 		} else {
@@ -214,6 +214,66 @@ func parseFields(block string, h http.Header) (bad int) {
 	}
 	return bad
 }
+
+// trimRightOWS drops trailing spaces and tabs (optional whitespace).
+func trimRightOWS(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// trimOWS drops leading and trailing spaces and tabs.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	return trimRightOWS(s)
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey, except that the field
+// names AI clients and servers commonly send in lower case (HTTP/2 habits
+// carried over to HTTP/1.1) map to constant strings instead of a new
+// string per field.
+func canonicalKey(name string) string {
+	if len(name) > 0 && 'a' <= name[0] && name[0] <= 'z' {
+		if k, ok := commonLowerKeys[name]; ok {
+			return k
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// commonLowerKeys maps lower-case field names to their canonical form. It
+// is built once and only read.
+var commonLowerKeys = func() map[string]string {
+	names := []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Access-Control-Allow-Origin",
+		"Access-Control-Expose-Headers", "Alt-Svc", "Anthropic-Beta", "Anthropic-Organization-Id",
+		"Anthropic-Ratelimit-Input-Tokens-Limit", "Anthropic-Ratelimit-Input-Tokens-Remaining",
+		"Anthropic-Ratelimit-Input-Tokens-Reset", "Anthropic-Ratelimit-Output-Tokens-Limit",
+		"Anthropic-Ratelimit-Output-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Reset",
+		"Anthropic-Ratelimit-Requests-Limit", "Anthropic-Ratelimit-Requests-Remaining",
+		"Anthropic-Ratelimit-Requests-Reset", "Anthropic-Ratelimit-Tokens-Limit",
+		"Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset",
+		"Anthropic-Version", "Api-Key", "Authorization", "Cache-Control", "Cf-Cache-Status", "Cf-Ray",
+		"Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date",
+		"Expect", "Host", "Keep-Alive", "Openai-Beta", "Openai-Organization", "Openai-Processing-Ms",
+		"Openai-Project", "Openai-Version", "Request-Id", "Retry-After", "Server", "Set-Cookie",
+		"Strict-Transport-Security", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Vary",
+		"Via", "X-Api-Key", "X-Content-Type-Options", "X-Envoy-Upstream-Service-Time",
+		"X-Goog-Api-Client", "X-Goog-Api-Key", "X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens",
+		"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests",
+		"X-Ratelimit-Reset-Tokens", "X-Request-Id", "X-Stainless-Arch", "X-Stainless-Async",
+		"X-Stainless-Lang", "X-Stainless-Os", "X-Stainless-Package-Version", "X-Stainless-Retry-Count",
+		"X-Stainless-Runtime", "X-Stainless-Runtime-Version", "X-Stainless-Timeout",
+	}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[strings.ToLower(n)] = textproto.CanonicalMIMEHeaderKey(n)
+	}
+	return m
+}()
 
 // parseContentLength reads the Content-Length field values. Repeated or
 // comma-listed values must agree (RFC 9110 8.6).

@@ -135,12 +135,15 @@ func (s *side) start(p []byte, at time.Time) int {
 		}
 		s.bufAt = at
 		if e := blockEnd(p, 0); e >= 0 && e <= lim+3 {
-			if !s.plausible(p[:e]) {
+			// One copy of the whole block serves the start-line check and
+			// every field value.
+			str := string(p[:e])
+			if !s.plausibleBlock(str) {
 				s.buf = append(s.buf, p[:e]...)
 				s.enterResync(TokenBadStartLine, true)
 				return e
 			}
-			s.block(p[:e], at, true)
+			s.blockString(str, p[:e], at, true)
 			return e
 		}
 	}
@@ -182,7 +185,16 @@ func (s *side) plausible(b []byte) bool {
 		}
 		return plausibleStatusStart(b)
 	}
-	line := trimCR(string(b[:i]))
+	return s.plausibleBlock(string(b[:i]))
+}
+
+// plausibleBlock is plausible for a block that holds its whole first line.
+func (s *side) plausibleBlock(b string) bool {
+	line := b
+	if i := strings.IndexByte(b, '\n'); i >= 0 {
+		line = b[:i]
+	}
+	line = trimCR(line)
 	if s.isClient() {
 		_, _, _, ok := parseRequestLine(line)
 		return ok
@@ -195,7 +207,12 @@ func (s *side) plausible(b []byte) bool {
 // alias buffers; nothing keeps it. complete is false when the block was cut
 // off (flow ended or bytes lost) and only its whole lines are present.
 func (s *side) block(b []byte, at time.Time, complete bool) {
-	str := string(b)
+	s.blockString(string(b), b, at, complete)
+}
+
+// blockString is block with the block also given as a string (str and b
+// hold the same bytes); field values are substrings of str.
+func (s *side) blockString(str string, b []byte, at time.Time, complete bool) {
 	nl := strings.IndexByte(str, '\n')
 	if nl < 0 {
 		nl = len(str)
@@ -221,7 +238,8 @@ func (s *side) block(b []byte, at time.Time, complete bool) {
 
 // parseHeader parses field lines into a new header and counts bad lines.
 func (s *side) parseHeader(fields string) http.Header {
-	h := make(http.Header, strings.Count(fields, "\n"))
+	// The block ends with the empty line, which is not a field.
+	h := make(http.Header, max(strings.Count(fields, "\n")-1, 0))
 	if bad := parseFields(fields, h); bad > 0 {
 		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
 	}
@@ -312,7 +330,8 @@ func (s *side) beginResponse(proto string, status int, reason, fields string, at
 	}
 	e := d.pairResponse(proto)
 	e.respStarted = true
-	resp := &httpmsg.Response{Status: status, Reason: reason, Header: h, Start: s.bufAt, End: at}
+	e.resp = httpmsg.Response{Status: status, Reason: reason, Header: h, Start: s.bufAt, End: at}
+	resp := &e.resp
 	e.x.Response = resp
 	s.ex, s.body, s.header, s.transfer = e, &resp.Body, h, nil
 	if s.ov.dropped > 0 {
@@ -646,7 +665,20 @@ func (s *side) appendBody(p []byte, at time.Time) {
 		b.Data = grown
 	}
 	b.Data = append(b.Data, p...)
+	if b.Marks == nil {
+		b.Marks = s.firstMark()
+	}
 	b.Marks = addMark(b.Marks, len(b.Data), at, s.d.lim.MaxMarks)
+}
+
+// firstMark returns room for the first arrival mark of the body being
+// read, inside its exchange.
+func (s *side) firstMark() []httpmsg.Mark {
+	m := &s.ex.marks[0]
+	if !s.isClient() {
+		m = &s.ex.marks[1]
+	}
+	return m[:0:1]
 }
 
 func (s *side) what() string {
@@ -709,7 +741,7 @@ func (s *side) decodeContent(e *exchange) {
 		return
 	}
 	enc := strings.Join(codings, ", ")
-	capped, err := s.d.content.DecodeBody(s.body, enc, s.d.lim)
+	capped, err := s.d.contentDecoder().DecodeBody(s.body, enc, s.d.lim)
 	if capped {
 		e.x.Partial = true
 		addNote(e.x, fmt.Sprintf("%s body over %d bytes after content decoding; truncated", s.what(), s.d.lim.MaxBody))
