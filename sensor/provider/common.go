@@ -88,11 +88,11 @@ func providerOf(t Target, x *httpmsg.Exchange) *oisp.Provider {
 		p.Host = x.Host()
 	}
 	if h := x.Request.Header; h != nil {
-		p.OrganizationID = h.Get("OpenAI-Organization")
-		p.ProjectID = h.Get("OpenAI-Project")
+		p.OrganizationID = headerValue(h, "Openai-Organization")
+		p.ProjectID = headerValue(h, "Openai-Project")
 	}
 	if p.OrganizationID == "" && x.Response != nil && x.Response.Header != nil {
-		p.OrganizationID = x.Response.Header.Get("Openai-Organization")
+		p.OrganizationID = headerValue(x.Response.Header, "Openai-Organization")
 	}
 	return p
 }
@@ -112,16 +112,16 @@ func authOf(h http.Header) *oisp.Auth {
 	if h == nil {
 		return nil
 	}
-	if k := h.Get("X-Api-Key"); k != "" {
+	if k := headerValue(h, "X-Api-Key"); k != "" {
 		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
 	}
-	if k := h.Get("Api-Key"); k != "" {
+	if k := headerValue(h, "Api-Key"); k != "" {
 		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
 	}
-	if k := h.Get("X-Goog-Api-Key"); k != "" {
+	if k := headerValue(h, "X-Goog-Api-Key"); k != "" {
 		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
 	}
-	a := strings.TrimSpace(h.Get("Authorization"))
+	a := strings.TrimSpace(headerValue(h, "Authorization"))
 	if a == "" {
 		return nil
 	}
@@ -166,7 +166,7 @@ func headerRequestID(h http.Header) string {
 		return ""
 	}
 	for _, k := range []string{"X-Request-Id", "Request-Id", "Apim-Request-Id", "X-Amzn-Requestid"} {
-		if v := h.Get(k); v != "" {
+		if v := headerValue(h, k); v != "" {
 			return v
 		}
 	}
@@ -351,7 +351,7 @@ func looksSSE(x *httpmsg.Exchange) bool {
 	if x.Response == nil {
 		return false
 	}
-	if ct := x.Response.Header.Get("Content-Type"); strings.Contains(strings.ToLower(ct), "text/event-stream") {
+	if containsFold(headerValue(x.Response.Header, "Content-Type"), "text/event-stream") {
 		return true
 	}
 	b := bytes.TrimLeft(x.Response.Body.Data, " \t\r\n")
@@ -367,4 +367,35 @@ func isPost(x *httpmsg.Exchange) bool {
 // trimPath is the request path without trailing slashes.
 func trimPath(x *httpmsg.Exchange) string {
 	return strings.TrimRight(x.Request.Path(), "/")
+}
+
+// headerValue is h.Get for a key already in canonical form: the lookup
+// does not canonicalise (and allocate) the key again on every exchange.
+func headerValue(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// containsFold reports whether s contains substr, which must be lower-case
+// ASCII letters and punctuation other than 'i' and 'k' (the only ASCII
+// letters strings.ToLower produces from non-ASCII runes): it is
+// strings.Contains(strings.ToLower(s), substr) without the copy.
+func containsFold(s, substr string) bool {
+	n := len(substr)
+outer:
+	for i := 0; i+n <= len(s); i++ {
+		for j := 0; j < n; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != substr[j] {
+				continue outer
+			}
+		}
+		return true
+	}
+	return false
 }

@@ -107,7 +107,26 @@ func embeddingInputCount(raw json.RawMessage) int {
 // decodeOpenAIEmbeddingsResponse fills emb from an embeddings response
 // body.
 func decodeOpenAIEmbeddingsResponse(body []byte, res *Result, emb *oisp.AIEmbedding) {
+	decodeOpenAIEmbeddingsResponseScanning(body, res, emb, true)
+}
+
+// decodeOpenAIEmbeddingsResponseScanning is decodeOpenAIEmbeddingsResponse
+// with the vector scanner optional (tests compare both ways).
+func decodeOpenAIEmbeddingsResponseScanning(body []byte, res *Result, emb *oisp.AIEmbedding, scan bool) {
 	var b embeddingsResponseBody
+	// The vectors are measured by a scanner when the body has the usual
+	// shape; the decoder then reads the rest with an empty data array.
+	var (
+		rest        []byte
+		count, dims int
+		measured    bool
+	)
+	if scan {
+		rest, count, dims, measured = measureOpenAIEmbeddingData(body)
+	}
+	if measured {
+		body = rest
+	}
 	if !decodeResponseBody(body, &b, res) {
 		return
 	}
@@ -119,9 +138,14 @@ func decodeOpenAIEmbeddingsResponse(body []byte, res *Result, emb *oisp.AIEmbedd
 		emb.Error = e
 		return
 	}
-	emb.EmbeddingCount = len(b.Data)
-	if len(b.Data) > 0 {
-		emb.Dimensions = int(b.Data[0].Embedding)
+	switch {
+	case measured:
+		emb.EmbeddingCount, emb.Dimensions = count, dims
+	default:
+		emb.EmbeddingCount = len(b.Data)
+		if len(b.Data) > 0 {
+			emb.Dimensions = int(b.Data[0].Embedding)
+		}
 	}
 	if b.Usage != nil {
 		u := openaiUsage(b.Usage)

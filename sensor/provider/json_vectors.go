@@ -1,0 +1,387 @@
+package provider
+
+import "bytes"
+
+// Embedding responses are almost entirely vectors: arrays of 256 to 3,072
+// numbers that the sensor only counts. Decoding such a body with goccy
+// skips every vector once to find its end, copies it for the field's
+// UnmarshalJSON and counts it again. The scanner here measures the vectors
+// of the common, well-formed shape in one pass that also checks their
+// grammar, and hands the decoder the body with the vectors' array replaced
+// by [] (a few hundred bytes). Whenever the body is not exactly that shape
+// (escaped or differently-cased keys, duplicates, values of other types,
+// anything malformed), the scanner declines and the body is decoded whole,
+// as before, so the result never differs.
+
+// measureOpenAIEmbeddingData measures the "data" member of an OpenAI-style
+// embeddings response: the number of vectors and the dimensions of the
+// first (as embeddingDimensions counts them). rest is the body with the
+// data array replaced by []. ok is false when the body is not of the shape
+// the scanner reads; the caller then decodes the body whole.
+func measureOpenAIEmbeddingData(body []byte) (rest []byte, count, dims int, ok bool) {
+	start, end, count, dims, ok := findOpenAIEmbeddingData(body)
+	if !ok {
+		return nil, 0, 0, false
+	}
+	rest = make([]byte, 0, len(body)-(end-start)+2)
+	rest = append(rest, body[:start]...)
+	rest = append(rest, '[', ']')
+	rest = append(rest, body[end:]...)
+	return rest, count, dims, true
+}
+
+// findOpenAIEmbeddingData walks the members of the top-level object and
+// measures the array of the one member named "data": [start, end) is the
+// array's extent in body.
+func findOpenAIEmbeddingData(body []byte) (start, end, count, dims int, ok bool) {
+	start = -1
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return 0, 0, 0, 0, false
+	}
+	i = skipWS(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return 0, 0, 0, 0, false
+	}
+	for {
+		key, next, ok := scanKey(body, i)
+		if !ok {
+			return 0, 0, 0, 0, false
+		}
+		i = next
+		switch {
+		case string(key) == "data":
+			if start >= 0 {
+				return 0, 0, 0, 0, false
+			}
+			start = i
+			n, d, next, ok := scanVectorList(body, i, "embedding")
+			if !ok {
+				return 0, 0, 0, 0, false
+			}
+			count, dims, end, i = n, d, next, next
+		case bytes.EqualFold(key, []byte("data")):
+			// The decoder matches member names without regard to case.
+			return 0, 0, 0, 0, false
+		default:
+			next := skipJSONValue(body, i)
+			if next < 0 {
+				return 0, 0, 0, 0, false
+			}
+			i = next
+		}
+		i = skipWS(body, i)
+		if i >= len(body) {
+			return 0, 0, 0, 0, false
+		}
+		switch body[i] {
+		case ',':
+			i = skipWS(body, i+1)
+			continue
+		case '}':
+		default:
+			return 0, 0, 0, 0, false
+		}
+		break
+	}
+	if start < 0 || skipWS(body, i+1) != len(body) {
+		return 0, 0, 0, 0, false
+	}
+	return start, end, count, dims, true
+}
+
+// scanKey reads a member name without escapes and the colon after it,
+// returning the name and the offset of the member's value.
+func scanKey(b []byte, i int) (key []byte, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	k := bytes.IndexByte(b[i+1:], '"')
+	if k < 0 {
+		return nil, 0, false
+	}
+	key = b[i+1 : i+1+k]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		return nil, 0, false
+	}
+	j := skipWS(b, i+2+k)
+	if j >= len(b) || b[j] != ':' {
+		return nil, 0, false
+	}
+	return key, skipWS(b, j+1), true
+}
+
+// scanVectorList reads an array of objects each of which holds a vector
+// under vectorKey (an array of numbers or a base64 string) and otherwise
+// only scalars. It returns the number of objects, the dimensions of the
+// first one's vector (0 when it has none) and the offset after the array.
+func scanVectorList(b []byte, i int, vectorKey string) (count, dims, next int, ok bool) {
+	if i >= len(b) || b[i] != '[' {
+		return 0, 0, 0, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return 0, 0, i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '{' {
+			return 0, 0, 0, false
+		}
+		d, next, ok := scanVectorObject(b, i, vectorKey)
+		if !ok {
+			return 0, 0, 0, false
+		}
+		if count == 0 {
+			dims = d
+		}
+		count++
+		i = skipWS(b, next)
+		if i >= len(b) {
+			return 0, 0, 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case ']':
+			return count, dims, i + 1, true
+		default:
+			return 0, 0, 0, false
+		}
+	}
+}
+
+// scanVectorObject reads one object of scanVectorList starting at b[i]
+// ('{'): its vector's dimensions and the offset after it.
+func scanVectorObject(b []byte, i int, vectorKey string) (dims, next int, ok bool) {
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return 0, i + 1, true
+	}
+	seen := false
+	for {
+		key, j, ok := scanKey(b, i)
+		if !ok {
+			return 0, 0, false
+		}
+		switch {
+		case string(key) == vectorKey:
+			if seen {
+				return 0, 0, false
+			}
+			seen = true
+			dims, j, ok = scanVector(b, j)
+		case bytes.EqualFold(key, []byte(vectorKey)):
+			return 0, 0, false
+		default:
+			j, ok = scanScalar(b, j)
+		}
+		if !ok {
+			return 0, 0, false
+		}
+		i = skipWS(b, j)
+		if i >= len(b) {
+			return 0, 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return dims, i + 1, true
+		default:
+			return 0, 0, false
+		}
+	}
+}
+
+// scanVector measures a vector at b[i]: an array of numbers (its length)
+// or a base64 string of little-endian float32s without escapes (as
+// embeddingDimensions measures it).
+func scanVector(b []byte, i int) (dims, next int, ok bool) {
+	if i >= len(b) {
+		return 0, 0, false
+	}
+	switch b[i] {
+	case '[':
+		return scanNumberArray(b, i)
+	case '"':
+		end, ok := plainStringEnd(b, i)
+		if !ok {
+			return 0, 0, false
+		}
+		n := end - i - 1
+		for n > 0 && b[i+n] == '=' {
+			n--
+		}
+		return n * 6 / 8 / 4, end + 1, true
+	}
+	return 0, 0, false
+}
+
+// scanNumberArray checks that b[i:] starts with an array of JSON numbers
+// and returns its length and the offset after it.
+func scanNumberArray(b []byte, i int) (n, next int, ok bool) {
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return 0, i + 1, true
+	}
+	for {
+		j, ok := numberEnd(b, i)
+		if !ok {
+			return 0, 0, false
+		}
+		n++
+		i = j
+		if i < len(b) && b[i] != ',' && b[i] != ']' {
+			i = skipWS(b, i)
+		}
+		if i >= len(b) {
+			return 0, 0, false
+		}
+		switch b[i] {
+		case ',':
+			i++
+			if i < len(b) && isSpace(b[i]) {
+				i = skipWS(b, i)
+			}
+		case ']':
+			return n, i + 1, true
+		default:
+			return 0, 0, false
+		}
+	}
+}
+
+// numberEnd returns the offset after the JSON number at b[i] (strict
+// grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?).
+func numberEnd(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '0':
+		i++
+	case '1' <= c && c <= '9':
+		i++
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	return i, true
+}
+
+// scanScalar checks the scalar at b[i] (a string of printable ASCII
+// without escapes, a number, true, false or null) and returns the offset
+// after it.
+func scanScalar(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		end, ok := plainStringEnd(b, i)
+		return end + 1, ok
+	case c == '-' || ('0' <= c && c <= '9'):
+		return numberEnd(b, i)
+	case bytes.HasPrefix(b[i:], []byte("true")):
+		return i + 4, true
+	case bytes.HasPrefix(b[i:], []byte("false")):
+		return i + 5, true
+	case bytes.HasPrefix(b[i:], []byte("null")):
+		return i + 4, true
+	}
+	return 0, false
+}
+
+// plainStringEnd returns the offset of the quote closing the string at
+// b[i] when the string holds only printable ASCII without escapes.
+func plainStringEnd(b []byte, i int) (int, bool) {
+	k := bytes.IndexByte(b[i+1:], '"')
+	if k < 0 {
+		return 0, false
+	}
+	for _, c := range b[i+1 : i+1+k] {
+		if c < 0x20 || c == '\\' || c >= 0x80 {
+			return 0, false
+		}
+	}
+	return i + 1 + k, true
+}
+
+// skipJSONValue returns the offset after the value at b[i], following
+// strings and nesting only (the decoder checks the grammar of what the
+// scanner passes over); -1 when the value does not end.
+func skipJSONValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end := stringEnd(b, i+1)
+		if end < 0 {
+			return -1
+		}
+		return end + 1
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				end := stringEnd(b, i+1)
+				if end < 0 {
+					return -1
+				}
+				i = end
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return i
+		}
+	}
+	return i
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}

@@ -1,0 +1,160 @@
+package provider
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+)
+
+// embeddingsResponseCases are embeddings responses of the usual shape and
+// of every shape the vector scanner must decline or read exactly as the
+// decoder does.
+var embeddingsResponseCases = []string{
+	`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2,3e-4]},{"object":"embedding","index":1,"embedding":[1,2,3]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}`,
+	` { "data" : [ { "embedding" : [ 0.5 , 1E+2 , -0 ] } ] , "model" : "m" } `,
+	`{"data":[{"embedding":"AAAAAAAAAAAAAAAAAAAAAA=="}],"model":"m"}`,
+	`{"data":[],"model":"m"}`,
+	`{"data":[{}],"model":"m"}`,
+	`{"data":[{"embedding":[]}]}`,
+	`{"model":"m"}`,
+	`{}`,
+	// Malformed vectors: the decoder's verdict decides.
+	`{"data":[{"embedding":[1,,2]}]}`,
+	`{"data":[{"embedding":[1,2,]}]}`,
+	`{"data":[{"embedding":[01,2]}]}`,
+	`{"data":[{"embedding":[1.,2]}]}`,
+	`{"data":[{"embedding":[1,tru]}]}`,
+	`{"data":[{"embedding":[1,true]}]}`,
+	`{"data":[{"embedding":[1,"2"]}]}`,
+	`{"data":[{"embedding":[[1],[2]]}]}`,
+	`{"data":[{"embedding":[1,2]}]`,
+	`{"data":[{"embedding":[1,2]}]} x`,
+	`{"data":[{"embedding":[1,2]}],}`,
+	// Other shapes of data and its members.
+	`{"data":{"embedding":[1,2]}}`,
+	`{"data":[null]}`,
+	`{"data":[1]}`,
+	`{"data":null}`,
+	`{"Data":[{"embedding":[1,2]}]}`,
+	`{"data":[{"Embedding":[1,2]}]}`,
+	`{"data":[{"embedding":[1]}],"data":[{"embedding":[1,2]}]}`,
+	`{"data":[{"embedding":[1],"embedding":[1,2]}]}`,
+	`{"d\u0061ta":[{"embedding":[1,2]}]}`,
+	`{"data":[{"embedding":[1,2],"object":{"x":1}}]}`,
+	`{"data":[{"embedding":[1,2],"object":"caf\u00e9"}]}`,
+	`{"data":[{"embedding":"AAAA\/AAAAAAAAAAA"}]}`,
+	`{"data":[{"embedding":null}]}`,
+	// Errors and odd members around the vectors.
+	`{"error":{"message":"bad","type":"invalid_request_error"},"data":[{"embedding":[1]}]}`,
+	`{"model":5,"usage":{"prompt_tokens":"7"},"data":[{"embedding":[1,2]}]}`,
+	`{"model":"m","usage":"x","data":[{"embedding":[1,2]}]}`,
+	`{"model":tru,"data":[{"embedding":[1,2]}]}`,
+	`{"model":"a\"b","data":[{"embedding":[1,2]}]}`,
+	`[{"data":[{"embedding":[1,2]}]}]`,
+	``,
+}
+
+func embeddingsOutcome(body []byte, scan bool) (*Result, *oisp.AIEmbedding) {
+	res := &Result{Request: &oisp.AIRequest{}}
+	emb := &oisp.AIEmbedding{StatusCode: 200}
+	decodeOpenAIEmbeddingsResponseScanning(body, res, emb, scan)
+	return res, emb
+}
+
+func compareEmbeddingsScanning(t *testing.T, body []byte) {
+	t.Helper()
+	wantRes, wantEmb := embeddingsOutcome(body, false)
+	gotRes, gotEmb := embeddingsOutcome(body, true)
+	if d := cmp.Diff(wantEmb, gotEmb); d != "" {
+		t.Errorf("%q: embedding differs with the scanner (-whole +scanned):\n%s", body, d)
+	}
+	if d := cmp.Diff(wantRes, gotRes); d != "" {
+		t.Errorf("%q: result differs with the scanner (-whole +scanned):\n%s", body, d)
+	}
+}
+
+// TestEmbeddingVectorScanner checks that measuring vectors with the scanner
+// gives exactly what decoding the body whole gives, and that the scanner
+// does read the usual shape.
+func TestEmbeddingVectorScanner(t *testing.T) {
+	for _, body := range embeddingsResponseCases {
+		compareEmbeddingsScanning(t, []byte(body))
+	}
+	for _, body := range embeddingsResponseCases[:6] {
+		if _, _, _, ok := measureOpenAIEmbeddingData([]byte(body)); !ok {
+			t.Errorf("%s: scanner declined the usual shape", body)
+		}
+	}
+	rec := loadCoreRecording(t, "openai/embeddings.json")
+	if _, count, dims, ok := measureOpenAIEmbeddingData([]byte(rec.RespBody)); !ok || count == 0 || dims == 0 {
+		t.Errorf("recorded embeddings: scanner ok=%v count=%d dims=%d", ok, count, dims)
+	}
+	compareEmbeddingsScanning(t, []byte(rec.RespBody))
+}
+
+func FuzzEmbeddingVectorScanner(f *testing.F) {
+	for _, body := range embeddingsResponseCases {
+		f.Add(body)
+	}
+	rec := loadCoreRecording(f, "openai/embeddings.json")
+	if len(rec.RespBody) <= maxFuzzSeed {
+		f.Add(rec.RespBody)
+	} else {
+		f.Add(rec.RespBody[:maxFuzzSeed])
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		compareEmbeddingsScanning(t, []byte(body))
+	})
+}
+
+// BenchmarkEmbeddingsResponse decodes a recorded embeddings response with
+// the vector scanner and, side by side, whole with the decoder alone.
+func BenchmarkEmbeddingsResponse(b *testing.B) {
+	body := []byte(loadCoreRecording(b, "openai/embeddings.json").RespBody)
+	b.Run("recorded", func(b *testing.B) { benchEmbeddingsResponse(b, body) })
+	b.Run("1536x4", func(b *testing.B) { benchEmbeddingsResponse(b, syntheticEmbeddingsResponse(4, 1536)) })
+}
+
+// syntheticEmbeddingsResponse is an OpenAI embeddings response of n
+// vectors of dims numbers written the way the API writes them.
+func syntheticEmbeddingsResponse(n, dims int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"object":"list","data":[`)
+	x := uint32(12345)
+	for v := range n {
+		if v > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "{\n  \"object\": \"embedding\",\n  \"index\": %d,\n  \"embedding\": [", v)
+		for d := range dims {
+			if d > 0 {
+				b.WriteString(",\n    ")
+			}
+			x = x*1664525 + 1013904223
+			fmt.Fprintf(&b, "%.10g", (float64(x%20000)-10000)/300000)
+		}
+		b.WriteString("]}")
+	}
+	b.WriteString(`],"model":"text-embedding-3-small","usage":{"prompt_tokens":12,"total_tokens":12}}`)
+	return []byte(b.String())
+}
+
+func benchEmbeddingsResponse(b *testing.B, body []byte) {
+	for _, scan := range []bool{true, false} {
+		name := "whole"
+		if scan {
+			name = "scanner"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				embeddingsOutcome(body, scan)
+			}
+		})
+	}
+}
