@@ -107,9 +107,14 @@ func (b *Builder) NewID(at time.Time) string {
 // PrefixedID returns prefix followed by a fresh ULID, built as one string
 // (ids such as "req_…" are made per event).
 func (b *Builder) PrefixedID(prefix string, at time.Time) string {
-	ms := ulid.Timestamp(at)
 	var buf [64]byte
-	out := append(buf[:0], prefix...)
+	return string(b.appendID(buf[:0], prefix, at))
+}
+
+// appendID appends prefix and a fresh ULID for time at to out.
+func (b *Builder) appendID(out []byte, prefix string, at time.Time) []byte {
+	ms := ulid.Timestamp(at)
+	out = append(out, prefix...)
 	b.mu.Lock()
 	// ulid.New, without its result escaping to the heap through the
 	// entropy interface.
@@ -123,11 +128,12 @@ func (b *Builder) PrefixedID(prefix string, at time.Time) string {
 	}
 	id := b.id
 	b.mu.Unlock()
+	n := len(out)
 	out = append(out, make([]byte, ulid.EncodedSize)...)
-	if err := id.MarshalTextTo(out[len(prefix):]); err != nil {
+	if err := id.MarshalTextTo(out[n:]); err != nil {
 		panic(err)
 	}
-	return string(out)
+	return out
 }
 
 // New returns an event of the given type at time at with the builder's host
@@ -137,11 +143,15 @@ func (b *Builder) New(eventType string, at time.Time, method string, data any) *
 	if at.IsZero() {
 		at = time.Now()
 	}
+	// The id and the timestamp share one string: one allocation per
+	// event instead of two.
+	var buf [ulid.EncodedSize + len(TimeLayout) + 8]byte
+	idTS := string(at.UTC().AppendFormat(b.appendID(buf[:0], "", at), TimeLayout))
 	return &Event{
 		OISPVersion: Version,
-		EventID:     b.NewID(at),
+		EventID:     idTS[:ulid.EncodedSize],
 		EventType:   eventType,
-		TS:          FormatTime(at),
+		TS:          idTS[ulid.EncodedSize:],
 		Host:        b.hostRef,
 		Source: Source{
 			Collector:        Collector,

@@ -38,7 +38,7 @@ func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg
 // newDecoder is the pipeline's decoder for a flow: the configured factory,
 // or the default choice with WebSocket sessions of AI APIs followed.
 func (p *Pipeline) newDecoder(fs *flowState, first []byte) httpmsg.Decoder {
-	sink := httpmsg.SinkFunc(func(x *httpmsg.Exchange) { p.exchange(fs, x) })
+	var sink httpmsg.Sink = fs
 	if p.cfg.NewDecoder != nil {
 		return p.cfg.NewDecoder(fs.info, first, sink, p.cfg.Limits, p.stats)
 	}

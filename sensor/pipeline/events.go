@@ -76,9 +76,7 @@ func hostWithoutDefaultPort(x *httpmsg.Exchange) string {
 
 func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target, api string, res *provider.Result) {
 	info := fs.info
-	proc := processOf(info)
-	actor := actorOf(info)
-	attrs := flowAttrs(info)
+	proc, actor, attrs := fs.shared()
 	partial := x.Partial || res.Partial
 	conf := p.confidence(info, t, partial, append(append([]string(nil), x.Notes...), res.Notes...))
 
@@ -87,6 +85,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		reqAt = info.Started
 	}
 	method := captureMethod(info)
+	rel := newRelatedArena(res)
 
 	req := res.Request
 	requestID := p.cfg.Builder.PrefixedID("req_", reqAt)
@@ -118,13 +117,15 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		}
 		ev := p.cfg.Builder.New(oisp.TypeToolResult, reqAt, method, d)
 		p.finish(ev, info, proc, actor, attrs, conf, "request")
-		ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy})
 		if call.eventID != "" {
-			ev.RelatedEvents = append(ev.RelatedEvents, oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
+			ev.RelatedEvents = rel.take(
+				oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy},
+				oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
 			if d.Tool == nil && call.name != "" {
 				d.Tool = &oisp.ToolInfo{Name: call.name, Type: toolType(call.name)}
 			}
 		} else {
+			ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy})
 			p.stats.Count("agent.tool_results_unlinked", 1)
 		}
 		p.out(fs, ev)
@@ -151,11 +152,11 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		rconf := responseConfidence(conf, x)
 		rev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
 		p.finish(rev, info, proc, actor, attrs, rconf, "response")
-		rev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
+		rev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
 		p.out(fs, rev)
 		ev := p.cfg.Builder.New(oisp.TypeAIEmbedding, respAt, method, e)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
-		ev.RelatedEvents = []oisp.Related{{EventID: rev.EventID, Relationship: oisp.RelCausedBy}}
+		ev.RelatedEvents = rel.take(oisp.Related{EventID: rev.EventID, Relationship: oisp.RelCausedBy})
 		p.out(fs, ev)
 	case res.Response != nil:
 		r := res.Response
@@ -168,7 +169,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		rconf := responseConfidence(conf, x)
 		ev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, r)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
-		ev.RelatedEvents = []oisp.Related{{EventID: reqEv.EventID, Relationship: oisp.RelParent}}
+		ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
 		p.out(fs, ev)
 		for _, c := range calls {
 			d := &oisp.ToolCallEvent{
@@ -183,13 +184,38 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			}
 			tev := p.cfg.Builder.New(oisp.TypeToolCall, respAt, method, d)
 			p.finish(tev, info, proc, actor, attrs, rconf, "response")
-			tev.RelatedEvents = []oisp.Related{{EventID: ev.EventID, Relationship: oisp.RelCausedBy}}
+			tev.RelatedEvents = rel.take(oisp.Related{EventID: ev.EventID, Relationship: oisp.RelCausedBy})
 			if c.ID != "" {
 				p.links.put(callerOf(info), c.ID, link{eventID: tev.EventID, name: c.Name})
 			}
 			p.out(fs, tev)
 		}
 	}
+}
+
+// relatedArena hands out the related_events slices of one exchange's
+// events from one backing array. Each slice is capped at its own length,
+// so appending to one never writes into another.
+type relatedArena struct{ buf []oisp.Related }
+
+// newRelatedArena sizes the arena for the events res will produce: two
+// links per tool result, two for the response (embeddings have two
+// events), one per tool call.
+func newRelatedArena(res *provider.Result) relatedArena {
+	n := 2*len(res.ToolResults) + 2
+	if res.Response != nil {
+		n += len(res.Response.ToolCalls)
+	}
+	return relatedArena{buf: make([]oisp.Related, 0, n)}
+}
+
+func (a *relatedArena) take(rs ...oisp.Related) []oisp.Related {
+	if cap(a.buf)-len(a.buf) < len(rs) {
+		a.buf = make([]oisp.Related, 0, max(len(rs), cap(a.buf)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, rs...)
+	return a.buf[start:len(a.buf):len(a.buf)]
 }
 
 // responseConfidence is the request's confidence, partial when the

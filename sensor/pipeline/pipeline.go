@@ -79,12 +79,33 @@ type Pipeline struct {
 }
 
 type flowState struct {
+	p       *Pipeline
 	mu      sync.Mutex
 	info    *flow.Info
 	dec     httpmsg.Decoder
 	pending []flow.Chunk // QUIC/TCP chunks before the decoder was chosen
 	events  int
 	bytes   int64
+
+	// The process, actor and attributes every event of the flow carries,
+	// made for its first AI exchange and shared by all its events
+	// (nothing modifies them after).
+	sharedDone bool
+	proc       *oisp.Process
+	actor      *oisp.Actor
+	attrs      map[string]any
+}
+
+// Done receives the flow's finished exchanges from its decoder.
+func (fs *flowState) Done(x *httpmsg.Exchange) { fs.p.exchange(fs, x) }
+
+// shared returns the per-flow parts of the flow's events.
+func (fs *flowState) shared() (*oisp.Process, *oisp.Actor, map[string]any) {
+	if !fs.sharedDone {
+		fs.sharedDone = true
+		fs.proc, fs.actor, fs.attrs = processOf(fs.info), actorOf(fs.info), flowAttrs(fs.info)
+	}
+	return fs.proc, fs.actor, fs.attrs
 }
 
 // New returns a pipeline.
@@ -122,7 +143,7 @@ func (p *Pipeline) Open(info *flow.Info) {
 	if _, dup := p.flows[info.ID]; dup {
 		p.stats.Count("flows.duplicate_id", 1)
 	}
-	p.flows[info.ID] = &flowState{info: info}
+	p.flows[info.ID] = &flowState{p: p, info: info}
 }
 
 func (p *Pipeline) flow(id string) *flowState {
