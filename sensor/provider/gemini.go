@@ -425,6 +425,15 @@ type geminiResponseBody struct {
 	Error json.RawMessage `json:"error"`
 }
 
+// reset empties the body for the next decode, as a new one would be, but
+// keeps the array of its candidates, and returns it.
+func (b *geminiResponseBody) reset() *geminiResponseBody {
+	candidates := b.Candidates[:0]
+	clear(candidates[:cap(candidates)])
+	*b = geminiResponseBody{Candidates: candidates}
+	return b
+}
+
 // ---------------------------------------------------------------- request
 
 // decodeGeminiRequest fills res.Request from a GenerateContentRequest body.
@@ -782,12 +791,15 @@ type geminiAcc struct {
 	chunks       int
 	badChunks    int
 	firstContent time.Time
+	// chunk is the decode target of every chunk (see
+	// geminiResponseBody.reset).
+	chunk geminiResponseBody
 }
 
 // add merges one response object (a whole body or one stream chunk).
 func (a *geminiAcc) add(data []byte, at time.Time) {
-	var b geminiResponseBody
-	if _, err := decodeLoose(data, &b); err != nil {
+	b := a.chunk.reset()
+	if _, err := decodeLoose(data, b); err != nil {
 		a.badChunks++
 		return
 	}

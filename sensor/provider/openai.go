@@ -164,6 +164,15 @@ type openaiChatResponseBody struct {
 	Detail  json.RawMessage `json:"detail"`
 }
 
+// reset empties the body for the next decode, as a new one would be, but
+// keeps the array of its choices, and returns it.
+func (b *openaiChatResponseBody) reset() *openaiChatResponseBody {
+	choices := b.Choices[:0]
+	clear(choices[:cap(choices)])
+	*b = openaiChatResponseBody{Choices: choices}
+	return b
+}
+
 // ---------------------------------------------------------------- request
 
 // decodeOpenAIChatRequest fills res.Request from a chat completions (or
@@ -487,6 +496,9 @@ type openaiChatStream struct {
 	badEvents    int
 	done         bool
 	firstContent time.Time
+	// chunk is the decode target of every event, reset before each: its
+	// choices array is reused instead of allocated (and grown) per event.
+	chunk openaiChatResponseBody
 }
 
 type openaiChoiceAcc struct {
@@ -517,8 +529,8 @@ func (s *openaiChatStream) add(data []byte, at time.Time) {
 		s.done = true
 		return
 	}
-	var c openaiChatResponseBody
-	if _, err := decodeLoose(data, &c); err != nil {
+	c := s.chunk.reset()
+	if _, err := decodeLoose(data, c); err != nil {
 		s.badEvents++
 		return
 	}
@@ -529,7 +541,7 @@ func (s *openaiChatStream) add(data []byte, at time.Time) {
 	if c.Model != "" {
 		s.model = string(c.Model)
 	}
-	if e := openaiErrorOf(&c); e != nil {
+	if e := openaiErrorOf(c); e != nil {
 		s.err = e
 	}
 	if c.Usage != nil {
@@ -559,7 +571,13 @@ func (s *openaiChatStream) choice(c *openaiChoice, at time.Time) {
 	if d == nil {
 		return
 	}
-	if text, _ := flattenOpenAIContent(d.Content); text != "" {
+	if text, ok := plainStringBytes(d.Content); ok {
+		// The usual delta: appended without a string of its own.
+		if len(text) > 0 {
+			acc.content.Write(text)
+			s.content(at)
+		}
+	} else if text, _ := flattenOpenAIContent(d.Content); text != "" {
 		acc.content.WriteString(text)
 		s.content(at)
 	}

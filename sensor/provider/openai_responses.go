@@ -270,9 +270,18 @@ type responsesStream struct {
 	events       int
 	badEvents    int
 	firstContent time.Time
+	// ev is the decode target of every event (see responsesEvent.reset).
+	ev responsesEvent
 }
 
 func newResponsesStream() *responsesStream { return &responsesStream{} }
+
+// reset empties the event for the next decode, as a new one would be, but
+// keeps the buffer of its delta, and returns it.
+func (e *responsesEvent) reset() *responsesEvent {
+	*e = responsesEvent{Delta: e.Delta[:0]}
+	return e
+}
 
 // add consumes one event.
 func (s *responsesStream) add(event string, data []byte, at time.Time) {
@@ -280,8 +289,8 @@ func (s *responsesStream) add(event string, data []byte, at time.Time) {
 	if len(data) == 0 || bytes.Equal(data, []byte("[DONE]")) {
 		return
 	}
-	var ev responsesEvent
-	if _, err := decodeLoose(data, &ev); err != nil {
+	ev := s.ev.reset()
+	if _, err := decodeLoose(data, ev); err != nil {
 		s.badEvents++
 		return
 	}
@@ -318,11 +327,22 @@ func (s *responsesStream) add(event string, data []byte, at time.Time) {
 		}
 	default:
 		if strings.HasSuffix(typ, ".delta") {
-			d := rawText(ev.Delta)
-			if typ == "response.output_text.delta" {
-				s.text.WriteString(d)
+			// The usual delta, a plain string, is appended without a
+			// string of its own.
+			n := 0
+			if d, plain := plainStringBytes(ev.Delta); plain {
+				if typ == "response.output_text.delta" {
+					s.text.Write(d)
+				}
+				n = len(d)
+			} else {
+				d := rawText(ev.Delta)
+				if typ == "response.output_text.delta" {
+					s.text.WriteString(d)
+				}
+				n = len(d)
 			}
-			if d != "" {
+			if n > 0 {
 				s.content(at)
 			}
 		}
