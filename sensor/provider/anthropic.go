@@ -105,6 +105,22 @@ type anthropicBlock struct {
 	} `json:"source"`
 }
 
+// anthropicContentBlock is the part of a content block that
+// flattenAnthropicContent reads: half the size of anthropicBlock, and
+// tool inputs and thinking text of the history are skipped, not copied.
+// (Its members never report a type mismatch, so leaving the others out
+// changes nothing else.)
+type anthropicContentBlock struct {
+	Type      jStr            `json:"type"`
+	Text      jStr            `json:"text"`
+	ToolUseID jStr            `json:"tool_use_id"`
+	Content   json.RawMessage `json:"content"`
+	IsError   jBool           `json:"is_error"`
+	Source    *struct {
+		MediaType jStr `json:"media_type"`
+	} `json:"source"`
+}
+
 type anthropicUsageBody struct {
 	InputTokens              jInt `json:"input_tokens"`
 	OutputTokens             jInt `json:"output_tokens"`
@@ -258,7 +274,7 @@ func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult) (string
 	default:
 		return "", 0
 	}
-	var blocks []anthropicBlock
+	var blocks []anthropicContentBlock
 	decodeLoose(raw, &blocks) //nolint:errcheck // a broken array yields no blocks
 	var parts []string
 	images := 0
