@@ -416,13 +416,15 @@ const maxBatch = 256
 // record, see ring_flags in bpf/oisp.bpf.c): the reader wakes on its own
 // every ReadInterval (or when the kernel wakes it), drains what is there
 // and hands it over as one batch, so a burst costs one wake-up of the
-// reader and one of the decoder instead of one each per record.
+// reader and one of the decoder instead of one each per record. A ring
+// that stays empty stretches the ticks towards IdleReadInterval (readPacer).
 func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queued, inQueue *atomic.Int64, drops *dropLedger) {
 	var (
 		rec   ringbuf.Record
 		seq   uint64
 		batch []queued
 	)
+	pace := newReadPacer(s.cfg.ReadInterval, s.cfg.IdleReadInterval)
 	flush := func() {
 		if len(batch) == 0 {
 			return
@@ -438,12 +440,13 @@ func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queu
 		if w != nil {
 			if w.empty(rd) {
 				// Nothing to read: sleep until a wake-up or the next tick.
-				if err := w.wait(s.cfg.ReadInterval); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				if err := w.wait(pace.empty()); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 					// Closed: the next read reports it and ends the loop.
 					w = nil
 				}
 				continue
 			}
+			pace.busy()
 			rd.SetDeadline(time.Unix(0, 1))
 		} else {
 			rd.SetDeadline(time.Now().Add(s.cfg.ReadInterval))
