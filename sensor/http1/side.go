@@ -382,17 +382,33 @@ func (s *side) beginResponse(proto string, status int, reason, fields string, at
 func (s *side) expectBody(n int64) {
 	s.remaining = n
 	s.st = stBodyLen
-	// Reserve room for what is announced, bounded by the cap and by a
-	// modest first allocation so a lying header costs little.
-	if s.body.Data == nil {
-		s.body.Data = make([]byte, 0, min(n, int64(s.d.lim.MaxBody), 1<<20))
-	}
 }
 
 // bodyBytes consumes Content-Length body bytes.
 func (s *side) bodyBytes(p []byte, at time.Time) int {
 	n := int(min(int64(len(p)), s.remaining))
-	s.appendBody(p[:n], at)
+	b := s.body
+	switch {
+	case b.Data == nil && int64(n) == s.remaining && n <= s.d.lim.MaxBody:
+		// The whole body is in this input, which the decoder owns (a
+		// flow.Chunk's Data belongs to its receiver; replayed and held
+		// bytes are the decoder's own copies): keep the body where it is
+		// instead of copying it. The slice is capped at the body, so an
+		// append never writes past it.
+		b.Data = p[:n:n]
+		b.WireLength += int64(n)
+		if b.Marks == nil {
+			b.Marks = s.firstMark()
+		}
+		b.Marks = addMark(b.Marks, n, at, s.d.lim.MaxMarks)
+	case b.Data == nil:
+		// Reserve room for what is announced, bounded by the cap and by a
+		// modest first allocation so a lying header costs little.
+		b.Data = make([]byte, 0, min(s.remaining, int64(s.d.lim.MaxBody), 1<<20))
+		fallthrough
+	default:
+		s.appendBody(p[:n], at)
+	}
 	s.remaining -= int64(n)
 	if s.remaining == 0 {
 		s.endMessage(at, true)
