@@ -68,6 +68,11 @@ type googlePath struct {
 // or …/endpoints/{e}:{verb}.
 func parseGooglePath(path string) (googlePath, bool) {
 	var p googlePath
+	// Every API's Match asks about every exchange: a path that has no
+	// colon, even escaped, is none of Google's (and needs no unescaping).
+	if strings.IndexByte(path, ':') < 0 && strings.IndexByte(path, '%') < 0 {
+		return p, false
+	}
 	if dec, err := url.PathUnescape(path); err == nil {
 		path = dec
 	}

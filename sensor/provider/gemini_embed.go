@@ -79,9 +79,33 @@ func decodeGoogleEmbedding(p googlePath, x *httpmsg.Exchange, res *Result) {
 		Success:    oisp.Ptr(x.Response.Status >= 200 && x.Response.Status < 300),
 	}
 	res.Embedding = emb
+	decodeGoogleEmbeddingResponse(x.Response.Body.Data, res, emb, true)
+	if emb.StatusCode >= 400 && emb.Error == nil {
+		emb.Success = oisp.Ptr(false)
+		emb.Error = &oisp.Error{Type: "http_error", Code: itoa(emb.StatusCode)}
+	}
+}
+
+// decodeGoogleEmbeddingResponse fills emb from an embedding response body;
+// scan lets measureGoogleEmbeddings measure the vectors (tests compare
+// both ways).
+func decodeGoogleEmbeddingResponse(body []byte, res *Result, emb *oisp.AIEmbedding, scan bool) {
+	var (
+		measured googleVectorsMeasured
+		ok       bool
+		rest     []byte
+	)
+	if scan {
+		rest, measured, ok = measureGoogleEmbeddings(body)
+	}
+	if ok {
+		body = rest
+	} else {
+		measured = googleVectorsMeasured{}
+	}
 	var r googleEmbedResponseBody
-	if mismatch, err := decodeLoose(x.Response.Body.Data, &r); err != nil {
-		if len(x.Response.Body.Data) > 0 {
+	if mismatch, err := decodeLoose(body, &r); err != nil {
+		if len(body) > 0 {
 			res.note(noteResponseNotJSON)
 		}
 	} else {
@@ -108,8 +132,15 @@ func decodeGoogleEmbedding(p googlePath, x *httpmsg.Exchange, res *Result) {
 				haveTokens = true
 			}
 		}
-		emb.EmbeddingCount = len(vectors)
-		if len(vectors) > 0 {
+		// The measured vectors were replaced by {} (still one vector) and
+		// [] (measured.listCount vectors, which come right after it).
+		emb.EmbeddingCount = len(vectors) + measured.listCount
+		switch {
+		case measured.single:
+			emb.Dimensions = measured.singleDims
+		case measured.listCount > 0:
+			emb.Dimensions = measured.listDims
+		case len(vectors) > 0:
 			emb.Dimensions = max(countArray(vectors[0].Values), 0)
 		}
 		if r.UsageMetadata != nil && r.UsageMetadata.PromptTokenCount.OK {
@@ -119,10 +150,6 @@ func decodeGoogleEmbedding(p googlePath, x *httpmsg.Exchange, res *Result) {
 			emb.Usage = &oisp.Usage{PromptTokens: oisp.Ptr(tokens), TotalTokens: oisp.Ptr(tokens)}
 			emb.TotalTokens = oisp.Ptr(tokens)
 		}
-	}
-	if emb.StatusCode >= 400 && emb.Error == nil {
-		emb.Success = oisp.Ptr(false)
-		emb.Error = &oisp.Error{Type: "http_error", Code: itoa(emb.StatusCode)}
 	}
 }
 

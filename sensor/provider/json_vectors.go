@@ -55,7 +55,7 @@ func findOpenAIEmbeddingData(body []byte) (start, end, count, dims int, ok bool)
 				return 0, 0, 0, 0, false
 			}
 			start = i
-			n, d, next, ok := scanVectorList(body, i, "embedding")
+			n, d, next, ok := scanVectorList(body, i, openaiVectors)
 			if !ok {
 				return 0, 0, 0, 0, false
 			}
@@ -90,32 +90,46 @@ func findOpenAIEmbeddingData(body []byte) (start, end, count, dims int, ok bool)
 	return start, end, count, dims, true
 }
 
-// scanKey reads a member name without escapes and the colon after it,
-// returning the name and the offset of the member's value.
+// scanKey reads a member name of printable ASCII without escapes and the
+// colon after it, returning the name and the offset of the member's value.
+// (Names inside a replaced value must be checked here: the decoder never
+// sees them.)
 func scanKey(b []byte, i int) (key []byte, next int, ok bool) {
 	if i >= len(b) || b[i] != '"' {
 		return nil, 0, false
 	}
-	k := bytes.IndexByte(b[i+1:], '"')
-	if k < 0 {
+	end, ok := plainStringEnd(b, i)
+	if !ok {
 		return nil, 0, false
 	}
-	key = b[i+1 : i+1+k]
-	if bytes.IndexByte(key, '\\') >= 0 {
-		return nil, 0, false
-	}
-	j := skipWS(b, i+2+k)
+	key = b[i+1 : end]
+	j := skipWS(b, end+1)
 	if j >= len(b) || b[j] != ':' {
 		return nil, 0, false
 	}
 	return key, skipWS(b, j+1), true
 }
 
+// vectorShape describes the objects that hold a vector: the member naming
+// it, whether a base64 string counts (OpenAI) or only a number array
+// (Google), and the names of the object's other decoded members, which the
+// scanner declines (they may have to report a type mismatch).
+type vectorShape struct {
+	key     string
+	base64  bool
+	decoded []string
+}
+
+var (
+	openaiVectors = vectorShape{key: "embedding", base64: true}
+	googleVectors = vectorShape{key: "values", decoded: []string{"statistics"}}
+)
+
 // scanVectorList reads an array of objects each of which holds a vector
-// under vectorKey (an array of numbers or a base64 string) and otherwise
-// only scalars. It returns the number of objects, the dimensions of the
-// first one's vector (0 when it has none) and the offset after the array.
-func scanVectorList(b []byte, i int, vectorKey string) (count, dims, next int, ok bool) {
+// as shape says, and otherwise only scalars. It returns the number of
+// objects, the dimensions of the first one's vector (0 when it has none)
+// and the offset after the array.
+func scanVectorList(b []byte, i int, shape vectorShape) (count, dims, next int, ok bool) {
 	if i >= len(b) || b[i] != '[' {
 		return 0, 0, 0, false
 	}
@@ -127,7 +141,7 @@ func scanVectorList(b []byte, i int, vectorKey string) (count, dims, next int, o
 		if i >= len(b) || b[i] != '{' {
 			return 0, 0, 0, false
 		}
-		d, next, ok := scanVectorObject(b, i, vectorKey)
+		d, next, ok := scanVectorObject(b, i, shape)
 		if !ok {
 			return 0, 0, 0, false
 		}
@@ -152,7 +166,7 @@ func scanVectorList(b []byte, i int, vectorKey string) (count, dims, next int, o
 
 // scanVectorObject reads one object of scanVectorList starting at b[i]
 // ('{'): its vector's dimensions and the offset after it.
-func scanVectorObject(b []byte, i int, vectorKey string) (dims, next int, ok bool) {
+func scanVectorObject(b []byte, i int, shape vectorShape) (dims, next int, ok bool) {
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return 0, i + 1, true
@@ -164,13 +178,13 @@ func scanVectorObject(b []byte, i int, vectorKey string) (dims, next int, ok boo
 			return 0, 0, false
 		}
 		switch {
-		case string(key) == vectorKey:
+		case string(key) == shape.key:
 			if seen {
 				return 0, 0, false
 			}
 			seen = true
-			dims, j, ok = scanVector(b, j)
-		case bytes.EqualFold(key, []byte(vectorKey)):
+			dims, j, ok = scanVector(b, j, shape.base64)
+		case bytes.EqualFold(key, []byte(shape.key)) || equalFoldAny(key, shape.decoded):
 			return 0, 0, false
 		default:
 			j, ok = scanScalar(b, j)
@@ -194,16 +208,16 @@ func scanVectorObject(b []byte, i int, vectorKey string) (dims, next int, ok boo
 }
 
 // scanVector measures a vector at b[i]: an array of numbers (its length)
-// or a base64 string of little-endian float32s without escapes (as
-// embeddingDimensions measures it).
-func scanVector(b []byte, i int) (dims, next int, ok bool) {
+// or, when base64 is set, a base64 string of little-endian float32s
+// without escapes (as embeddingDimensions measures it).
+func scanVector(b []byte, i int, base64 bool) (dims, next int, ok bool) {
 	if i >= len(b) {
 		return 0, 0, false
 	}
-	switch b[i] {
-	case '[':
+	switch {
+	case b[i] == '[':
 		return scanNumberArray(b, i)
-	case '"':
+	case b[i] == '"' && base64:
 		end, ok := plainStringEnd(b, i)
 		if !ok {
 			return 0, 0, false
@@ -384,4 +398,118 @@ func skipWS(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+func equalFoldAny(key []byte, names []string) bool {
+	for _, n := range names {
+		if bytes.EqualFold(key, []byte(n)) {
+			return true
+		}
+	}
+	return false
+}
+
+// googleVectorsMeasured is what measureGoogleEmbeddings read of a
+// Gemini embedContent / batchEmbedContents response.
+type googleVectorsMeasured struct {
+	// single is set when the body has an "embedding" object, whose vector
+	// has singleDims dimensions (the object is {} in the rest).
+	single     bool
+	singleDims int
+	// listCount vectors were in "embeddings" (an empty array in the
+	// rest), the first of listDims dimensions.
+	listCount, listDims int
+}
+
+// measureGoogleEmbeddings measures the "embedding" object and the
+// "embeddings" array of a Gemini embedding response (Vertex "predictions"
+// are left to the decoder) and returns the body with them replaced by {}
+// and []. ok is false when the body is not of the shape the scanner reads
+// (m is then meaningless).
+func measureGoogleEmbeddings(body []byte) (rest []byte, m googleVectorsMeasured, ok bool) {
+	type cut struct {
+		start, end  int
+		replacement string
+	}
+	var cuts []cut
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, m, false
+	}
+	i = skipWS(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return nil, m, false
+	}
+	seenList := false
+	for {
+		key, next, ok := scanKey(body, i)
+		if !ok {
+			return nil, m, false
+		}
+		i = next
+		switch {
+		case string(key) == "embedding":
+			if m.single {
+				return nil, m, false
+			}
+			if i >= len(body) || body[i] != '{' {
+				return nil, m, false
+			}
+			d, next, ok := scanVectorObject(body, i, googleVectors)
+			if !ok {
+				return nil, m, false
+			}
+			m.single, m.singleDims = true, d
+			cuts = append(cuts, cut{i, next, "{}"})
+			i = next
+		case string(key) == "embeddings":
+			if seenList {
+				return nil, m, false
+			}
+			seenList = true
+			n, d, next, ok := scanVectorList(body, i, googleVectors)
+			if !ok {
+				return nil, m, false
+			}
+			m.listCount, m.listDims = n, d
+			cuts = append(cuts, cut{i, next, "[]"})
+			i = next
+		case bytes.EqualFold(key, []byte("embedding")) || bytes.EqualFold(key, []byte("embeddings")):
+			return nil, m, false
+		default:
+			next := skipJSONValue(body, i)
+			if next < 0 {
+				return nil, m, false
+			}
+			i = next
+		}
+		i = skipWS(body, i)
+		if i >= len(body) {
+			return nil, m, false
+		}
+		if body[i] == ',' {
+			i = skipWS(body, i+1)
+			continue
+		}
+		if body[i] != '}' {
+			return nil, m, false
+		}
+		break
+	}
+	if len(cuts) == 0 || skipWS(body, i+1) != len(body) {
+		return nil, m, false
+	}
+	size := len(body)
+	for _, c := range cuts {
+		size += len(c.replacement) - (c.end - c.start)
+	}
+	rest = make([]byte, 0, size)
+	from := 0
+	for _, c := range cuts {
+		rest = append(rest, body[from:c.start]...)
+		rest = append(rest, c.replacement...)
+		from = c.end
+	}
+	rest = append(rest, body[from:]...)
+	return rest, m, true
 }

@@ -47,6 +47,8 @@ var embeddingsResponseCases = []string{
 	`{"data":[{"embedding":[1,2],"object":{"x":1}}]}`,
 	`{"data":[{"embedding":[1,2],"object":"caf\u00e9"}]}`,
 	`{"data":[{"embedding":"AAAA\/AAAAAAAAAAA"}]}`,
+	// A control character in a name inside the replaced array.
+	"{\"data\":[{\"\x00\":0,\"embedding\":[1]}]}",
 	`{"data":[{"embedding":null}]}`,
 	// Errors and odd members around the vectors.
 	`{"error":{"message":"bad","type":"invalid_request_error"},"data":[{"embedding":[1]}]}`,
@@ -157,4 +159,74 @@ func benchEmbeddingsResponse(b *testing.B, body []byte) {
 			}
 		})
 	}
+}
+
+// googleEmbeddingCases are Gemini and Vertex embedding responses for the
+// scanner/decoder comparison.
+var googleEmbeddingCases = []string{
+	`{"embedding":{"values":[0.1,-0.2,3e-4]}}`,
+	`{"embeddings":[{"values":[1,2,3]},{"values":[4,5,6]}],"usageMetadata":{"promptTokenCount":7}}`,
+	`{"embedding":{"values":[1,2]},"embeddings":[{"values":[1,2,3]}]}`,
+	`{"embeddings":[],"embedding":{"values":[]}}`,
+	`{"embeddings":[{}]}`,
+	`{"embedding":{}}`,
+	`{"predictions":[{"embeddings":{"values":[1,2,3,4],"statistics":{"token_count":5}}}]}`,
+	`{"embeddings":[{"values":[1,2]}],"predictions":[{"embeddings":{"values":[1,2,3,4]}}]}`,
+	`{"embedding":{"values":"AAAAAAAAAAAAAAAAAAAAAA=="}}`,
+	`{"embedding":{"values":[1,2],"statistics":{"token_count":3}}}`,
+	`{"embedding":{"values":[1,2],"statistics":3}}`,
+	`{"embedding":{"values":[1,2],"Statistics":3}}`,
+	`{"embedding":{"Values":[1,2]}}`,
+	`{"Embedding":{"values":[1,2]}}`,
+	`{"embedding":{"values":[1,2]},"embedding":{"values":[1]}}`,
+	`{"embeddings":[{"values":[1]}],"embeddings":[{"values":[1,2]}]}`,
+	`{"embedding":{"values":[1,,2]}}`,
+	`{"embedding":{"values":[1,2]}`,
+	`{"embedding":null}`,
+	`{"embeddings":null}`,
+	`{"embeddings":[null]}`,
+	`{"embeddings":{"values":[1]}}`,
+	`{"embedding":[1,2]}`,
+	`{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"},"embedding":{"values":[1]}}`,
+	`{"usageMetadata":"x","embedding":{"values":[1]}}`,
+	`{"usageMetadata":{"promptTokenCount":"4"},"embeddings":[{"values":[1]}]}`,
+}
+
+func googleEmbeddingOutcome(body []byte, scan bool) (*Result, *oisp.AIEmbedding) {
+	res := &Result{Request: &oisp.AIRequest{}}
+	emb := &oisp.AIEmbedding{StatusCode: 200}
+	decodeGoogleEmbeddingResponse(body, res, emb, scan)
+	return res, emb
+}
+
+func compareGoogleScanning(t *testing.T, body []byte) {
+	t.Helper()
+	wantRes, wantEmb := googleEmbeddingOutcome(body, false)
+	gotRes, gotEmb := googleEmbeddingOutcome(body, true)
+	if d := cmp.Diff(wantEmb, gotEmb); d != "" {
+		t.Errorf("%q: embedding differs with the scanner (-whole +scanned):\n%s", body, d)
+	}
+	if d := cmp.Diff(wantRes, gotRes); d != "" {
+		t.Errorf("%q: result differs with the scanner (-whole +scanned):\n%s", body, d)
+	}
+}
+
+func TestGoogleEmbeddingScanner(t *testing.T) {
+	for _, body := range googleEmbeddingCases {
+		compareGoogleScanning(t, []byte(body))
+	}
+	for _, body := range googleEmbeddingCases[:6] {
+		if _, _, ok := measureGoogleEmbeddings([]byte(body)); !ok {
+			t.Errorf("%s: scanner declined the usual shape", body)
+		}
+	}
+}
+
+func FuzzGoogleEmbeddingScanner(f *testing.F) {
+	for _, body := range googleEmbeddingCases {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		compareGoogleScanning(t, []byte(body))
+	})
 }
