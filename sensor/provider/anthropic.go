@@ -60,31 +60,40 @@ const (
 
 // ---------------------------------------------------------------- wire types
 
-type anthropicRequestBody struct {
-	Model         jStr               `json:"model"`
-	System        json.RawMessage    `json:"system"`
-	Messages      []anthropicMessage `json:"messages"`
-	Tools         []anthropicTool    `json:"tools"`
-	ToolChoice    json.RawMessage    `json:"tool_choice"`
-	MaxTokens     jInt               `json:"max_tokens"`
-	Temperature   jFloat             `json:"temperature"`
-	TopP          jFloat             `json:"top_p"`
-	StopSequences json.RawMessage    `json:"stop_sequences"`
-	Stream        jBool              `json:"stream"`
+// The request types are generic in their tolerant strings (see
+// openaiChatRequestBodyOf).
+
+type anthropicRequestBody = anthropicRequestBodyOf[jStr]
+
+type anthropicRequestBodyOf[S ~string] struct {
+	Model         S                       `json:"model"`
+	System        json.RawMessage         `json:"system"`
+	Messages      []anthropicMessageOf[S] `json:"messages"`
+	Tools         []anthropicToolOf[S]    `json:"tools"`
+	ToolChoice    json.RawMessage         `json:"tool_choice"`
+	MaxTokens     jInt                    `json:"max_tokens"`
+	Temperature   jFloat                  `json:"temperature"`
+	TopP          jFloat                  `json:"top_p"`
+	StopSequences json.RawMessage         `json:"stop_sequences"`
+	Stream        jBool                   `json:"stream"`
 	// Legacy Text Completions.
-	Prompt            jStr `json:"prompt"`
+	Prompt            S    `json:"prompt"`
 	MaxTokensToSample jInt `json:"max_tokens_to_sample"`
 }
 
-type anthropicMessage struct {
-	Role    jStr            `json:"role"`
+type anthropicMessage = anthropicMessageOf[jStr]
+
+type anthropicMessageOf[S ~string] struct {
+	Role    S               `json:"role"`
 	Content json.RawMessage `json:"content"`
 }
 
-type anthropicTool struct {
-	Type        jStr `json:"type"`
-	Name        jStr `json:"name"`
-	Description jStr `json:"description"`
+type anthropicTool = anthropicToolOf[jStr]
+
+type anthropicToolOf[S ~string] struct {
+	Type        S `json:"type"`
+	Name        S `json:"name"`
+	Description S `json:"description"`
 }
 
 // anthropicBlock is any content block; only the fields of its type are set.
@@ -110,14 +119,16 @@ type anthropicBlock struct {
 // tool inputs and thinking text of the history are skipped, not copied.
 // (Its members never report a type mismatch, so leaving the others out
 // changes nothing else.)
-type anthropicContentBlock struct {
-	Type      jStr            `json:"type"`
-	Text      jStr            `json:"text"`
-	ToolUseID jStr            `json:"tool_use_id"`
+type anthropicContentBlock = anthropicContentBlockOf[jStr]
+
+type anthropicContentBlockOf[S ~string] struct {
+	Type      S               `json:"type"`
+	Text      S               `json:"text"`
+	ToolUseID S               `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"`
 	IsError   jBool           `json:"is_error"`
 	Source    *struct {
-		MediaType jStr `json:"media_type"`
+		MediaType S `json:"media_type"`
 	} `json:"source"`
 }
 
@@ -180,7 +191,7 @@ type anthropicEvent struct {
 func decodeAnthropicRequest(body []byte, res *Result) string {
 	req := res.Request
 	var b anthropicRequestBody
-	if !decodeRequestBody(body, &b, res) {
+	if !decodeRequestBodyNative[anthropicRequestBodyOf[string]](body, &b, res) {
 		finishRequest(req)
 		return ""
 	}
@@ -275,7 +286,7 @@ func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult) (string
 		return "", 0
 	}
 	var blocks []anthropicContentBlock
-	decodeLoose(raw, &blocks) //nolint:errcheck // a broken array yields no blocks
+	decodeLooseNative[[]anthropicContentBlockOf[string]](raw, &blocks) //nolint:errcheck // a broken array yields no blocks
 	var parts []string
 	images := 0
 	for _, bl := range blocks {
