@@ -50,6 +50,9 @@ var nativeTwins = [][2]reflect.Type{
 	{reflect.TypeFor[[]openaiPartOf[string]](), reflect.TypeFor[[]openaiPart]()},
 	{reflect.TypeFor[anthropicRequestBodyOf[string]](), reflect.TypeFor[anthropicRequestBody]()},
 	{reflect.TypeFor[[]anthropicContentBlockOf[string]](), reflect.TypeFor[[]anthropicContentBlock]()},
+	{reflect.TypeFor[geminiContentOf[string]](), reflect.TypeFor[geminiContent]()},
+	{reflect.TypeFor[[]geminiContentOf[string]](), reflect.TypeFor[[]geminiContent]()},
+	{reflect.TypeFor[geminiResponseBodyOf[string]](), reflect.TypeFor[geminiResponseBody]()},
 }
 
 func TestNativeTwinLayout(t *testing.T) {
@@ -87,6 +90,13 @@ var nativeOddBodies = []string{
 	`[{"type":"document","source":{"media_type":"image/png"}},{"type":"document","source":"x"}]`,
 	`[null,{"type":"text","text":"a"}]`,
 	`["a"]`,
+	`{"role":"user","parts":[{"text":"hi"},{"inlineData":{"mimeType":"image/png","data":"AAAA"}},{"functionCall":{"name":"f","args":{"a":1}}}]}`,
+	`[{"role":"user","parts":[{"text":"hi"}]},{"role":"model","parts":[{"text":5}]}]`,
+	`{"role":"user","parts":[{"text":"a","text":null}]}`,
+	`{"role":"user","parts":[{"fileData":{"fileUri":7}}]}`,
+	`{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3},"modelVersion":"gemini-2.0-flash","responseId":"r1"}`,
+	`{"candidates":[{"content":{"parts":[{"text":"x","thought":true}]},"finishReason":1}],"promptFeedback":{"blockReason":"SAFETY"}}`,
+	`{"candidates":[{"content":"x"}]}`,
 	``,
 	`   `,
 }
@@ -111,6 +121,9 @@ func compareNativeAll(t *testing.T, body []byte) {
 	compareNative[[]openaiPartOf[string], []openaiPart](t, body)
 	compareNative[anthropicRequestBodyOf[string], anthropicRequestBody](t, body)
 	compareNative[[]anthropicContentBlockOf[string], []anthropicContentBlock](t, body)
+	compareNative[geminiContentOf[string], geminiContent](t, body)
+	compareNative[[]geminiContentOf[string], []geminiContent](t, body)
+	compareNative[geminiResponseBodyOf[string], geminiResponseBody](t, body)
 }
 
 // TestNativeFirstDecode checks that trying the native twin first gives
@@ -123,11 +136,12 @@ func TestNativeFirstDecode(t *testing.T) {
 	n := 0
 	for _, file := range files {
 		dir := filepath.Base(filepath.Dir(file))
-		if dir != "openai" && dir != "anthropic" {
+		if dir != "openai" && dir != "anthropic" && dir != "gemini" && dir != "vertex" {
 			continue
 		}
 		r := loadCoreRecording(t, strings.TrimPrefix(file, "testdata"+string(filepath.Separator)))
 		compareNativeAll(t, []byte(r.ReqBody))
+		compareNativeAll(t, []byte(r.RespBody))
 		n++
 	}
 	if n == 0 {
