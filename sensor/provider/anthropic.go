@@ -97,20 +97,22 @@ type anthropicToolOf[S ~string] struct {
 }
 
 // anthropicBlock is any content block; only the fields of its type are set.
-type anthropicBlock struct {
-	Type      jStr            `json:"type"`
-	Text      jStr            `json:"text"`
-	Thinking  jStr            `json:"thinking"`
-	Data      jStr            `json:"data"` // redacted_thinking
-	ID        jStr            `json:"id"`
-	Name      jStr            `json:"name"`
+type anthropicBlock = anthropicBlockOf[jStr]
+
+type anthropicBlockOf[S ~string] struct {
+	Type      S               `json:"type"`
+	Text      S               `json:"text"`
+	Thinking  S               `json:"thinking"`
+	Data      S               `json:"data"` // redacted_thinking
+	ID        S               `json:"id"`
+	Name      S               `json:"name"`
 	Input     json.RawMessage `json:"input"`
-	ToolUseID jStr            `json:"tool_use_id"`
+	ToolUseID S               `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"`
 	IsError   jBool           `json:"is_error"`
 	Source    *struct {
-		Type      jStr `json:"type"`
-		MediaType jStr `json:"media_type"`
+		Type      S `json:"type"`
+		MediaType S `json:"media_type"`
 	} `json:"source"`
 }
 
@@ -147,41 +149,45 @@ type anthropicErrorBody struct {
 
 // anthropicResponseBody is a message, an error, a count_tokens answer or a
 // legacy completion.
-type anthropicResponseBody struct {
-	Type        jStr                `json:"type"`
-	ID          jStr                `json:"id"`
-	Model       jStr                `json:"model"`
-	Role        jStr                `json:"role"`
-	Content     []anthropicBlock    `json:"content"`
-	StopReason  jStr                `json:"stop_reason"`
-	Usage       *anthropicUsageBody `json:"usage"`
-	Error       json.RawMessage     `json:"error"`
-	RequestID   jStr                `json:"request_id"`
-	InputTokens jInt                `json:"input_tokens"` // count_tokens
-	Completion  *jStr               `json:"completion"`   // legacy
-	Message     jStr                `json:"message"`      // bare {"message": …} errors from gateways
+type anthropicResponseBody = anthropicResponseBodyOf[jStr]
+
+type anthropicResponseBodyOf[S ~string] struct {
+	Type        S                     `json:"type"`
+	ID          S                     `json:"id"`
+	Model       S                     `json:"model"`
+	Role        S                     `json:"role"`
+	Content     []anthropicBlockOf[S] `json:"content"`
+	StopReason  S                     `json:"stop_reason"`
+	Usage       *anthropicUsageBody   `json:"usage"`
+	Error       json.RawMessage       `json:"error"`
+	RequestID   S                     `json:"request_id"`
+	InputTokens jInt                  `json:"input_tokens"` // count_tokens
+	Completion  *S                    `json:"completion"`   // legacy
+	Message     S                     `json:"message"`      // bare {"message": …} errors from gateways
 }
 
 // anthropicEvent is one stream event's JSON.
-type anthropicEvent struct {
-	Type         jStr                   `json:"type"`
-	Index        jInt                   `json:"index"`
-	Message      *anthropicResponseBody `json:"message"`
-	ContentBlock *anthropicBlock        `json:"content_block"`
+type anthropicEvent = anthropicEventOf[jStr]
+
+type anthropicEventOf[S ~string] struct {
+	Type         S                           `json:"type"`
+	Index        jInt                        `json:"index"`
+	Message      *anthropicResponseBodyOf[S] `json:"message"`
+	ContentBlock *anthropicBlockOf[S]        `json:"content_block"`
 	Delta        *struct {
-		Type        jStr `json:"type"`
-		Text        jStr `json:"text"`
-		PartialJSON jStr `json:"partial_json"`
-		Thinking    jStr `json:"thinking"`
-		StopReason  jStr `json:"stop_reason"`
+		Type        S `json:"type"`
+		Text        S `json:"text"`
+		PartialJSON S `json:"partial_json"`
+		Thinking    S `json:"thinking"`
+		StopReason  S `json:"stop_reason"`
 	} `json:"delta"`
 	Usage *anthropicUsageBody `json:"usage"`
 	Error json.RawMessage     `json:"error"`
 	// Legacy completion stream events.
-	Completion *jStr `json:"completion"`
-	StopReason jStr  `json:"stop_reason"`
-	Model      jStr  `json:"model"`
-	ID         jStr  `json:"id"`
+	Completion *S `json:"completion"`
+	StopReason S  `json:"stop_reason"`
+	Model      S  `json:"model"`
+	ID         S  `json:"id"`
 }
 
 // ---------------------------------------------------------------- request
@@ -378,7 +384,7 @@ func anthropicError(raw json.RawMessage) *oisp.Error {
 // decodeAnthropicResponse decodes a whole (non-streamed) response body.
 func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	var b anthropicResponseBody
-	if !decodeResponseBody(body, &b, res) {
+	if !decodeResponseBodyNative[anthropicResponseBodyOf[string]](body, &b, res) {
 		return
 	}
 	if b.ID != "" {
@@ -558,7 +564,7 @@ func (s *anthropicStream) add(event string, data []byte, at time.Time) {
 	}
 	ev := &s.ev
 	*ev = anthropicEvent{}
-	if _, err := decodeLoose(data, ev); err != nil {
+	if _, err := decodeLooseNative[anthropicEventOf[string]](data, ev); err != nil {
 		s.badEvents++
 		return
 	}

@@ -49,15 +49,24 @@ func nativeDecodable(data []byte) bool {
 
 // decodeRequestBodyNative is decodeRequestBody with decodeLooseNative.
 func decodeRequestBodyNative[N, T any](body []byte, v *T, res *Result) bool {
+	return decodeBodyNotingNative[N](body, v, res, noteRequestNotJSON, noteRequestTypeMismatch)
+}
+
+// decodeResponseBodyNative is decodeResponseBody with decodeLooseNative.
+func decodeResponseBodyNative[N, T any](body []byte, v *T, res *Result) bool {
+	return decodeBodyNotingNative[N](body, v, res, noteResponseNotJSON, noteResponseTypeMismatch)
+}
+
+func decodeBodyNotingNative[N, T any](body []byte, v *T, res *Result, notJSON, mismatchNote string) bool {
 	mismatch, err := decodeLooseNative[N](body, v)
 	if err != nil {
 		if len(bytes.TrimSpace(body)) > 0 {
-			res.note(noteRequestNotJSON)
+			res.note(notJSON)
 		}
 		return false
 	}
 	if mismatch {
-		res.note(noteRequestTypeMismatch)
+		res.note(mismatchNote)
 	}
 	return true
 }

@@ -53,6 +53,8 @@ var nativeTwins = [][2]reflect.Type{
 	{reflect.TypeFor[geminiContentOf[string]](), reflect.TypeFor[geminiContent]()},
 	{reflect.TypeFor[[]geminiContentOf[string]](), reflect.TypeFor[[]geminiContent]()},
 	{reflect.TypeFor[geminiResponseBodyOf[string]](), reflect.TypeFor[geminiResponseBody]()},
+	{reflect.TypeFor[anthropicEventOf[string]](), reflect.TypeFor[anthropicEvent]()},
+	{reflect.TypeFor[anthropicResponseBodyOf[string]](), reflect.TypeFor[anthropicResponseBody]()},
 }
 
 func TestNativeTwinLayout(t *testing.T) {
@@ -97,6 +99,14 @@ var nativeOddBodies = []string{
 	`{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3},"modelVersion":"gemini-2.0-flash","responseId":"r1"}`,
 	`{"candidates":[{"content":{"parts":[{"text":"x","thought":true}]},"finishReason":1}],"promptFeedback":{"blockReason":"SAFETY"}}`,
 	`{"candidates":[{"content":"x"}]}`,
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`,
+	`{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"f","input":{}}}`,
+	`{"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"claude","content":[],"usage":{"input_tokens":3}}}`,
+	`{"type":"content_block_delta","index":"0","delta":{"type":"text_delta","text":12}}`,
+	`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":"9"}}`,
+	`{"id":"m","type":"message","content":[{"type":"text","text":"a"},{"type":"thinking","thinking":"t","data":5}],"stop_reason":"end_turn"}`,
+	`{"type":"completion","completion":"x","stop_reason":"stop_sequence","model":"claude-2"}`,
+	`{"type":"completion","completion":7}`,
 	``,
 	`   `,
 }
@@ -124,6 +134,8 @@ func compareNativeAll(t *testing.T, body []byte) {
 	compareNative[geminiContentOf[string], geminiContent](t, body)
 	compareNative[[]geminiContentOf[string], []geminiContent](t, body)
 	compareNative[geminiResponseBodyOf[string], geminiResponseBody](t, body)
+	compareNative[anthropicEventOf[string], anthropicEvent](t, body)
+	compareNative[anthropicResponseBodyOf[string], anthropicResponseBody](t, body)
 }
 
 // TestNativeFirstDecode checks that trying the native twin first gives
