@@ -168,6 +168,10 @@ func parseFields(block string, h http.Header) (bad int) {
 	n := strings.Count(block, "\n") + 1
 	backing := make([]string, 0, n)
 	var lastKey string
+	// seen has a bit set for every key added so far (by length and last
+	// byte): a key whose bit is clear is new, and needs no lookup before
+	// it is added. Repeated fields are rare.
+	var seen uint64
 	for len(block) > 0 {
 		var line string
 		if i := strings.IndexByte(block, '\n'); i >= 0 {
@@ -204,9 +208,15 @@ func parseFields(block string, h http.Header) (bad int) {
 		}
 		key := canonicalKey(name)
 		value := trimOWS(line[colon+1:])
-		if vs, ok := h[key]; ok {
+		bit := uint64(1) << ((uint(len(key)) ^ uint(key[len(key)-1])<<2) & 63)
+		var vs []string
+		if seen&bit != 0 {
+			vs = h[key]
+		}
+		if vs != nil {
 			h[key] = append(vs, value)
 		} else {
+			seen |= bit
 			backing = append(backing, value)
 			h[key] = backing[len(backing)-1 : len(backing) : len(backing)]
 		}
@@ -231,18 +241,70 @@ func trimOWS(s string) string {
 	return trimRightOWS(s)
 }
 
-// canonicalKey is textproto.CanonicalMIMEHeaderKey, except that the field
+// canonicalKey is textproto.CanonicalMIMEHeaderKey with a faster check of
+// the usual case, a name already in canonical form, and with the field
 // names AI clients and servers commonly send in lower case (HTTP/2 habits
-// carried over to HTTP/1.1) map to constant strings instead of a new
+// carried over to HTTP/1.1) mapped to constant strings instead of a new
 // string per field.
 func canonicalKey(name string) string {
-	if len(name) > 0 && 'a' <= name[0] && name[0] <= 'z' {
-		if k, ok := commonLowerKeys[name]; ok {
-			return k
+	upper := true
+	for i := 0; i < len(name); i++ {
+		switch keyClass[name[i]] {
+		case keyLower:
+			if upper {
+				return recase(name)
+			}
+			upper = false
+		case keyUpper:
+			if !upper {
+				return recase(name)
+			}
+		case keyDash:
+			upper = true
+			continue
+		case keyOther:
+		default:
+			// Not a token: textproto leaves such a name as it is.
+			return name
 		}
+		upper = false
+	}
+	return name
+}
+
+// recase returns the canonical form of a name that is not in it.
+func recase(name string) string {
+	if k, ok := commonLowerKeys[name]; ok {
+		return k
 	}
 	return textproto.CanonicalMIMEHeaderKey(name)
 }
+
+// Classes of the bytes of a field name, for canonicalKey.
+const (
+	keyInvalid uint8 = iota
+	keyLower
+	keyUpper
+	keyDash
+	keyOther
+)
+
+var keyClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case !tcharTable[c]:
+		case 'a' <= c && c <= 'z':
+			t[c] = keyLower
+		case 'A' <= c && c <= 'Z':
+			t[c] = keyUpper
+		case c == '-':
+			t[c] = keyDash
+		default:
+			t[c] = keyOther
+		}
+	}
+	return t
+}()
 
 // commonLowerKeys maps lower-case field names to their canonical form. It
 // is built once and only read.
