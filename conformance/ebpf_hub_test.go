@@ -293,6 +293,9 @@ type ebpfClaim struct {
 	exited map[int]bool
 	open   map[string]bool
 	flows  int
+	// unaddressed counts flows opened without a remote address: every
+	// real client's connection must be tied to its socket.
+	unaddressed int
 	// changed is signalled (without blocking) on every change.
 	changed chan struct{}
 }
@@ -392,6 +395,9 @@ func (hh hubHandler) Open(info *flow.Info) {
 	c.mu.Lock()
 	c.open[info.ID] = true
 	c.flows++
+	if !info.Remote.IsValid() {
+		c.unaddressed++
+	}
 	c.mu.Unlock()
 	c.h.Open(info)
 }

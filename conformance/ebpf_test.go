@@ -199,6 +199,11 @@ func (r *ebpfReplay) Run(ctx context.Context, h flow.Handler) error {
 	if derr == nil && cerr == nil && srv.Unserved() > 0 {
 		derr = fmt.Errorf("the client left %d recorded interactions unrequested", srv.Unserved())
 	}
+	claim.mu.Lock()
+	if n := claim.unaddressed; n > 0 && werr == nil {
+		werr = fmt.Errorf("eBPF capture: %d of %d flows opened without a remote address (not tied to their socket)", n, claim.flows)
+	}
+	claim.mu.Unlock()
 	return errors.Join(derr, cerr, werr)
 }
 

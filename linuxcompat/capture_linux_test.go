@@ -287,5 +287,14 @@ func TestCaptureNode(t *testing.T) {
 	if !bytes.Equal(out.Bytes(), responseFor("POST", "/node", body)) {
 		t.Fatalf("node got %q", out.Bytes())
 	}
-	checkHTTP1Exchange(t, rec, cmd.Process.Pid, "POST", "/node", body)
+	f := checkHTTP1Exchange(t, rec, cmd.Process.Pid, "POST", "/node", body)
+	// Node encrypts into memory BIOs and writes the socket itself: the
+	// connection is bound to its socket by the write that follows the
+	// first SSL_write, so the flow still opens with its addresses.
+	if f.info.Remote.String() != srv.Listener.Addr().String() || !f.info.Local.IsValid() {
+		t.Errorf("node flow remote = %v local = %v, want remote %v", f.info.Remote, f.info.Local, srv.Listener.Addr())
+	}
+	if st := src.Stats(); st.TLSBinds == 0 || st.UnboundFlows != 0 {
+		t.Errorf("binds = %d, unbound flows = %d; want the flow bound", st.TLSBinds, st.UnboundFlows)
+	}
 }

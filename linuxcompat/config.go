@@ -124,6 +124,7 @@ type Stats struct {
 	SystemRecords       int64
 	FileWriteBytes      int64 // bytes written to tracked files
 	TrackedFilesFull    int64 // write-mode opens not tracked (map full)
+	TLSBinds            int64 // memory-BIO connections bound to their socket by its next write
 
 	RecordsRead       int64 // records taken from the ring by the reader
 	QueueDropRecords  int64 // records dropped because the decoder lagged
@@ -136,6 +137,7 @@ type Stats struct {
 	UnsupportedFiles  int64
 	ProcessesObserved int64
 	AttachQueueFull   int64 // files not inspected: too many waiting
+	UnboundFlows      int64 // flows with no socket fd that no bind found (no addresses)
 }
 
 // tokens maps Stats fields to stats.Recorder tokens.
@@ -157,7 +159,9 @@ func (s Stats) tokens() map[string]int64 {
 		"ebpf.bad_record":             s.DecodeErrors,
 		"ebpf.attach_failed":          s.AttachFailures,
 		"ebpf.tracked_files_full":     s.TrackedFilesFull,
+		"ebpf.tls_binds":              s.TLSBinds,
 		"ebpf.attach_queue_full":      s.AttachQueueFull,
+		"ebpf.unbound_flows":          s.UnboundFlows,
 	}
 }
 

@@ -51,7 +51,25 @@ type flowState struct {
 	id  string
 	key flowKey
 	fd  int32
+
+	// held is the flow's Info while it waits for its socket: a memory-BIO
+	// TLS user's first write carries no fd, and the kernel binds the
+	// connection (evTLSBind) when the ciphertext reaches the socket just
+	// after. Its chunks wait in heldChunks, so the flow opens once, with
+	// its addresses, within a batch or two.
+	held       *flow.Info
+	heldChunks []flow.Chunk
+	heldBytes  int
+	heldEnds   int // batch ends seen while held
 }
+
+// Records from memory-BIO TLS libraries (OpenSSL/GnuTLS used by Node.js)
+// name no socket; lib values from enum in bpf/oisp.bpf.c.
+const libGo = 3
+
+// maxHeldBytes bounds what a flow waiting for its socket may hold before it
+// opens without one.
+const maxHeldBytes = 1 << 20
 
 type openFile struct {
 	tgid    uint32
@@ -75,6 +93,8 @@ type decoder struct {
 	connects map[fdKey]netip.AddrPort
 	files    map[uint64]openFile
 	nextID   uint64
+	// holding are the flows waiting for their socket (flowState.held).
+	holding map[*flowState]struct{}
 }
 
 func newDecoder(s *Source, h flow.Handler, att *attacher, drops *dropLedger) *decoder {
@@ -85,6 +105,7 @@ func newDecoder(s *Source, h flow.Handler, att *attacher, drops *dropLedger) *de
 		byFd:     map[fdKey]*flowState{},
 		connects: map[fdKey]netip.AddrPort{},
 		files:    map[uint64]openFile{},
+		holding:  map[*flowState]struct{}{},
 	}
 	if sh, ok := h.(flow.SystemHandler); ok && !s.cfg.NoSystemEvents {
 		d.sys = sh
@@ -114,6 +135,21 @@ func (d *decoder) handle(q queued) {
 		conn := le.Uint64(q.raw[sockConn:])
 		if st := d.flows[flowKey{h.tgid, conn}]; st != nil {
 			d.closeFlow(st, "closed", d.s.wall(h.ts))
+		}
+	case evTLSBind:
+		if len(q.raw) < int(sockSize) {
+			d.s.user.decodeErrors.Add(1)
+			return
+		}
+		conn := le.Uint64(q.raw[sockConn:])
+		fd := int32(le.Uint32(q.raw[sockFd:]))
+		st := d.flows[flowKey{h.tgid, conn}]
+		switch {
+		case st == nil || fd < 0:
+		case st.held != nil:
+			d.release(st, fd, d.s.wall(h.ts))
+		case st.fd < 0:
+			d.bindFd(st, fd, d.s.wall(h.ts))
 		}
 	case evExec:
 		e, ok := parseExec(q.raw)
@@ -185,7 +221,12 @@ func (d *decoder) tlsData(rec tlsRecord, seq uint64) {
 		st = nil
 	}
 	if st == nil {
-		st = d.openFlow(key, rec.fd, at, sniffALPN(rec))
+		// A client's first write with no socket may be a memory-BIO
+		// library's: wait for the kernel to bind it.
+		hold := rec.fd < 0 && rec.dir == 0 && rec.lib != libGo
+		st = d.openFlow(key, rec.fd, at, sniffALPN(rec), hold)
+	} else if st.held != nil && rec.fd >= 0 {
+		d.release(st, rec.fd, at)
 	} else if st.fd < 0 && rec.fd >= 0 {
 		d.bindFd(st, rec.fd, at)
 	}
@@ -194,7 +235,56 @@ func (d *decoder) tlsData(rec tlsRecord, seq uint64) {
 	if rec.dir == 1 {
 		dir = flow.ServerToClient
 	}
-	d.h.Data(st.id, flow.Chunk{Dir: dir, Data: rec.data, At: at, Gap: gap})
+	ch := flow.Chunk{Dir: dir, Data: rec.data, At: at, Gap: gap}
+	if st.held != nil {
+		st.heldChunks = append(st.heldChunks, ch)
+		st.heldBytes += len(ch.Data)
+		if st.heldBytes > maxHeldBytes {
+			d.release(st, -1, at)
+		}
+		return
+	}
+	d.h.Data(st.id, ch)
+}
+
+// release opens a flow that waited for its socket, with fd's addresses
+// when fd >= 0, and hands over its held chunks.
+func (d *decoder) release(st *flowState, fd int32, at time.Time) {
+	info := st.held
+	st.held = nil
+	delete(d.holding, st)
+	if fd >= 0 {
+		d.fillAddrs(info, st.key.tgid, fd)
+		d.bindFd(st, fd, at)
+	} else {
+		d.s.user.holdsExpired.Add(1)
+	}
+	d.s.user.flowsOpened.Add(1)
+	d.h.Open(info)
+	for _, ch := range st.heldChunks {
+		d.h.Data(st.id, ch)
+	}
+	st.heldChunks, st.heldBytes = nil, 0
+}
+
+// endBatch is called after each batch of records: a flow still waiting
+// for its socket after two batch ends opens without one (its bind record,
+// if any, comes right behind its first write).
+func (d *decoder) endBatch(now time.Time) {
+	for st := range d.holding {
+		st.heldEnds++
+		if st.heldEnds >= 2 {
+			d.release(st, -1, now)
+		}
+	}
+}
+
+// releaseHeld opens every flow still waiting for its socket (nothing more
+// arrived to end a batch).
+func (d *decoder) releaseHeld(now time.Time) {
+	for st := range d.holding {
+		d.release(st, -1, now)
+	}
 }
 
 func (d *decoder) bindFd(st *flowState, fd int32, at time.Time) {
@@ -234,7 +324,19 @@ func isToken(b []byte) bool {
 	return len(b) > 0
 }
 
-func (d *decoder) openFlow(key flowKey, fd int32, at time.Time, alpn string) *flowState {
+func (d *decoder) fillAddrs(info *flow.Info, tgid uint32, fd int32) {
+	if local, remote, ok := socketAddrs(int(tgid), fd); ok {
+		info.Local, info.Remote = local, remote
+	}
+	if !info.Remote.IsValid() {
+		info.Remote = d.connects[fdKey{tgid, fd}]
+	}
+	if info.Remote.IsValid() {
+		info.RemotePort = info.Remote.Port()
+	}
+}
+
+func (d *decoder) openFlow(key flowKey, fd int32, at time.Time, alpn string, hold bool) *flowState {
 	d.nextID++
 	st := &flowState{id: fmt.Sprintf("ebpf-%d-%d", key.tgid, d.nextID), key: key, fd: -1}
 	info := &flow.Info{
@@ -246,19 +348,14 @@ func (d *decoder) openFlow(key flowKey, fd int32, at time.Time, alpn string) *fl
 		Method:    flow.CaptureEBPFUprobe,
 		Started:   at,
 	}
-	if fd >= 0 {
-		if local, remote, ok := socketAddrs(int(key.tgid), fd); ok {
-			info.Local, info.Remote = local, remote
-		}
-		if !info.Remote.IsValid() {
-			info.Remote = d.connects[fdKey{key.tgid, fd}]
-		}
-		if info.Remote.IsValid() {
-			info.RemotePort = info.Remote.Port()
-		}
-	}
 	d.flows[key] = st
+	if hold {
+		st.held = info
+		d.holding[st] = struct{}{}
+		return st
+	}
 	if fd >= 0 {
+		d.fillAddrs(info, key.tgid, fd)
 		d.bindFd(st, fd, at)
 	}
 	d.s.user.flowsOpened.Add(1)
@@ -267,6 +364,9 @@ func (d *decoder) openFlow(key flowKey, fd int32, at time.Time, alpn string) *fl
 }
 
 func (d *decoder) closeFlow(st *flowState, reason string, at time.Time) {
+	if st.held != nil {
+		d.release(st, -1, at)
+	}
 	if d.flows[st.key] == st {
 		delete(d.flows, st.key)
 	}

@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type oispBindWait struct {
+	_     structs.HostLayout
+	Conn  uint64
+	Ts    uint64
+	Plain uint64
+	Calls uint32
+	Pad   uint32
+}
+
 type oispConnKey struct {
 	_    structs.HostLayout
 	Conn uint64
@@ -166,7 +175,8 @@ const (
 	oispStatIdST_SYS_EVENTS           oispStatId = 11
 	oispStatIdST_FILE_WRITE_BYTES     oispStatId = 12
 	oispStatIdST_TRACKED_FILES_FULL   oispStatId = 13
-	oispStatIdST_MAX                  oispStatId = 14
+	oispStatIdST_TLS_BINDS            oispStatId = 14
+	oispStatIdST_MAX                  oispStatId = 15
 )
 
 type oispTlsCall struct {
@@ -189,6 +199,7 @@ type oispTrackedFile struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	oispMapBindWaits         = "bind_waits"
 	oispMapConnFds           = "conn_fds"
 	oispMapConnLost          = "conn_lost"
 	oispMapConnectCalls      = "connect_calls"
@@ -302,6 +313,7 @@ type oispProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type oispMapSpecs struct {
+	BindWaits     *ebpf.MapSpec `ebpf:"bind_waits"`
 	ConnFds       *ebpf.MapSpec `ebpf:"conn_fds"`
 	ConnLost      *ebpf.MapSpec `ebpf:"conn_lost"`
 	ConnectCalls  *ebpf.MapSpec `ebpf:"connect_calls"`
@@ -363,6 +375,7 @@ func (o *oispObjects) Close() error {
 //
 // It can be passed to loadOispObjects or ebpf.CollectionSpec.LoadAndAssign.
 type oispMaps struct {
+	BindWaits     *ebpf.Map `ebpf:"bind_waits"`
 	ConnFds       *ebpf.Map `ebpf:"conn_fds"`
 	ConnLost      *ebpf.Map `ebpf:"conn_lost"`
 	ConnectCalls  *ebpf.Map `ebpf:"connect_calls"`
@@ -385,6 +398,7 @@ type oispMaps struct {
 
 func (m *oispMaps) Close() error {
 	return _OispClose(
+		m.BindWaits,
 		m.ConnFds,
 		m.ConnLost,
 		m.ConnectCalls,

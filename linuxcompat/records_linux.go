@@ -22,6 +22,7 @@ const (
 	evFileClose = 7
 	evLibMap    = 8
 	evFork      = 9
+	evTLSBind   = 10 // laid out as evSockClose
 )
 
 var le = binary.LittleEndian

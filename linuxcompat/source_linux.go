@@ -95,6 +95,7 @@ type userCounters struct {
 	flowsOpened, flowsClosed                                    atomic.Int64
 	attachFailures, attachedFiles, unsupportedFiles             atomic.Int64
 	processes, attachQueueFull                                  atomic.Int64
+	holdsExpired                                                atomic.Int64
 }
 
 // New loads the BPF programs and maps (nothing is attached until Run).
@@ -245,6 +246,7 @@ func (s *Source) Stats() Stats {
 		st.SystemRecords = k[oispStatIdST_SYS_EVENTS]
 		st.FileWriteBytes = k[oispStatIdST_FILE_WRITE_BYTES]
 		st.TrackedFilesFull = k[oispStatIdST_TRACKED_FILES_FULL]
+		st.TLSBinds = k[oispStatIdST_TLS_BINDS]
 	}
 	st.RecordsRead = s.user.recordsRead.Load()
 	st.QueueDropRecords = s.user.queueDropRecords.Load()
@@ -257,6 +259,7 @@ func (s *Source) Stats() Stats {
 	st.UnsupportedFiles = s.user.unsupportedFiles.Load()
 	st.ProcessesObserved = s.user.processes.Load()
 	st.AttachQueueFull = s.user.attachQueueFull.Load()
+	st.UnboundFlows = s.user.holdsExpired.Load()
 	return st
 }
 
@@ -368,6 +371,11 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	}()
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
+	// held fires when flows still wait for their socket and no batch came
+	// to end their wait (see decoder.endBatch).
+	held := time.NewTimer(time.Hour)
+	held.Stop()
+	defer held.Stop()
 	for running := true; running; {
 		select {
 		case batch, ok := <-queue:
@@ -379,6 +387,12 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 				dec.handle(q)
 			}
 			inQueue.Add(-int64(len(batch)))
+			dec.endBatch(time.Now())
+			if len(dec.holding) > 0 {
+				held.Reset(2 * s.cfg.ReadInterval)
+			}
+		case <-held.C:
+			dec.releaseHeld(time.Now())
 		case <-sweep.C:
 			dec.sweep()
 		}

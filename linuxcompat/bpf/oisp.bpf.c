@@ -56,6 +56,7 @@ enum oisp_event_type {
 	OISP_EV_FILE_CLOSE = 7,
 	OISP_EV_LIB_MAP = 8,
 	OISP_EV_FORK = 9,
+	OISP_EV_TLS_BIND = 10, /* struct ev_sock_close: conn now known to use fd */
 };
 
 enum oisp_tls_fn {
@@ -92,6 +93,7 @@ enum stat_id {
 	ST_SYS_EVENTS,
 	ST_FILE_WRITE_BYTES,
 	ST_TRACKED_FILES_FULL,
+	ST_TLS_BINDS,
 	ST_MAX,
 };
 
@@ -363,6 +365,30 @@ struct {
 	__type(key, u32);
 	__type(value, u64); /* struct file * being written */
 } write_calls SEC(".maps");
+
+/*
+ * Memory-BIO TLS users (Node.js) write ciphertext to the socket themselves,
+ * right after SSL_write returns, on the same thread. A write without a
+ * known fd leaves this note; the thread's next socket write whose size fits
+ * the ciphertext of the noted plaintext binds the connection to that fd.
+ */
+struct bind_wait {
+	u64 conn;
+	u64 ts;
+	u64 plain;  /* plaintext bytes written since the note */
+	u32 calls;  /* SSL writes since the note (TLS records to allow for) */
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32); /* tid */
+	__type(value, struct bind_wait);
+} bind_waits SEC(".maps");
+
+/* How long after an SSL write its ciphertext may reach the socket. */
+#define BIND_WINDOW_NS (20ULL * 1000 * 1000)
 
 /* Regular files opened for writing: bytes written so far. */
 struct tracked_file {
@@ -667,6 +693,19 @@ static __always_inline s32 known_fd(u64 conn, u32 tgid)
 	return fd ? *fd : -1;
 }
 
+static __always_inline void note_bind_wait(u32 tid, u64 conn, u64 n)
+{
+	u64 now = bpf_ktime_get_ns();
+	struct bind_wait *w = bpf_map_lookup_elem(&bind_waits, &tid);
+	if (w && w->conn == conn && now - w->ts < BIND_WINDOW_NS) {
+		w->plain += n;
+		w->calls++;
+		return;
+	}
+	struct bind_wait nw = { .conn = conn, .ts = now, .plain = n, .calls = 1 };
+	bpf_map_update_elem(&bind_waits, &tid, &nw, BPF_ANY);
+}
+
 /* ---- OpenSSL / GnuTLS (C ABI) ---- */
 
 /* The TLS object is freed: its flow ends even when no fd was ever seen
@@ -752,6 +791,8 @@ static __always_inline int do_tls_return(struct pt_regs *ctx, long ret)
 	u8 lib = (c.fn == FN_GNUTLS_SEND || c.fn == FN_GNUTLS_RECV) ? LIB_GNUTLS : LIB_OPENSSL;
 	s32 fd = c.fd >= 0 ? c.fd : known_fd(c.conn, id >> 32);
 	emit_tls(c.conn, c.buf, n, fd, dir, lib, (u8)c.fn);
+	if (fd < 0 && dir == 0)
+		note_bind_wait(tid, c.conn, n);
 	return 0;
 }
 
@@ -1034,6 +1075,74 @@ static __always_inline void note_tls_fd(u32 tid, s32 fd)
 		c->fd = fd;
 }
 
+#define BIND_MAX_IOV 8
+
+/* iov_bytes sums the lengths of an iovec array (first BIND_MAX_IOV entries;
+ * more means "too big to judge" and returns 0). */
+static __always_inline u64 iov_bytes(u64 iov, u64 cnt)
+{
+	if (cnt == 0 || cnt > BIND_MAX_IOV)
+		return 0;
+	u64 total = 0;
+#pragma unroll
+	for (int i = 0; i < BIND_MAX_IOV; i++) {
+		if (i >= cnt)
+			break;
+		u64 len = 0;
+		if (bpf_probe_read_user(&len, sizeof(len), (void *)(iov + i * 16 + 8)))
+			return 0;
+		total += len;
+	}
+	return total;
+}
+
+/*
+ * try_bind: a socket write on a thread with a pending memory-BIO SSL write
+ * binds that connection to the socket when the write's size is what the
+ * plaintext becomes once encrypted: never less, and at most a TLS record's
+ * overhead per SSL call and per 16 KiB, plus room for a handshake message
+ * sent along (Node sends its Finished with the first request).
+ */
+static __always_inline void try_bind(u32 tid, u32 tgid, s32 fd, long nr, struct pt_regs *regs)
+{
+	struct bind_wait *w = bpf_map_lookup_elem(&bind_waits, &tid);
+	if (!w)
+		return;
+	if (bpf_ktime_get_ns() - w->ts >= BIND_WINDOW_NS) {
+		bpf_map_delete_elem(&bind_waits, &tid);
+		return;
+	}
+	if (!fd_is_socket(fd))
+		return;
+	u64 size = 0;
+	if (nr == NR_write || nr == NR_sendto) {
+		size = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	} else if (nr == NR_writev) {
+		size = iov_bytes(PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+	} else { /* sendmsg: struct msghdr { name, namelen, iov, iovlen, ... } */
+		u64 msg = PT_REGS_PARM2_CORE_SYSCALL(regs), iov = 0, cnt = 0;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(msg + 16)) ||
+		    bpf_probe_read_user(&cnt, sizeof(cnt), (void *)(msg + 24)))
+			return;
+		size = iov_bytes(iov, cnt);
+	}
+	u64 plain = w->plain;
+	u64 slack = 512 + 64 * ((u64)w->calls + plain / 16384 + 1);
+	if (size < plain || size > plain + slack)
+		return; /* another socket's bytes: keep waiting */
+	struct conn_key ck = { .conn = w->conn, .tgid = tgid };
+	bpf_map_update_elem(&conn_fds, &ck, &fd, BPF_ANY);
+	struct fd_key fk = { .tgid = tgid, .fd = fd };
+	bpf_map_update_elem(&tls_socks, &fk, &w->conn, BPF_ANY);
+	struct ev_sock_close e = {};
+	fill_hdr(&e.h, OISP_EV_TLS_BIND);
+	e.conn = w->conn;
+	e.fd = fd;
+	bpf_map_delete_elem(&bind_waits, &tid);
+	emit_sys(&e, sizeof(e));
+	stat_add(ST_TLS_BINDS, 1);
+}
+
 static __always_inline void on_connect_enter(u32 tid, s32 fd, u64 uaddr)
 {
 	struct connect_call c = { .ts = bpf_ktime_get_ns(), .fd = fd };
@@ -1182,11 +1291,16 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 
 	switch (nr) {
 	case NR_read: case NR_readv: case NR_recvfrom: case NR_recvmsg:
+		note_tls_fd(tid, fd);
+		break;
 	case NR_sendto: case NR_sendmsg:
 		note_tls_fd(tid, fd);
+		try_bind(tid, tgid, fd, nr, regs);
 		break;
 	case NR_write: case NR_writev: case NR_pwrite64: case NR_pwritev: case NR_pwritev2:
 		note_tls_fd(tid, fd);
+		if (nr == NR_write || nr == NR_writev)
+			try_bind(tid, tgid, fd, nr, regs);
 		if (sys_events & SYS_FILES)
 			on_write_enter(tid, fd);
 		break;
