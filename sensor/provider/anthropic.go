@@ -60,59 +60,48 @@ const (
 
 // ---------------------------------------------------------------- wire types
 
-// The request types are generic in their tolerant strings (see
-// openaiChatRequestBodyOf).
-
-type anthropicRequestBody = anthropicRequestBodyOf[jStr]
-
-type anthropicRequestBodyOf[S ~string] struct {
-	Model         S                       `json:"model"`
-	System        json.RawMessage         `json:"system"`
-	Messages      []anthropicMessageOf[S] `json:"messages"`
-	Tools         []anthropicToolOf[S]    `json:"tools"`
-	ToolChoice    json.RawMessage         `json:"tool_choice"`
-	MaxTokens     jInt                    `json:"max_tokens"`
-	Temperature   jFloat                  `json:"temperature"`
-	TopP          jFloat                  `json:"top_p"`
-	StopSequences json.RawMessage         `json:"stop_sequences"`
-	Stream        jBool                   `json:"stream"`
+type anthropicRequestBody struct {
+	Model         jStr               `json:"model"`
+	System        json.RawMessage    `json:"system"`
+	Messages      []anthropicMessage `json:"messages"`
+	Tools         []anthropicTool    `json:"tools"`
+	ToolChoice    json.RawMessage    `json:"tool_choice"`
+	MaxTokens     jInt               `json:"max_tokens"`
+	Temperature   jFloat             `json:"temperature"`
+	TopP          jFloat             `json:"top_p"`
+	StopSequences json.RawMessage    `json:"stop_sequences"`
+	Stream        jBool              `json:"stream"`
 	// Legacy Text Completions.
-	Prompt            S    `json:"prompt"`
+	Prompt            jStr `json:"prompt"`
 	MaxTokensToSample jInt `json:"max_tokens_to_sample"`
 }
 
-type anthropicMessage = anthropicMessageOf[jStr]
-
-type anthropicMessageOf[S ~string] struct {
-	Role    S               `json:"role"`
+type anthropicMessage struct {
+	Role    jStr            `json:"role"`
 	Content json.RawMessage `json:"content"`
 }
 
-type anthropicTool = anthropicToolOf[jStr]
-
-type anthropicToolOf[S ~string] struct {
-	Type        S `json:"type"`
-	Name        S `json:"name"`
-	Description S `json:"description"`
+type anthropicTool struct {
+	Type        jStr `json:"type"`
+	Name        jStr `json:"name"`
+	Description jStr `json:"description"`
 }
 
 // anthropicBlock is any content block; only the fields of its type are set.
-type anthropicBlock = anthropicBlockOf[jStr]
-
-type anthropicBlockOf[S ~string] struct {
-	Type      S               `json:"type"`
-	Text      S               `json:"text"`
-	Thinking  S               `json:"thinking"`
-	Data      S               `json:"data"` // redacted_thinking
-	ID        S               `json:"id"`
-	Name      S               `json:"name"`
+type anthropicBlock struct {
+	Type      jStr            `json:"type"`
+	Text      jStr            `json:"text"`
+	Thinking  jStr            `json:"thinking"`
+	Data      jStr            `json:"data"` // redacted_thinking
+	ID        jStr            `json:"id"`
+	Name      jStr            `json:"name"`
 	Input     json.RawMessage `json:"input"`
-	ToolUseID S               `json:"tool_use_id"`
+	ToolUseID jStr            `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"`
 	IsError   jBool           `json:"is_error"`
 	Source    *struct {
-		Type      S `json:"type"`
-		MediaType S `json:"media_type"`
+		Type      jStr `json:"type"`
+		MediaType jStr `json:"media_type"`
 	} `json:"source"`
 }
 
@@ -121,16 +110,14 @@ type anthropicBlockOf[S ~string] struct {
 // tool inputs and thinking text of the history are skipped, not copied.
 // (Its members never report a type mismatch, so leaving the others out
 // changes nothing else.)
-type anthropicContentBlock = anthropicContentBlockOf[jStr]
-
-type anthropicContentBlockOf[S ~string] struct {
-	Type      S               `json:"type"`
-	Text      S               `json:"text"`
-	ToolUseID S               `json:"tool_use_id"`
+type anthropicContentBlock struct {
+	Type      jStr            `json:"type"`
+	Text      jStr            `json:"text"`
+	ToolUseID jStr            `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"`
 	IsError   jBool           `json:"is_error"`
 	Source    *struct {
-		MediaType S `json:"media_type"`
+		MediaType jStr `json:"media_type"`
 	} `json:"source"`
 }
 
@@ -149,45 +136,41 @@ type anthropicErrorBody struct {
 
 // anthropicResponseBody is a message, an error, a count_tokens answer or a
 // legacy completion.
-type anthropicResponseBody = anthropicResponseBodyOf[jStr]
-
-type anthropicResponseBodyOf[S ~string] struct {
-	Type        S                     `json:"type"`
-	ID          S                     `json:"id"`
-	Model       S                     `json:"model"`
-	Role        S                     `json:"role"`
-	Content     []anthropicBlockOf[S] `json:"content"`
-	StopReason  S                     `json:"stop_reason"`
-	Usage       *anthropicUsageBody   `json:"usage"`
-	Error       json.RawMessage       `json:"error"`
-	RequestID   S                     `json:"request_id"`
-	InputTokens jInt                  `json:"input_tokens"` // count_tokens
-	Completion  *S                    `json:"completion"`   // legacy
-	Message     S                     `json:"message"`      // bare {"message": …} errors from gateways
+type anthropicResponseBody struct {
+	Type        jStr                `json:"type"`
+	ID          jStr                `json:"id"`
+	Model       jStr                `json:"model"`
+	Role        jStr                `json:"role"`
+	Content     []anthropicBlock    `json:"content"`
+	StopReason  jStr                `json:"stop_reason"`
+	Usage       *anthropicUsageBody `json:"usage"`
+	Error       json.RawMessage     `json:"error"`
+	RequestID   jStr                `json:"request_id"`
+	InputTokens jInt                `json:"input_tokens"` // count_tokens
+	Completion  *jStr               `json:"completion"`   // legacy
+	Message     jStr                `json:"message"`      // bare {"message": …} errors from gateways
 }
 
 // anthropicEvent is one stream event's JSON.
-type anthropicEvent = anthropicEventOf[jStr]
-
-type anthropicEventOf[S ~string] struct {
-	Type         S                           `json:"type"`
-	Index        jInt                        `json:"index"`
-	Message      *anthropicResponseBodyOf[S] `json:"message"`
-	ContentBlock *anthropicBlockOf[S]        `json:"content_block"`
+type anthropicEvent struct {
+	Type         jStr                   `json:"type"`
+	Index        jInt                   `json:"index"`
+	Message      *anthropicResponseBody `json:"message"`
+	ContentBlock *anthropicBlock        `json:"content_block"`
 	Delta        *struct {
-		Type        S `json:"type"`
-		Text        S `json:"text"`
-		PartialJSON S `json:"partial_json"`
-		Thinking    S `json:"thinking"`
-		StopReason  S `json:"stop_reason"`
+		Type        jStr `json:"type"`
+		Text        jStr `json:"text"`
+		PartialJSON jStr `json:"partial_json"`
+		Thinking    jStr `json:"thinking"`
+		StopReason  jStr `json:"stop_reason"`
 	} `json:"delta"`
 	Usage *anthropicUsageBody `json:"usage"`
 	Error json.RawMessage     `json:"error"`
 	// Legacy completion stream events.
-	Completion *S `json:"completion"`
-	StopReason S  `json:"stop_reason"`
-	Model      S  `json:"model"`
-	ID         S  `json:"id"`
+	Completion *jStr `json:"completion"`
+	StopReason jStr  `json:"stop_reason"`
+	Model      jStr  `json:"model"`
+	ID         jStr  `json:"id"`
 }
 
 // ---------------------------------------------------------------- request
@@ -197,7 +180,7 @@ type anthropicEventOf[S ~string] struct {
 func decodeAnthropicRequest(body []byte, res *Result) string {
 	req := res.Request
 	var b anthropicRequestBody
-	if !decodeRequestBodyNative[anthropicRequestBodyOf[string]](body, &b, res) {
+	if !decodeRequestBody(body, &b, res) {
 		finishRequest(req)
 		return ""
 	}
@@ -292,7 +275,7 @@ func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult) (string
 		return "", 0
 	}
 	var blocks []anthropicContentBlock
-	decodeLooseNative[[]anthropicContentBlockOf[string]](raw, &blocks) //nolint:errcheck // a broken array yields no blocks
+	decodeLoose(raw, &blocks) //nolint:errcheck // a broken array yields no blocks
 	var parts []string
 	images := 0
 	for _, bl := range blocks {
@@ -384,7 +367,7 @@ func anthropicError(raw json.RawMessage) *oisp.Error {
 // decodeAnthropicResponse decodes a whole (non-streamed) response body.
 func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	var b anthropicResponseBody
-	if !decodeResponseBodyNative[anthropicResponseBodyOf[string]](body, &b, res) {
+	if !decodeResponseBody(body, &b, res) {
 		return
 	}
 	if b.ID != "" {
@@ -564,7 +547,7 @@ func (s *anthropicStream) add(event string, data []byte, at time.Time) {
 	}
 	ev := &s.ev
 	*ev = anthropicEvent{}
-	if _, err := decodeLooseNative[anthropicEventOf[string]](data, ev); err != nil {
+	if _, err := decodeLoose(data, ev); err != nil {
 		s.badEvents++
 		return
 	}

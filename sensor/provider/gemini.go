@@ -254,82 +254,74 @@ func (n *geminiBlobSize) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type geminiBlob = geminiBlobOf[jStr]
-
-type geminiBlobOf[S ~string] struct {
-	MimeType      S              `json:"mimeType"`
-	MimeTypeSnake S              `json:"mime_type"`
+type geminiBlob struct {
+	MimeType      jStr           `json:"mimeType"`
+	MimeTypeSnake jStr           `json:"mime_type"`
 	Data          geminiBlobSize `json:"data"`
-	FileURI       S              `json:"fileUri"`
-	FileURISnake  S              `json:"file_uri"`
+	FileURI       jStr           `json:"fileUri"`
+	FileURISnake  jStr           `json:"file_uri"`
 }
 
-func (b *geminiBlobOf[S]) mime() string {
+func (b *geminiBlob) mime() string {
 	if b.MimeType != "" {
 		return string(b.MimeType)
 	}
 	return string(b.MimeTypeSnake)
 }
 
-type geminiFunctionCall = geminiFunctionCallOf[jStr]
-
-type geminiFunctionCallOf[S ~string] struct {
-	ID       S               `json:"id"`
-	Name     S               `json:"name"`
+type geminiFunctionCall struct {
+	ID       jStr            `json:"id"`
+	Name     jStr            `json:"name"`
 	Args     json.RawMessage `json:"args"`
 	Response json.RawMessage `json:"response"` // functionResponse
 }
 
 // geminiPart is one part of a content. Both spellings of every field are
 // decoded.
-type geminiPart = geminiPartOf[jStr]
-
-type geminiPartOf[S ~string] struct {
-	Text                  *S                       `json:"text"`
-	Thought               jBool                    `json:"thought"`
-	InlineData            *geminiBlobOf[S]         `json:"inlineData"`
-	InlineDataSnake       *geminiBlobOf[S]         `json:"inline_data"`
-	FileData              *geminiBlobOf[S]         `json:"fileData"`
-	FileDataSnake         *geminiBlobOf[S]         `json:"file_data"`
-	FunctionCall          *geminiFunctionCallOf[S] `json:"functionCall"`
-	FunctionCallSnake     *geminiFunctionCallOf[S] `json:"function_call"`
-	FunctionResponse      *geminiFunctionCallOf[S] `json:"functionResponse"`
-	FunctionResponseSnake *geminiFunctionCallOf[S] `json:"function_response"`
+type geminiPart struct {
+	Text                  *jStr               `json:"text"`
+	Thought               jBool               `json:"thought"`
+	InlineData            *geminiBlob         `json:"inlineData"`
+	InlineDataSnake       *geminiBlob         `json:"inline_data"`
+	FileData              *geminiBlob         `json:"fileData"`
+	FileDataSnake         *geminiBlob         `json:"file_data"`
+	FunctionCall          *geminiFunctionCall `json:"functionCall"`
+	FunctionCallSnake     *geminiFunctionCall `json:"function_call"`
+	FunctionResponse      *geminiFunctionCall `json:"functionResponse"`
+	FunctionResponseSnake *geminiFunctionCall `json:"function_response"`
 }
 
-func (p *geminiPartOf[S]) inline() *geminiBlobOf[S] {
+func (p *geminiPart) inline() *geminiBlob {
 	if p.InlineData != nil {
 		return p.InlineData
 	}
 	return p.InlineDataSnake
 }
 
-func (p *geminiPartOf[S]) file() *geminiBlobOf[S] {
+func (p *geminiPart) file() *geminiBlob {
 	if p.FileData != nil {
 		return p.FileData
 	}
 	return p.FileDataSnake
 }
 
-func (p *geminiPartOf[S]) call() *geminiFunctionCallOf[S] {
+func (p *geminiPart) call() *geminiFunctionCall {
 	if p.FunctionCall != nil {
 		return p.FunctionCall
 	}
 	return p.FunctionCallSnake
 }
 
-func (p *geminiPartOf[S]) result() *geminiFunctionCallOf[S] {
+func (p *geminiPart) result() *geminiFunctionCall {
 	if p.FunctionResponse != nil {
 		return p.FunctionResponse
 	}
 	return p.FunctionResponseSnake
 }
 
-type geminiContent = geminiContentOf[jStr]
-
-type geminiContentOf[S ~string] struct {
-	Role  S                 `json:"role"`
-	Parts []geminiPartOf[S] `json:"parts"`
+type geminiContent struct {
+	Role  jStr         `json:"role"`
+	Parts []geminiPart `json:"parts"`
 }
 
 type geminiFunctionDecl struct {
@@ -415,12 +407,10 @@ type geminiUsageBody struct {
 	ToolUsePromptTokenCount jInt `json:"toolUsePromptTokenCount"`
 }
 
-type geminiCandidate = geminiCandidateOf[jStr]
-
-type geminiCandidateOf[S ~string] struct {
-	Content      *geminiContentOf[S] `json:"content"`
-	FinishReason S                   `json:"finishReason"`
-	Index        jInt                `json:"index"`
+type geminiCandidate struct {
+	Content      *geminiContent `json:"content"`
+	FinishReason jStr           `json:"finishReason"`
+	Index        jInt           `json:"index"`
 }
 
 type googleErrorBody struct {
@@ -429,25 +419,23 @@ type googleErrorBody struct {
 	Status  jStr `json:"status"`
 }
 
-type geminiResponseBody = geminiResponseBodyOf[jStr]
-
-type geminiResponseBodyOf[S ~string] struct {
-	Candidates     []geminiCandidateOf[S] `json:"candidates"`
-	UsageMetadata  *geminiUsageBody       `json:"usageMetadata"`
-	ModelVersion   S                      `json:"modelVersion"`
-	ResponseID     S                      `json:"responseId"`
+type geminiResponseBody struct {
+	Candidates     []geminiCandidate `json:"candidates"`
+	UsageMetadata  *geminiUsageBody  `json:"usageMetadata"`
+	ModelVersion   jStr              `json:"modelVersion"`
+	ResponseID     jStr              `json:"responseId"`
 	PromptFeedback *struct {
-		BlockReason S `json:"blockReason"`
+		BlockReason jStr `json:"blockReason"`
 	} `json:"promptFeedback"`
 	Error json.RawMessage `json:"error"`
 }
 
 // reset empties the body for the next decode, as a new one would be, but
 // keeps the array of its candidates, and returns it.
-func (b *geminiResponseBodyOf[S]) reset() *geminiResponseBodyOf[S] {
+func (b *geminiResponseBody) reset() *geminiResponseBody {
 	candidates := b.Candidates[:0]
 	clear(candidates[:cap(candidates)])
-	*b = geminiResponseBodyOf[S]{Candidates: candidates}
+	*b = geminiResponseBody{Candidates: candidates}
 	return b
 }
 
@@ -509,10 +497,10 @@ func geminiContents(raw json.RawMessage) []geminiContent {
 	var out []geminiContent
 	switch rawKind(raw) {
 	case '[':
-		decodeLooseNative[[]geminiContentOf[string]](raw, &out) //nolint:errcheck // a broken array yields what decoded
+		decodeLoose(raw, &out) //nolint:errcheck // a broken array yields what decoded
 	case '{':
 		var c geminiContent
-		if _, err := decodeLooseNative[geminiContentOf[string]](raw, &c); err == nil {
+		if _, err := decodeLoose(raw, &c); err == nil {
 			out = append(out, c)
 		}
 	}
@@ -816,7 +804,7 @@ type geminiAcc struct {
 // add merges one response object (a whole body or one stream chunk).
 func (a *geminiAcc) add(data []byte, at time.Time) {
 	b := a.chunk.reset()
-	if _, err := decodeLooseNative[geminiResponseBodyOf[string]](data, b); err != nil {
+	if _, err := decodeLoose(data, b); err != nil {
 		a.badChunks++
 		return
 	}

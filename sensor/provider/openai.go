@@ -46,64 +46,50 @@ const (
 
 // ---------------------------------------------------------------- wire types
 
-// The request types are generic in their tolerant strings: the S = jStr
-// instance is the one the decoders read, and the S = string instance (of
-// the same layout) is what decodeLooseNative tries first.
-
-type openaiChatRequestBody = openaiChatRequestBodyOf[jStr]
-
-type openaiChatRequestBodyOf[S ~string] struct {
-	Model               S                     `json:"model"`
-	Messages            []openaiMessageOf[S]  `json:"messages"`
-	Tools               []openaiToolOf[S]     `json:"tools"`
-	Functions           []openaiFunctionOf[S] `json:"functions"`
-	ToolChoice          json.RawMessage       `json:"tool_choice"`
-	FunctionCall        json.RawMessage       `json:"function_call"`
-	Temperature         jFloat                `json:"temperature"`
-	TopP                jFloat                `json:"top_p"`
-	FrequencyPenalty    jFloat                `json:"frequency_penalty"`
-	PresencePenalty     jFloat                `json:"presence_penalty"`
-	MaxTokens           jInt                  `json:"max_tokens"`
-	MaxCompletionTokens jInt                  `json:"max_completion_tokens"`
-	Stop                json.RawMessage       `json:"stop"`
-	Stream              jBool                 `json:"stream"`
-	Prompt              json.RawMessage       `json:"prompt"` // legacy completions
+type openaiChatRequestBody struct {
+	Model               jStr             `json:"model"`
+	Messages            []openaiMessage  `json:"messages"`
+	Tools               []openaiTool     `json:"tools"`
+	Functions           []openaiFunction `json:"functions"`
+	ToolChoice          json.RawMessage  `json:"tool_choice"`
+	FunctionCall        json.RawMessage  `json:"function_call"`
+	Temperature         jFloat           `json:"temperature"`
+	TopP                jFloat           `json:"top_p"`
+	FrequencyPenalty    jFloat           `json:"frequency_penalty"`
+	PresencePenalty     jFloat           `json:"presence_penalty"`
+	MaxTokens           jInt             `json:"max_tokens"`
+	MaxCompletionTokens jInt             `json:"max_completion_tokens"`
+	Stop                json.RawMessage  `json:"stop"`
+	Stream              jBool            `json:"stream"`
+	Prompt              json.RawMessage  `json:"prompt"` // legacy completions
 }
 
-type openaiMessage = openaiMessageOf[jStr]
-
-type openaiMessageOf[S ~string] struct {
-	Role       S               `json:"role"`
+type openaiMessage struct {
+	Role       jStr            `json:"role"`
 	Content    json.RawMessage `json:"content"`
-	Name       S               `json:"name"`
-	ToolCallID S               `json:"tool_call_id"`
+	Name       jStr            `json:"name"`
+	ToolCallID jStr            `json:"tool_call_id"`
 }
 
-type openaiFunction = openaiFunctionOf[jStr]
-
-type openaiFunctionOf[S ~string] struct {
-	Name        S `json:"name"`
-	Description S `json:"description"`
+type openaiFunction struct {
+	Name        jStr `json:"name"`
+	Description jStr `json:"description"`
 }
 
 // openaiTool is a chat tool ({type, function:{name, description}}) or a
 // Responses API tool ({type, name, description}, flat).
-type openaiTool = openaiToolOf[jStr]
-
-type openaiToolOf[S ~string] struct {
-	Type        S                    `json:"type"`
-	Function    *openaiFunctionOf[S] `json:"function"`
-	Name        S                    `json:"name"`
-	Description S                    `json:"description"`
+type openaiTool struct {
+	Type        jStr            `json:"type"`
+	Function    *openaiFunction `json:"function"`
+	Name        jStr            `json:"name"`
+	Description jStr            `json:"description"`
 }
 
 // openaiPart is a content part of any OpenAI API.
-type openaiPart = openaiPartOf[jStr]
-
-type openaiPartOf[S ~string] struct {
-	Type     S               `json:"type"`
-	Text     S               `json:"text"`
-	Refusal  S               `json:"refusal"`
+type openaiPart struct {
+	Type     jStr            `json:"type"`
+	Text     jStr            `json:"text"`
+	Refusal  jStr            `json:"refusal"`
 	Thinking json.RawMessage `json:"thinking"` // Mistral reasoning chunks
 }
 
@@ -194,7 +180,7 @@ func (b *openaiChatResponseBody) reset() *openaiChatResponseBody {
 func decodeOpenAIChatRequest(body []byte, res *Result) string {
 	req := res.Request
 	var b openaiChatRequestBody
-	if !decodeRequestBodyNative[openaiChatRequestBodyOf[string]](body, &b, res) {
+	if !decodeRequestBody(body, &b, res) {
 		req.Streaming = oisp.Ptr(false)
 		finishRequest(req)
 		return ""
@@ -328,7 +314,7 @@ func flattenOpenAIContent(raw json.RawMessage) (string, int) {
 		return "", 0
 	}
 	var parts []openaiPart
-	decodeLooseNative[[]openaiPartOf[string]](raw, &parts) //nolint:errcheck // a broken array yields no parts
+	decodeLoose(raw, &parts) //nolint:errcheck // a broken array yields no parts
 	var texts []string
 	images := 0
 	for _, p := range parts {
