@@ -1,6 +1,9 @@
 package provider
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Embedding responses are almost entirely vectors: arrays of 256 to 3,072
 // numbers that the sensor only counts. Decoding such a body with goccy
@@ -232,33 +235,78 @@ func scanVector(b []byte, i int, base64 bool) (dims, next int, ok bool) {
 }
 
 // scanNumberArray checks that b[i:] starts with an array of JSON numbers
-// and returns its length and the offset after it.
+// (strict grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?) and
+// returns its length and the offset after it. Vectors are most of an
+// embedding body's bytes, so the loop is written for speed: the array can
+// only end at the first ']', which is found at once and then stops every
+// inner loop, so they need no end checks of their own.
 func scanNumberArray(b []byte, i int) (n, next int, ok bool) {
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return 0, i + 1, true
+	k := bytes.IndexByte(b[i:], ']')
+	if k < 0 {
+		return 0, 0, false
+	}
+	// seg is the array's contents and its closing bracket.
+	seg := b[i+1 : i+k+1]
+	next = i + k + 1
+	j := 0
+	for isSpace(seg[j]) {
+		j++
+	}
+	if seg[j] == ']' {
+		return 0, next, true
 	}
 	for {
-		j, ok := numberEnd(b, i)
-		if !ok {
+		c := seg[j]
+		if c == '-' {
+			j++
+			c = seg[j]
+		}
+		switch {
+		case c == '0':
+			j++
+		case c-'1' < 9:
+			j++
+			for seg[j]-'0' < 10 {
+				j++
+			}
+		default:
 			return 0, 0, false
+		}
+		if seg[j] == '.' {
+			j++
+			d := j
+			for seg[j]-'0' < 10 {
+				j++
+			}
+			if j == d {
+				return 0, 0, false
+			}
+		}
+		if seg[j]|0x20 == 'e' {
+			j++
+			if seg[j] == '+' || seg[j] == '-' {
+				j++
+			}
+			d := j
+			for seg[j]-'0' < 10 {
+				j++
+			}
+			if j == d {
+				return 0, 0, false
+			}
 		}
 		n++
-		i = j
-		if i < len(b) && b[i] != ',' && b[i] != ']' {
-			i = skipWS(b, i)
+		for isSpace(seg[j]) {
+			j++
 		}
-		if i >= len(b) {
-			return 0, 0, false
-		}
-		switch b[i] {
+		switch seg[j] {
 		case ',':
-			i++
-			if i < len(b) && isSpace(b[i]) {
-				i = skipWS(b, i)
+			j++
+			for isSpace(seg[j]) {
+				j++
 			}
 		case ']':
-			return n, i + 1, true
+			return n, next, true
 		default:
 			return 0, 0, false
 		}
@@ -266,7 +314,7 @@ func scanNumberArray(b []byte, i int) (n, next int, ok bool) {
 }
 
 // numberEnd returns the offset after the JSON number at b[i] (strict
-// grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?).
+// grammar, as scanNumberArray reads it).
 func numberEnd(b []byte, i int) (int, bool) {
 	if i < len(b) && b[i] == '-' {
 		i++
@@ -335,14 +383,29 @@ func scanScalar(b []byte, i int) (int, bool) {
 }
 
 // plainStringEnd returns the offset of the quote closing the string at
-// b[i] when the string holds only printable ASCII without escapes.
+// b[i] when the string holds only printable ASCII without escapes. (Base64
+// vectors are long: the bytes are checked eight at a time.)
 func plainStringEnd(b []byte, i int) (int, bool) {
 	k := bytes.IndexByte(b[i+1:], '"')
 	if k < 0 {
 		return 0, false
 	}
-	for _, c := range b[i+1 : i+1+k] {
-		if c < 0x20 || c == '\\' || c >= 0x80 {
+	s := b[i+1 : i+1+k]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return 0, false
+	}
+	for len(s) >= 8 {
+		// A byte at or over 0x80 sets its high bit in x, a byte under
+		// 0x20 in x-0x20…20 (a borrow into the next byte comes only
+		// from such a byte).
+		x := binary.LittleEndian.Uint64(s)
+		if (x|(x-0x2020202020202020))&0x8080808080808080 != 0 {
+			return 0, false
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c < 0x20 || c >= 0x80 {
 			return 0, false
 		}
 	}
