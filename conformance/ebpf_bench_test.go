@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -551,4 +552,66 @@ func cpuUnderOwnSource(b *testing.B, mode sensorMode, ec *eventCounter, bin stri
 		}
 	}
 	return cpuTime(b) - cpu0, time.Since(t0)
+}
+
+// BenchmarkEBPFSensorIdleCPU: this process's CPU with an eBPF Source running
+// and nothing to capture (it traces only this process, which makes no TLS
+// calls), over 10 s, for a reader that ticks every 10 ms without backing off
+// (the earlier behaviour) and for the default pacing (25 ms, backing off to
+// 200 ms on an empty ring). One op is one 10 s run of each.
+func BenchmarkEBPFSensorIdleCPU(b *testing.B) {
+	const span = 10 * time.Second
+	pacings := []struct {
+		name         string
+		read, idle   time.Duration
+		shareOfACore float64
+	}{
+		{name: "tick_10ms", read: 10 * time.Millisecond, idle: 10 * time.Millisecond},
+		{name: "default", read: 0, idle: 0},
+	}
+	ebpf.stopIfIdle()
+	for i := range pacings {
+		p := &pacings[i]
+		b.Run(p.name, func(b *testing.B) {
+			var cpu, wall time.Duration
+			for b.Loop() {
+				src, err := linuxcompat.New(linuxcompat.Config{PIDs: []int{os.Getpid()}, ReadInterval: p.read, IdleReadInterval: p.idle,
+					Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					if ebpfRequired() {
+						b.Fatal(err)
+					}
+					b.Skip(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- src.Run(ctx, &countingFlows{}) }()
+				<-src.Ready()
+				time.Sleep(2 * time.Second) // start-up work settles
+				c0, t0 := rusageCPU(b), time.Now()
+				time.Sleep(span)
+				cpu += rusageCPU(b) - c0
+				wall += time.Since(t0)
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}
+			p.shareOfACore = cpu.Seconds() / wall.Seconds()
+			b.ReportMetric(100*p.shareOfACore, "%core_idle_sensor")
+		})
+	}
+	if pacings[0].shareOfACore > 0 && pacings[1].shareOfACore > 0 {
+		b.Logf("idle sensor CPU: %.3f%% of a core ticking every 10 ms, %.3f%% with the default pacing (%.1f× less)",
+			100*pacings[0].shareOfACore, 100*pacings[1].shareOfACore, pacings[0].shareOfACore/pacings[1].shareOfACore)
+	}
+}
+
+// rusageCPU is this process's user+system CPU time, to the microsecond.
+func rusageCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
