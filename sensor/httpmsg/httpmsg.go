@@ -7,6 +7,7 @@ package httpmsg
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
@@ -120,13 +121,18 @@ func (r *Request) URL() string {
 // Path returns the request target's path without the query.
 func (r *Request) Path() string {
 	t := r.Target
-	if i := indexAfterAuthority(t); i >= 0 {
-		t = t[i:]
-	}
-	for i := 0; i < len(t); i++ {
-		if t[i] == '?' || t[i] == '#' {
-			return t[:i]
+	if len(t) == 0 || t[0] != '/' {
+		if i := indexAfterAuthority(t); i >= 0 {
+			t = t[i:]
 		}
+	}
+	// Provider matching asks for the path of every exchange many times:
+	// two vectorised searches beat one byte loop.
+	if i := strings.IndexByte(t, '?'); i >= 0 {
+		t = t[:i]
+	}
+	if i := strings.IndexByte(t, '#'); i >= 0 {
+		t = t[:i]
 	}
 	return t
 }

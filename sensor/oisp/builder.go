@@ -20,7 +20,43 @@ const TimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 // FormatTime renders t as an OISP timestamp.
 func FormatTime(t time.Time) string {
 	var buf [len(TimeLayout) + 8]byte
-	return string(t.UTC().AppendFormat(buf[:0], TimeLayout))
+	return string(AppendTime(buf[:0], t))
+}
+
+// AppendTime appends t as an OISP timestamp (TimeLayout, in UTC). Every
+// event carries one, so the fixed layout is written digit by digit rather
+// than interpreted by time.Time.AppendFormat.
+func AppendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends v, 0 <= v < 10^width, as exactly width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var d [6]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:width]...)
 }
 
 // Builder fills envelopes. It is safe for concurrent use.
@@ -146,7 +182,7 @@ func (b *Builder) New(eventType string, at time.Time, method string, data any) *
 	// The id and the timestamp share one string: one allocation per
 	// event instead of two.
 	var buf [ulid.EncodedSize + len(TimeLayout) + 8]byte
-	idTS := string(at.UTC().AppendFormat(b.appendID(buf[:0], "", at), TimeLayout))
+	idTS := string(AppendTime(b.appendID(buf[:0], "", at), at))
 	return &Event{
 		OISPVersion: Version,
 		EventID:     idTS[:ulid.EncodedSize],

@@ -33,3 +33,31 @@ func TestPrefixedID(t *testing.T) {
 		t.Fatalf("NewID %q: want a bare ULID after %q", id, second)
 	}
 }
+
+// TestAppendTime checks the hand-written timestamp against
+// time.Time.AppendFormat with TimeLayout.
+func TestAppendTime(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("x", -7*3600-30*60), time.FixedZone("y", 14*3600)}
+	times := []time.Time{
+		{},
+		time.Date(2025, 8, 18, 12, 43, 0, 123456789, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 999, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(1767225600, 5000).UTC(),
+	}
+	for i := range int64(2000) {
+		// Spread over years 1970-2100 with every sub-second digit used.
+		times = append(times, time.Unix(i*2_039_401_237%4_102_444_800, i*7_919_337%1_000_000_000))
+	}
+	for _, base := range times {
+		for _, z := range zones {
+			at := base.In(z)
+			if got, want := FormatTime(at), at.UTC().Format(TimeLayout); got != want {
+				t.Errorf("FormatTime(%v) = %q; want %q", at, got, want)
+			}
+		}
+	}
+}
