@@ -247,27 +247,15 @@ func trimOWS(s string) string {
 // carried over to HTTP/1.1) mapped to constant strings instead of a new
 // string per field.
 func canonicalKey(name string) string {
-	upper := true
-	for i := 0; i < len(name); i++ {
-		switch keyClass[name[i]] {
-		case keyLower:
-			if upper {
-				return recase(name)
-			}
-			upper = false
-		case keyUpper:
-			if !upper {
-				return recase(name)
-			}
-		case keyDash:
-			upper = true
-			continue
-		case keyOther:
-		default:
-			// Not a token: textproto leaves such a name as it is.
-			return name
-		}
-		upper = false
+	// One table step per byte: state 1 expects a letter in upper case
+	// (first byte, after '-'), state 2 one in lower case; 0 means the name
+	// is not canonical, or not a token, and textproto decides.
+	st := uint8(1)
+	for i := 0; i < len(name) && st != 0; i++ {
+		st = keyNext[st-1][name[i]]
+	}
+	if st == 0 {
+		return recase(name)
 	}
 	return name
 }
@@ -280,27 +268,20 @@ func recase(name string) string {
 	return textproto.CanonicalMIMEHeaderKey(name)
 }
 
-// Classes of the bytes of a field name, for canonicalKey.
-const (
-	keyInvalid uint8 = iota
-	keyLower
-	keyUpper
-	keyDash
-	keyOther
-)
-
-var keyClass = func() (t [256]uint8) {
+// keyNext is canonicalKey's state table: keyNext[state-1][c] is the state
+// after byte c.
+var keyNext = func() (t [2][256]uint8) {
 	for c := range 256 {
 		switch {
 		case !tcharTable[c]:
-		case 'a' <= c && c <= 'z':
-			t[c] = keyLower
-		case 'A' <= c && c <= 'Z':
-			t[c] = keyUpper
 		case c == '-':
-			t[c] = keyDash
+			t[0][c], t[1][c] = 1, 1
+		case 'a' <= c && c <= 'z':
+			t[1][c] = 2
+		case 'A' <= c && c <= 'Z':
+			t[0][c] = 2
 		default:
-			t[c] = keyOther
+			t[0][c], t[1][c] = 2, 2
 		}
 	}
 	return t

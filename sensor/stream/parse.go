@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
@@ -16,11 +17,18 @@ type Item struct {
 	At time.Time
 }
 
+// maxPresizedEvents bounds the events ParseSSE makes room for before it
+// has seen them.
+const maxPresizedEvents = 512
+
 // ParseSSE reads a complete event-stream body and stamps each event with
 // the arrival time of its last byte (the end of its dispatching empty line)
 // according to marks; see httpmsg.Body.TimeAt. With no marks At is zero.
 func ParseSSE(body []byte, marks []httpmsg.Mark, opts ...Option) []SSEEvent {
-	var events []SSEEvent
+	// An event ends at an empty line: in the usual LF-only stream the
+	// count of "\n\n" sizes the slice at once (CRLF streams grow it).
+	// Empty lines need not end events, so the guess is bounded.
+	events := make([]SSEEvent, 0, min(bytes.Count(body, []byte("\n\n"))+1, maxPresizedEvents))
 	when := arrival{marks: marks}
 	r := NewSSE(func(ev SSEEvent) {
 		ev.At = when.at(max(ev.End-1, 0))
@@ -29,6 +37,9 @@ func ParseSSE(body []byte, marks []httpmsg.Mark, opts ...Option) []SSEEvent {
 	r.slab = make([]byte, 0, len(body))
 	r.Feed(body, time.Time{})
 	r.Close()
+	if len(events) == 0 {
+		return nil // as before the slice was sized
+	}
 	return events
 }
 
