@@ -50,7 +50,8 @@ func TestEmitToExtensionSocket(t *testing.T) {
 	w.handler = client
 	w.start(t, Config{})
 	// Keep-alive: the connection must outlive the /proc scan that finds
-	// the client's pid (a sub-millisecond loopback exchange may not).
+	// the client's pid (a sub-millisecond loopback exchange may not); it
+	// is closed only once the flow has opened.
 	c := w.client("h2", true)
 	resp, err := c.Post("https://"+apiHost+"/v1/chat/completions", "application/json", strings.NewReader(`{"stream":true}`))
 	if err != nil {
@@ -58,6 +59,9 @@ func TestEmitToExtensionSocket(t *testing.T) {
 	}
 	io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// The flow opens once its process is attributed; closing the
+	// connection before that could beat the /proc scan under load.
+	sensor.WaitFor(t, "the flow to open at the sensor", func() bool { return len(sensor.Order) > 0 })
 	c.CloseIdleConnections()
 
 	ids := sensor.WaitClosed(t, 1)

@@ -98,7 +98,10 @@ type Proxy struct {
 	flowSeq atomic.Uint64
 	taps    sync.WaitGroup // flows whose handler has not seen Close yet
 	budget  *budget
-	procs   procFinder
+	// dispatch delivers every flow's captured bytes in the order they
+	// were forwarded (see tapDispatcher).
+	dispatch *tapDispatcher
+	procs    procFinder
 	// upSessions holds upstream session tickets (scoped per address and
 	// server name); verified remembers upstream chains already verified.
 	upSessions tls.ClientSessionCache
@@ -140,6 +143,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger.With("component", "proxy"), st: cfg.Stats, conns: map[net.Conn]struct{}{},
 		budget:     &budget{max: int64(cfg.TotalQueueBytes)},
+		dispatch:   &tapDispatcher{},
 		upSessions: tls.NewLRUClientSessionCache(upstreamSessionCacheSize),
 		verified:   newVerifiedChains(verifiedChainCacheSize)}
 	p.ln = cfg.Listener
@@ -216,7 +220,7 @@ func (p *Proxy) Run(ctx context.Context, h flow.Handler) error {
 
 func (p *Proxy) newTap(h flow.Handler, info *flow.Info, log *slog.Logger, attribute func(*flow.Info)) *flowTap {
 	p.taps.Add(1)
-	t := newFlowTap(h, info, int64(p.cfg.QueueBytes), p.st, log, attribute)
+	t := newFlowTap(h, info, int64(p.cfg.QueueBytes), p.st, log, attribute, p.dispatch)
 	t.shared = p.budget
 	go func() {
 		t.Wait()

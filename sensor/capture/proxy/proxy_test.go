@@ -59,6 +59,9 @@ func TestGoClientThroughProxy(t *testing.T) {
 					t.Fatalf("client spoke %s, server saw %s, want %s", resp.Proto, resp.Header.Get("X-Proto"), wantProto)
 				}
 			}
+			// The flow opens once its process is attributed: keep the
+			// connection until then, or the /proc scan may miss it.
+			w.rec.WaitFor(t, "the flow to open", func() bool { return len(w.rec.Order) > 0 })
 			c.CloseIdleConnections()
 			ids := w.rec.WaitClosed(t, 1)
 			if len(ids) != 1 {

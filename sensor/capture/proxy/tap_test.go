@@ -15,7 +15,7 @@ func TestTapGapsPerStream(t *testing.T) {
 	gate := make(chan struct{})
 	rec.SetGate(gate)
 	st := &stats.Counters{}
-	tap := newFlowTap(rec, &flow.Info{ID: "f"}, 10, st, quiet(), nil)
+	tap := newFlowTap(rec, &flow.Info{ID: "f"}, 10, st, quiet(), nil, nil)
 	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("0123456789")}) // fills the queue
 	tap.Chunk(flow.Chunk{Dir: flow.ClientToServer, StreamID: 0, Data: []byte("lost")})
 	tap.Chunk(flow.Chunk{Dir: flow.ServerToClient, StreamID: 4, Data: []byte("lost too")})
@@ -90,8 +90,8 @@ func TestTapSharedBudget(t *testing.T) {
 	rec.SetGate(gate)
 	b := &budget{max: 10}
 	st := &stats.Counters{}
-	a := newFlowTap(rec, &flow.Info{ID: "a"}, 100, st, quiet(), nil)
-	c := newFlowTap(rec, &flow.Info{ID: "c"}, 100, st, quiet(), nil)
+	a := newFlowTap(rec, &flow.Info{ID: "a"}, 100, st, quiet(), nil, nil)
+	c := newFlowTap(rec, &flow.Info{ID: "c"}, 100, st, quiet(), nil, nil)
 	a.shared, c.shared = b, b
 	a.Chunk(flow.Chunk{Data: []byte("12345678")})
 	c.Chunk(flow.Chunk{Data: []byte("abc")}) // over the shared budget

@@ -31,6 +31,9 @@ const (
 	maxFlowsPerConn   = 1 << 16
 	maxStreamsPerFlow = 1 << 12
 	writeTimeout      = 5 * time.Second
+	// shutdownDrain is how long a stopping server keeps reading what a
+	// client sent before it saw GOODBYE shutting_down.
+	shutdownDrain = time.Second
 )
 
 // ServerConfig configures a Server.
@@ -263,11 +266,14 @@ type serverConn struct {
 	stopped atomic.Bool
 }
 
-// shutdown tells the client the sensor is stopping and unblocks serve.
+// shutdown tells the client the sensor is stopping and bounds serve: frames
+// the client sent before it read GOODBYE (already in the socket buffer, or
+// on their way) are still read until the client closes or shutdownDrain
+// passes, so a flow handed over just before the stop is not lost.
 func (c *serverConn) shutdown() {
 	c.stopped.Store(true)
 	c.writeFrame(&Goodbye{Code: CodeShuttingDown, Message: "sensor is stopping"})
-	c.nc.SetReadDeadline(time.Now())
+	c.nc.SetReadDeadline(time.Now().Add(shutdownDrain))
 }
 
 func (c *serverConn) writeFrame(f Frame) error {
@@ -317,6 +323,12 @@ func (c *serverConn) serve() {
 			c.srv.st.Count("socket.protocol_error", 1)
 			c.log.Warn("extension socket: closing connection on protocol error", "code", pe.Code.String(), "reason", pe.Reason)
 			c.writeFrame(&Goodbye{Code: pe.Code, Message: pe.Reason})
+		case c.stopped.Load() && errors.Is(err, os.ErrDeadlineExceeded):
+			// The client kept sending past the drain: what it sent after
+			// that is not read.
+			c.srv.st.Count("socket.cut_at_shutdown", 1)
+			c.log.Warn("extension socket: client still sending when the sensor stopped; the rest of its data is lost",
+				"drain", shutdownDrain)
 		case err == nil, errors.Is(err, io.EOF), c.stopped.Load():
 			c.log.Debug("extension socket: client disconnected")
 		default:
