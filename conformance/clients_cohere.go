@@ -13,7 +13,6 @@ import (
 	cohereclient "github.com/cohere-ai/cohere-go/v2/client"
 	coherecore "github.com/cohere-ai/cohere-go/v2/core"
 	cohereoption "github.com/cohere-ai/cohere-go/v2/option"
-	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 )
 
@@ -23,18 +22,7 @@ import (
 // host as its base URL, the request leaves with the recorded body and
 // headers (recordedWire), and the SDK's types parse the response (its
 // typed API errors for a failure).
-type CohereSDK struct{}
-
-var cohereDriver = moreSDKDriver{applies: cohereApplies, call: cohereCall}
-
-// Applies reports whether every interaction of rec is a Cohere request the
-// SDK makes.
-func (CohereSDK) Applies(rec *cassette.Recording) bool { return cohereDriver.recordingApplies(rec) }
-
-// Drive re-issues every interaction through the SDK.
-func (CohereSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	return cohereDriver.drive(ctx, srv, rec)
-}
+var CohereSDK = moreSDKDriver{applies: cohereApplies, call: cohereCall}
 
 // cohereOperation returns the operation path of a Cohere API URL.
 func cohereOperation(raw string) (string, bool) {

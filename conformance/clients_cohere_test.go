@@ -26,7 +26,7 @@ func TestCohereSDKFailsOnWrongBytes(t *testing.T) {
 	right := cohereRecording(200, answer("Paris"))
 	wrong := cohereRecording(200, answer("Lyon"))
 	missing := cohereRecording(404, `{"id":"e1","message":"model not found"}`)
-	if !(CohereSDK{}).Applies(right) {
+	if !CohereSDK.Applies(right) {
 		t.Fatal("driver does not apply to a v2 chat")
 	}
 	for _, c := range []struct {
@@ -40,7 +40,7 @@ func TestCohereSDKFailsOnWrongBytes(t *testing.T) {
 		{"recorded 404", missing, missing, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := driveAgainst(t, loopback.H2, CohereSDK{}, c.served, c.expected)
+			err := driveAgainst(t, loopback.H2, CohereSDK, c.served, c.expected)
 			if c.ok && err != nil {
 				t.Errorf("want success: %v", err)
 			}

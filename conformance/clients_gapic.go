@@ -15,7 +15,6 @@ import (
 	"cloud.google.com/go/ai/generativelanguage/apiv1beta/generativelanguagepb"
 	"github.com/googleapis/gax-go/v2"
 	"github.com/googleapis/gax-go/v2/apierror"
-	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
@@ -33,18 +32,7 @@ import (
 // request body must decode strictly into the client's request message,
 // the client must build the recorded URL, and the request then leaves with
 // the recorded body and headers (recordedWire).
-type GAPICSDK struct{}
-
-var gapicDriver = moreSDKDriver{applies: gapicApplies, call: gapicCall}
-
-// Applies reports whether every interaction of rec is a Gemini API
-// request the generated REST client makes.
-func (GAPICSDK) Applies(rec *cassette.Recording) bool { return gapicDriver.recordingApplies(rec) }
-
-// Drive re-issues every interaction through the client.
-func (GAPICSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	return gapicDriver.drive(ctx, srv, rec)
-}
+var GAPICSDK = moreSDKDriver{applies: gapicApplies, call: gapicCall}
 
 // gapicQuery is the query the generated REST client puts on every call.
 const gapicQuery = "%24alt=json%3Benum-encoding%3Dint"

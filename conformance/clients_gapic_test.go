@@ -31,7 +31,7 @@ func TestGAPICApplies(t *testing.T) {
 		{"genai's URL", &cassette.Recording{Interactions: []cassette.Interaction{interaction("POST",
 			"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent", "", ok)}}, false},
 	} {
-		if got := (GAPICSDK{}).Applies(c.rec); got != c.want {
+		if got := GAPICSDK.Applies(c.rec); got != c.want {
 			t.Errorf("%s: Applies = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -61,7 +61,7 @@ func TestGAPICFailsOnWrongBytes(t *testing.T) {
 		{"a stream with fewer responses", shortStream, stream, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := driveAgainst(t, loopback.H2, GAPICSDK{}, c.served, c.expected)
+			err := driveAgainst(t, loopback.H2, GAPICSDK, c.served, c.expected)
 			if c.ok && err != nil {
 				t.Errorf("want success: %v", err)
 			}

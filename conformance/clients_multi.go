@@ -46,7 +46,7 @@ func stainlessPart(name string, eps []sdkEndpoint) sdkPart {
 func morePart(name string, d moreSDKDriver) sdkPart {
 	return sdkPart{
 		name:    name,
-		applies: func(in cassette.Interaction) bool { return d.recordingApplies(single(in)) },
+		applies: func(in cassette.Interaction) bool { return d.Applies(single(in)) },
 		drive: func(ctx context.Context, rt http.RoundTripper, in cassette.Interaction) error {
 			return d.call(ctx, wireClient(rt, in), in)
 		},
@@ -57,13 +57,13 @@ func multiSDKParts() []sdkPart {
 	return []sdkPart{
 		stainlessPart("openai-go", openAIEndpoints),
 		stainlessPart("anthropic-sdk-go", anthropicEndpoints),
-		morePart("genai", genaiDriver),
-		morePart("genai-vertex", vertexDriver),
-		morePart("anthropic-sdk-go-vertex", vertexAnthropicDriver),
-		morePart("generativelanguage-gapic", gapicDriver),
-		morePart("cohere-go", cohereDriver),
-		morePart("bedrockruntime", bedrockDriver),
-		morePart("ollama", ollamaDriver),
+		morePart("genai", GenAISDK),
+		morePart("genai-vertex", VertexSDK),
+		morePart("anthropic-sdk-go-vertex", VertexAnthropicSDK),
+		morePart("generativelanguage-gapic", GAPICSDK),
+		morePart("cohere-go", CohereSDK),
+		morePart("bedrockruntime", BedrockSDK),
+		morePart("ollama", OllamaSDK),
 	}
 }
 

@@ -77,13 +77,15 @@ func wireClient(rt http.RoundTripper, in cassette.Interaction) *http.Client {
 	return &http.Client{Transport: &recordedWire{next: rt, body: in.Request.Body, header: h}, Timeout: clientTimeout}
 }
 
-// moreSDKDriver is a driver that re-issues each interaction with call.
+// moreSDKDriver is an SDK driver (a loopback.Driver with Applies) that
+// re-issues each interaction with call; each SDK is one value of it.
 type moreSDKDriver struct {
 	applies func(in cassette.Interaction) bool
 	call    func(ctx context.Context, client *http.Client, in cassette.Interaction) error
 }
 
-func (d moreSDKDriver) recordingApplies(rec *cassette.Recording) bool {
+// Applies reports whether the SDK makes every interaction of rec.
+func (d moreSDKDriver) Applies(rec *cassette.Recording) bool {
 	if len(rec.Interactions) == 0 {
 		return false
 	}
@@ -103,7 +105,8 @@ func (d moreSDKDriver) recordingApplies(rec *cassette.Recording) bool {
 	return true
 }
 
-func (d moreSDKDriver) drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
+// Drive re-issues every interaction of rec through the SDK.
+func (d moreSDKDriver) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
 	rt, closeRT, err := srv.ClientTransport(loopback.ClientOptions{Compression: true})
 	if err != nil {
 		return err
@@ -145,20 +148,7 @@ func checkCallStatus(in cassette.Interaction, err error, statusOf func(error) (i
 
 // GenAISDK drives Gemini API generateContent, streamGenerateContent and
 // batchEmbedContents requests through google.golang.org/genai.
-type GenAISDK struct{}
-
-var genaiDriver = moreSDKDriver{applies: genaiApplies, call: genaiCall}
-
-// Applies reports whether every interaction of rec is a Gemini API request
-// the SDK makes: generateContent or batchEmbedContents with no query, or
-// streamGenerateContent with alt=sse (other query forms come from other
-// clients).
-func (GenAISDK) Applies(rec *cassette.Recording) bool { return genaiDriver.recordingApplies(rec) }
-
-// Drive re-issues every interaction through the SDK.
-func (GenAISDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	return genaiDriver.drive(ctx, srv, rec)
-}
+var GenAISDK = moreSDKDriver{applies: genaiApplies, call: genaiCall}
 
 // genaiOperation splits a Gemini API URL into its model and operation.
 func genaiOperation(raw string) (model, op string, ok bool) {
@@ -316,18 +306,7 @@ func geminiEmbed(ctx context.Context, c *genai.Client, model string, in cassette
 
 // OllamaSDK drives Ollama /api/chat, /api/generate and /api/pull requests
 // through github.com/ollama/ollama/api.
-type OllamaSDK struct{}
-
-var ollamaDriver = moreSDKDriver{applies: ollamaApplies, call: ollamaCall}
-
-// Applies reports whether every interaction of rec is a chat, generate or
-// pull request to a local Ollama.
-func (OllamaSDK) Applies(rec *cassette.Recording) bool { return ollamaDriver.recordingApplies(rec) }
-
-// Drive re-issues every interaction through the SDK.
-func (OllamaSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	return ollamaDriver.drive(ctx, srv, rec)
-}
+var OllamaSDK = moreSDKDriver{applies: ollamaApplies, call: ollamaCall}
 
 func ollamaApplies(in cassette.Interaction) bool {
 	u, err := url.Parse(in.Request.URL)
@@ -410,18 +389,7 @@ func ollamaCall(ctx context.Context, client *http.Client, in cassette.Interactio
 // Converse types are tagged unions without JSON decoding, so a Converse
 // request is built from the model id alone and leaves with the recorded
 // body; its response is parsed by the SDK's own deserialisers.
-type BedrockSDK struct{}
-
-var bedrockDriver = moreSDKDriver{applies: bedrockApplies, call: bedrockCall}
-
-// Applies reports whether every interaction of rec is a Bedrock runtime
-// model operation.
-func (BedrockSDK) Applies(rec *cassette.Recording) bool { return bedrockDriver.recordingApplies(rec) }
-
-// Drive re-issues every interaction through the SDK.
-func (BedrockSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	return bedrockDriver.drive(ctx, srv, rec)
-}
+var BedrockSDK = moreSDKDriver{applies: bedrockApplies, call: bedrockCall}
 
 // bedrockOperation splits a Bedrock runtime URL into region, model id and
 // operation.

@@ -35,16 +35,16 @@ func clientPaths() []capturePath {
 	}{
 		{"openai-go", OpenAISDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
 		{"anthropic-go", AnthropicSDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
-		{"genai-go", GenAISDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
-		{"vertex-go", VertexSDK{}, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
+		{"genai-go", GenAISDK, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
+		{"vertex-go", VertexSDK, []loopback.Transport{loopback.H1, loopback.H2, loopback.H3}},
 		// No fixture records Claude on Vertex AI yet: the path applies
 		// to none until one does (TestVertexAnthropicSDK covers it).
-		{"vertex-anthropic-go", VertexAnthropicSDK{}, []loopback.Transport{loopback.H2}},
-		{"gapic-go", GAPICSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
-		{"cohere-go", CohereSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
-		{"bedrock-go", BedrockSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
+		{"vertex-anthropic-go", VertexAnthropicSDK, []loopback.Transport{loopback.H2}},
+		{"gapic-go", GAPICSDK, []loopback.Transport{loopback.H1, loopback.H2}},
+		{"cohere-go", CohereSDK, []loopback.Transport{loopback.H1, loopback.H2}},
+		{"bedrock-go", BedrockSDK, []loopback.Transport{loopback.H1, loopback.H2}},
 		{"multi-sdk-go", MultiSDK{}, []loopback.Transport{loopback.H1, loopback.H2}},
-		{"ollama-go", OllamaSDK{}, []loopback.Transport{loopback.H1}},
+		{"ollama-go", OllamaSDK, []loopback.Transport{loopback.H1}},
 	}
 	for _, sdk := range sdks {
 		for _, tr := range sdk.transports {

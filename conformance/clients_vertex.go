@@ -14,7 +14,6 @@ import (
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/auth/httptransport"
-	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"google.golang.org/genai"
 )
@@ -30,18 +29,7 @@ import (
 // is the recorded URL; the request then leaves with the recorded body and
 // headers (recordedWire), so the goldens apply. The SDK's Vertex response
 // converters parse the replayed responses.
-type VertexSDK struct{}
-
-var vertexDriver = moreSDKDriver{applies: vertexApplies, call: vertexCall}
-
-// Applies reports whether every interaction of rec is a Vertex AI Gemini
-// request the SDK makes.
-func (VertexSDK) Applies(rec *cassette.Recording) bool { return vertexDriver.recordingApplies(rec) }
-
-// Drive re-issues every interaction through the SDK.
-func (VertexSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	return vertexDriver.drive(ctx, srv, rec)
-}
+var VertexSDK = moreSDKDriver{applies: vertexApplies, call: vertexCall}
 
 // vertexTarget is a Vertex AI publisher-model URL taken apart.
 type vertexTarget struct {

@@ -12,7 +12,6 @@ import (
 	anthropic "github.com/anthropics/anthropic-sdk-go/v2"
 	anthropicoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	anthropicvertex "github.com/anthropics/anthropic-sdk-go/v2/vertex"
-	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
@@ -27,20 +26,7 @@ import (
 // that URL is the recorded one. The request leaves with the recorded body
 // and headers (recordedWire); the SDK parses the response as it parses
 // Anthropic's own.
-type VertexAnthropicSDK struct{}
-
-var vertexAnthropicDriver = moreSDKDriver{applies: vertexAnthropicApplies, call: vertexAnthropicCall}
-
-// Applies reports whether every interaction of rec is a Claude request on
-// Vertex AI the SDK makes.
-func (VertexAnthropicSDK) Applies(rec *cassette.Recording) bool {
-	return vertexAnthropicDriver.recordingApplies(rec)
-}
-
-// Drive re-issues every interaction through the SDK.
-func (VertexAnthropicSDK) Drive(ctx context.Context, srv *loopback.Server, rec *cassette.Recording) error {
-	return vertexAnthropicDriver.drive(ctx, srv, rec)
-}
+var VertexAnthropicSDK = moreSDKDriver{applies: vertexAnthropicApplies, call: vertexAnthropicCall}
 
 // vertexAnthropicOperation splits a Claude-on-Vertex URL:
 // https://{host}/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:{rawPredict|streamRawPredict},

@@ -66,10 +66,10 @@ func TestVertexAnthropicSDK(t *testing.T) {
 		{"stream", stream, stream, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if !(VertexAnthropicSDK{}).Applies(c.expected) {
+			if !VertexAnthropicSDK.Applies(c.expected) {
 				t.Fatal("driver does not apply")
 			}
-			err := driveAgainst(t, loopback.H2, VertexAnthropicSDK{}, c.served, c.expected)
+			err := driveAgainst(t, loopback.H2, VertexAnthropicSDK, c.served, c.expected)
 			if c.ok && err != nil {
 				t.Errorf("want success: %v", err)
 			}

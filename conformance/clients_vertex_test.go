@@ -96,10 +96,10 @@ func TestVertexSDKFailsOnWrongBytes(t *testing.T) {
 		{"different count", wrongCount, count, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if !(VertexSDK{}).Applies(c.expected) {
+			if !VertexSDK.Applies(c.expected) {
 				t.Fatal("driver does not apply to the recording")
 			}
-			err := driveAgainst(t, loopback.H2, VertexSDK{}, c.served, c.expected)
+			err := driveAgainst(t, loopback.H2, VertexSDK, c.served, c.expected)
 			if c.ok && err != nil {
 				t.Errorf("want success: %v", err)
 			}
