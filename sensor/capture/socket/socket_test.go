@@ -263,20 +263,9 @@ func send(t *testing.T, conn net.Conn, frames ...Frame) {
 // expectGoodbye reads frames until a GOODBYE and then EOF.
 func expectGoodbye(t *testing.T, fr *FrameReader, code Code) {
 	t.Helper()
-	for {
-		f, err := fr.Next()
-		if err != nil {
-			t.Fatalf("connection ended without GOODBYE %s: %v", code, err)
-		}
-		if g, ok := f.(*Goodbye); ok {
-			if g.Code != code {
-				t.Fatalf("GOODBYE %s (%s), want %s", g.Code, g.Message, code)
-			}
-			if _, err := fr.Next(); !errors.Is(err, io.EOF) {
-				t.Fatalf("connection not closed after GOODBYE: %v", err)
-			}
-			return
-		}
+	expectGoodbyeCode(t, fr, code)
+	if _, err := fr.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("connection not closed after GOODBYE: %v", err)
 	}
 }
 
@@ -673,5 +662,63 @@ func TestBackpressureDropsAndReportsGaps(t *testing.T) {
 	}
 	if r.st.Get("socket.protocol_error") != 0 {
 		t.Error("client overran its credit")
+	}
+}
+
+// TestStoppingServerReadsWhatWasSent: frames a client sent before the
+// server began to stop are still delivered. The handler is held inside the
+// first DATA while the rest waits in the socket; the server stops (GOODBYE
+// shutting_down), the client closes, and only then is the handler let go.
+func TestStoppingServerReadsWhatWasSent(t *testing.T) {
+	path := filepath.Join(shortDir(t), "s.sock")
+	r := startServer(t, ServerConfig{Path: path})
+	gate := make(chan struct{})
+	r.rec.SetGate(gate)
+	conn, fr := rawConn(t, path)
+	send(t, conn, &Hello{Version: 1, MaxFrame: MinMaxFrame, Name: "raw"})
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	send(t, conn, &FlowOpen{FlowID: 1}, &Data{FlowID: 1, Seq: 0, Payload: []byte("first ")})
+	// Open is not gated: once it is seen, the server is on to the first
+	// DATA, which it had buffered with it, and waits at the gate.
+	r.rec.WaitFor(t, "the flow to open", func() bool { return len(r.rec.Order) == 1 })
+	send(t, conn, &Data{FlowID: 1, Seq: 6, Payload: []byte("second")}, &FlowClose{FlowID: 1})
+
+	go r.shutdown()
+	expectGoodbyeCode(t, fr, CodeShuttingDown)
+	conn.Close()
+	r.rec.SetGate(nil)
+	close(gate)
+	r.shutdown()
+
+	r.rec.Mu.Lock()
+	defer r.rec.Mu.Unlock()
+	id := r.rec.Order[0]
+	if got := joined(r.rec.Chunks[id], 0, 0); string(got) != "first second" {
+		t.Errorf("delivered %q, want %q", got, "first second")
+	}
+	if _, ok := r.rec.Closes[id]; !ok {
+		t.Error("flow not closed")
+	}
+	if n := r.st.Get("socket.cut_at_shutdown"); n != 0 {
+		t.Errorf("socket.cut_at_shutdown = %d for a client that closed", n)
+	}
+}
+
+// expectGoodbyeCode reads frames until a GOODBYE with code.
+func expectGoodbyeCode(t *testing.T, fr *FrameReader, code Code) {
+	t.Helper()
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			t.Fatalf("connection ended without GOODBYE %s: %v", code, err)
+		}
+		if g, ok := f.(*Goodbye); ok {
+			if g.Code != code {
+				t.Fatalf("GOODBYE %s (%s), want %s", g.Code, g.Message, code)
+			}
+			return
+		}
 	}
 }
