@@ -7,7 +7,6 @@ import "time"
 // to the idle interval once the ring has stayed empty for quietFor.
 type readPacer struct {
 	base, idle time.Duration
-	quietFor   time.Duration
 	quiet      time.Duration // time slept on an empty ring since the last record
 	next       time.Duration
 }
@@ -16,14 +15,14 @@ type readPacer struct {
 const quietFor = time.Second
 
 func newReadPacer(base, idle time.Duration) *readPacer {
-	return &readPacer{base: base, idle: max(idle, base), quietFor: quietFor, next: base}
+	return &readPacer{base: base, idle: max(idle, base), next: base}
 }
 
 // empty returns how long to sleep after finding the ring empty.
 func (p *readPacer) empty() time.Duration {
 	d := p.next
 	p.quiet += d
-	if p.quiet >= p.quietFor {
+	if p.quiet >= quietFor {
 		p.next = min(2*p.next, p.idle)
 	}
 	return d

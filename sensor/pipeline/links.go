@@ -76,22 +76,20 @@ func find(links []link, who caller) int {
 	return match
 }
 
-// put records a tool_call of callID made by who.
+// put records a tool_call of callID made by who. The stored slices are
+// only touched under l.mu, so they are changed in place.
 func (l *linker) put(who caller, callID string, v link) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	v.owner = who
 	links, _ := l.calls.Get(callID)
-	links = append([]link(nil), links...)
 	if i := find(links, who); i >= 0 && (links[i].owner == who || !links[i].owner.known()) {
 		// A repeat of the call, or a call whose result was seen from a
 		// flow that could not be attributed: the newest call wins.
-		v.answered = false
 		links[i] = v
-	} else {
-		links = append(links, v)
+		return
 	}
-	l.calls.Add(callID, links)
+	l.calls.Add(callID, append(links, v))
 }
 
 // answer marks the call's result as seen and returns the call's link as it
@@ -102,11 +100,9 @@ func (l *linker) answer(who caller, callID string) (call link, first bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	links, _ := l.calls.Get(callID)
-	links = append([]link(nil), links...)
 	i := find(links, who)
 	if i < 0 {
-		links = append(links, link{owner: who, answered: true})
-		l.calls.Add(callID, links)
+		l.calls.Add(callID, append(links, link{owner: who, answered: true}))
 		return link{}, true
 	}
 	call = links[i]
@@ -114,6 +110,5 @@ func (l *linker) answer(who caller, callID string) (call link, first bool) {
 	if !links[i].owner.known() {
 		links[i].owner = who
 	}
-	l.calls.Add(callID, links)
 	return call, !call.answered
 }
