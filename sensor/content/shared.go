@@ -1,12 +1,7 @@
 package content
 
 import (
-	"io"
 	"sync"
-
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
@@ -36,24 +31,14 @@ func (d *Decoder) borrow(codings []coding) {
 	for _, c := range codings {
 		switch c {
 		case codingGzip:
-			if d.gz == nil {
-				d.gz, _ = s.gz.Get().(*gzip.Reader)
-			}
+			take(&s.gz, &d.gz)
 		case codingDeflate:
-			if d.zl == nil {
-				d.zl, _ = s.zl.Get().(io.ReadCloser)
-			}
-			if d.fl == nil {
-				d.fl, _ = s.fl.Get().(io.ReadCloser)
-			}
+			take(&s.zl, &d.zl)
+			take(&s.fl, &d.fl)
 		case codingBrotli:
-			if d.br == nil {
-				d.br, _ = s.br.Get().(*brotli.Reader)
-			}
+			take(&s.br, &d.br)
 		case codingZstd:
-			if d.zs == nil {
-				d.zs, _ = s.zs.Get().(*zstd.Decoder)
-			}
+			take(&s.zs, &d.zs)
 		}
 	}
 }
@@ -63,24 +48,27 @@ func (d *Decoder) borrow(codings []coding) {
 // starts with Reset.
 func (d *Decoder) giveBack() {
 	s := d.shared
-	if d.gz != nil {
-		s.gz.Put(d.gz)
-		d.gz = nil
+	give(&s.gz, &d.gz)
+	give(&s.zl, &d.zl)
+	give(&s.fl, &d.fl)
+	give(&s.br, &d.br)
+	give(&s.zs, &d.zs)
+}
+
+// take fills an empty decompressor slot from pool (it stays empty when
+// the pool has none: the Decoder then makes one).
+func take[T comparable](pool *sync.Pool, slot *T) {
+	var none T
+	if *slot == none {
+		*slot, _ = pool.Get().(T)
 	}
-	if d.zl != nil {
-		s.zl.Put(d.zl)
-		d.zl = nil
-	}
-	if d.fl != nil {
-		s.fl.Put(d.fl)
-		d.fl = nil
-	}
-	if d.br != nil {
-		s.br.Put(d.br)
-		d.br = nil
-	}
-	if d.zs != nil {
-		s.zs.Put(d.zs)
-		d.zs = nil
+}
+
+// give empties a decompressor slot into pool.
+func give[T comparable](pool *sync.Pool, slot *T) {
+	var none T
+	if *slot != none {
+		pool.Put(*slot)
+		*slot = none
 	}
 }
