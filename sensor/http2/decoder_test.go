@@ -3,7 +3,9 @@ package http2_test
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -400,4 +402,52 @@ func exchangeDiff(a, b *httpmsg.Exchange) string {
 	}
 	return cmp.Diff(a, b, cmpopts.IgnoreFields(httpmsg.Exchange{}, "Flow"),
 		cmp.Comparer(func(x, y []byte) bool { return bytes.Equal(x, y) }))
+}
+
+// TestLiveCancelAfterWholeBody: the server declares a Content-Length,
+// sends the whole body and holds END_STREAM back; the client reads every
+// byte and closes the body, so Go's transport resets the stream with
+// CANCEL. Nothing was cut, so the exchange is complete. On a second
+// stream the server sends only half the declared body before waiting: that
+// reset does cut the response, which stays partial.
+func TestLiveCancelAfterWholeBody(t *testing.T) {
+	body := []byte(`{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"OK"},"finish_reason":"stop"}]}`)
+	l := newLiveConn(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(200)
+		n, _ := strconv.Atoi(r.URL.Query().Get("read"))
+		_, _ = w.Write(body[:n])
+		w.(http.Flusher).Flush()
+		select { // END_STREAM only once the client has given up
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}), nil)
+	for _, n := range []int{len(body), len(body) / 2} {
+		resp, err := l.cc.RoundTrip(newRequest(t, "POST", fmt.Sprintf("/v1/chat/completions?read=%d", n), chatBody()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	r := decodeRecs(t, l.finish(t))
+	m := byStream(r.xs)
+	whole, half := m[1], m[3]
+	if whole == nil || half == nil {
+		t.Fatalf("exchanges %v", m)
+	}
+	if whole.Partial || !whole.Response.Complete || !bytes.Equal(whole.Response.Body.Data, body) {
+		t.Errorf("whole body read, then CANCEL: partial=%v notes %q", whole.Partial, whole.Notes)
+	}
+	if !half.Partial || half.Response.Complete || !hasNote(half, "stream reset by client: CANCEL") {
+		t.Errorf("half body read, then CANCEL: partial=%v notes %q", half.Partial, half.Notes)
+	}
+	if n := r.count("http2.reset_after_complete"); n != 1 {
+		t.Errorf("http2.reset_after_complete = %d, want 1", n)
+	}
 }

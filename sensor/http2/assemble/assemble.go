@@ -517,6 +517,20 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 	return x
 }
 
+// Reset records a peer's stream reset. A reset that arrives after both
+// messages are whole — the request ended and the response reached its
+// declared Content-Length — cuts nothing: clients routinely cancel a stream
+// they have finished reading before the server's trailing END_STREAM
+// frame arrives. Such a reset leaves the exchange complete and Reset
+// reports false; any other reset aborts it with the note and reports true.
+func (e *Exchange) Reset(note string) (aborted bool) {
+	if e.Ended(Request) && e.lengthReached(Response) {
+		return false
+	}
+	e.Abort(note)
+	return true
+}
+
 // Abort marks the response as not completed (reset, lost bytes, GOAWAY)
 // with a note; Finish still delivers what was seen.
 func (e *Exchange) Abort(note string) {
