@@ -475,7 +475,7 @@ func (dir *direction) handle(f http2.Frame) {
 		d.rec.Count("http2.continuation_missing", 1)
 	case *http2.RSTStreamFrame:
 		if x := d.streams[f.StreamID]; x != nil {
-			if !x.Reset(fmt.Sprintf("stream reset by %s: %v", peerName(dir.dir), f.ErrCode)) {
+			if !x.Reset(dir.dir == flow.ClientToServer, fmt.Sprintf("stream reset by %s: %v", peerName(dir.dir), f.ErrCode)) {
 				d.rec.Count("http2.reset_after_complete", 1)
 			}
 			d.deliver(f.StreamID, dir.at)

@@ -31,6 +31,14 @@ type Exchange struct {
 	// reset stream, a response that never finished. Notes says what.
 	Partial bool
 	Notes   []string
+	// ClientCancelled is set when the only thing that kept the exchange
+	// from completing was the client resetting the stream after its request
+	// ended, while a response of undeclared length was arriving. Clients
+	// routinely do this once they have read an event stream's last event,
+	// before the server's end-of-stream arrives; whether the response had
+	// all arrived is for the content to tell (a stream's own end marker).
+	// Partial and Notes still describe the reset.
+	ClientCancelled bool
 }
 
 // Request is a decoded HTTP request.

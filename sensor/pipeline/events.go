@@ -77,8 +77,16 @@ func hostWithoutDefaultPort(x *httpmsg.Exchange) string {
 func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target, api string, res *provider.Result) {
 	info := fs.info
 	proc, actor, attrs := fs.shared()
-	partial := x.Partial || res.Partial
-	conf := p.confidence(info, t, partial, append(append([]string(nil), x.Notes...), res.Notes...))
+	xPartial, xNotes := x.Partial, x.Notes
+	whole := res.SettleClientCancel(x)
+	if whole {
+		// The client reset the stream after reading the stream's own end
+		// marker: nothing of the response was cut.
+		p.stats.Count("http.client_cancel_after_stream_end", 1)
+		xPartial, xNotes = false, nil
+	}
+	partial := xPartial || res.Partial
+	conf := p.confidence(info, t, partial, append(append([]string(nil), xNotes...), res.Notes...))
 
 	reqAt := x.Request.Start
 	if reqAt.IsZero() {
@@ -149,7 +157,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		// embeddings have (input count, dimensions).
 		e := res.Embedding
 		e.RequestID = requestID
-		rconf := responseConfidence(conf, x)
+		rconf := responseConfidence(conf, x, whole)
 		rev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
 		p.finish(rev, info, proc, actor, attrs, rconf, "response")
 		rev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
@@ -166,7 +174,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		if p.cfg.Content == ContentMetadata {
 			redactResponse(r)
 		}
-		rconf := responseConfidence(conf, x)
+		rconf := responseConfidence(conf, x, whole)
 		ev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, r)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
 		ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
@@ -219,9 +227,9 @@ func (a *relatedArena) take(rs ...oisp.Related) []oisp.Related {
 }
 
 // responseConfidence is the request's confidence, partial when the
-// response did not complete.
-func responseConfidence(conf oisp.Confidence, x *httpmsg.Exchange) oisp.Confidence {
-	if x.Response != nil && !x.Response.Complete {
+// response did not complete (and the content did not show it whole).
+func responseConfidence(conf oisp.Confidence, x *httpmsg.Exchange, whole bool) oisp.Confidence {
+	if x.Response != nil && !x.Response.Complete && !whole {
 		conf.Completeness = oisp.CompletePartial
 	}
 	return conf

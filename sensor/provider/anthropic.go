@@ -733,4 +733,5 @@ func (s *anthropicStream) finish(res *Result, resp *oisp.AIResponse) {
 	if s.events > 0 && !s.stopped {
 		res.note(noteStreamUnterminated)
 	}
+	res.StreamEnded = s.stopped
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,26 @@ func (r *Result) note(n string) {
 	default:
 		r.Partial = true
 	}
+}
+
+// SettleClientCancel gives the content's verdict on an exchange the client
+// cancelled (httpmsg.Exchange.ClientCancelled): when the stream carried its
+// own end marker, nothing was cut, so the incompleteness taken from the
+// transport is withdrawn. It reports whether the response is whole.
+func (r *Result) SettleClientCancel(x *httpmsg.Exchange) bool {
+	if !x.ClientCancelled || !r.StreamEnded {
+		return false
+	}
+	r.Notes = slices.DeleteFunc(r.Notes, func(n string) bool { return n == noteResponseIncomplete })
+	r.Partial = false
+	for _, n := range r.Notes {
+		switch n {
+		case noteUnknownHostOpenAI, noteUnknownHostAnthropic:
+		default:
+			r.Partial = true
+		}
+	}
+	return true
 }
 
 // providerOf describes the provider: the schema enum name, the sensor's id

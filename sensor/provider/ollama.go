@@ -331,6 +331,7 @@ func (a *ollamaAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if !a.done {
 		res.note(noteStreamUnterminated)
 	}
+	res.StreamEnded = a.done
 }
 
 func (a ollamaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {

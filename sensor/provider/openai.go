@@ -739,6 +739,7 @@ func (s *openaiChatStream) finish(res *Result, resp *oisp.AIResponse) {
 	if s.events > 0 && !s.done {
 		res.note(noteStreamUnterminated)
 	}
+	res.StreamEnded = s.done
 }
 
 // decodeOpenAIChatSSE decodes an SSE chat or legacy completions body.

@@ -364,6 +364,7 @@ func (s *responsesStream) finish(res *Result, resp *oisp.AIResponse) {
 	switch {
 	case s.final != nil:
 		fillResponsesObject(s.final, s.items, resp)
+		res.StreamEnded = true
 	case s.started != nil || len(s.items) > 0:
 		obj := s.started
 		if obj == nil {

@@ -66,6 +66,11 @@ type Result struct {
 	// undecodable stream events); Notes say why.
 	Partial bool
 	Notes   []string
+	// StreamEnded is set when a streamed body carried its format's own end
+	// marker ([DONE], message_stop, the final response object, done:true):
+	// the response is whole even if the transport saw the client reset the
+	// stream before the server's end-of-stream arrived.
+	StreamEnded bool
 }
 
 // ToolResult is a tool output found in a request.

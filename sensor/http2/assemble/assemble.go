@@ -120,6 +120,7 @@ type Exchange struct {
 	encoding    [2]string
 	lost        [2]bool // bytes of the side were lost
 	aborted     bool    // reset, refused or cut short by GOAWAY
+	clientReset string  // the note of a client's reset of an undeclared-length response
 	finished    bool
 }
 
@@ -505,7 +506,7 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 		resp.Complete = e.ended[Response] && !e.aborted && !e.lost[Response]
 		resp.End = e.lastAt[Response]
 		if !resp.Complete {
-			e.Note("response incomplete")
+			e.Note(noteResponseIncomplete)
 			if end.After(resp.End) {
 				resp.End = end
 			}
@@ -513,9 +514,12 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 		if resp.End.IsZero() {
 			resp.End = resp.Start
 		}
+		x.ClientCancelled = e.onlyClientReset()
 	}
 	return x
 }
+
+const noteResponseIncomplete = "response incomplete"
 
 // Reset records a peer's stream reset. A reset that arrives after both
 // messages are whole — the request ended and the response reached its
@@ -523,11 +527,33 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 // they have finished reading before the server's trailing END_STREAM
 // frame arrives. Such a reset leaves the exchange complete and Reset
 // reports false; any other reset aborts it with the note and reports true.
-func (e *Exchange) Reset(note string) (aborted bool) {
+// A client's reset of a response without a declared length is remembered
+// so that Finish can mark the exchange ClientCancelled.
+func (e *Exchange) Reset(byClient bool, note string) (aborted bool) {
 	if e.Ended(Request) && e.lengthReached(Response) {
 		return false
 	}
+	if byClient && e.Ended(Request) && e.x.Response != nil && !e.ended[Response] &&
+		e.x.Response.Header.Get("Content-Length") == "" {
+		e.clientReset = note
+	}
 	e.Abort(note)
+	return true
+}
+
+// onlyClientReset reports whether a client reset recorded by Reset is the
+// exchange's only shortfall: nothing lost, nothing truncated, no other
+// note.
+func (e *Exchange) onlyClientReset() bool {
+	if e.clientReset == "" || e.lost[Request] || e.lost[Response] ||
+		e.x.Request.Body.Truncated || e.x.Response.Body.Truncated {
+		return false
+	}
+	for _, n := range e.x.Notes {
+		if n != e.clientReset && n != noteResponseIncomplete {
+			return false
+		}
+	}
 	return true
 }
 
