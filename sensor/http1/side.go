@@ -969,6 +969,9 @@ func (s *side) finish(at time.Time) {
 			s.salvage()
 		}
 	default:
+		if s.endUnseenOnly() {
+			s.ex.x.EndUnseen = true
+		}
 		s.abandon(s.what() + " body incomplete: flow ended")
 	}
 	if s.d.switched {
@@ -977,6 +980,18 @@ func (s *side) finish(at time.Time) {
 	s.buf = s.buf[:0]
 	s.ov = overflow{}
 	s.st = stEnded
+}
+
+// endUnseenOnly reports whether a response ending with its flow lacks
+// nothing but its last chunk: the request ended whole, the chunked body
+// stopped between two chunks, and nothing was lost, truncated or left
+// content-coded (a coded body cut there would not decode). Clients that
+// stop at an event stream's last event and close see exactly this.
+func (s *side) endUnseenOnly() bool {
+	e := s.ex
+	return !s.isClient() && e != nil && s.st == stChunkSize && len(s.buf) == 0 &&
+		e.reqDone && !e.orphan && !e.x.Partial && !e.respLost && !s.body.Truncated &&
+		len(s.transfer) == 0 && len(s.header["Content-Encoding"]) == 0
 }
 
 // addMark records that body bytes up to off had arrived by at: one mark

@@ -240,8 +240,8 @@ func checkCancelRecording(t *testing.T, r result) {
 	c := m[3]
 	// The HTTP layer cannot tell a cut event stream from a whole one whose
 	// END_STREAM had not arrived: it says the client cancelled it.
-	if c.Request.Target != "/v1/chat/completions?c=1" || c.Response == nil || c.Response.Complete || !hasNote(c, "stream reset by client: CANCEL") || !c.ClientCancelled {
-		t.Errorf("cancelled stream: target %q notes %q cancelled %v", c.Request.Target, c.Notes, c.ClientCancelled)
+	if c.Request.Target != "/v1/chat/completions?c=1" || c.Response == nil || c.Response.Complete || !hasNote(c, "stream reset by client: CANCEL") || !c.EndUnseen {
+		t.Errorf("cancelled stream: target %q notes %q cancelled %v", c.Request.Target, c.Notes, c.EndUnseen)
 	}
 	if got := len(c.Response.Body.Data); got < 3*len(sseEvents()[0]) || got >= len(joinEvents(sseEvents()[:20])) {
 		t.Errorf("cancelled stream body %d bytes", got)
@@ -446,8 +446,8 @@ func TestLiveCancelAfterWholeBody(t *testing.T) {
 	if whole.Partial || !whole.Response.Complete || !bytes.Equal(whole.Response.Body.Data, body) {
 		t.Errorf("whole body read, then CANCEL: partial=%v notes %q", whole.Partial, whole.Notes)
 	}
-	if !half.Partial || half.Response.Complete || !hasNote(half, "stream reset by client: CANCEL") || half.ClientCancelled {
-		t.Errorf("half body read, then CANCEL: partial=%v notes %q cancelled %v", half.Partial, half.Notes, half.ClientCancelled)
+	if !half.Partial || half.Response.Complete || !hasNote(half, "stream reset by client: CANCEL") || half.EndUnseen {
+		t.Errorf("half body read, then CANCEL: partial=%v notes %q cancelled %v", half.Partial, half.Notes, half.EndUnseen)
 	}
 	if n := r.count("http2.reset_after_complete"); n != 1 {
 		t.Errorf("http2.reset_after_complete = %d, want 1", n)

@@ -7,6 +7,7 @@ package httpmsg
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,14 +32,25 @@ type Exchange struct {
 	// reset stream, a response that never finished. Notes says what.
 	Partial bool
 	Notes   []string
-	// ClientCancelled is set when the only thing that kept the exchange
-	// from completing was the client resetting the stream after its request
-	// ended, while a response of undeclared length was arriving. Clients
-	// routinely do this once they have read an event stream's last event,
-	// before the server's end-of-stream arrives; whether the response had
-	// all arrived is for the content to tell (a stream's own end marker).
-	// Partial and Notes still describe the reset.
-	ClientCancelled bool
+	// EndUnseen is set when the only thing that kept the exchange from
+	// completing is that the end of a response of undeclared length was
+	// not seen, after the request ended and with nothing lost: the client
+	// reset the stream (HTTP/2), or the flow ended between two chunks
+	// (HTTP/1.1). Clients routinely stop at an event stream's last event
+	// and close before the server's end-of-stream arrives, so whether the
+	// response had all arrived is for the content to tell (a stream's own
+	// end marker). Partial and Notes still describe what was not seen.
+	EndUnseen bool
+}
+
+// OnlyNoted reports whether every note of the exchange is one of allowed.
+func (x *Exchange) OnlyNoted(allowed ...string) bool {
+	for _, n := range x.Notes {
+		if !slices.Contains(allowed, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // Request is a decoded HTTP request.

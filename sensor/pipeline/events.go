@@ -78,11 +78,11 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	info := fs.info
 	proc, actor, attrs := fs.shared()
 	xPartial, xNotes := x.Partial, x.Notes
-	whole := res.SettleClientCancel(x)
+	whole := res.SettleEndUnseen(x)
 	if whole {
-		// The client reset the stream after reading the stream's own end
-		// marker: nothing of the response was cut.
-		p.stats.Count("http.client_cancel_after_stream_end", 1)
+		// The transport missed only the response's end, and the stream
+		// carried its own end marker: nothing of the response was cut.
+		p.stats.Count("http.end_unseen_after_stream_end", 1)
 		xPartial, xNotes = false, nil
 	}
 	partial := xPartial || res.Partial

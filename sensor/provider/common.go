@@ -75,12 +75,13 @@ func (r *Result) note(n string) {
 	}
 }
 
-// SettleClientCancel gives the content's verdict on an exchange the client
-// cancelled (httpmsg.Exchange.ClientCancelled): when the stream carried its
-// own end marker, nothing was cut, so the incompleteness taken from the
-// transport is withdrawn. It reports whether the response is whole.
-func (r *Result) SettleClientCancel(x *httpmsg.Exchange) bool {
-	if !x.ClientCancelled || !r.StreamEnded {
+// SettleEndUnseen gives the content's verdict on an exchange whose
+// response end the transport did not see (httpmsg.Exchange.EndUnseen):
+// when the stream carried its own end marker, nothing was cut, so the
+// incompleteness taken from the transport is withdrawn. It reports whether
+// the response is whole.
+func (r *Result) SettleEndUnseen(x *httpmsg.Exchange) bool {
+	if !x.EndUnseen || !r.StreamEnded {
 		return false
 	}
 	r.Notes = slices.DeleteFunc(r.Notes, func(n string) bool { return n == noteResponseIncomplete })

@@ -514,7 +514,7 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 		if resp.End.IsZero() {
 			resp.End = resp.Start
 		}
-		x.ClientCancelled = e.onlyClientReset()
+		x.EndUnseen = e.onlyClientReset()
 	}
 	return x
 }
@@ -528,7 +528,7 @@ const noteResponseIncomplete = "response incomplete"
 // frame arrives. Such a reset leaves the exchange complete and Reset
 // reports false; any other reset aborts it with the note and reports true.
 // A client's reset of a response without a declared length is remembered
-// so that Finish can mark the exchange ClientCancelled.
+// so that Finish can mark the exchange EndUnseen.
 func (e *Exchange) Reset(byClient bool, note string) (aborted bool) {
 	if e.Ended(Request) && e.lengthReached(Response) {
 		return false
@@ -549,12 +549,7 @@ func (e *Exchange) onlyClientReset() bool {
 		e.x.Request.Body.Truncated || e.x.Response.Body.Truncated {
 		return false
 	}
-	for _, n := range e.x.Notes {
-		if n != e.clientReset && n != noteResponseIncomplete {
-			return false
-		}
-	}
-	return true
+	return e.x.OnlyNoted(e.clientReset, noteResponseIncomplete)
 }
 
 // Abort marks the response as not completed (reset, lost bytes, GOAWAY)
