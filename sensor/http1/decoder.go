@@ -45,7 +45,6 @@ const (
 	TokenBadChunkSize      = "http1.bad_chunk_size"      // unreadable chunk-size lines (count)
 	TokenBadChunkEnd       = "http1.bad_chunk_end"       // chunks not followed by CRLF (count)
 	TokenBodyTruncated     = "http1.body_truncated"      // body bytes over Limits.MaxBody
-	TokenRequestTrailer    = "http1.request_trailer"     // request trailer bytes (not kept)
 	TokenUpgradedBytes     = "http1.upgraded_bytes"      // bytes after 101 with no next decoder
 	TokenTunnelBytes       = "http1.tunnel_bytes"        // bytes after a CONNECT 2xx with no next decoder
 	TokenH2Preface         = "http1.h2_preface"          // flows opening with the HTTP/2 preface (count)

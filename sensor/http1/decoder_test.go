@@ -151,11 +151,15 @@ func TestDecoder(t *testing.T) {
 			},
 		},
 		{
-			name: "chunked request with trailers drops and counts them",
+			name: "chunked request with trailers keeps them",
 			chunks: both("POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n",
 				ok("")),
-			want:   []summary{{0, "POST", "/u", "h", "abc", 200, "", true, false}},
-			counts: map[string]int64{TokenRequestTrailer: int64(len("X-Sum: 1\r\n\r\n"))},
+			want: []summary{{0, "POST", "/u", "h", "abc", 200, "", true, false}},
+			check: func(t *testing.T, r result) {
+				if got := r.xs[0].Request.Trailer.Get("X-Sum"); got != "1" {
+					t.Errorf("request trailer X-Sum %q", got)
+				}
+			},
 		},
 		{
 			name: "Expect: 100-continue: the interim response is skipped",

@@ -541,20 +541,18 @@ func (s *side) trailer(p []byte, at time.Time) int {
 	return take
 }
 
-// trailerBlock keeps response trailers; request trailers have no place in
-// the model and are counted.
+// trailerBlock keeps the trailer fields of the message.
 func (s *side) trailerBlock(fields string) {
 	if strings.TrimSpace(fields) == "" {
-		return
-	}
-	if s.isClient() {
-		s.d.rec.Count(TokenRequestTrailer, int64(len(fields)))
-		addNote(s.ex.x, "request trailers dropped")
 		return
 	}
 	h := make(http.Header)
 	if bad := parseFields(fields, h); bad > 0 {
 		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
+	}
+	if s.isClient() {
+		s.ex.x.Request.Trailer = h
+		return
 	}
 	s.ex.x.Response.Trailer = h
 }

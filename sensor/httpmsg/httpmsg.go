@@ -62,9 +62,10 @@ type Request struct {
 	Authority string
 	// Target is the request target as sent: origin-form path with query
 	// ("/v1/chat/completions?x=1"), or absolute-form for proxy requests.
-	Target string
-	Header http.Header
-	Body   Body
+	Target  string
+	Header  http.Header
+	Trailer http.Header // chunked (HTTP/1.1) or trailing HEADERS (HTTP/2, HTTP/3)
+	Body    Body
 	Start  time.Time // first byte of the request
 	End    time.Time // last byte of the request
 }

@@ -76,7 +76,7 @@ type Config struct {
 	// concatenate strings.
 	content *content.Decoder
 	tokBodyTruncated, tokConnBudget, tokMissingStatus, tokUnknownPseudo,
-	tokInformational, tokReqTrailers, tokBadContentLength, tokHeaderBudget string
+	tokInformational, tokBadContentLength, tokHeaderBudget string
 }
 
 // Init fills defaults; call it once before Start.
@@ -97,7 +97,6 @@ func (c *Config) Init() {
 	c.tokMissingStatus = p + "missing_status"
 	c.tokUnknownPseudo = p + "unknown_pseudo_header"
 	c.tokInformational = p + "informational_response"
-	c.tokReqTrailers = p + "request_trailers"
 	c.tokBadContentLength = p + "bad_content_length"
 	c.tokHeaderBudget = p + "connection_header_budget_exceeded"
 }
@@ -263,14 +262,11 @@ func (e *Exchange) looksLikeTrailers(side Side, b Block) bool {
 func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 	r := &e.x.Request
 	if e.headersSeen[Request] {
-		// httpmsg.Request has no trailer field; request trailers are rare
-		// (gRPC clients do not send them) and are kept with the headers.
-		e.cfg.Rec.Count(e.cfg.tokReqTrailers, 1)
-		if r.Header == nil {
-			r.Header = make(http.Header, len(fields))
+		if r.Trailer == nil {
+			r.Trailer = make(http.Header, len(fields))
 		}
 		e.countPseudo(fields)
-		addFields(r.Header, fields, isPseudo)
+		addFields(r.Trailer, fields, isPseudo)
 		return
 	}
 	e.headersSeen[Request] = true
