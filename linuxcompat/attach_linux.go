@@ -360,6 +360,8 @@ func (a *attacher) program(name string, multi bool) *ebpf.Program {
 			return o.multi.GoReadEnterMulti
 		case progGoReadRet:
 			return o.multi.GoReadRetMulti
+		case progGoReadCopy:
+			return o.multi.GoReadCopyMulti
 		}
 		return nil
 	}
@@ -374,6 +376,8 @@ func (a *attacher) program(name string, multi bool) *ebpf.Program {
 		return o.GoReadEnter
 	case progGoReadRet:
 		return o.GoReadRet
+	case progGoReadCopy:
+		return o.GoReadCopy
 	}
 	return nil
 }

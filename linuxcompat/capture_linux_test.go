@@ -244,7 +244,7 @@ func TestCaptureGoClient(t *testing.T) {
 				cmd, release = runGoClient(t, bin, srv.URL+"/go", srv.caFile, body)
 			}
 			a := waitAttached(t, src, bin)
-			if a.Library != "go" || len(a.Symbols) != 2 || a.Probes < 4 {
+			if a.Library != "go" || len(a.Symbols) != 2 || a.Probes < 3 {
 				t.Errorf("attachment = %+v", a)
 			}
 			out := release()

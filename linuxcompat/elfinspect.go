@@ -38,6 +38,7 @@ const (
 	progGoWrite     = "go_write"
 	progGoReadEnter = "go_read_enter"
 	progGoReadRet   = "go_read_ret"
+	progGoReadCopy  = "go_read_copy"
 )
 
 // probeSpec is one uprobe to place in a file.
@@ -81,6 +82,7 @@ var cFunctions = []struct {
 const (
 	goTLSWrite = "crypto/tls.(*Conn).Write"
 	goTLSRead  = "crypto/tls.(*Conn).Read"
+	goMemmove  = "runtime.memmove"
 )
 
 // tlsLibraryName reports whether a file name looks like a TLS library we
@@ -255,7 +257,7 @@ func inspectGo(f *elf.File, path string) (inspection, bool) {
 		return ins, true
 	}
 
-	funcs, err := goFunctions(f, pcln, goTLSWrite, goTLSRead)
+	funcs, err := goFunctions(f, pcln, goTLSWrite, goTLSRead, goMemmove)
 	if err != nil {
 		ins.Library = ""
 		ins.Unsupported = "cannot read Go symbol table: " + err.Error()
@@ -288,6 +290,14 @@ func inspectGo(f *elf.File, path string) (inspection, bool) {
 		if err != nil {
 			return inspection{Unsupported: err.Error()}, true
 		}
+		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Offset: goBodyStart(code), Program: progGoReadEnter, Cookie: fnGoReadEnter})
+		if mm, ok := funcs[goMemmove]; ok {
+			if calls, err := findCallsTo(code, r.entry, mm.entry); err == nil && len(calls) == 1 {
+				ins.Symbols = append(ins.Symbols, goTLSRead+"+copy")
+				ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Offset: calls[0], Program: progGoReadCopy, Cookie: fnGoReadEnter})
+				return ins, true
+			}
+		}
 		rets, err := findRETs(code)
 		if err != nil || len(rets) == 0 {
 			reason := "no RET instructions found in " + goTLSRead
@@ -297,7 +307,6 @@ func inspectGo(f *elf.File, path string) (inspection, bool) {
 			return inspection{Unsupported: reason}, true
 		}
 		ins.Symbols = append(ins.Symbols, goTLSRead+"+"+strconv.Itoa(len(rets))+"ret")
-		ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Offset: goBodyStart(code), Program: progGoReadEnter, Cookie: fnGoReadEnter})
 		for _, ro := range rets {
 			ins.Probes = append(ins.Probes, probeSpec{Symbol: goTLSRead, Address: off, Offset: ro, Program: progGoReadRet, Cookie: fnGoReadEnter})
 		}
@@ -327,9 +336,17 @@ func goVersionAtLeast(v string, minor int) bool {
 }
 
 // goFunctions finds functions by name: from .symtab when present, else from
-// .gopclntab (which survives -ldflags=-s -w).
+// .gopclntab (which survives -ldflags=-s -w). The last name in names may
+// be a runtime function present in every Go binary (runtime.memmove): it
+// is looked up but does not count when deciding whether the binary holds
+// any of the others, which spares parsing the table of binaries without
+// crypto/tls.
 func goFunctions(f *elf.File, pcln *elf.Section, names ...string) (map[string]goFunc, error) {
 	out := map[string]goFunc{}
+	wanted := names
+	if len(names) > 1 && strings.HasPrefix(names[len(names)-1], "runtime.") {
+		wanted = names[:len(names)-1]
+	}
 	syms, err := lookupSymbols(f, elf.SHT_SYMTAB, names)
 	if err != nil {
 		return nil, err
@@ -355,7 +372,7 @@ func goFunctions(f *elf.File, pcln *elf.Section, names ...string) (map[string]go
 	// Parsing the whole table is slow for big binaries; most Go programs
 	// do not contain crypto/tls at all.
 	present := false
-	for _, n := range names {
+	for _, n := range wanted {
 		if bytes.Contains(data, append([]byte(n), 0)) {
 			present = true
 		}
@@ -453,6 +470,33 @@ type readerAtOffset struct{ p *elf.Prog }
 
 func (r readerAtOffset) ReadAt(b []byte, off int64) (int, error) {
 	return r.p.ReadAt(b, off-int64(r.p.Off))
+}
+
+// findCallsTo decodes amd64 machine code linearly (code starts at address
+// entry) and returns the offsets of every direct CALL to target.
+//
+// (*Conn).Read copies the decrypted plaintext into the caller's buffer with
+// one CALL runtime.memmove (bytes.Reader.Read inlined); when there is
+// exactly one, a uprobe on it sees destination, source and length in AX,
+// BX and CX and replaces the probes on every RET. x86 uprobes emulate a
+// CALL but single-step a RET, which costs several microseconds a hit on
+// our VMs. Any other count (a future Go that compiles Read differently)
+// keeps the RET probes.
+func findCallsTo(code []byte, entry, target uint64) ([]uint64, error) {
+	var calls []uint64
+	for pc := 0; pc < len(code); {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("decode instruction at +%#x: %w", pc, err)
+		}
+		if inst.Op == x86asm.CALL && inst.Len == 5 && code[pc] == 0xe8 {
+			if rel, ok := inst.Args[0].(x86asm.Rel); ok && entry+uint64(pc+inst.Len)+uint64(int64(rel)) == target {
+				calls = append(calls, uint64(pc))
+			}
+		}
+		pc += inst.Len
+	}
+	return calls, nil
 }
 
 // findRETs decodes amd64 machine code linearly and returns every RET offset.

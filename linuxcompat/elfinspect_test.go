@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"debug/elf"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,9 +29,13 @@ func TestInspectGoBinaryFindsTLSFunctions(t *testing.T) {
 		t.Skipf("test binary is not ELF: %v", err)
 	}
 	defer f.Close()
-	funcs, err := goFunctions(f, f.Section(".gopclntab"), goTLSWrite, goTLSRead)
+	funcs, err := goFunctions(f, f.Section(".gopclntab"), goTLSWrite, goTLSRead, goMemmove)
 	if err != nil {
 		t.Fatal(err)
+	}
+	memmove, ok := funcs[goMemmove]
+	if !ok {
+		t.Fatal("runtime.memmove not found")
 	}
 	// Cross-check against the runtime's own view of the function (the test
 	// binary is not position independent, so addresses match).
@@ -66,7 +71,9 @@ func TestInspectGoBinaryFindsTLSFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ins.Library != "go" || len(ins.Probes) != 2+len(rets) {
+	// Go 1.26 copies the plaintext with one CALL runtime.memmove: Write,
+	// Read's entry and that call, no RET probes.
+	if ins.Library != "go" || len(ins.Probes) != 3 || ins.Probes[2].Program != progGoReadCopy {
 		t.Errorf("inspection = %+v", ins)
 	}
 	for _, p := range ins.Probes {
@@ -77,6 +84,15 @@ func TestInspectGoBinaryFindsTLSFunctions(t *testing.T) {
 			// After the stack check, on PUSHQ BP (0x55).
 			if p.Offset == 0 || raw[p.Address+p.Offset] != 0x55 {
 				t.Errorf("%s probe at +%#x, not on PUSHQ BP", p.Program, p.Offset)
+			}
+		}
+		if p.Program == progGoReadCopy {
+			// On a direct CALL (0xE8) to runtime.memmove.
+			at := p.Address + p.Offset
+			rel := int32(binary.LittleEndian.Uint32(raw[at+1:]))
+			target := funcs[goTLSRead].entry + p.Offset + 5 + uint64(int64(rel))
+			if raw[at] != 0xe8 || target != memmove.entry {
+				t.Errorf("copy probe at +%#x is not a CALL runtime.memmove (%#x -> %#x, memmove at %#x)", p.Offset, raw[at], target, memmove.entry)
 			}
 		}
 	}
@@ -122,6 +138,26 @@ func TestInspectOpenSSLMatchesDebugELF(t *testing.T) {
 		if want[p.Symbol] != p.Address {
 			t.Errorf("%s at %#x, debug/elf says %#x", p.Symbol, p.Address, want[p.Symbol])
 		}
+	}
+}
+
+func TestFindCallsTo(t *testing.T) {
+	const entry, target = 0x1000, 0x1100
+	code := []byte{
+		0x55,                         // push rbp
+		0xe8, 0xfa, 0x00, 0x00, 0x00, // call 0x1100 (0x1006 + 0xfa)
+		0xe8, 0x00, 0x00, 0x00, 0x00, // call 0x100b (elsewhere)
+		0xff, 0xd0, // call rax
+		0xe8, 0xf0, 0x00, 0x00, 0x00, // call 0x1102: not the target
+		0xe8, 0xe9, 0x00, 0x00, 0x00, // call 0x1100 again (0x1017 + 0xe9)
+		0xc3, // ret
+	}
+	got, err := findCallsTo(code, entry, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, []uint64{1, 18}) {
+		t.Fatalf("calls at %v, want [1 18]", got)
 	}
 }
 

@@ -23,9 +23,9 @@ func programIDs(t testing.TB, src *Source) []ebpf.ProgramID {
 	var ids []ebpf.ProgramID
 	for _, p := range []*ebpf.Program{
 		o.OnExec, o.OnExit, o.OnFork, o.OnSysEnter, o.OnSysExit,
-		o.TlsEnter, o.TlsReturn, o.GoWrite, o.GoReadEnter, o.GoReadRet,
+		o.TlsEnter, o.TlsReturn, o.GoWrite, o.GoReadEnter, o.GoReadRet, o.GoReadCopy,
 		o.multi.TlsEnterMulti, o.multi.TlsReturnMulti, o.multi.GoWriteMulti,
-		o.multi.GoReadEnterMulti, o.multi.GoReadRetMulti,
+		o.multi.GoReadEnterMulti, o.multi.GoReadRetMulti, o.multi.GoReadCopyMulti,
 	} {
 		if p == nil {
 			continue

@@ -20,6 +20,7 @@ type corePrograms struct {
 	GoWrite     *ebpf.Program `ebpf:"go_write"`
 	GoReadEnter *ebpf.Program `ebpf:"go_read_enter"`
 	GoReadRet   *ebpf.Program `ebpf:"go_read_ret"`
+	GoReadCopy  *ebpf.Program `ebpf:"go_read_copy"`
 }
 
 // multiPrograms are the uprobe_multi twins, loaded when the kernel has
@@ -30,6 +31,7 @@ type multiPrograms struct {
 	GoWriteMulti     *ebpf.Program `ebpf:"go_write_multi"`
 	GoReadEnterMulti *ebpf.Program `ebpf:"go_read_enter_multi"`
 	GoReadRetMulti   *ebpf.Program `ebpf:"go_read_ret_multi"`
+	GoReadCopyMulti  *ebpf.Program `ebpf:"go_read_copy_multi"`
 }
 
 // bpfObjects is everything the Source loaded. Programs it did not load are nil.
@@ -58,9 +60,9 @@ func (o *bpfObjects) Close() error {
 	var errs []error
 	for _, p := range []*ebpf.Program{
 		o.OnExec, o.OnExit, o.OnFork, o.OnSysEnter, o.OnSysExit,
-		o.TlsEnter, o.TlsReturn, o.GoWrite, o.GoReadEnter, o.GoReadRet,
+		o.TlsEnter, o.TlsReturn, o.GoWrite, o.GoReadEnter, o.GoReadRet, o.GoReadCopy,
 		o.multi.TlsEnterMulti, o.multi.TlsReturnMulti, o.multi.GoWriteMulti,
-		o.multi.GoReadEnterMulti, o.multi.GoReadRetMulti,
+		o.multi.GoReadEnterMulti, o.multi.GoReadRetMulti, o.multi.GoReadCopyMulti,
 	} {
 		if p != nil {
 			errs = append(errs, p.Close())

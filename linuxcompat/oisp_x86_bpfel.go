@@ -218,6 +218,8 @@ const (
 	oispMapTraced            = "traced"
 	oispMapTrackedFiles      = "tracked_files"
 	oispMapWriteCalls        = "write_calls"
+	oispProgGoReadCopy       = "go_read_copy"
+	oispProgGoReadCopyMulti  = "go_read_copy_multi"
 	oispProgGoReadEnter      = "go_read_enter"
 	oispProgGoReadEnterMulti = "go_read_enter_multi"
 	oispProgGoReadRet        = "go_read_ret"
@@ -292,6 +294,8 @@ type oispSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type oispProgramSpecs struct {
+	GoReadCopy       *ebpf.ProgramSpec `ebpf:"go_read_copy"`
+	GoReadCopyMulti  *ebpf.ProgramSpec `ebpf:"go_read_copy_multi"`
 	GoReadEnter      *ebpf.ProgramSpec `ebpf:"go_read_enter"`
 	GoReadEnterMulti *ebpf.ProgramSpec `ebpf:"go_read_enter_multi"`
 	GoReadRet        *ebpf.ProgramSpec `ebpf:"go_read_ret"`
@@ -445,6 +449,8 @@ type oispVariables struct {
 //
 // It can be passed to loadOispObjects or ebpf.CollectionSpec.LoadAndAssign.
 type oispPrograms struct {
+	GoReadCopy       *ebpf.Program `ebpf:"go_read_copy"`
+	GoReadCopyMulti  *ebpf.Program `ebpf:"go_read_copy_multi"`
 	GoReadEnter      *ebpf.Program `ebpf:"go_read_enter"`
 	GoReadEnterMulti *ebpf.Program `ebpf:"go_read_enter_multi"`
 	GoReadRet        *ebpf.Program `ebpf:"go_read_ret"`
@@ -464,6 +470,8 @@ type oispPrograms struct {
 
 func (p *oispPrograms) Close() error {
 	return _OispClose(
+		p.GoReadCopy,
+		p.GoReadCopyMulti,
 		p.GoReadEnter,
 		p.GoReadEnterMulti,
 		p.GoReadRet,

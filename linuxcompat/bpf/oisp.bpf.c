@@ -641,6 +641,24 @@ static long emit_chunk(u32 i, void *data)
 	return 0;
 }
 
+/*
+ * remember_fd records that conn uses fd (conn_fds) and that fd carries conn
+ * (tls_socks). Both maps are LRU hashes, where an update allocates a new
+ * element even for an unchanged value: on a connection that keeps its fd,
+ * which is every call after the first, two lookups replace two updates.
+ */
+static __always_inline void remember_fd(u32 tgid, u64 conn, s32 fd)
+{
+	struct conn_key ck = { .conn = conn, .tgid = tgid };
+	s32 *known = bpf_map_lookup_elem(&conn_fds, &ck);
+	if (!known || *known != fd)
+		bpf_map_update_elem(&conn_fds, &ck, &fd, BPF_ANY);
+	struct fd_key fk = { .tgid = tgid, .fd = fd };
+	u64 *owner = bpf_map_lookup_elem(&tls_socks, &fk);
+	if (!owner || *owner != conn)
+		bpf_map_update_elem(&tls_socks, &fk, &conn, BPF_ANY);
+}
+
 static __always_inline void emit_tls(u64 conn, u64 buf, u64 n, s32 fd, u8 dir, u8 lib, u8 fn)
 {
 	u32 zero = 0;
@@ -678,12 +696,8 @@ static __always_inline void emit_tls(u64 conn, u64 buf, u64 n, s32 fd, u8 dir, u
 		stat_add(ST_TLS_TRUNC_BYTES, n - c.total);
 		lose(&c.lost_key, n - c.total);
 	}
-	if (fd >= 0) {
-		struct fd_key fk = { .tgid = rec->h.tgid, .fd = fd };
-		bpf_map_update_elem(&tls_socks, &fk, &conn, BPF_ANY);
-		struct conn_key ck = { .conn = conn, .tgid = rec->h.tgid };
-		bpf_map_update_elem(&conn_fds, &ck, &fd, BPF_ANY);
-	}
+	if (fd >= 0)
+		remember_fd(rec->h.tgid, conn, fd);
 }
 
 static __always_inline s32 known_fd(u64 conn, u32 tgid)
@@ -874,6 +888,36 @@ static __always_inline int do_go_read_ret(struct pt_regs *ctx)
 }
 
 /*
+ * do_go_read_copy runs on the CALL runtime.memmove inside (*Conn).Read
+ * that copies decrypted plaintext from c.input into the caller's buffer
+ * (AX = destination, BX = source, CX = bytes), when the loader found exactly
+ * one such call. It replaces the uprobes on every RET: x86 uprobes emulate
+ * a CALL (about 1 µs a hit on our VMs) but single-step a RET (6-7 µs). The
+ * bytes are the ones Read returns, read from the source before the copy.
+ * The destination must lie inside the buffer the entry probe saw, so any
+ * other memmove that a future Go version compiles into Read is ignored.
+ * The entry record is left in place: the next Read of this goroutine
+ * overwrites it, and a Read copies at most once.
+ */
+static __always_inline int do_go_read_copy(struct pt_regs *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct go_key k = { .g = ctx->r14, .tgid = id >> 32 };
+	struct tls_call *p = bpf_map_lookup_elem(&go_reads, &k);
+	if (!p)
+		return 0;
+	u64 dst = ctx->ax, src = ctx->bx, n = ctx->cx;
+	if (!n || dst < p->buf || n > p->len_or_out || dst - p->buf > p->len_or_out - n)
+		return 0;
+	u64 conn = p->conn;
+	s32 fd = known_fd(conn, id >> 32);
+	if (fd < 0)
+		fd = go_conn_fd(conn);
+	emit_tls(conn, src, n, fd, 1, LIB_GO, FN_GO_READ);
+	return 0;
+}
+
+/*
  * Every uprobe program exists twice: attached one probe per link ("uprobe")
  * and many probes per link ("uprobe.multi", Linux >= 6.6). Multi links
  * detach in one RCU grace period instead of one per probe, which turns a
@@ -914,6 +958,12 @@ int go_read_enter(struct pt_regs *ctx) { return do_go_read_enter(ctx); }
 
 SEC("uprobe.multi")
 int go_read_enter_multi(struct pt_regs *ctx) { return do_go_read_enter(ctx); }
+
+SEC("uprobe")
+int go_read_copy(struct pt_regs *ctx) { return do_go_read_copy(ctx); }
+
+SEC("uprobe.multi")
+int go_read_copy_multi(struct pt_regs *ctx) { return do_go_read_copy(ctx); }
 
 SEC("uprobe")
 int go_read_ret(struct pt_regs *ctx) { return do_go_read_ret(ctx); }
