@@ -29,6 +29,11 @@ const (
 	fnGoReadEnter = 8
 	fnSSLFree     = 9
 	fnGnuTLSFree  = 10
+	// The internal function that SSL_write and SSL_write_ex (SSL_read and
+	// SSL_read_ex) both call: (SSL *, buf, size_t num, size_t *done),
+	// returning > 0 on success with *done set.
+	fnSSLWriteInternal = 11
+	fnSSLReadInternal  = 12
 )
 
 // BPF program names in the object (SEC functions).
@@ -136,10 +141,23 @@ func inspectC(f *elf.File, name string) (inspection, error) {
 		}
 	}
 
+	shared := opensslSharedSites(f, found)
+	placed := map[uint64]bool{}
 	var ins inspection
 	for _, fn := range cFunctions {
 		s, ok := found[fn.name]
 		if !ok {
+			continue
+		}
+		if site, ok := shared[fn.name]; ok {
+			ins.Library = fn.lib
+			ins.Symbols = append(ins.Symbols, fn.name)
+			if !placed[site.offset] {
+				placed[site.offset] = true
+				ins.Probes = append(ins.Probes,
+					probeSpec{Symbol: fn.name, Address: site.offset, Program: progTLSEnter, Cookie: site.cookie},
+					probeSpec{Symbol: fn.name, Address: site.offset, Program: progTLSReturn, Return: true, Cookie: site.cookie})
+			}
 			continue
 		}
 		if fn.lifecycle {
@@ -470,6 +488,98 @@ type readerAtOffset struct{ p *elf.Prog }
 
 func (r readerAtOffset) ReadAt(b []byte, off int64) (int, error) {
 	return r.p.ReadAt(b, off-int64(r.p.Off))
+}
+
+// sharedSite is a probe site that serves two exported functions.
+type sharedSite struct {
+	offset uint64 // file offset
+	cookie uint64
+}
+
+// opensslSharedSites finds, for OpenSSL builds whose SSL_write/SSL_read
+// entries x86 uprobes would single-step, the internal function both the
+// plain and the _ex form call first (ssl_write_internal and
+// ssl_read_internal in OpenSSL 1.1.1 and 3.x) when that one starts with a
+// PUSH, which uprobes emulate. Debian's libssl starts SSL_write with
+// "sub $0x18,%rsp": a probe there costs about 7 µs a call on our VMs, one
+// on ssl_write_internal's "push %r14" about 3 µs, and one site now serves
+// both forms. The result maps each exported name to its shared site; it
+// is empty (keep the exported entries) unless both wrappers call the same
+// function inside this file's text first and that function starts with a
+// PUSH while the wrappers do not.
+func opensslSharedSites(f *elf.File, found map[string]elfSym) map[string]sharedSite {
+	out := map[string]sharedSite{}
+	text := f.Section(".text")
+	if text == nil {
+		return out
+	}
+	for _, pair := range []struct {
+		plain, ex string
+		cookie    uint64
+	}{{"SSL_write", "SSL_write_ex", fnSSLWriteInternal}, {"SSL_read", "SSL_read_ex", fnSSLReadInternal}} {
+		plain, ok1 := found[pair.plain]
+		ex, ok2 := found[pair.ex]
+		if !ok1 || !ok2 {
+			continue
+		}
+		t1, ok1 := firstCallTarget(f, plain)
+		t2, ok2 := firstCallTarget(f, ex)
+		if !ok1 || !ok2 || t1 != t2 || t1 < text.Addr || t1 >= text.Addr+text.Size {
+			continue
+		}
+		if startsWithPush(f, plain.value) || startsWithPush(f, ex.value) || !startsWithPush(f, t1) {
+			continue
+		}
+		off, err := fileOffset(f, t1)
+		if err != nil {
+			continue
+		}
+		out[pair.plain] = sharedSite{off, pair.cookie}
+		out[pair.ex] = sharedSite{off, pair.cookie}
+	}
+	return out
+}
+
+// firstCallTarget returns the target of the first direct CALL in the
+// function s.
+func firstCallTarget(f *elf.File, s elfSym) (uint64, bool) {
+	if s.size == 0 || s.size > 4096 {
+		return 0, false
+	}
+	code, err := funcCode(f, goFunc{entry: s.value, end: s.value + s.size})
+	if err != nil {
+		return 0, false
+	}
+	for pc := 0; pc < len(code); {
+		inst, err := x86asm.Decode(code[pc:], 64)
+		if err != nil {
+			return 0, false
+		}
+		if inst.Op == x86asm.CALL {
+			rel, ok := inst.Args[0].(x86asm.Rel)
+			if !ok || code[pc] != 0xe8 {
+				return 0, false
+			}
+			return s.value + uint64(pc+inst.Len) + uint64(int64(rel)), true
+		}
+		pc += inst.Len
+	}
+	return 0, false
+}
+
+// startsWithPush reports whether the instruction at vaddr pushes a
+// register (which x86 uprobes emulate instead of single-stepping).
+func startsWithPush(f *elf.File, vaddr uint64) bool {
+	code, err := funcCode(f, goFunc{entry: vaddr, end: vaddr + 16})
+	if err != nil {
+		return false
+	}
+	inst, err := x86asm.Decode(code, 64)
+	if err != nil || inst.Op != x86asm.PUSH {
+		return false
+	}
+	_, isReg := inst.Args[0].(x86asm.Reg)
+	return isReg
 }
 
 // findCallsTo decodes amd64 machine code linearly (code starts at address

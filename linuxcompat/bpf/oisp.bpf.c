@@ -70,6 +70,10 @@ enum oisp_tls_fn {
 	FN_GO_READ = 8,
 	FN_SSL_FREE = 9,     /* entry only: the connection object dies */
 	FN_GNUTLS_DEINIT = 10,
+	/* ssl_write_internal / ssl_read_internal, shared by the plain and _ex
+	 * forms: (SSL *, buf, size_t num, size_t *done), > 0 on success. */
+	FN_SSL_WRITE_INT = 11,
+	FN_SSL_READ_INT = 12,
 };
 
 enum oisp_lib {
@@ -720,6 +724,23 @@ static __always_inline void note_bind_wait(u32 tid, u64 conn, u64 n)
 	bpf_map_update_elem(&bind_waits, &tid, &nw, BPF_ANY);
 }
 
+/*
+ * store_call saves a call in progress in its thread's (goroutine's) slot.
+ * An LRU hash update allocates a new element even when the key exists, and
+ * a delete is another round through the LRU lists, so a slot is
+ * overwritten in place and released by clearing fn (0: no call) rather
+ * than deleted. Only the owning thread touches its slot.
+ */
+static __always_inline void store_call(void *map, void *key, struct tls_call *c)
+{
+	struct tls_call *slot = bpf_map_lookup_elem(map, key);
+	if (slot) {
+		*slot = *c;
+		return;
+	}
+	bpf_map_update_elem(map, key, c, BPF_ANY);
+}
+
 /* ---- OpenSSL / GnuTLS (C ABI) ---- */
 
 /* The TLS object is freed: its flow ends even when no fd was ever seen
@@ -760,9 +781,10 @@ static __always_inline int do_tls_enter(struct pt_regs *ctx, void *conn, void *b
 		.fd = -1,
 		.fn = fn,
 	};
-	if (call.fn == FN_SSL_WRITE_EX || call.fn == FN_SSL_READ_EX)
+	if (call.fn == FN_SSL_WRITE_EX || call.fn == FN_SSL_READ_EX ||
+	    call.fn == FN_SSL_WRITE_INT || call.fn == FN_SSL_READ_INT)
 		call.len_or_out = (u64)out;
-	bpf_map_update_elem(&tls_calls, &tid, &call, BPF_ANY);
+	store_call(&tls_calls, &tid, &call);
 	return 0;
 }
 
@@ -771,13 +793,13 @@ static __always_inline int do_tls_return(struct pt_regs *ctx, long ret)
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tid = (u32)id;
 	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &tid);
-	if (!call) {
+	if (!call || !call->fn) {
 		if (want_tgid(id >> 32))
 			stat_add(ST_RET_WITHOUT_ENTRY, 1);
 		return 0;
 	}
 	struct tls_call c = *call;
-	bpf_map_delete_elem(&tls_calls, &tid);
+	call->fn = 0;
 
 	u64 n = 0;
 	switch (c.fn) {
@@ -791,6 +813,11 @@ static __always_inline int do_tls_return(struct pt_regs *ctx, long ret)
 		if ((int)ret == 1)
 			bpf_probe_read_user(&n, sizeof(n), (void *)c.len_or_out);
 		break;
+	case FN_SSL_WRITE_INT:
+	case FN_SSL_READ_INT:
+		if ((int)ret > 0)
+			bpf_probe_read_user(&n, sizeof(n), (void *)c.len_or_out);
+		break;
 	case FN_GNUTLS_SEND:
 	case FN_GNUTLS_RECV:
 		if (ret > 0)
@@ -801,7 +828,8 @@ static __always_inline int do_tls_return(struct pt_regs *ctx, long ret)
 	}
 	if (!n)
 		return 0;
-	u8 dir = (c.fn == FN_SSL_READ || c.fn == FN_SSL_READ_EX || c.fn == FN_GNUTLS_RECV) ? 1 : 0;
+	u8 dir = (c.fn == FN_SSL_READ || c.fn == FN_SSL_READ_EX || c.fn == FN_SSL_READ_INT ||
+		  c.fn == FN_GNUTLS_RECV) ? 1 : 0;
 	u8 lib = (c.fn == FN_GNUTLS_SEND || c.fn == FN_GNUTLS_RECV) ? LIB_GNUTLS : LIB_OPENSSL;
 	s32 fd = c.fd >= 0 ? c.fd : known_fd(c.conn, id >> 32);
 	emit_tls(c.conn, c.buf, n, fd, dir, lib, (u8)c.fn);
@@ -862,7 +890,7 @@ static __always_inline int do_go_read_enter(struct pt_regs *ctx)
 		.fd = -1,
 		.fn = FN_GO_READ,
 	};
-	bpf_map_update_elem(&go_reads, &k, &c, BPF_ANY);
+	store_call(&go_reads, &k, &c);
 	return 0;
 }
 
@@ -871,10 +899,10 @@ static __always_inline int do_go_read_ret(struct pt_regs *ctx)
 	u64 id = bpf_get_current_pid_tgid();
 	struct go_key k = { .g = ctx->r14, .tgid = id >> 32 };
 	struct tls_call *p = bpf_map_lookup_elem(&go_reads, &k);
-	if (!p)
+	if (!p || !p->fn)
 		return 0;
 	struct tls_call c = *p;
-	bpf_map_delete_elem(&go_reads, &k);
+	p->fn = 0;
 	s64 n = (s64)ctx->ax;
 	if (n <= 0)
 		return 0;
@@ -896,20 +924,20 @@ static __always_inline int do_go_read_ret(struct pt_regs *ctx)
  * bytes are the ones Read returns, read from the source before the copy.
  * The destination must lie inside the buffer the entry probe saw, so any
  * other memmove that a future Go version compiles into Read is ignored.
- * The entry record is left in place: the next Read of this goroutine
- * overwrites it, and a Read copies at most once.
+ * A Read copies at most once, so the slot is released here.
  */
 static __always_inline int do_go_read_copy(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct go_key k = { .g = ctx->r14, .tgid = id >> 32 };
 	struct tls_call *p = bpf_map_lookup_elem(&go_reads, &k);
-	if (!p)
+	if (!p || !p->fn)
 		return 0;
 	u64 dst = ctx->ax, src = ctx->bx, n = ctx->cx;
 	if (!n || dst < p->buf || n > p->len_or_out || dst - p->buf > p->len_or_out - n)
 		return 0;
 	u64 conn = p->conn;
+	p->fn = 0;
 	s32 fd = known_fd(conn, id >> 32);
 	if (fd < 0)
 		fd = go_conn_fd(conn);
@@ -1119,7 +1147,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 static __always_inline void note_tls_fd(u32 tid, s32 fd)
 {
 	struct tls_call *c = bpf_map_lookup_elem(&tls_calls, &tid);
-	if (!c || c->fd >= 0)
+	if (!c || !c->fn || c->fd >= 0)
 		return;
 	if (fd_is_socket(fd))
 		c->fd = fd;
