@@ -152,7 +152,9 @@ func main() {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// GOCLIENT_H2 set: offer h2 (benchmarks); otherwise HTTP/1.1.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool},
+		ForceAttemptHTTP2: os.Getenv("GOCLIENT_H2") != ""}}
 	var last []byte
 	for i := 0; i < count; i++ {
 		resp, err := client.Post(url, "application/json", strings.NewReader(body))

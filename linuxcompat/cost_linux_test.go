@@ -71,15 +71,34 @@ func BenchmarkProgramCost(b *testing.B) {
 	goBin := buildGoClient(b, false)
 	type client struct {
 		name string
+		h2   bool
 		cmd  func(srv *tlsServer, n int) *exec.Cmd
 	}
-	clients := []client{{"go-h1", func(srv *tlsServer, n int) *exec.Cmd {
-		cmd := exec.Command(goBin, srv.URL+"/bench", srv.caFile, body, strconv.Itoa(n))
-		cmd.Stdin = strings.NewReader("go\n")
-		return cmd
-	}}}
-	if curl, err := exec.LookPath("curl"); err == nil {
-		clients = append(clients, client{"curl-h1", func(srv *tlsServer, n int) *exec.Cmd {
+	var clients []client
+	for _, h2 := range []bool{false, true} {
+		name := "go-h1"
+		if h2 {
+			name = "go-h2"
+		}
+		clients = append(clients, client{name, h2, func(srv *tlsServer, n int) *exec.Cmd {
+			cmd := exec.Command(goBin, srv.URL+"/bench", srv.caFile, body, strconv.Itoa(n))
+			cmd.Stdin = strings.NewReader("go\n")
+			if h2 {
+				cmd.Env = append(os.Environ(), "GOCLIENT_H2=1")
+			}
+			return cmd
+		}})
+	}
+	curl, err := exec.LookPath("curl")
+	for _, h2 := range []bool{false, true} {
+		if err != nil {
+			break
+		}
+		name, proto := "curl-h1", "http1.1"
+		if h2 {
+			name, proto = "curl-h2", "http2"
+		}
+		clients = append(clients, client{name, h2, func(srv *tlsServer, n int) *exec.Cmd {
 			var cfg strings.Builder
 			bodyFile := filepath.Join(b.TempDir(), "body")
 			os.WriteFile(bodyFile, []byte(body), 0o644)
@@ -87,7 +106,7 @@ func BenchmarkProgramCost(b *testing.B) {
 				if i > 0 {
 					cfg.WriteString("next\n")
 				}
-				fmt.Fprintf(&cfg, "http1.1\nurl = \"%s/bench\"\ncacert = %q\noutput = \"/dev/null\"\ndata-binary = \"@%s\"\n", srv.URL, srv.caFile, bodyFile)
+				fmt.Fprintf(&cfg, proto+"\nurl = \"%s/bench\"\ncacert = %q\noutput = \"/dev/null\"\ndata-binary = \"@%s\"\n", srv.URL, srv.caFile, bodyFile)
 			}
 			cfgFile := filepath.Join(b.TempDir(), "curl.cfg")
 			if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o644); err != nil {
@@ -98,7 +117,7 @@ func BenchmarkProgramCost(b *testing.B) {
 	}
 	for _, c := range clients {
 		b.Run(c.name+"/without_sensor", func(b *testing.B) {
-			srv := newTLSServer(b, false)
+			srv := newTLSServer(b, c.h2)
 			cmd := c.cmd(srv, b.N)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("%s: %v %s", c.name, err, out)
@@ -108,7 +127,7 @@ func BenchmarkProgramCost(b *testing.B) {
 			b.ReportMetric(float64(ps.SystemTime().Microseconds())/float64(b.N), "client-sys-us/req")
 		})
 		b.Run(c.name+"/capture", func(b *testing.B) {
-			srv := newTLSServer(b, false)
+			srv := newTLSServer(b, c.h2)
 			h := &countingHandler{}
 			src, stop := runSensor(b, Config{}, h)
 			defer stop()

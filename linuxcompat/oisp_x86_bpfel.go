@@ -236,6 +236,7 @@ const (
 	oispProgTlsReturn        = "tls_return"
 	oispProgTlsReturnMulti   = "tls_return_multi"
 	oispVarAttachPerPid      = "attach_per_pid"
+	oispVarFilterCgroups     = "filter_cgroups"
 	oispVarFilterMode        = "filter_mode"
 	oispVarMaxCallBytes      = "max_call_bytes"
 	oispVarSelfTgid          = "self_tgid"
@@ -343,6 +344,7 @@ type oispMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type oispVariableSpecs struct {
 	AttachPerPid    *ebpf.VariableSpec `ebpf:"attach_per_pid"`
+	FilterCgroups   *ebpf.VariableSpec `ebpf:"filter_cgroups"`
 	FilterMode      *ebpf.VariableSpec `ebpf:"filter_mode"`
 	MaxCallBytes    *ebpf.VariableSpec `ebpf:"max_call_bytes"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -429,6 +431,7 @@ func (m *oispMaps) Close() error {
 // It can be passed to loadOispObjects or ebpf.CollectionSpec.LoadAndAssign.
 type oispVariables struct {
 	AttachPerPid    *ebpf.Variable `ebpf:"attach_per_pid"`
+	FilterCgroups   *ebpf.Variable `ebpf:"filter_cgroups"`
 	FilterMode      *ebpf.Variable `ebpf:"filter_mode"`
 	MaxCallBytes    *ebpf.Variable `ebpf:"max_call_bytes"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`

@@ -124,6 +124,7 @@ func New(cfg Config) (*Source, error) {
 	settings := map[string]uint32{
 		"self_tgid":      uint32(os.Getpid()),
 		"filter_mode":    boolU32(filtered),
+		"filter_cgroups": boolU32(len(cfg.Cgroups) > 0),
 		"max_call_bytes": uint32(cfg.MaxCallBytes),
 		"sys_events":     events,
 	}

@@ -35,6 +35,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Settings written by the loader before load. */
 volatile const u32 self_tgid = 0;
 volatile const u32 filter_mode = 0;        /* 0: everything, 1: traced/cgroup maps */
+volatile const u32 filter_cgroups = 0;     /* target_cgroups holds entries */
 volatile const u32 max_call_bytes = 262144; /* per TLS call */
 volatile const u32 sys_events = 0xff;      /* bit mask of SYS_* below */
 volatile const u32 attach_per_pid = 0;     /* library discovery key includes tgid */
@@ -427,6 +428,10 @@ static __always_inline bool want_tgid(u32 tgid)
 		return true;
 	if (bpf_map_lookup_elem(&traced, &tgid))
 		return true;
+	/* Untraced processes reach here on every socket and file syscall of
+	 * the machine: skip the cgroup id and lookup when no cgroup is named. */
+	if (!filter_cgroups)
+		return false;
 	u64 cg = bpf_get_current_cgroup_id();
 	return bpf_map_lookup_elem(&target_cgroups, &cg) != NULL;
 }
