@@ -499,14 +499,14 @@ type sharedSite struct {
 // opensslSharedSites finds, for OpenSSL builds whose SSL_write/SSL_read
 // entries x86 uprobes would single-step, the internal function both the
 // plain and the _ex form call first (ssl_write_internal and
-// ssl_read_internal in OpenSSL 1.1.1 and 3.x) when that one starts with a
+// ssl_read_internal in OpenSSL 1.1.1 to 3.1) when that one starts with a
 // PUSH, which uprobes emulate. Debian's libssl starts SSL_write with
 // "sub $0x18,%rsp": a probe there costs about 7 µs a call on our VMs, one
 // on ssl_write_internal's "push %r14" about 3 µs, and one site now serves
 // both forms. The result maps each exported name to its shared site; it
 // is empty (keep the exported entries) unless both wrappers call the same
-// function inside this file's text first and that function starts with a
-// PUSH while the wrappers do not.
+// function inside this file's text first, passing four arguments, and that
+// function starts with a PUSH while the wrappers do not.
 func opensslSharedSites(f *elf.File, found map[string]elfSym) map[string]sharedSite {
 	out := map[string]sharedSite{}
 	text := f.Section(".text")
@@ -541,7 +541,7 @@ func opensslSharedSites(f *elf.File, found map[string]elfSym) map[string]sharedS
 }
 
 // firstCallTarget returns the target of the first direct CALL in the
-// function s.
+// function s, when it passes four arguments (see fourArgCall).
 func firstCallTarget(f *elf.File, s elfSym) (uint64, bool) {
 	if s.size == 0 || s.size > 4096 {
 		return 0, false
@@ -550,6 +550,18 @@ func firstCallTarget(f *elf.File, s elfSym) (uint64, bool) {
 	if err != nil {
 		return 0, false
 	}
+	return fourArgCall(code, s.value)
+}
+
+// fourArgCall decodes a wrapper's code (at address entry) up to its first
+// CALL and returns the CALL's target, unless that CALL is indirect or an
+// instruction before it writes R8, the fifth argument register. OpenSSL
+// 3.0 and 1.1.1 call ssl_write_internal(s, buf, num, written); 3.2 added
+// a flags argument before written, ssl_write_internal(s, buf, num, flags,
+// written), which moves the out-parameter to R8. The BPF program reads the
+// out-parameter from the fourth argument, so such a build keeps its
+// probes on the exported functions.
+func fourArgCall(code []byte, entry uint64) (uint64, bool) {
 	for pc := 0; pc < len(code); {
 		inst, err := x86asm.Decode(code[pc:], 64)
 		if err != nil {
@@ -560,7 +572,11 @@ func firstCallTarget(f *elf.File, s elfSym) (uint64, bool) {
 			if !ok || code[pc] != 0xe8 {
 				return 0, false
 			}
-			return s.value + uint64(pc+inst.Len) + uint64(int64(rel)), true
+			return entry + uint64(pc+inst.Len) + uint64(int64(rel)), true
+		}
+		switch inst.Args[0] {
+		case x86asm.R8, x86asm.R8L, x86asm.R8W, x86asm.R8B:
+			return 0, false
 		}
 		pc += inst.Len
 	}

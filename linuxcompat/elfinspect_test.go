@@ -179,6 +179,53 @@ func TestInspectOpenSSLMatchesDebugELF(t *testing.T) {
 	}
 }
 
+func TestFourArgCall(t *testing.T) {
+	const entry = 0x2000
+	for _, tc := range []struct {
+		name   string
+		code   []byte
+		target uint64
+		ok     bool
+	}{
+		{"OpenSSL 3.0 SSL_write_ex", []byte{
+			0x48, 0x83, 0xec, 0x08, // sub $0x8,%rsp
+			0xe8, 0xf7, 0x00, 0x00, 0x00, // call 0x2100 (0x2009 + 0xf7)
+			0xc3,
+		}, 0x2100, true},
+		{"OpenSSL 3.0 SSL_write", []byte{
+			0x48, 0x83, 0xec, 0x18, // sub $0x18,%rsp
+			0x48, 0x89, 0xe1, // mov %rsp,%rcx
+			0x48, 0x63, 0xd2, // movslq %edx,%rdx
+			0xe8, 0xf1, 0x00, 0x00, 0x00, // call 0x2100 (0x200f + 0xf1)
+			0xc3,
+		}, 0x2100, true},
+		{"OpenSSL 3.2 SSL_write_ex (flags before written)", []byte{
+			0x48, 0x83, 0xec, 0x08, // sub $0x8,%rsp
+			0x49, 0x89, 0xc8, // mov %rcx,%r8
+			0x31, 0xc9, // xor %ecx,%ecx
+			0xe8, 0xf2, 0x00, 0x00, 0x00, // call 0x2100
+			0xc3,
+		}, 0, false},
+		{"OpenSSL 3.2 SSL_write (lea of written into r8)", []byte{
+			0x48, 0x83, 0xec, 0x18, // sub $0x18,%rsp
+			0x4c, 0x8d, 0x04, 0x24, // lea (%rsp),%r8
+			0x31, 0xc9, // xor %ecx,%ecx
+			0xe8, 0xf1, 0x00, 0x00, 0x00, // call 0x2100
+			0xc3,
+		}, 0, false},
+		{"indirect call", []byte{
+			0xff, 0xd0, // call *%rax
+			0xc3,
+		}, 0, false},
+		{"no call", []byte{0x31, 0xc0, 0xc3}, 0, false},
+	} {
+		got, ok := fourArgCall(tc.code, entry)
+		if got != tc.target || ok != tc.ok {
+			t.Errorf("%s: got %#x %v, want %#x %v", tc.name, got, ok, tc.target, tc.ok)
+		}
+	}
+}
+
 func TestFindCallsTo(t *testing.T) {
 	const entry, target = 0x1000, 0x1100
 	code := []byte{
