@@ -66,8 +66,8 @@ type Request struct {
 	Header  http.Header
 	Trailer http.Header // chunked (HTTP/1.1) or trailing HEADERS (HTTP/2, HTTP/3)
 	Body    Body
-	Start  time.Time // first byte of the request
-	End    time.Time // last byte of the request
+	Start   time.Time // first byte of the request
+	End     time.Time // last byte of the request
 }
 
 // Response is a decoded HTTP response.
