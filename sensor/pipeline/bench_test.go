@@ -8,7 +8,6 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
-	"github.com/oisp/oisp-sensor/sensor/provider"
 )
 
 // discard is a Recorder that keeps nothing.
@@ -21,17 +20,8 @@ func (d *discard) Record(*oisp.Event) { d.n++ }
 // feeds it): a 1 KiB chat request and a small JSON response per op, each
 // arriving as one chunk, events built and discarded.
 func BenchmarkKeepAliveExchange(b *testing.B) {
-	reg, err := provider.LoadRegistry(provider.RegistryOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	out := &discard{}
-	p := New(Config{
-		Registry: reg,
-		Builder:  oisp.NewBuilder(oisp.BuilderOptions{Host: &oisp.Host{OS: "linux", Arch: "x86_64"}}),
-		Out:      out,
-		Content:  ContentFull,
-	})
+	p := newPipelineTo(b, ContentFull, out)
 	head := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`
 	reqBody := head + strings.Repeat("x", 1024-len(head)-4) + `"}]}`
 	req := []byte(httpRequest(reqBody))

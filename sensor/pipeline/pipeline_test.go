@@ -30,18 +30,24 @@ func (m *memory) ofType(t string) []*oisp.Event {
 
 func newTestPipeline(t *testing.T, content ContentMode) (*Pipeline, *memory) {
 	t.Helper()
+	mem := &memory{}
+	return newPipelineTo(t, content, mem), mem
+}
+
+// newPipelineTo builds a pipeline with the embedded registry that records
+// into out.
+func newPipelineTo(tb testing.TB, content ContentMode, out Recorder) *Pipeline {
+	tb.Helper()
 	reg, err := provider.LoadRegistry(provider.RegistryOptions{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	mem := &memory{}
-	p := New(Config{
+	return New(Config{
 		Registry: reg,
 		Builder:  oisp.NewBuilder(oisp.BuilderOptions{Host: &oisp.Host{OS: "linux", Arch: "x86_64"}}),
-		Out:      mem,
+		Out:      out,
 		Content:  content,
 	})
-	return p, mem
 }
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
