@@ -195,7 +195,15 @@ func (d *Decoder) Close(ci flow.CloseInfo) {
 	}
 	for _, s := range open {
 		if !s.x.Ended(assemble.Response) {
-			s.x.Note("connection ended before the response (" + reason + ")")
+			note := "connection ended before the response (" + reason + ")"
+			if resp := &s.halves[flow.ServerToClient]; s.halves[flow.ClientToServer].fin && !resp.unsync && resp.fp.idle() && len(resp.pending) == 0 {
+				// The response stopped between two frames: a client
+				// that stopped reading at an event stream's last event
+				// leaves exactly this.
+				s.x.Unended(note)
+			} else {
+				s.x.Note(note)
+			}
 		}
 		d.deliver(s, at)
 	}

@@ -570,3 +570,44 @@ func TestEOFPrefixes(t *testing.T) {
 		})
 	}
 }
+
+// TestEndUnseen: the connection ends while a streamed response sits
+// between two DATA frames with no FIN (the client stopped reading at the
+// stream's last event and the server reset its side). The exchange is
+// partial but marked EndUnseen, so its content may settle it; a response
+// cut inside a frame, or a request that never ended, is not.
+func TestEndUnseen(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cut         int // bytes dropped from the end of the last DATA frame
+		requestEnds bool
+		want        bool
+	}{
+		{"between frames", 0, true, true},
+		{"inside a frame", 5, true, false},
+		{"request not ended", 0, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConn(t)
+			c.open(0, 0)
+			c.add(0, cs, frame(frameHeaders, staticSection(t, reqFields("POST", "/v1/chat/completions", "content-type", "application/json")...)), false)
+			c.add(0, cs, frame(frameData, chatBody()), tc.requestEnds)
+			c.add(0, sc, frame(frameHeaders, staticSection(t, ":status", "200", "content-type", "text/event-stream")), false)
+			evs := sseEvents()
+			for _, e := range evs[:len(evs)-1] {
+				c.add(0, sc, frame(frameData, e), false)
+			}
+			last := frame(frameData, evs[len(evs)-1])
+			c.add(0, sc, last[:len(last)-tc.cut], false)
+			d, got, _ := feed(t, c.chunks)
+			d.Close(flow.CloseInfo{At: epoch.Add(time.Second), Reason: "eof"})
+			if len(*got) != 1 {
+				t.Fatalf("%d exchanges", len(*got))
+			}
+			x := (*got)[0]
+			if !x.Partial || x.Response == nil || x.Response.Complete || x.EndUnseen != tc.want {
+				t.Errorf("partial %v complete %v EndUnseen %v (notes %q), want EndUnseen %v", x.Partial, x.Response != nil && x.Response.Complete, x.EndUnseen, x.Notes, tc.want)
+			}
+		})
+	}
+}

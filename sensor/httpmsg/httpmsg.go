@@ -35,11 +35,12 @@ type Exchange struct {
 	// EndUnseen is set when the only thing that kept the exchange from
 	// completing is that the end of a response of undeclared length was
 	// not seen, after the request ended and with nothing lost: the client
-	// reset the stream (HTTP/2), or the flow ended between two chunks
-	// (HTTP/1.1). Clients routinely stop at an event stream's last event
-	// and close before the server's end-of-stream arrives, so whether the
-	// response had all arrived is for the content to tell (a stream's own
-	// end marker). Partial and Notes still describe what was not seen.
+	// reset the stream (HTTP/2), or the flow ended between two DATA frames
+	// (HTTP/3) or two chunks (HTTP/1.1). Clients routinely stop at an event
+	// stream's last event and close before the server's end-of-stream
+	// arrives, so whether the response had all arrived is for the content
+	// to tell (a stream's own end marker). Partial and Notes still describe
+	// what was not seen.
 	EndUnseen bool
 }
 

@@ -119,7 +119,7 @@ type Exchange struct {
 	encoding    [2]string
 	lost        [2]bool // bytes of the side were lost
 	aborted     bool    // reset, refused or cut short by GOAWAY
-	clientReset string  // the note of a client's reset of an undeclared-length response
+	endUnseen   string  // why the end of an undeclared-length response was not seen (see Unended)
 	finished    bool
 }
 
@@ -510,7 +510,7 @@ func (e *Exchange) Finish(end time.Time) *httpmsg.Exchange {
 		if resp.End.IsZero() {
 			resp.End = resp.Start
 		}
-		x.EndUnseen = e.onlyClientReset()
+		x.EndUnseen = e.onlyEndUnseen()
 	}
 	return x
 }
@@ -523,29 +523,44 @@ const noteResponseIncomplete = "response incomplete"
 // they have finished reading before the server's trailing END_STREAM
 // frame arrives. Such a reset leaves the exchange complete and Reset
 // reports false; any other reset aborts it with the note and reports true.
-// A client's reset of a response without a declared length is remembered
-// so that Finish can mark the exchange EndUnseen.
+// A client's reset is taken as Unended: the client may simply have read
+// an event stream to its last event.
 func (e *Exchange) Reset(byClient bool, note string) (aborted bool) {
 	if e.Ended(Request) && e.lengthReached(Response) {
 		return false
 	}
-	if byClient && e.Ended(Request) && e.x.Response != nil && !e.ended[Response] &&
-		e.x.Response.Header.Get("Content-Length") == "" {
-		e.clientReset = note
+	if byClient {
+		e.Unended(note)
+	} else {
+		e.Abort(note)
 	}
-	e.Abort(note)
 	return true
 }
 
-// onlyClientReset reports whether a client reset recorded by Reset is the
+// Unended records, with a note, that the response's end will not be seen:
+// the client reset the stream, or the connection ended while the stream
+// sat between two frames. The exchange is not complete. When the request
+// had ended, a response of undeclared length was arriving and, at Finish,
+// nothing was lost, truncated or otherwise noted, the exchange is marked
+// EndUnseen: whether the response had all arrived is for its content to
+// tell.
+func (e *Exchange) Unended(note string) {
+	if e.Ended(Request) && e.x.Response != nil && !e.ended[Response] &&
+		e.x.Response.Header.Get("Content-Length") == "" {
+		e.endUnseen = note
+	}
+	e.Abort(note)
+}
+
+// onlyEndUnseen reports whether the end recorded by Unended is the
 // exchange's only shortfall: nothing lost, nothing truncated, no other
 // note.
-func (e *Exchange) onlyClientReset() bool {
-	if e.clientReset == "" || e.lost[Request] || e.lost[Response] ||
+func (e *Exchange) onlyEndUnseen() bool {
+	if e.endUnseen == "" || e.lost[Request] || e.lost[Response] ||
 		e.x.Request.Body.Truncated || e.x.Response.Body.Truncated {
 		return false
 	}
-	return e.x.OnlyNoted(e.clientReset, noteResponseIncomplete)
+	return e.x.OnlyNoted(e.endUnseen, noteResponseIncomplete)
 }
 
 // Abort marks the response as not completed (reset, lost bytes, GOAWAY)
