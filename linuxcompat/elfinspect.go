@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -275,7 +276,7 @@ func inspectGo(f *elf.File, path string) (inspection, bool) {
 		return ins, true
 	}
 
-	funcs, err := goFunctions(f, pcln, goTLSWrite, goTLSRead, goMemmove)
+	funcs, err := goFunctions(f, pcln, []string{goTLSWrite, goTLSRead}, goMemmove)
 	if err != nil {
 		ins.Library = ""
 		ins.Unsupported = "cannot read Go symbol table: " + err.Error()
@@ -354,17 +355,14 @@ func goVersionAtLeast(v string, minor int) bool {
 }
 
 // goFunctions finds functions by name: from .symtab when present, else from
-// .gopclntab (which survives -ldflags=-s -w). The last name in names may
-// be a runtime function present in every Go binary (runtime.memmove): it
-// is looked up but does not count when deciding whether the binary holds
-// any of the others, which spares parsing the table of binaries without
-// crypto/tls.
-func goFunctions(f *elf.File, pcln *elf.Section, names ...string) (map[string]goFunc, error) {
+// .gopclntab (which survives -ldflags=-s -w). companions are looked up as
+// well, but they are runtime functions every Go binary has
+// (runtime.memmove), so only names decide whether .gopclntab, slow to
+// parse in a big binary, is worth parsing at all.
+func goFunctions(f *elf.File, pcln *elf.Section, names []string, companions ...string) (map[string]goFunc, error) {
 	out := map[string]goFunc{}
 	wanted := names
-	if len(names) > 1 && strings.HasPrefix(names[len(names)-1], "runtime.") {
-		wanted = names[:len(names)-1]
-	}
+	names = append(slices.Clip(names), companions...)
 	syms, err := lookupSymbols(f, elf.SHT_SYMTAB, names)
 	if err != nil {
 		return nil, err

@@ -29,7 +29,7 @@ func TestInspectGoBinaryFindsTLSFunctions(t *testing.T) {
 		t.Skipf("test binary is not ELF: %v", err)
 	}
 	defer f.Close()
-	funcs, err := goFunctions(f, f.Section(".gopclntab"), goTLSWrite, goTLSRead, goMemmove)
+	funcs, err := goFunctions(f, f.Section(".gopclntab"), []string{goTLSWrite, goTLSRead}, goMemmove)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func FuzzInspectELFBytes(f *testing.F) {
 		}
 		_, _ = lookupSymbols(ef, elf.SHT_DYNSYM, []string{"SSL_write"})
 		_, _ = lookupSymbols(ef, elf.SHT_SYMTAB, []string{goTLSRead})
-		if funcs, err := goFunctions(ef, ef.Section(".gopclntab"), goTLSRead); err == nil {
+		if funcs, err := goFunctions(ef, ef.Section(".gopclntab"), []string{goTLSRead}); err == nil {
 			for _, fn := range funcs {
 				_, _ = retOffsets(ef, fn)
 			}

@@ -265,20 +265,13 @@ func scanNumberArray(b []byte, i int) (n, next int, ok bool) {
 		case c == '0':
 			j++
 		case c-'1' < 9:
-			j++
-			for seg[j]-'0' < 10 {
-				j++
-			}
+			j = skipDigits(seg, j+1)
 		default:
 			return 0, 0, false
 		}
 		if seg[j] == '.' {
-			j++
-			d := j
-			for seg[j]-'0' < 10 {
-				j++
-			}
-			if j == d {
+			d := j + 1
+			if j = skipDigits(seg, d); j == d {
 				return 0, 0, false
 			}
 		}
@@ -288,10 +281,7 @@ func scanNumberArray(b []byte, i int) (n, next int, ok bool) {
 				j++
 			}
 			d := j
-			for seg[j]-'0' < 10 {
-				j++
-			}
-			if j == d {
+			if j = skipDigits(seg, d); j == d {
 				return 0, 0, false
 			}
 		}
@@ -575,4 +565,14 @@ func measureGoogleEmbeddings(body []byte) (rest []byte, m googleVectorsMeasured,
 	}
 	rest = append(rest, body[from:]...)
 	return rest, m, true
+}
+
+// skipDigits returns the index of the first byte at or after j in seg
+// that is not an ASCII digit. seg ends in a non-digit (the array's closing
+// bracket), so the scan stops inside it.
+func skipDigits(seg []byte, j int) int {
+	for seg[j]-'0' < 10 {
+		j++
+	}
+	return j
 }

@@ -72,17 +72,23 @@ var embeddingsResponseCases = []string{
 	``,
 }
 
-func embeddingsOutcome(body []byte, scan bool) (*Result, *oisp.AIEmbedding) {
+// embeddingDecoder is an embeddings response decoder that measures the
+// vectors with the scanner when scan is set.
+type embeddingDecoder func(body []byte, res *Result, emb *oisp.AIEmbedding, scan bool)
+
+func embeddingOutcome(decode embeddingDecoder, body []byte, scan bool) (*Result, *oisp.AIEmbedding) {
 	res := &Result{Request: &oisp.AIRequest{}}
 	emb := &oisp.AIEmbedding{StatusCode: 200}
-	decodeOpenAIEmbeddingsResponseScanning(body, res, emb, scan)
+	decode(body, res, emb, scan)
 	return res, emb
 }
 
-func compareEmbeddingsScanning(t *testing.T, body []byte) {
+// compareScanning fails when decode gives a different result with the
+// scanner than without it.
+func compareScanning(t *testing.T, decode embeddingDecoder, body []byte) {
 	t.Helper()
-	wantRes, wantEmb := embeddingsOutcome(body, false)
-	gotRes, gotEmb := embeddingsOutcome(body, true)
+	wantRes, wantEmb := embeddingOutcome(decode, body, false)
+	gotRes, gotEmb := embeddingOutcome(decode, body, true)
 	if d := cmp.Diff(wantEmb, gotEmb); d != "" {
 		t.Errorf("%q: embedding differs with the scanner (-whole +scanned):\n%s", body, d)
 	}
@@ -96,7 +102,7 @@ func compareEmbeddingsScanning(t *testing.T, body []byte) {
 // does read the usual shape.
 func TestEmbeddingVectorScanner(t *testing.T) {
 	for _, body := range embeddingsResponseCases {
-		compareEmbeddingsScanning(t, []byte(body))
+		compareScanning(t, decodeOpenAIEmbeddingsResponseScanning, []byte(body))
 	}
 	for _, body := range embeddingsResponseCases[:6] {
 		if _, _, _, ok := measureOpenAIEmbeddingData([]byte(body)); !ok {
@@ -107,7 +113,7 @@ func TestEmbeddingVectorScanner(t *testing.T) {
 	if _, count, dims, ok := measureOpenAIEmbeddingData([]byte(rec.RespBody)); !ok || count == 0 || dims == 0 {
 		t.Errorf("recorded embeddings: scanner ok=%v count=%d dims=%d", ok, count, dims)
 	}
-	compareEmbeddingsScanning(t, []byte(rec.RespBody))
+	compareScanning(t, decodeOpenAIEmbeddingsResponseScanning, []byte(rec.RespBody))
 }
 
 func FuzzEmbeddingVectorScanner(f *testing.F) {
@@ -121,7 +127,7 @@ func FuzzEmbeddingVectorScanner(f *testing.F) {
 		f.Add(rec.RespBody[:maxFuzzSeed])
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		compareEmbeddingsScanning(t, []byte(body))
+		compareScanning(t, decodeOpenAIEmbeddingsResponseScanning, []byte(body))
 	})
 }
 
@@ -167,7 +173,7 @@ func benchEmbeddingsResponse(b *testing.B, body []byte) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				embeddingsOutcome(body, scan)
+				embeddingOutcome(decodeOpenAIEmbeddingsResponseScanning, body, scan)
 			}
 		})
 	}
@@ -204,28 +210,9 @@ var googleEmbeddingCases = []string{
 	`{"usageMetadata":{"promptTokenCount":"4"},"embeddings":[{"values":[1]}]}`,
 }
 
-func googleEmbeddingOutcome(body []byte, scan bool) (*Result, *oisp.AIEmbedding) {
-	res := &Result{Request: &oisp.AIRequest{}}
-	emb := &oisp.AIEmbedding{StatusCode: 200}
-	decodeGoogleEmbeddingResponse(body, res, emb, scan)
-	return res, emb
-}
-
-func compareGoogleScanning(t *testing.T, body []byte) {
-	t.Helper()
-	wantRes, wantEmb := googleEmbeddingOutcome(body, false)
-	gotRes, gotEmb := googleEmbeddingOutcome(body, true)
-	if d := cmp.Diff(wantEmb, gotEmb); d != "" {
-		t.Errorf("%q: embedding differs with the scanner (-whole +scanned):\n%s", body, d)
-	}
-	if d := cmp.Diff(wantRes, gotRes); d != "" {
-		t.Errorf("%q: result differs with the scanner (-whole +scanned):\n%s", body, d)
-	}
-}
-
 func TestGoogleEmbeddingScanner(t *testing.T) {
 	for _, body := range googleEmbeddingCases {
-		compareGoogleScanning(t, []byte(body))
+		compareScanning(t, decodeGoogleEmbeddingResponse, []byte(body))
 	}
 	for _, body := range googleEmbeddingCases[:6] {
 		if _, _, ok := measureGoogleEmbeddings([]byte(body)); !ok {
@@ -239,6 +226,6 @@ func FuzzGoogleEmbeddingScanner(f *testing.F) {
 		f.Add(body)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		compareGoogleScanning(t, []byte(body))
+		compareScanning(t, decodeGoogleEmbeddingResponse, []byte(body))
 	})
 }
