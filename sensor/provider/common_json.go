@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	json "github.com/goccy/go-json"
 	"math"
@@ -239,12 +240,39 @@ func plainStringBytes(raw []byte) ([]byte, bool) {
 		return nil, false
 	}
 	body := raw[1 : len(raw)-1]
-	for _, c := range body {
-		if c < 0x20 || c == '\\' || c == '"' || c >= 0x80 {
-			return nil, false
-		}
+	if !plainASCII(body) {
+		return nil, false
 	}
 	return body, true
+}
+
+// Byte-lane constants of plainASCII.
+const (
+	lanes01 = 0x0101010101010101
+	lanes20 = 0x2020202020202020
+	lanes80 = 0x8080808080808080
+)
+
+// plainASCII reports whether b holds only bytes 0x20–0x7f other than '"'
+// and '\\': the contents of a JSON string that decodes to exactly its own
+// bytes. Prompts run to kilobytes, so it looks at 8 bytes per step: in each
+// lane, x-0x20 sets the top bit for a byte below 0x20, (x^q)-0x01 for a
+// byte equal to q, and x itself for a byte of 0x80 or more; a borrow only
+// crosses into a higher lane from a lane that already matched.
+func plainASCII(b []byte) bool {
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		if ((x-lanes20)|((x^('"'*lanes01))-lanes01)|((x^('\\'*lanes01))-lanes01)|x)&lanes80 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 || c == '\\' || c == '"' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // rawArray splits a JSON array into its elements; nil when raw is not an
