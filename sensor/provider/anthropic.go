@@ -489,15 +489,17 @@ func anthropicUsage(input, output, cacheRead, cacheWrite jInt) *oisp.Usage {
 	if !input.OK && !output.OK && !cacheRead.OK && !cacheWrite.OK {
 		return nil
 	}
-	u := &oisp.Usage{CompletionTokens: output.Ptr()}
+	blk := &usageBlock{}
+	u := &blk.usage
+	u.CompletionTokens = blk.of(output)
 	if input.OK || cacheRead.OK || cacheWrite.OK {
-		u.PromptTokens = oisp.Ptr(input.V + cacheRead.V + cacheWrite.V)
+		u.PromptTokens = blk.count(input.V + cacheRead.V + cacheWrite.V)
 	}
 	if cacheRead.OK {
-		u.CachedTokens = cacheRead.Ptr()
+		u.CachedTokens = blk.of(cacheRead)
 	}
 	if cacheWrite.OK && cacheWrite.V > 0 {
-		u.CacheCreationTokens = cacheWrite.Ptr()
+		u.CacheCreationTokens = blk.of(cacheWrite)
 	}
 	completeTotals(u)
 	return u

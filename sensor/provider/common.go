@@ -38,13 +38,26 @@ const (
 // result starts a Result for api with the request's provider, endpoint and
 // auth filled in.
 func newResult(api string, t Target, x *httpmsg.Exchange, requestType string) *Result {
-	req := &oisp.AIRequest{
-		Provider:    providerOf(t, x),
-		Auth:        authOf(x.Request.Header),
-		RequestType: requestType,
-		Endpoint:    api,
+	// The result, its request, provider and auth live and die together:
+	// one allocation instead of four on every exchange.
+	a := &struct {
+		res  Result
+		req  oisp.AIRequest
+		prov oisp.Provider
+		auth oisp.Auth
+	}{}
+	req := &a.req
+	req.RequestType = requestType
+	req.Endpoint = api
+	a.prov = providerOf(t, x)
+	req.Provider = &a.prov
+	if auth, ok := describeAuth(x.Request.Header); ok {
+		a.auth = auth
+		req.Auth = &a.auth
 	}
-	res := &Result{API: api, Request: req}
+	res := &a.res
+	res.API = api
+	res.Request = req
 	if x.Request.Body.Truncated {
 		res.note(noteRequestTruncated)
 	}
@@ -99,12 +112,12 @@ func (r *Result) SettleEndUnseen(x *httpmsg.Exchange) bool {
 // providerOf describes the provider: the schema enum name, the sensor's id
 // when it differs, the endpoint URL without its query (queries can carry
 // keys), the real host, and OpenAI organisation/project headers.
-func providerOf(t Target, x *httpmsg.Exchange) *oisp.Provider {
+func providerOf(t Target, x *httpmsg.Exchange) oisp.Provider {
 	id := t.ProviderID
 	if id == "" {
 		id = "other"
 	}
-	p := oisp.NewProvider(id, endpointURL(x))
+	p := *oisp.NewProvider(id, endpointURL(x))
 	p.Host = t.Host
 	if p.Host == "" {
 		p.Host = x.Host()
@@ -129,23 +142,32 @@ func endpointURL(x *httpmsg.Exchange) string {
 }
 
 // authOf describes the credential of a request: its kind and a short
-// prefix. The credential itself never leaves this function.
+// prefix; nil when the request carries none.
 func authOf(h http.Header) *oisp.Auth {
+	if a, ok := describeAuth(h); ok {
+		return &a
+	}
+	return nil
+}
+
+// describeAuth is authOf by value (ok is false without a credential). The
+// credential itself never leaves this function.
+func describeAuth(h http.Header) (auth oisp.Auth, ok bool) {
 	if h == nil {
-		return nil
+		return oisp.Auth{}, false
 	}
 	if k := headerValue(h, "X-Api-Key"); k != "" {
-		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
+		return oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}, true
 	}
 	if k := headerValue(h, "Api-Key"); k != "" {
-		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
+		return oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}, true
 	}
 	if k := headerValue(h, "X-Goog-Api-Key"); k != "" {
-		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}
+		return oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(k)}, true
 	}
 	a := strings.TrimSpace(headerValue(h, "Authorization"))
 	if a == "" {
-		return nil
+		return oisp.Auth{}, false
 	}
 	scheme, cred, _ := strings.Cut(a, " ")
 	cred = strings.TrimSpace(cred)
@@ -157,26 +179,35 @@ func authOf(h http.Header) *oisp.Auth {
 		if strings.HasPrefix(cred, "sk-ant-oat") || strings.HasPrefix(cred, "eyJ") || strings.HasPrefix(cred, "ya29.") {
 			typ = "oauth"
 		}
-		return &oisp.Auth{Type: typ, KeyPrefix: oisp.KeyPrefix(cred)}
+		return oisp.Auth{Type: typ, KeyPrefix: oisp.KeyPrefix(cred)}, true
 	case "aws4-hmac-sha256":
-		return &oisp.Auth{Type: "service_account"}
+		return oisp.Auth{Type: "service_account"}, true
 	case "basic":
-		return &oisp.Auth{Type: "unknown"}
+		return oisp.Auth{Type: "unknown"}, true
 	case "token":
-		return &oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(cred)}
+		return oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(cred)}, true
 	}
-	return &oisp.Auth{Type: "unknown"}
+	return oisp.Auth{Type: "unknown"}, true
 }
 
 // newResponse starts an ai.response for an exchange that has one: provider,
 // status, success (refined by the decoder when an error is found in the
 // body), latency and the provider's request id from headers.
 func newResponse(req *oisp.AIRequest, x *httpmsg.Exchange) *oisp.AIResponse {
-	resp := &oisp.AIResponse{
-		Provider:   req.Provider,
-		StatusCode: x.Response.Status,
-		Success:    oisp.Ptr(x.Response.Status >= 200 && x.Response.Status < 300),
-		LatencyMS:  latencyMS(x),
+	// The response and the values its pointers start with, allocated
+	// together.
+	a := &struct {
+		resp    oisp.AIResponse
+		success bool
+		latency int64
+	}{success: x.Response.Status >= 200 && x.Response.Status < 300}
+	resp := &a.resp
+	resp.Provider = req.Provider
+	resp.StatusCode = x.Response.Status
+	resp.Success = &a.success
+	if ms, ok := msSince(requestDone(x), x.Response.End); ok {
+		a.latency = ms
+		resp.LatencyMS = &a.latency
 	}
 	resp.ProviderRequestID = headerRequestID(x.Response.Header)
 	return resp
@@ -216,15 +247,22 @@ func latencyMS(x *httpmsg.Exchange) *int64 {
 // msBetween returns b−a rounded to milliseconds (never negative); nil when
 // a time is unknown.
 func msBetween(a, b time.Time) *int64 {
+	if ms, ok := msSince(a, b); ok {
+		return &ms
+	}
+	return nil
+}
+
+// msSince is msBetween by value; ok is false when a time is unknown.
+func msSince(a, b time.Time) (ms int64, ok bool) {
 	if a.IsZero() || b.IsZero() {
-		return nil
+		return 0, false
 	}
 	d := b.Sub(a)
 	if d < 0 {
 		d = 0
 	}
-	ms := int64(math.Round(float64(d) / float64(time.Millisecond)))
-	return &ms
+	return int64(math.Round(float64(d) / float64(time.Millisecond))), true
 }
 
 // setFailure marks a response as failed with err. Errors that arrive in a

@@ -7,6 +7,8 @@ import (
 	json "github.com/goccy/go-json"
 	"math"
 	"strconv"
+
+	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
 
 // Provider bodies are decoded into typed structs whose scalar fields use the
@@ -53,6 +55,35 @@ func (n jInt) Ptr() *int {
 	}
 	v := n.V
 	return &v
+}
+
+// usageBlock is a usage and the counts its pointer fields point to,
+// allocated together: one allocation instead of up to seven.
+type usageBlock struct {
+	usage oisp.Usage
+	ints  [6]int
+	used  int
+}
+
+// count returns a pointer to v, taken from the block while it has room.
+func (b *usageBlock) count(v int) *int {
+	var p *int
+	if b.used < len(b.ints) {
+		p = &b.ints[b.used]
+		b.used++
+	} else {
+		p = new(int)
+	}
+	*p = v
+	return p
+}
+
+// of is count for a tolerant integer: nil when it is unset.
+func (b *usageBlock) of(n jInt) *int {
+	if !n.OK {
+		return nil
+	}
+	return b.count(n.V)
 }
 
 // jFloat is a number that also accepts a numeric string.

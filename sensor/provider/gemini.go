@@ -746,16 +746,16 @@ func geminiUsage(u *geminiUsageBody) *oisp.Usage {
 	if u == nil || !(u.PromptTokenCount.OK || u.CandidatesTokenCount.OK || u.TotalTokenCount.OK || u.ThoughtsTokenCount.OK) {
 		return nil
 	}
-	out := &oisp.Usage{
-		PromptTokens:     oisp.Ptr(u.PromptTokenCount.V + u.ToolUsePromptTokenCount.V),
-		CompletionTokens: oisp.Ptr(u.CandidatesTokenCount.V + u.ThoughtsTokenCount.V),
-		TotalTokens:      u.TotalTokenCount.Ptr(),
-	}
+	blk := &usageBlock{}
+	out := &blk.usage
+	out.PromptTokens = blk.count(u.PromptTokenCount.V + u.ToolUsePromptTokenCount.V)
+	out.CompletionTokens = blk.count(u.CandidatesTokenCount.V + u.ThoughtsTokenCount.V)
+	out.TotalTokens = blk.of(u.TotalTokenCount)
 	if u.ThoughtsTokenCount.OK {
-		out.ReasoningTokens = u.ThoughtsTokenCount.Ptr()
+		out.ReasoningTokens = blk.of(u.ThoughtsTokenCount)
 	}
 	if u.CachedContentTokenCount.OK {
-		out.CachedTokens = u.CachedContentTokenCount.Ptr()
+		out.CachedTokens = blk.of(u.CachedContentTokenCount)
 	}
 	return out
 }

@@ -326,9 +326,8 @@ func (r *Registry) Price(u *oisp.Usage, providerID, modelID string) bool {
 		return false
 	}
 	u.Cost = ""
-	u.InputCostUSD = oisp.Ptr(roundUSD(in))
-	u.OutputCostUSD = oisp.Ptr(roundUSD(out))
-	u.TotalCostUSD = oisp.Ptr(roundUSD(in + out))
+	costs := &[3]float64{roundUSD(in), roundUSD(out), roundUSD(in + out)} // one allocation for the three
+	u.InputCostUSD, u.OutputCostUSD, u.TotalCostUSD = &costs[0], &costs[1], &costs[2]
 	return true
 }
 

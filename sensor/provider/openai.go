@@ -179,17 +179,24 @@ func (b *openaiChatResponseBody) reset() *openaiChatResponseBody {
 // legacy completions) request body and returns the body's model.
 func decodeOpenAIChatRequest(body []byte, res *Result) string {
 	req := res.Request
+	// What the request's pointers point to, allocated together.
+	a := &struct {
+		model     oisp.Model
+		params    oisp.Parameters
+		streaming bool
+	}{}
+	req.Streaming = &a.streaming
 	var b openaiChatRequestBody
 	if !decodeRequestBody(body, &b, res) {
-		req.Streaming = oisp.Ptr(false)
 		finishRequest(req)
 		return ""
 	}
 	model := string(b.Model)
 	if model != "" {
-		req.Model = &oisp.Model{ID: model}
+		a.model.ID = model
+		req.Model = &a.model
 	}
-	req.Streaming = oisp.Ptr(b.Stream.OK && b.Stream.V)
+	a.streaming = b.Stream.OK && b.Stream.V
 
 	var system []string
 	for _, m := range b.Messages {
@@ -231,7 +238,8 @@ func decodeOpenAIChatRequest(body []byte, res *Result) string {
 		req.ToolChoice = oisp.ToolChoice(anyValue(b.FunctionCall))
 	}
 
-	p := &oisp.Parameters{
+	p := &a.params
+	*p = oisp.Parameters{
 		Temperature:      b.Temperature.Ptr(),
 		TopP:             b.TopP.Ptr(),
 		FrequencyPenalty: b.FrequencyPenalty.Ptr(),
@@ -448,33 +456,33 @@ func openaiUsage(u *openaiUsageBody) *oisp.Usage {
 	if u == nil {
 		return nil
 	}
-	out := &oisp.Usage{
-		PromptTokens:     u.PromptTokens.Ptr(),
-		CompletionTokens: u.CompletionTokens.Ptr(),
-		TotalTokens:      u.TotalTokens.Ptr(),
-	}
+	blk := &usageBlock{}
+	out := &blk.usage
+	out.PromptTokens = blk.of(u.PromptTokens)
+	out.CompletionTokens = blk.of(u.CompletionTokens)
+	out.TotalTokens = blk.of(u.TotalTokens)
 	if out.PromptTokens == nil {
-		out.PromptTokens = u.InputTokens.Ptr()
+		out.PromptTokens = blk.of(u.InputTokens)
 	}
 	if out.CompletionTokens == nil {
-		out.CompletionTokens = u.OutputTokens.Ptr()
+		out.CompletionTokens = blk.of(u.OutputTokens)
 	}
 	switch {
 	case u.PromptTokensDetails != nil && u.PromptTokensDetails.CachedTokens.OK:
-		out.CachedTokens = u.PromptTokensDetails.CachedTokens.Ptr()
+		out.CachedTokens = blk.of(u.PromptTokensDetails.CachedTokens)
 	case u.InputTokensDetails != nil && u.InputTokensDetails.CachedTokens.OK:
-		out.CachedTokens = u.InputTokensDetails.CachedTokens.Ptr()
+		out.CachedTokens = blk.of(u.InputTokensDetails.CachedTokens)
 	case u.PromptCacheHitTokens.OK:
-		out.CachedTokens = u.PromptCacheHitTokens.Ptr()
+		out.CachedTokens = blk.of(u.PromptCacheHitTokens)
 	}
 	if u.PromptTokensDetails != nil && u.PromptTokensDetails.CacheWriteTokens.OK && u.PromptTokensDetails.CacheWriteTokens.V > 0 {
-		out.CacheCreationTokens = u.PromptTokensDetails.CacheWriteTokens.Ptr()
+		out.CacheCreationTokens = blk.of(u.PromptTokensDetails.CacheWriteTokens)
 	}
 	switch {
 	case u.CompletionTokensDetails != nil && u.CompletionTokensDetails.ReasoningTokens.OK:
-		out.ReasoningTokens = u.CompletionTokensDetails.ReasoningTokens.Ptr()
+		out.ReasoningTokens = blk.of(u.CompletionTokensDetails.ReasoningTokens)
 	case u.OutputTokensDetails != nil && u.OutputTokensDetails.ReasoningTokens.OK:
-		out.ReasoningTokens = u.OutputTokensDetails.ReasoningTokens.Ptr()
+		out.ReasoningTokens = blk.of(u.OutputTokensDetails.ReasoningTokens)
 	}
 	if out.PromptTokens == nil && out.CompletionTokens == nil && out.TotalTokens == nil {
 		return nil
