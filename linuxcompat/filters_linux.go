@@ -4,6 +4,7 @@ package linuxcompat
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -73,6 +74,79 @@ func (s *Source) installFilters() error {
 		}
 	}
 	return nil
+}
+
+// traceRunningDescendants adds to the traced map every running process
+// whose parent chain reaches a traced one: a pid or executable filter
+// covers the descendants that already existed when capture started, not
+// only those forked later.
+func (s *Source) traceRunningDescendants() {
+	if len(s.cfg.PIDs)+len(s.cfg.Executables) == 0 {
+		return
+	}
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		s.log.Warn("ebpf: cannot list processes to trace the filtered ones' descendants", "err", err)
+		return
+	}
+	parent := map[int]int{}
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			if ppid, ok := readPPID(pid); ok {
+				parent[pid] = ppid
+			}
+		}
+	}
+	one := uint8(1)
+	known := map[int]bool{} // pid → traced, for pids already decided
+	var chain []int
+	for pid := range parent {
+		chain = chain[:0]
+		traced := false
+		for p := pid; ; {
+			if v, ok := known[p]; ok {
+				traced = v
+				break
+			}
+			var v uint8
+			if s.objs.Traced.Lookup(uint32(p), &v) == nil {
+				traced = true
+				break
+			}
+			chain = append(chain, p)
+			next, ok := parent[p]
+			if !ok || next <= 0 || next == p || len(chain) > len(parent) {
+				break
+			}
+			p = next
+		}
+		for _, p := range chain {
+			known[p] = traced
+			if traced {
+				_ = s.objs.Traced.Update(uint32(p), one, ebpf.UpdateAny)
+			}
+		}
+	}
+}
+
+// readPPID reads a process's parent pid from /proc/PID/stat.
+func readPPID(pid int) (int, bool) {
+	raw, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	// "PID (comm) STATE PPID ...": comm may hold spaces and parentheses,
+	// so the fields start after the last ')'.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
 }
 
 // cgroup2Mount finds where the unified cgroup hierarchy is mounted.

@@ -3,12 +3,15 @@
 package linuxcompat
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,4 +101,49 @@ func TestFilterByCgroup(t *testing.T) {
 	if fs := rec.flowsOf(other); len(fs) != 0 {
 		t.Errorf("curl outside the group produced %d flows", len(fs))
 	}
+}
+
+// TestFilterByPIDTracesRunningDescendants: a pid filter covers the
+// descendants that were already running when capture started (an agent's
+// worker started before the sensor), not only those forked later.
+func TestFilterByPIDTracesRunningDescendants(t *testing.T) {
+	curl := needTool(t, "curl")
+	bash := needTool(t, "bash")
+	srv := newTLSServer(t, false)
+	body := []byte("captured as a descendant running before capture")
+	// The subshell (a child of bash, a grandchild of this test) prints its
+	// pid and waits; it runs before the Source starts, and then becomes curl.
+	script := fmt.Sprintf("( echo $BASHPID; read x; exec %s -sS --http1.1 --cacert %s --data-binary %q %s/running ); true",
+		curl, srv.caFile, body, srv.URL)
+	cmd := exec.Command(bash, "-c", script)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("subshell pid %q: %v", line, err)
+	}
+	src, rec := startSource(t, Config{PIDs: []int{cmd.Process.Pid}})
+	if !src.wantProcess(inner) {
+		t.Fatalf("the running grandchild %d of the filtered pid %d is not traced", inner, cmd.Process.Pid)
+	}
+	if src.wantProcess(os.Getpid()) {
+		t.Errorf("the filtered pid's parent (this test, %d) is traced", os.Getpid())
+	}
+	stdin.Write([]byte("go\n"))
+	stdin.Close()
+	io.Copy(io.Discard, out)
+	checkHTTP1Exchange(t, rec, inner, "POST", "/running", body)
 }

@@ -320,6 +320,9 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 		}
 		links = append(links, l)
 	}
+	// With the fork tracepoint in place, children forked from now on are
+	// traced by the kernel; those already running are found in /proc.
+	s.traceRunningDescendants()
 
 	rd, err := ringbuf.NewReader(s.objs.Events)
 	if err != nil {
