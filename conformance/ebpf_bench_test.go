@@ -7,7 +7,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -16,8 +15,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +26,6 @@ import (
 	"time"
 
 	"github.com/oisp/oisp-sensor/linuxcompat"
-	"github.com/oisp/oisp-sensor/sensor/capture/ca"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
@@ -39,7 +35,7 @@ import (
 
 // Benchmarks of the whole sensor under eBPF capture: the shared Source,
 // the session pipeline and an event recorder, against client processes
-// talking to a TLS server in the test process (which the capture never
+// talking to a TLS server in a process of its own (which the capture never
 // traces). They report numbers and assert nothing about time:
 //
 //	go test -run '^$' -bench EBPF -benchtime 2000x ./conformance
@@ -56,42 +52,100 @@ import (
 const benchChatFixture = "openai/lcg-testllmchain"
 
 // benchServer is a TLS server (HTTP/1.1 and h2) answering every request
-// with a recorded chat completion, with certificates for any name.
+// with a recorded chat completion. It stands in for the provider, which in
+// real use runs on another machine, so it runs as a process of its own,
+// never traced, from a copy of the Go client binary (a file the capture
+// never probes). In the test process it would share the sensor's garbage
+// collector and scheduler, a cost no real provider pays.
 type benchServer struct {
 	addr   string
 	caFile string
-	served atomic.Int64
+	bin    string // the server's executable, never probed
+	ctl    io.WriteCloser
+	answer *bufio.Reader
 }
 
-func startBenchServer(b *testing.B) (*benchServer, cassette.Interaction) {
+func startBenchServer(b *testing.B, goPrep ebpfPrepared) *benchServer {
 	b.Helper()
 	rec, err := cassette.ReadFile(filepath.Join(fixturesRoot, benchChatFixture, "cassette.yaml"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := rec.Interactions[0]
-	authority, err := ca.Create(b.TempDir(), ca.Options{CommonName: "oisp-sensor benchmark CA"})
+	dir := b.TempDir()
+	bs := &benchServer{bin: filepath.Join(dir, "benchserver"), caFile: filepath.Join(dir, "cert.pem")}
+	exe, err := os.ReadFile(goPrep.attach[0])
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	response := filepath.Join(dir, "response.json")
+	if err := os.WriteFile(bs.bin, exe, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(response, rec.Interactions[0].Response.Body, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	// The capture traces this process's descendants, those forked while it
+	// runs and those running when it starts: the server is started while
+	// no capture runs, by setsid -f, which forks it off and exits, so it
+	// is no descendant of this process by the time any capture starts. It
+	// exits when its stdin closes.
+	ebpf.stopIfIdle()
+	srv := exec.Command("setsid", "-f", bs.bin, "-serve", "-response-file", response, "-cert-out", bs.caFile, "-host", "api.openai.com")
+	srv.Stderr = os.Stderr
+	inR, inW, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	bs := &benchServer{addr: ln.Addr().String(), caFile: authority.CertPath()}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Length", strconv.Itoa(len(in.Response.Body)))
-			w.Write(in.Response.Body)
-			bs.served.Add(1)
-		}),
-		TLSConfig: &tls.Config{GetCertificate: authority.GetCertificate, NextProtos: []string{"h2", "http/1.1"}},
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
 	}
-	go srv.ServeTLS(ln, "", "")
-	b.Cleanup(func() { srv.Close() })
-	return bs, in
+	srv.Stdin, srv.Stdout = inR, outW
+	err = srv.Run() // setsid returns once the server is forked off
+	inR.Close()
+	outW.Close()
+	bs.ctl = inW
+	b.Cleanup(func() { inW.Close(); outR.Close() })
+	if err != nil {
+		b.Fatalf("setsid -f %s: %v", bs.bin, err)
+	}
+	bs.answer = bufio.NewReader(outR)
+	line, err := bs.answer.ReadString('\n')
+	if err != nil {
+		b.Fatalf("bench server: %v", err)
+	}
+	bs.addr = strings.TrimSpace(line)
+	return bs
+}
+
+// served asks the server how many requests it has answered.
+func (s *benchServer) served(b *testing.B) int64 {
+	b.Helper()
+	if _, err := io.WriteString(s.ctl, "served\n"); err != nil {
+		b.Fatalf("bench server: %v", err)
+	}
+	line, err := s.answer.ReadString('\n')
+	if err != nil {
+		b.Fatalf("bench server: %v", err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+	if err != nil {
+		b.Fatalf("bench server: %q: %v", line, err)
+	}
+	return n
+}
+
+// checkUnprobed fails the benchmark if the capture placed probes in the
+// server's executable (it would then measure the server's capture too).
+func (s *benchServer) checkUnprobed(b *testing.B) {
+	b.Helper()
+	ino, err := inodeOf(s.bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if a, ok := attachmentFor(ebpf.source(), ino); ok {
+		b.Fatalf("the benchmark server's executable was probed (%s): it must stay untraced", a.Status)
+	}
 }
 
 // chatBody returns a chat completions request body of exactly n bytes.
@@ -202,7 +256,11 @@ func benchGoClient(b *testing.B) ebpfPrepared {
 // connection (curl with --next transfers, or the Go client), without and
 // with the sensor attached.
 func BenchmarkEBPFRequests(b *testing.B) {
-	srv, _ := startBenchServer(b)
+	if goMissing() != "" {
+		b.Skip("go is not available (the benchmark server is the Go client binary's -serve mode)")
+	}
+	goPrep := benchGoClient(b)
+	srv := startBenchServer(b, goPrep)
 	dir := b.TempDir()
 	body := filepath.Join(dir, "body.json")
 	if err := os.WriteFile(body, chatBody(1024), 0o644); err != nil {
@@ -243,8 +301,7 @@ func BenchmarkEBPFRequests(b *testing.B) {
 			}})
 		}
 	}
-	if goMissing() == "" {
-		goPrep := benchGoClient(b)
+	{
 		bin := goPrep.attach[0]
 		for _, h2 := range []bool{false, true} {
 			name := "go-h1"
@@ -266,10 +323,13 @@ func BenchmarkEBPFRequests(b *testing.B) {
 			for _, m := range sensorModes {
 				b.Run(m.name, func(b *testing.B) {
 					ec := &eventCounter{}
-					before := srv.served.Load()
+					before := srv.served(b)
 					_, elapsed, _ := underSensor(b, m.mode, ec, c.prep, c.argv(b.N))
-					if got := srv.served.Load() - before; got != int64(b.N) {
+					if got := srv.served(b) - before; got != int64(b.N) {
 						b.Fatalf("server answered %d requests, want %d", got, b.N)
+					}
+					if m.mode != sensorOff {
+						srv.checkUnprobed(b)
 					}
 					rate := float64(b.N) / elapsed.Seconds()
 					rates[m.mode] = rate
@@ -415,9 +475,9 @@ func cpuTime(b *testing.B) time.Duration {
 // BenchmarkEBPFSensorCPU runs the Go client at 100 chat requests/s (the
 // recorded request and response of benchChatFixture) for 5 s and reports
 // this process's CPU time over the run as a share of one core. The server
-// is a process of its own, started before the capture so that it is not
-// traced: this process holds only the sensor (an eBPF Source of its own,
-// into a counting handler or the session pipeline) and the idle harness.
+// is a process of its own (see benchServer): this process holds only the
+// sensor (an eBPF Source of its own, into a counting handler or the
+// session pipeline) and the idle harness.
 func BenchmarkEBPFSensorCPU(b *testing.B) {
 	if goMissing() != "" {
 		b.Skip("go is not available")
@@ -429,31 +489,12 @@ func BenchmarkEBPFSensorCPU(b *testing.B) {
 	in := rec.Interactions[0]
 	prep := benchGoClient(b)
 	bin := prep.attach[0]
-	dir := b.TempDir()
-	body, response, cert := filepath.Join(dir, "body.json"), filepath.Join(dir, "response.json"), filepath.Join(dir, "cert.pem")
+	body := filepath.Join(b.TempDir(), "body.json")
 	if err := os.WriteFile(body, in.Request.Body, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(response, in.Response.Body, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	u, err := url.Parse(in.Request.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ebpf.stopIfIdle()
-	srv := exec.Command(bin, "-serve", "-response-file", response, "-cert-out", cert, "-host", u.Hostname())
-	srvIn, _ := srv.StdinPipe()
-	srvOut, _ := srv.StdoutPipe()
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { srvIn.Close(); srv.Wait() }()
-	line, err := bufio.NewReader(srvOut).ReadString('\n')
-	if err != nil {
-		b.Fatalf("server: %v", err)
-	}
-	addr := strings.TrimSpace(line)
+	srv := startBenchServer(b, prep)
+	addr, cert := srv.addr, srv.caFile
 
 	const n, rate = 500, 100
 	argv := []string{bin, "-bench", strconv.Itoa(n), "-rate", strconv.Itoa(rate), "-addr", addr, "-url", in.Request.URL, "-ca", cert, "-body-file", body}

@@ -11,8 +11,10 @@
 //	                              serve F as a JSON response to every request
 //	                              (TLS, HTTP/1.1 and h2) on a loopback port
 //	                              with a self-signed certificate for H written
-//	                              to -cert-out; prints the address, runs until
-//	                              stdin closes
+//	                              to -cert-out; prints the address, then
+//	                              answers each line "served" on stdin with
+//	                              the number of requests answered so far;
+//	                              runs until stdin closes
 //	goclient -bench N -addr A -url U -ca F [-h2] [-body-bytes B | -body-file F] [-rate R]
 //	                              N POSTs to U over one keep-alive connection
 //	                              to A, prints the elapsed seconds
@@ -32,6 +34,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -52,6 +55,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -395,12 +399,14 @@ func runServer(responseFile, certOut, host string) error {
 	if err != nil {
 		return err
 	}
+	var served atomic.Int64
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 			w.Write(body)
+			served.Add(1)
 		}),
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
@@ -409,7 +415,12 @@ func runServer(responseFile, certOut, host string) error {
 	}
 	go srv.ServeTLS(ln, "", "")
 	fmt.Println(ln.Addr().String())
-	io.Copy(io.Discard, os.Stdin)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "served" {
+			fmt.Println(served.Load())
+		}
+	}
 	return srv.Close()
 }
 
