@@ -118,8 +118,9 @@ func startBenchServer(b *testing.B, goPrep ebpfPrepared) *benchServer {
 	return bs
 }
 
-// served asks the server how many requests it has answered.
-func (s *benchServer) served(b *testing.B) int64 {
+// served asks the server how many requests it has answered and how much
+// CPU time it has used.
+func (s *benchServer) served(b *testing.B) (int64, time.Duration) {
 	b.Helper()
 	if _, err := io.WriteString(s.ctl, "served\n"); err != nil {
 		b.Fatalf("bench server: %v", err)
@@ -128,11 +129,18 @@ func (s *benchServer) served(b *testing.B) int64 {
 	if err != nil {
 		b.Fatalf("bench server: %v", err)
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-	if err != nil {
+	var n, cpuMicros int64
+	if _, err := fmt.Sscan(line, &n, &cpuMicros); err != nil {
 		b.Fatalf("bench server: %q: %v", line, err)
 	}
-	return n
+	return n, time.Duration(cpuMicros) * time.Microsecond
+}
+
+// childrenCPU is the CPU time of this process's waited-for children.
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // checkUnprobed fails the benchmark if the capture placed probes in the
@@ -323,11 +331,20 @@ func BenchmarkEBPFRequests(b *testing.B) {
 			for _, m := range sensorModes {
 				b.Run(m.name, func(b *testing.B) {
 					ec := &eventCounter{}
-					before := srv.served(b)
-					_, elapsed, _ := underSensor(b, m.mode, ec, c.prep, c.argv(b.N))
-					if got := srv.served(b) - before; got != int64(b.N) {
+					before, serverCPU := srv.served(b)
+					clientCPU := childrenCPU()
+					_, elapsed, sensorCPU := underSensor(b, m.mode, ec, c.prep, c.argv(b.N))
+					clientCPU = childrenCPU() - clientCPU
+					after, serverAfter := srv.served(b)
+					if got := after - before; got != int64(b.N) {
 						b.Fatalf("server answered %d requests, want %d", got, b.N)
 					}
+					// CPU per request on each side: less disturbed by other
+					// load on the machine than requests/s.
+					perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
+					b.ReportMetric(perOp(clientCPU), "client-cpu-µs/op")
+					b.ReportMetric(perOp(serverAfter-serverCPU), "server-cpu-µs/op")
+					b.ReportMetric(perOp(sensorCPU), "sensor-cpu-µs/op")
 					if m.mode != sensorOff {
 						srv.checkUnprobed(b)
 					}

@@ -13,7 +13,8 @@
 //	                              with a self-signed certificate for H written
 //	                              to -cert-out; prints the address, then
 //	                              answers each line "served" on stdin with
-//	                              the number of requests answered so far;
+//	                              the number of requests answered so far and
+//	                              its CPU time in µs;
 //	                              runs until stdin closes
 //	goclient -bench N -addr A -url U -ca F [-h2] [-body-bytes B | -body-file F] [-rate R]
 //	                              N POSTs to U over one keep-alive connection
@@ -56,6 +57,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -418,7 +420,10 @@ func runServer(responseFile, certOut, host string) error {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		if in.Text() == "served" {
-			fmt.Println(served.Load())
+			var ru syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+			cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			fmt.Println(served.Load(), cpu.Microseconds())
 		}
 	}
 	return srv.Close()
