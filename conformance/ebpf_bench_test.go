@@ -204,6 +204,8 @@ func underSensor(b *testing.B, mode sensorMode, ec *eventCounter, prep ebpfPrepa
 	var claim *ebpfClaim
 	var s *session.Session
 	if mode != sensorOff {
+		// The sensor binary runs with these collector settings.
+		defer session.TuneRuntime()()
 		if err := ebpf.acquire(); err != nil {
 			if ebpfRequired() {
 				b.Fatal(err)
@@ -561,6 +563,7 @@ func cpuUnderOwnSource(b *testing.B, mode sensorMode, ec *eventCounter, bin stri
 	var h *openFlows
 	var s *session.Session
 	if mode != sensorOff {
+		defer session.TuneRuntime()() // as the sensor binary runs
 		src, err := linuxcompat.New(linuxcompat.Config{PIDs: []int{os.Getpid()}, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			if ebpfRequired() {
