@@ -422,6 +422,7 @@ type converseAcc struct {
 	usage          *converseUsageBody
 	err            *oisp.Error
 	events, bad    int
+	ended          bool // the stream's metadata event, its last, arrived
 	firstContent   time.Time
 }
 
@@ -503,6 +504,8 @@ func (a *converseAcc) streamEvent(eventType string, ev *converseStreamEvent, at 
 			a.stopReason = string(ev.StopReason)
 		}
 	case "metadata":
+		// The last event of a ConverseStream.
+		a.ended = true
 		if ev.Usage != nil {
 			a.usage = ev.Usage
 		}
@@ -520,6 +523,7 @@ func (a *converseAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if a.bad > 0 {
 		res.note(noteStreamBadEvent)
 	}
+	res.StreamEnded = res.StreamEnded || a.ended
 	for idx, ci := range a.callAt {
 		if args := a.args[idx].String(); args != "" {
 			a.calls[ci].Arguments = args

@@ -299,6 +299,7 @@ type invokeAcc struct {
 	finish       string
 	in, out      jInt
 	metrics      *bedrockInvocationMetrics
+	ended        bool // a stream chunk carried Bedrock's invocation metrics, which come last
 	embedding    bool
 	vectors      int
 	dimensions   int
@@ -325,7 +326,7 @@ func (a *invokeAcc) add(data []byte, at time.Time, stream bool) {
 				Metrics *bedrockInvocationMetrics `json:"amazon-bedrock-invocationMetrics"`
 			}
 			if decodeLooseOK(data, &m) && m.Metrics != nil {
-				a.metrics = m.Metrics
+				a.metrics, a.ended = m.Metrics, true
 			}
 		}
 		if a.family == "anthropic" {
@@ -343,6 +344,7 @@ func (a *invokeAcc) add(data []byte, at time.Time, stream bool) {
 	a.chunks++
 	if b.Metrics != nil {
 		a.metrics = b.Metrics
+		a.ended = a.ended || stream
 	}
 	switch {
 	case b.isAnthropic() || a.family == "anthropic":
@@ -563,6 +565,7 @@ func (a *invokeAcc) fill(res *Result, resp *oisp.AIResponse, body []byte, header
 	if a.err != nil {
 		setFailure(resp, a.err, true)
 	}
+	res.StreamEnded = res.StreamEnded || a.ended
 	// Bedrock's own counts when the model reported none (or only part).
 	var bedrockUsage *oisp.Usage
 	if m := a.metrics; m != nil && (m.InputTokenCount.OK || m.OutputTokenCount.OK) {

@@ -350,6 +350,7 @@ type cohereAcc struct {
 	err          *oisp.Error
 	events, bad  int
 	final        bool // a whole response (or v1 stream-end) was seen
+	ended        bool // the stream's last event (stream-end, message-end, is_finished) arrived
 	firstContent time.Time
 }
 
@@ -447,6 +448,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 		}
 		a.seen(at)
 	case "stream-end":
+		a.ended = true
 		if e.FinishReason != "" {
 			a.finish = string(e.FinishReason)
 		}
@@ -497,6 +499,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 			b.WriteString(string(tc.Function.Arguments))
 		}
 	case "message-end":
+		a.ended = true
 		if d := e.Delta; d != nil {
 			if d.FinishReason != "" {
 				a.finish = string(d.FinishReason)
@@ -513,6 +516,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 			a.seen(at)
 		}
 		if e.IsFinished.V {
+			a.ended = true
 			if e.FinishReason != "" {
 				a.finish = string(e.FinishReason)
 			}
@@ -531,6 +535,7 @@ func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if a.bad > 0 {
 		res.note(noteStreamBadEvent)
 	}
+	res.StreamEnded = a.ended
 	for idx, ci := range a.callAt {
 		if args := a.callArgs[idx].String(); args != "" {
 			a.calls[ci].Arguments = args

@@ -920,13 +920,17 @@ func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIRespons
 		}
 		resp.StreamEvents = a.chunks
 	case rawKind(body.Data) == '[':
-		for _, el := range jsonArrayElements(body, rec) {
+		els, closed := jsonArrayElements(body, rec)
+		for _, el := range els {
 			a.add(el.Data, el.At)
 		}
 		if a.chunks == 0 && len(bytes.TrimSpace(body.Data)) > 2 {
 			res.note(noteResponseNotJSON)
 		}
 		resp.StreamEvents = a.chunks
+		// The closing bracket is the stream's own end (SSE streams, with
+		// alt=sse, have none).
+		res.StreamEnded = closed && a.badChunks == 0
 	default:
 		if len(bytes.TrimSpace(body.Data)) == 0 {
 			break

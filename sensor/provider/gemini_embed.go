@@ -171,14 +171,32 @@ type jsonElement struct {
 // jsonArrayElements splits a JSON array body (Gemini streaming without
 // alt=sse) into its elements with sensor/stream's reader. A truncated
 // array yields the complete elements before the cut; malformed input is
-// counted on rec.
-func jsonArrayElements(b *httpmsg.Body, rec stats.Recorder) []jsonElement {
-	items := stream.ParseJSONArrayBody(b, stream.WithRecorder(rec))
-	out := make([]jsonElement, len(items))
+// counted on rec. closed reports whether the array's closing bracket
+// arrived with no element cut: the stream's own end.
+func jsonArrayElements(b *httpmsg.Body, rec stats.Recorder) (els []jsonElement, closed bool) {
+	end := &arrayEndRecorder{Recorder: rec}
+	items := stream.ParseJSONArrayBody(b, stream.WithRecorder(end))
+	els = make([]jsonElement, len(items))
 	for i, it := range items {
-		out[i] = jsonElement{Data: it.Data, At: it.At}
+		els[i] = jsonElement{Data: it.Data, At: it.At}
 	}
-	return out
+	return els, !end.cut
+}
+
+// arrayEndRecorder passes counts on and notes the reader's report of an
+// array the body ended inside.
+type arrayEndRecorder struct {
+	stats.Recorder
+	cut bool
+}
+
+func (r *arrayEndRecorder) Count(token string, n int64) {
+	if token == stream.TokenJSONUnterminated || token == stream.TokenJSONIncomplete {
+		r.cut = true
+	}
+	if r.Recorder != nil {
+		r.Recorder.Count(token, n)
+	}
 }
 
 // sortedKeys returns a map's keys in order (stable output for built-in

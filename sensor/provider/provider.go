@@ -67,7 +67,9 @@ type Result struct {
 	Partial bool
 	Notes   []string
 	// StreamEnded is set when a streamed body carried its format's own end
-	// marker ([DONE], message_stop, the final response object, done:true):
+	// marker ([DONE], message_stop, the final response object, done:true,
+	// Cohere's stream-end/message-end, Bedrock's metadata event or
+	// invocation metrics, the closing bracket of Gemini's JSON array):
 	// the response is whole even if the transport saw the client reset the
 	// stream before the server's end-of-stream arrived.
 	StreamEnded bool
