@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
+	"github.com/oisp/oisp-sensor/sensor/secret"
 	yaml4 "go.yaml.in/yaml/v4"
 	vcr "gopkg.in/dnaeon/go-vcr.v4/pkg/cassette"
 )
@@ -68,16 +68,7 @@ func Write(w io.Writer, r *Recording) error {
 }
 
 // Redacted replaces secret values in written recordings.
-const Redacted = "REDACTED"
-
-// secretHeaders carry credentials (lower-case names).
-var secretHeaders = map[string]bool{
-	"authorization":       true,
-	"proxy-authorization": true,
-	"x-api-key":           true,
-	"api-key":             true,
-	"x-goog-api-key":      true,
-}
+const Redacted = secret.Redacted
 
 // RedactHeader returns a copy of h with credential headers' values replaced.
 func RedactHeader(h http.Header) http.Header {
@@ -86,7 +77,7 @@ func RedactHeader(h http.Header) http.Header {
 	}
 	out := make(http.Header, len(h))
 	for k, vs := range h {
-		if secretHeaders[strings.ToLower(k)] {
+		if secret.IsHeader(k) {
 			red := make([]string, len(vs))
 			for i := range red {
 				red[i] = Redacted
@@ -99,59 +90,6 @@ func RedactHeader(h http.Header) http.Header {
 	return out
 }
 
-// isSecretParam reports whether a query parameter name looks like it carries
-// a credential: key=, api_key=, access_token=, X-Amz-Signature=, sig= …
-func isSecretParam(name string) bool {
-	n := strings.ToLower(name)
-	if n == "sig" {
-		return true
-	}
-	for _, suffix := range []string{"key", "token", "secret", "signature", "credential", "password"} {
-		if strings.HasSuffix(n, suffix) {
-			return true
-		}
-	}
-	return false
-}
-
 // RedactURL replaces the values of key-like query parameters and any
 // userinfo password; every other byte of the URL is kept as recorded.
-func RedactURL(raw string) string {
-	if at := strings.Index(raw, "://"); at >= 0 {
-		rest := raw[at+3:]
-		end := strings.IndexAny(rest, "/?#")
-		if end < 0 {
-			end = len(rest)
-		}
-		if ui := strings.LastIndexByte(rest[:end], '@'); ui >= 0 {
-			if colon := strings.IndexByte(rest[:ui], ':'); colon >= 0 {
-				raw = raw[:at+3] + rest[:colon+1] + Redacted + rest[ui:]
-			}
-		}
-	}
-	q := strings.IndexByte(raw, '?')
-	if q < 0 {
-		return raw
-	}
-	query, frag := raw[q+1:], ""
-	if h := strings.IndexByte(query, '#'); h >= 0 {
-		query, frag = query[:h], query[h:]
-	}
-	parts := strings.Split(query, "&")
-	changed := false
-	for i, p := range parts {
-		name, _, hasValue := strings.Cut(p, "=")
-		if un, err := url.QueryUnescape(name); err == nil {
-			name = un
-		}
-		if hasValue && isSecretParam(name) {
-			k, _, _ := strings.Cut(p, "=")
-			parts[i] = k + "=" + Redacted
-			changed = true
-		}
-	}
-	if !changed {
-		return raw
-	}
-	return raw[:q+1] + strings.Join(parts, "&") + frag
-}
+func RedactURL(raw string) string { return secret.RedactURL(raw) }

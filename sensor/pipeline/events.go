@@ -14,6 +14,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/provider"
+	"github.com/oisp/oisp-sensor/sensor/secret"
 )
 
 // exchange turns one finished HTTP exchange into events.
@@ -342,8 +343,11 @@ func processOf(info *flow.Info) *oisp.Process {
 		BundleID: pr.BundleID, ContainerID: pr.ContainerID, Cgroup: pr.Cgroup,
 	}
 	if len(pr.Cmdline) > 0 {
-		out.CmdlineArgs = pr.Cmdline
-		out.Cmdline = strings.Join(pr.Cmdline, " ")
+		// Command lines carry credentials often enough (curl -H
+		// "Authorization: …", --api-key, keys in URLs) to be redacted
+		// always.
+		out.CmdlineArgs = secret.RedactArgs(pr.Cmdline)
+		out.Cmdline = strings.Join(out.CmdlineArgs, " ")
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/secret"
 )
 
 // System turns host activity from a source into an OISP event.
@@ -18,7 +19,7 @@ func (p *Pipeline) System(se flow.SystemEvent) {
 	point := ""
 	switch se.Kind {
 	case flow.SysExec:
-		data = &oisp.ProcessExec{Exe: se.Exe, Args: se.Args, Cwd: se.Cwd}
+		data = &oisp.ProcessExec{Exe: se.Exe, Args: secret.RedactArgs(se.Args), Cwd: se.Cwd}
 		point = "sched_process_exec"
 	case flow.SysExit:
 		d := &oisp.ProcessExit{ExitCode: se.ExitCode, Signal: se.Signal, TerminationType: "normal"}

@@ -22,6 +22,7 @@ type recordFlags struct {
 	socketPath   string
 	noSocket     bool
 	ebpf         string
+	ebpfFilter   ebpfFilterFlags
 	output       string
 	content      string
 	summaryEvery time.Duration
@@ -49,6 +50,8 @@ Sources, all running at once into one pipeline:
   eBPF (Linux)     TLS library uprobes and process/file/network activity;
                    on by default when running as root (or with CAP_BPF and
                    CAP_PERFMON) and --proxy is not given; --ebpf on|off|auto.
+                   --pid, --exe and --cgroup limit it to those processes and
+                   their descendants (any of them; all processes without).
 
 Stop it with Ctrl-C (SIGINT) or SIGTERM: flows in flight are decoded and
 written before it exits. A one-line summary (flows, events, bytes, drops)
@@ -69,6 +72,7 @@ is printed every --summary-every and at exit.`,
 	fl.StringVar(&f.socketPath, "socket", socket.LegacyPath, "listen for capture extensions on the Unix socket `PATH`")
 	fl.BoolVar(&f.noSocket, "no-socket", false, "do not open the extension socket")
 	fl.StringVar(&f.ebpf, "ebpf", "auto", "Linux eBPF capture: auto (when privileged and --proxy is not given), on, or off")
+	f.ebpfFilter.register(fl)
 	fl.StringVarP(&f.output, "output", "o", "", "append events to `FILE` (\"-\" for standard output; default: events-DATE.jsonl in the user's data directory)")
 	fl.StringVar(&f.content, "content", "full", "event content: full (prompts and responses) or metadata (lengths and hashes only)")
 	fl.DurationVar(&f.summaryEvery, "summary-every", 30*time.Second, "print a one-line summary this often (0: only at exit)")
@@ -132,6 +136,9 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	case "auto", "on", "off":
 	default:
 		return &exitError{code: 2, err: fmt.Errorf("--ebpf %q: want auto, on or off", f.ebpf)}
+	}
+	if err := f.ebpfFilter.check(f.ebpf); err != nil {
+		return &exitError{code: 2, err: err}
 	}
 	rules, err := parseInterceptRules(f.capture.interceptHosts)
 	if err != nil {

@@ -37,7 +37,15 @@ func linuxSources(ctx context.Context, f *recordFlags, s *session.Session, st *s
 		st.printf("eBPF capture not available%s: %s\n", why, ebpfHint)
 		return nil, nil
 	}
-	src, err := linuxcompat.New(linuxcompat.Config{Logger: log, Stats: s.Stats})
+	src, err := linuxcompat.New(linuxcompat.Config{
+		PIDs:           f.ebpfFilter.pids,
+		Executables:    f.ebpfFilter.exes,
+		Cgroups:        f.ebpfFilter.cgroups,
+		NoSystemEvents: f.ebpfFilter.noSystemEvents,
+		NoFileEvents:   f.ebpfFilter.noFileEvents,
+		Logger:         log,
+		Stats:          s.Stats,
+	})
 	if err != nil {
 		if f.ebpf == "on" {
 			return nil, fmt.Errorf("eBPF capture: %w", err)
