@@ -38,7 +38,7 @@ func (p *Pipeline) exchange(fs *flowState, x *httpmsg.Exchange) {
 		r, err := a.Decode(t, x, provider.Env{Registry: p.cfg.Registry, Stats: p.stats})
 		if err != nil {
 			p.stats.Count("ai.decode_errors", 1)
-			p.log.Debug("ai decode failed", "api", a.Name(), "url", x.Request.URL(), "err", err)
+			p.log.Debug("ai decode failed", "api", a.Name(), "url", secret.RedactURL(x.Request.URL()), "err", err)
 			continue
 		}
 		if r == nil {

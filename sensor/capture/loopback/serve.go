@@ -15,6 +15,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/secret"
 	"golang.org/x/net/http2"
 )
 
@@ -77,7 +78,7 @@ func (r *responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = io.Copy(io.Discard, req.Body)
 	in, ok := r.take(req)
 	if !ok {
-		r.log.Warn("loopback: no recorded response for request", "method", req.Method, "url", req.URL.String())
+		r.log.Warn("loopback: no recorded response for request", "method", req.Method, "url", secret.RedactURL(req.URL.String()))
 		http.Error(w, "no recorded response for "+req.Method+" "+req.URL.Path, http.StatusNotImplemented)
 		return
 	}
