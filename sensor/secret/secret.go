@@ -115,7 +115,11 @@ func RedactArgs(args []string) []string {
 			continue
 		}
 		if hasValue {
-			if v := redactOptionValue(name, value); v != value {
+			v := redactOptionValue(name, value)
+			if v == value {
+				v = redactWord(value) // --header=Authorization: Bearer …
+			}
+			if v != value {
 				set(i, a[:len(a)-len(value)]+v)
 			}
 			continue
