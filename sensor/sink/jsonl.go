@@ -4,10 +4,11 @@ package sink
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
@@ -16,6 +17,7 @@ import (
 type JSONL struct {
 	mu  sync.Mutex
 	w   *bufio.Writer
+	enc *json.Encoder
 	err error
 	n   int64
 	// flushEach flushes after every event (for live tails of a file).
@@ -25,24 +27,21 @@ type JSONL struct {
 // NewJSONL returns a JSONL sink writing to w. With flushEach every event is
 // flushed as it is written.
 func NewJSONL(w io.Writer, flushEach bool) *JSONL {
-	return &JSONL{w: bufio.NewWriterSize(w, 64<<10), flushEach: flushEach}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	return &JSONL{w: bw, enc: json.NewEncoder(bw), flushEach: flushEach}
 }
 
 // Record writes one event.
 func (s *JSONL) Record(ev *oisp.Event) {
-	b, err := json.Marshal(ev)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil {
-		s.err = fmt.Errorf("encode %s event: %w", ev.EventType, err)
-		return
-	}
 	if s.err != nil {
 		return
 	}
-	b = append(b, '\n')
-	if _, err := s.w.Write(b); err != nil {
-		s.err = fmt.Errorf("write events: %w", err)
+	// The encoder writes the line (event and newline) only once the whole
+	// event is encoded: a failed event leaves nothing half written.
+	if err := s.enc.Encode(ev); err != nil {
+		s.err = fmt.Errorf("encode or write %s event: %w", ev.EventType, err)
 		return
 	}
 	s.n++
