@@ -31,10 +31,11 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/pipeline"
 	"github.com/oisp/oisp-sensor/sensor/session"
+	"github.com/oisp/oisp-sensor/sensor/sink"
 )
 
 // Benchmarks of the whole sensor under eBPF capture: the shared Source,
-// the session pipeline and an event recorder, against client processes
+// the session pipeline and a JSONL file of events, against client processes
 // talking to a TLS server in a process of its own (which the capture never
 // traces). They report numbers and assert nothing about time:
 //
@@ -42,7 +43,8 @@ import (
 //
 // BenchmarkEBPFRequests: requests/s of a keep-alive loop of 1 KiB chat
 // requests without the sensor, with eBPF capture only (a counting
-// handler), and with the whole sensor (capture + pipeline), per client;
+// handler), and with the whole sensor (capture, pipeline and the events
+// written to a file, flushed as record flushes its output), per client;
 // the parent logs the ratios and the added cost per request.
 // BenchmarkEBPFRingBuffer: records/s and drops with OpenSSL pushing 16 KiB
 // writes through memory BIOs as fast as it can, and at 50 MB/s.
@@ -163,10 +165,31 @@ func chatBody(n int) []byte {
 	return []byte(head + strings.Repeat("x", max(0, n-len(head)-len(tail))) + tail)
 }
 
-// eventCounter is a pipeline.Recorder that counts events by type.
-type eventCounter struct{ requests, responses, other atomic.Int64 }
+// eventCounter is a pipeline.Recorder that counts events by type and,
+// when out is set, writes them on as record does.
+type eventCounter struct {
+	requests, responses, other atomic.Int64
+	out                        pipeline.Recorder
+}
+
+// writingTo makes the counter also write every event as JSON lines to a
+// file in dir, flushed as record flushes its output.
+func (c *eventCounter) writingTo(b *testing.B, dir string) *sink.JSONL {
+	b.Helper()
+	f, err := os.Create(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	j := sink.NewJSONL(f, sink.TailLatency)
+	c.out = j
+	return j
+}
 
 func (c *eventCounter) Record(ev *oisp.Event) {
+	if c.out != nil {
+		c.out.Record(ev)
+	}
 	switch ev.EventType {
 	case "ai.request":
 		c.requests.Add(1)
@@ -333,6 +356,10 @@ func BenchmarkEBPFRequests(b *testing.B) {
 			for _, m := range sensorModes {
 				b.Run(m.name, func(b *testing.B) {
 					ec := &eventCounter{}
+					if m.mode == sensorFull {
+						// The whole sensor writes its events, as record does.
+						ec.writingTo(b, b.TempDir())
+					}
 					before, serverCPU := srv.served(b)
 					clientCPU := childrenCPU()
 					_, elapsed, sensorCPU := underSensor(b, m.mode, ec, c.prep, c.argv(b.N))
@@ -522,6 +549,9 @@ func BenchmarkEBPFSensorCPU(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			var cpu, wall time.Duration
 			ec := &eventCounter{}
+			if m.mode == sensorFull {
+				ec.writingTo(b, b.TempDir())
+			}
 			for b.Loop() {
 				used, elapsed := cpuUnderOwnSource(b, m.mode, ec, bin, argv)
 				cpu += used

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -20,15 +21,24 @@ type JSONL struct {
 	enc *json.Encoder
 	err error
 	n   int64
-	// flushEach flushes after every event (for live tails of a file).
-	flushEach bool
+	// within bounds how long a written event may wait in the buffer (0:
+	// until Flush); pending is set while a flush is scheduled.
+	within  time.Duration
+	pending bool
 }
 
-// NewJSONL returns a JSONL sink writing to w. With flushEach every event is
-// flushed as it is written.
-func NewJSONL(w io.Writer, flushEach bool) *JSONL {
+// TailLatency is how long record lets an event wait before it reaches the
+// output file: short enough for a live tail, long enough that a burst of
+// events is one write.
+const TailLatency = 100 * time.Millisecond
+
+// NewJSONL returns a JSONL sink writing to w. With within > 0 every event
+// reaches w at most that long after it is recorded (a live tail of the
+// file sees it), flushed together with the events around it rather than
+// one write per event; with 0 events wait until Flush or a full buffer.
+func NewJSONL(w io.Writer, within time.Duration) *JSONL {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	return &JSONL{w: bw, enc: json.NewEncoder(bw), flushEach: flushEach}
+	return &JSONL{w: bw, enc: json.NewEncoder(bw), within: within}
 }
 
 // Record writes one event.
@@ -45,10 +55,19 @@ func (s *JSONL) Record(ev *oisp.Event) {
 		return
 	}
 	s.n++
-	if s.flushEach {
-		if err := s.w.Flush(); err != nil {
-			s.err = fmt.Errorf("write events: %w", err)
-		}
+	if s.within > 0 && !s.pending {
+		s.pending = true
+		time.AfterFunc(s.within, s.flushPending)
+	}
+}
+
+// flushPending is the scheduled flush.
+func (s *JSONL) flushPending() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = false
+	if err := s.w.Flush(); err != nil && s.err == nil {
+		s.err = fmt.Errorf("write events: %w", err)
 	}
 }
 

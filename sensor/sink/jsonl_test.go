@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func fixtureEvents(tb testing.TB) []*oisp.Event {
 func TestJSONLMatchesEncodingJSON(t *testing.T) {
 	evs := fixtureEvents(t)
 	var buf bytes.Buffer
-	s := NewJSONL(&buf, false)
+	s := NewJSONL(&buf, 0)
 	for _, ev := range evs {
 		s.Record(ev)
 	}
@@ -98,7 +99,7 @@ func TestJSONLMatchesEncodingJSON(t *testing.T) {
 func BenchmarkJSONL(b *testing.B) {
 	evs := fixtureEvents(b)
 	b.Run("sink", func(b *testing.B) {
-		s := NewJSONL(io.Discard, false)
+		s := NewJSONL(io.Discard, 0)
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, ev := range evs {
@@ -116,4 +117,49 @@ func BenchmarkJSONL(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 	})
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while the sink writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+// TestJSONLFlushWithin: with a bound, an event reaches the writer without
+// a Flush call; without one, only Flush writes it.
+func TestJSONLFlushWithin(t *testing.T) {
+	ev := fixtureEvents(t)[0]
+	var timed lockedBuffer
+	s := NewJSONL(&timed, 20*time.Millisecond)
+	s.Record(ev)
+	deadline := time.Now().Add(10 * time.Second)
+	for timed.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if timed.Len() == 0 {
+		t.Fatal("the event did not reach the writer without Flush")
+	}
+
+	var held lockedBuffer
+	s = NewJSONL(&held, 0)
+	s.Record(ev)
+	time.Sleep(50 * time.Millisecond)
+	if held.Len() != 0 {
+		t.Fatal("an unbounded sink wrote before Flush")
+	}
+	if err := s.Flush(); err != nil || held.Len() == 0 {
+		t.Fatalf("Flush: %v, %d bytes", err, held.Len())
+	}
 }

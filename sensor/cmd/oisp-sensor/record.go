@@ -149,9 +149,8 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 		return &exitError{code: 1, err: err}
 	}
 	defer closeOut()
-	// Each event is flushed as written: events are few (one per AI
-	// exchange), and a tail -f of the file sees them at once.
-	jsonl := sink.NewJSONL(w, true)
+	// A tail -f of the output sees each event within sink.TailLatency.
+	jsonl := sink.NewJSONL(w, sink.TailLatency)
 	s, err := session.New(session.Options{Out: jsonl, Content: mode, Logger: log, ExtraHosts: rules.extraHosts()})
 	if err != nil {
 		return &exitError{code: 1, err: err}

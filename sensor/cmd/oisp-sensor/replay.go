@@ -84,7 +84,7 @@ func runReplay(cmd *cobra.Command, g *globals, f *replayFlags, files []string) e
 		defer out.Close()
 		w = out
 	}
-	jsonl := sink.NewJSONL(w, false)
+	jsonl := sink.NewJSONL(w, 0)
 	total := &stats.Counters{}
 	failed := 0
 	for _, name := range files {
