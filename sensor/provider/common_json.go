@@ -187,6 +187,21 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 	if len(data) == 0 {
 		return false, errNotJSON
 	}
+	// The scanned shapes, by concrete type (an interface assertion would
+	// look the type up on every call).
+	var sb scannedBody
+	switch t := v.(type) {
+	case *openaiChatRequestBody:
+		sb = t
+	case *openaiChatResponseBody:
+		sb = t
+	}
+	if sb != nil {
+		if sb.scanJSON(data) {
+			return false, nil
+		}
+		sb.resetScan()
+	}
 	err = json.Unmarshal(data, v)
 	if err == nil {
 		return false, nil
@@ -279,27 +294,30 @@ func plainStringBytes(raw []byte) ([]byte, bool) {
 
 // Byte-lane constants of plainASCII.
 const (
-	lanes01 = 0x0101010101010101
 	lanes20 = 0x2020202020202020
 	lanes80 = 0x8080808080808080
 )
 
 // plainASCII reports whether b holds only bytes 0x20–0x7f other than '"'
 // and '\\': the contents of a JSON string that decodes to exactly its own
-// bytes. Prompts run to kilobytes, so it looks at 8 bytes per step: in each
-// lane, x-0x20 sets the top bit for a byte below 0x20, (x^q)-0x01 for a
-// byte equal to q, and x itself for a byte of 0x80 or more; a borrow only
-// crosses into a higher lane from a lane that already matched.
+// bytes. Prompts run to kilobytes: quotes and backslashes are looked for
+// with bytes.IndexByte, the rest is checked 8 bytes per step (in each lane
+// x-0x20 sets the top bit for a byte below 0x20 and x itself for a byte of
+// 0x80 or more; a borrow only crosses into a higher lane from a lane that
+// already matched).
 func plainASCII(b []byte) bool {
+	if bytes.IndexByte(b, '"') >= 0 || bytes.IndexByte(b, '\\') >= 0 {
+		return false
+	}
 	for len(b) >= 8 {
 		x := binary.LittleEndian.Uint64(b)
-		if ((x-lanes20)|((x^('"'*lanes01))-lanes01)|((x^('\\'*lanes01))-lanes01)|x)&lanes80 != 0 {
+		if (x|(x-lanes20))&lanes80 != 0 {
 			return false
 		}
 		b = b[8:]
 	}
 	for _, c := range b {
-		if c < 0x20 || c == '\\' || c == '"' || c >= 0x80 {
+		if c < 0x20 || c >= 0x80 {
 			return false
 		}
 	}

@@ -166,9 +166,7 @@ func TestUsageArithmetic(t *testing.T) {
 		{"anthropic nothing", anthropicUsage(jInt{}, jInt{}, jInt{}, jInt{}), ""},
 		// openai/chat_reasoning.json: prompt already includes cached; reasoning part of completion.
 		{"openai reasoning", openaiUsage(&openaiUsageBody{PromptTokens: n(7), CompletionTokens: n(87), TotalTokens: n(94),
-			CompletionTokensDetails: &struct {
-				ReasoningTokens jInt `json:"reasoning_tokens"`
-			}{n(64)}}), "7/87/94 cached - write - reasoning 64"},
+			CompletionTokensDetails: &openaiReasoningDetails{n(64)}}), "7/87/94 cached - write - reasoning 64"},
 		// Responses API names (openai/responses_stream_tool.json) and a missing total.
 		{"responses", openaiUsage(&openaiUsageBody{InputTokens: n(255), OutputTokens: n(16)}), "255/16/271 cached - write - reasoning -"},
 		// DeepSeek cache hits.

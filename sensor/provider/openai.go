@@ -69,6 +69,9 @@ type openaiMessage struct {
 	Content    json.RawMessage `json:"content"`
 	Name       jStr            `json:"name"`
 	ToolCallID jStr            `json:"tool_call_id"`
+	// contentPlain is set by the scan (openai_scan.go) when Content is a
+	// string of printable ASCII without escapes: its text is its contents.
+	contentPlain bool
 }
 
 type openaiFunction struct {
@@ -94,36 +97,48 @@ type openaiPart struct {
 }
 
 type openaiUsageBody struct {
-	PromptTokens        jInt `json:"prompt_tokens"`
-	CompletionTokens    jInt `json:"completion_tokens"`
-	TotalTokens         jInt `json:"total_tokens"`
-	InputTokens         jInt `json:"input_tokens"`
-	OutputTokens        jInt `json:"output_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens     jInt `json:"cached_tokens"`
-		CacheWriteTokens jInt `json:"cache_write_tokens"`
-	} `json:"prompt_tokens_details"`
-	InputTokensDetails *struct {
-		CachedTokens jInt `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	CompletionTokensDetails *struct {
-		ReasoningTokens jInt `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
-	OutputTokensDetails *struct {
-		ReasoningTokens jInt `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
+	PromptTokens            jInt                       `json:"prompt_tokens"`
+	CompletionTokens        jInt                       `json:"completion_tokens"`
+	TotalTokens             jInt                       `json:"total_tokens"`
+	InputTokens             jInt                       `json:"input_tokens"`
+	OutputTokens            jInt                       `json:"output_tokens"`
+	PromptTokensDetails     *openaiPromptTokensDetails `json:"prompt_tokens_details"`
+	InputTokensDetails      *openaiInputTokensDetails  `json:"input_tokens_details"`
+	CompletionTokensDetails *openaiReasoningDetails    `json:"completion_tokens_details"`
+	OutputTokensDetails     *openaiReasoningDetails    `json:"output_tokens_details"`
 	// DeepSeek reports cache hits this way.
 	PromptCacheHitTokens jInt `json:"prompt_cache_hit_tokens"`
 }
 
+// openaiXGroq is Groq's x_groq member, which may carry the usage.
+type openaiXGroq struct {
+	Usage *openaiUsageBody `json:"usage"`
+}
+
+type openaiPromptTokensDetails struct {
+	CachedTokens     jInt `json:"cached_tokens"`
+	CacheWriteTokens jInt `json:"cache_write_tokens"`
+}
+
+type openaiInputTokensDetails struct {
+	CachedTokens jInt `json:"cached_tokens"`
+}
+
+type openaiReasoningDetails struct {
+	ReasoningTokens jInt `json:"reasoning_tokens"`
+}
+
+// openaiFunctionCall is a function call, or a tool call's function.
+type openaiFunctionCall struct {
+	Name      jStr            `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+}
+
 type openaiToolCallDelta struct {
-	Index    jInt `json:"index"`
-	ID       jStr `json:"id"`
-	Type     jStr `json:"type"`
-	Function *struct {
-		Name      jStr            `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-	} `json:"function"`
+	Index    jInt                `json:"index"`
+	ID       jStr                `json:"id"`
+	Type     jStr                `json:"type"`
+	Function *openaiFunctionCall `json:"function"`
 }
 
 type openaiChoiceMessage struct {
@@ -133,10 +148,8 @@ type openaiChoiceMessage struct {
 	ReasoningContent jStr                  `json:"reasoning_content"`
 	Reasoning        jStr                  `json:"reasoning"`
 	ToolCalls        []openaiToolCallDelta `json:"tool_calls"`
-	FunctionCall     *struct {
-		Name      jStr            `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-	} `json:"function_call"`
+	FunctionCall     *openaiFunctionCall   `json:"function_call"`
+	contentPlain     bool                  // as openaiMessage.contentPlain
 }
 
 type openaiChoice struct {
@@ -153,10 +166,8 @@ type openaiChatResponseBody struct {
 	Model   jStr             `json:"model"`
 	Choices []openaiChoice   `json:"choices"`
 	Usage   *openaiUsageBody `json:"usage"`
-	XGroq   *struct {
-		Usage *openaiUsageBody `json:"usage"`
-	} `json:"x_groq"`
-	Error json.RawMessage `json:"error"`
+	XGroq   *openaiXGroq     `json:"x_groq"`
+	Error   json.RawMessage  `json:"error"`
 	// Mistral and some compatible servers: {"object":"error","message":…}.
 	Message jStr            `json:"message"`
 	Type    jStr            `json:"type"`
@@ -200,7 +211,13 @@ func decodeOpenAIChatRequest(body []byte, res *Result) string {
 
 	var system []string
 	for _, m := range b.Messages {
-		text, images := flattenOpenAIContent(m.Content)
+		var text string
+		var images int
+		if m.contentPlain {
+			text = string(m.Content[1 : len(m.Content)-1])
+		} else {
+			text, images = flattenOpenAIContent(m.Content)
+		}
 		msg := newMessage(string(m.Role), text, images)
 		msg.Name = string(m.Name)
 		msg.ToolCallID = string(m.ToolCallID)
@@ -579,7 +596,7 @@ func (s *openaiChatStream) choice(c *openaiChoice, at time.Time) {
 	if d == nil {
 		return
 	}
-	if text, ok := plainStringBytes(d.Content); ok {
+	if text, ok := plainContent(d); ok {
 		// The usual delta: appended without a string of its own.
 		if len(text) > 0 {
 			acc.content.Write(text)
@@ -634,6 +651,15 @@ func (s *openaiChatStream) choice(c *openaiChoice, at time.Time) {
 			s.content(at)
 		}
 	}
+}
+
+// plainContent returns the contents of a delta's content when it is a
+// string of printable ASCII without escapes.
+func plainContent(d *openaiChoiceMessage) ([]byte, bool) {
+	if d.contentPlain {
+		return d.Content[1 : len(d.Content)-1], true
+	}
+	return plainStringBytes(d.Content)
 }
 
 // argumentsText reads tool-call arguments: a JSON string (the usual case) or

@@ -1,0 +1,545 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+
+	json "github.com/goccy/go-json"
+)
+
+// A chat exchange's bodies (and each event of a chat stream) are small
+// objects of a few well-known members. The reflection decoder spends more
+// on them than their size suggests: it copies the bytes of every tolerant
+// scalar before its UnmarshalJSON sees them, and every json.RawMessage. A
+// body decoder may instead read its usual shape with jsonScan, which checks
+// the grammar as strictly as the decoder (RFC 8259; invalid UTF-8 in
+// strings is taken by both), hands each tolerant scalar the bytes of its
+// value in place (so tolerance is the scalar's own) and lets
+// json.RawMessage members refer to the body (they are read while the body
+// is, never kept). Whatever the scan is not sure to read exactly as the
+// decoder would — a member named twice, a name that matches a field only
+// when case or '_' and '-' are ignored, a name with escapes or non-ASCII,
+// a value of a kind the field does not take, deep nesting — makes it
+// decline; decodeLoose then resets the target and decodes the body with
+// the decoder, so the result never differs.
+
+// scannedBody is a decode target with a scan of its usual shape: scanJSON
+// reports whether it read data whole; when it did not, resetScan empties
+// the target for the decoder.
+type scannedBody interface {
+	scanJSON(data []byte) bool
+	resetScan()
+}
+
+// maxScanDepth bounds the nesting jsonScan follows (the decoder takes the
+// rare deeper body).
+const maxScanDepth = 64
+
+// jsonScan reads one JSON document; i is the offset of the next byte.
+type jsonScan struct {
+	b     []byte
+	i     int
+	depth int
+}
+
+// scanDocument reads data as one value, with read, and nothing but
+// whitespace after it.
+func scanDocument(data []byte, read func(s *jsonScan) bool) bool {
+	s := jsonScan{b: data}
+	if !read(&s) {
+		return false
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
+func (s *jsonScan) ws() {
+	for s.i < len(s.b) && isSpace(s.b[s.i]) {
+		s.i++
+	}
+}
+
+// peek returns the first byte of the next value (0 at the end).
+func (s *jsonScan) peek() byte {
+	s.ws()
+	if s.i >= len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// value checks the next value and returns its bytes.
+func (s *jsonScan) value() ([]byte, bool) {
+	s.ws()
+	start := s.i
+	if !s.skip() {
+		return nil, false
+	}
+	return s.b[start:s.i], true
+}
+
+// skip checks the value at s.i and moves past it. Skipped values (a
+// tool's parameter schema, logprobs) can be large, so it walks them in one
+// loop, keeping the kind of each open container in a bit of objects.
+func (s *jsonScan) skip() bool {
+	b, i := s.b, s.i
+	var objects uint64 // bit d: the container at nesting d is an object
+	d := 0
+	var ok bool
+next:
+	for {
+		// A value starts at i.
+		if i >= len(b) {
+			return false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i
+			if ok, _ = s.str(); !ok {
+				return false
+			}
+			i = s.i
+		case c == '{' || c == '[':
+			if d >= 63 || s.depth+d >= maxScanDepth {
+				return false
+			}
+			closer := byte(']')
+			if c == '{' {
+				objects |= 1 << d
+				closer = '}'
+			} else {
+				objects &^= 1 << d
+			}
+			d++
+			i = skipWS(b, i+1)
+			if i < len(b) && b[i] == closer {
+				i++
+				d--
+				break
+			}
+			if c == '{' {
+				if i, ok = s.memberName(i); !ok {
+					return false
+				}
+			}
+			continue next
+		case c == 't' || c == 'f' || c == 'n':
+			lit := "null"
+			if c == 't' {
+				lit = "true"
+			} else if c == 'f' {
+				lit = "false"
+			}
+			if !bytes.HasPrefix(b[i:], []byte(lit)) {
+				return false
+			}
+			i += len(lit)
+		case c == '-' || c-'0' < 10:
+			if i, ok = numberEnd(b, i); !ok {
+				return false
+			}
+		default:
+			return false
+		}
+		// A value ended at i: close containers, or go on to the next.
+		for d > 0 {
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return false
+			}
+			inObject := objects&(1<<(d-1)) != 0
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+				if inObject {
+					if i, ok = s.memberName(i); !ok {
+						return false
+					}
+				}
+				continue next
+			case '}', ']':
+				if (b[i] == '}') != inObject {
+					return false
+				}
+				i++
+				d--
+			default:
+				return false
+			}
+		}
+		s.i = i
+		return true
+	}
+}
+
+// memberName checks the member name and colon at b[i] and returns the
+// offset of the value after them.
+func (s *jsonScan) memberName(i int) (int, bool) {
+	if i >= len(s.b) || s.b[i] != '"' {
+		return 0, false
+	}
+	s.i = i
+	if ok, _ := s.str(); !ok {
+		return 0, false
+	}
+	i = skipWS(s.b, s.i)
+	if i >= len(s.b) || s.b[i] != ':' {
+		return 0, false
+	}
+	return skipWS(s.b, i+1), true
+}
+
+func (s *jsonScan) literal(lit string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
+
+// str checks the string at s.i: escapes as the grammar allows them and
+// no control bytes (the decoder takes invalid UTF-8, and so does the
+// scan). plain is set when the string holds only printable ASCII and no
+// escape (its contents are then its value). Names and short values end
+// in their first words, which are looked at eight bytes per step; longer
+// strings are searched with bytes.IndexByte.
+func (s *jsonScan) str() (ok, plain bool) {
+	b, i := s.b, s.i+1
+	for n := 0; n < 4 && i+8 <= len(b); n++ {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if m := ((x - lanes20) | ((x ^ lanesQuote) - lanes01) | ((x ^ lanesBackslh) - lanes01) | x) & lanes80; m != 0 {
+			// Lanes before the first special byte neither borrow nor set
+			// a top bit, so the lowest set bit is that byte's.
+			if k := i + bits.TrailingZeros64(m)>>3; b[k] == '"' {
+				s.i = k + 1
+				return true, true
+			}
+			break
+		}
+		i += 8
+	}
+	return s.strRest(s.i + 1)
+}
+
+// strRest is str from i, inside the string.
+func (s *jsonScan) strRest(i int) (ok, plain bool) {
+	b := s.b
+	plain = true
+	for {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return false, false
+		}
+		seg := b[i : i+q]
+		e := bytes.IndexByte(seg, '\\')
+		if e >= 0 {
+			seg = seg[:e]
+		}
+		ctl, high := controlOrHigh(seg)
+		if ctl {
+			return false, false
+		}
+		plain = plain && !high
+		if e < 0 {
+			s.i = i + q + 1
+			return true, plain
+		}
+		plain = false
+		i += e
+		if i+1 >= len(b) {
+			return false, false
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+				return false, false
+			}
+			i += 6
+		default:
+			return false, false
+		}
+	}
+}
+
+// Byte-lane constants of the string scans.
+const (
+	lanes01      = 0x0101010101010101
+	lanesQuote   = '"' * lanes01
+	lanesBackslh = '\\' * lanes01
+)
+
+// controlOrHigh reports whether b has a byte under 0x20, and one of 0x80
+// or more; eight bytes per step ((x-0x20…)&^x sets a lane's top bit
+// exactly when some lane is under 0x20: a borrow only leaves such a lane).
+func controlOrHigh(b []byte) (ctl, high bool) {
+	var acc, hi uint64
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		acc |= (x - lanes20) &^ x
+		hi |= x
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return true, false
+		}
+		hi |= uint64(c)
+	}
+	return acc&lanes80 != 0, hi&lanes80 != 0
+}
+
+func isHex4(h []byte) bool {
+	for _, c := range h {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// object reads the object at s.i, calling member with each name (a string
+// of printable ASCII without escapes); member reads the value. (object and
+// array are written out, not one function with a callback per item: the
+// extra call per member cost 1.5% of the corpus pass.)
+func (s *jsonScan) object(member func(key []byte) bool) bool {
+	if s.depth >= maxScanDepth {
+		return false
+	}
+	s.depth++
+	s.i++ // '{'
+	if s.peek() == '}' {
+		s.i++
+		s.depth--
+		return true
+	}
+	for {
+		if s.peek() != '"' {
+			return false
+		}
+		start := s.i
+		if ok, plain := s.str(); !ok || !plain {
+			return false // names with escapes or non-ASCII are the decoder's
+		}
+		key := s.b[start+1 : s.i-1]
+		if s.peek() != ':' {
+			return false
+		}
+		s.i++
+		if !member(key) {
+			return false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			s.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// array reads the array at s.i, calling elem for each element.
+func (s *jsonScan) array(elem func() bool) bool {
+	if s.depth >= maxScanDepth {
+		return false
+	}
+	s.depth++
+	s.i++ // '['
+	if s.peek() == ']' {
+		s.i++
+		s.depth--
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			s.depth--
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// fieldNames are the member names of a struct the scan decodes into, as
+// its json tags give them, with their lengths when '_' and '-' are left
+// out (see mayMatchField).
+type fieldNames struct {
+	names     []string
+	looseLens []int
+	// lenMask has bit n set when a name's loose length is n (n < 64).
+	lenMask uint64
+}
+
+func newFieldNames(names ...string) fieldNames {
+	f := fieldNames{names: names, looseLens: make([]int, len(names))}
+	for k, n := range names {
+		f.looseLens[k] = looseLen([]byte(n))
+		f.lenMask |= 1 << f.looseLens[k]
+	}
+	return f
+}
+
+// looseLen is the length of name without '_' and '-'.
+func looseLen(name []byte) int {
+	n := 0
+	for _, c := range name {
+		if c != '_' && c != '-' {
+			n++
+		}
+	}
+	return n
+}
+
+// fields reads an object decoded into a struct with the member names of
+// f: field reads the value of each (given the name from f). A name given
+// twice declines (the decoder's last-wins and the tolerant scalars' null
+// handling are not worth copying), as does an other name the decoder
+// might match to a field; other members are checked and skipped.
+func (s *jsonScan) fields(f *fieldNames, field func(name string) bool) bool {
+	if s.peek() != '{' {
+		return false
+	}
+	var seen uint64
+	return s.object(func(key []byte) bool {
+		for k, name := range f.names {
+			if string(key) == name {
+				if seen&(1<<k) != 0 {
+					return false
+				}
+				seen |= 1 << k
+				return field(name)
+			}
+		}
+		if f.mayMatch(key) {
+			return false
+		}
+		_, ok := s.value()
+		return ok
+	})
+}
+
+// mayMatch reports whether the decoder might take key, which is none of
+// the names, for one of them: whether it equals a name when ASCII case,
+// '_' and '-' are ignored. (object declines names with non-ASCII bytes,
+// which Unicode case folding might match.)
+func (f *fieldNames) mayMatch(key []byte) bool {
+	n := looseLen(key)
+	if n >= 64 || f.lenMask&(1<<n) == 0 {
+		return false
+	}
+	for k, name := range f.names {
+		if f.looseLens[k] == n && equalLoose(key, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalLoose reports whether key equals name when ASCII case, '_' and '-'
+// are ignored.
+func equalLoose(key []byte, name string) bool {
+	i, j := 0, 0
+	for {
+		for i < len(key) && (key[i] == '_' || key[i] == '-') {
+			i++
+		}
+		for j < len(name) && (name[j] == '_' || name[j] == '-') {
+			j++
+		}
+		if i == len(key) || j == len(name) {
+			return i == len(key) && j == len(name)
+		}
+		a, b := key[i], name[j]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+		i++
+		j++
+	}
+}
+
+// tolerant gives the next value's bytes to a tolerant scalar (jStr, jInt,
+// jFloat, jBool), whose UnmarshalJSON takes any value.
+func (s *jsonScan) tolerant(v json.Unmarshaler) bool {
+	raw, ok := s.value()
+	if !ok {
+		return false
+	}
+	return v.UnmarshalJSON(raw) == nil
+}
+
+// raw sets *p to the next value's bytes, in place (see the top of the
+// file: the target never outlives the body).
+func (s *jsonScan) raw(p *json.RawMessage) bool {
+	raw, ok := s.value()
+	*p = raw
+	return ok
+}
+
+// content is raw for a member that is usually a string, and sets *plain
+// when it is one of printable ASCII without escapes: its contents are then
+// its text, which needs no second look.
+func (s *jsonScan) content(p *json.RawMessage, plain *bool) bool {
+	if s.peek() != '"' {
+		return s.raw(p)
+	}
+	start := s.i
+	ok, isPlain := s.str()
+	*p = s.b[start:s.i]
+	*plain = ok && isPlain
+	return ok
+}
+
+// pointer reads null (*p = nil) or an object into a new *p with read.
+func scanPointer[T any](s *jsonScan, p **T, read func(*T) bool) bool {
+	if s.peek() == 'n' {
+		*p = nil
+		return s.literal("null")
+	}
+	v := new(T)
+	*p = v
+	return read(v)
+}
+
+// scanSlice reads null (*p = nil) or an array whose elements read reads,
+// appended to (*p)[:0] as the decoder does.
+func scanSlice[T any](s *jsonScan, p *[]T, read func(*T) bool) bool {
+	switch s.peek() {
+	case 'n':
+		*p = nil
+		return s.literal("null")
+	case '[':
+	default:
+		return false
+	}
+	out := (*p)[:0]
+	if out == nil {
+		out = []T{}
+	}
+	ok := s.array(func() bool {
+		var zero T
+		out = append(out, zero)
+		return read(&out[len(out)-1])
+	})
+	*p = out
+	return ok
+}

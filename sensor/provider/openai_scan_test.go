@@ -1,0 +1,261 @@
+package provider
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	json "github.com/goccy/go-json"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// ignoreScanMarks leaves out of comparisons what only the scan sets.
+var ignoreScanMarks = cmpopts.IgnoreUnexported(openaiMessage{}, openaiChoiceMessage{})
+
+// checkPlainMarks: content the scan marks plain is what plainStringBytes
+// reads as plain text.
+func checkPlainMarks(t *testing.T, v any) {
+	t.Helper()
+	check := func(content []byte, plain bool) {
+		if !plain {
+			return
+		}
+		if text, ok := plainStringBytes(content); !ok || !bytes.Equal(text, content[1:len(content)-1]) {
+			t.Fatalf("content %.100q marked plain, plainStringBytes %v", content, ok)
+		}
+	}
+	switch b := v.(type) {
+	case *openaiChatRequestBody:
+		for _, m := range b.Messages {
+			check(m.Content, m.contentPlain)
+		}
+	case *openaiChatResponseBody:
+		for _, c := range b.Choices {
+			for _, m := range []*openaiChoiceMessage{c.Message, c.Delta} {
+				if m != nil {
+					check(m.Content, m.contentPlain)
+				}
+			}
+		}
+	}
+}
+
+// scanAgrees scans data into a new T and, when the scan takes it, decodes
+// data into another with the decoder alone: the decoder must report
+// neither a syntax nor a type error, and both values must be equal. It
+// reports whether the scan took data.
+func scanAgrees[T any, PT interface {
+	*T
+	scannedBody
+}](t *testing.T, data []byte) bool {
+	t.Helper()
+	var scanned, decoded T
+	if !PT(&scanned).scanJSON(bytes.TrimSpace(data)) {
+		return false
+	}
+	if err := json.Unmarshal(data, &decoded); err != nil {
+		t.Fatalf("scan took %.200q, which the decoder rejects: %v", data, err)
+	}
+	if d := cmp.Diff(decoded, scanned, ignoreScanMarks); d != "" {
+		t.Fatalf("scan of %.200q differs from the decoder (-decoder +scan):\n%s", data, d)
+	}
+	checkPlainMarks(t, PT(&scanned))
+	return true
+}
+
+// checkBothShapes runs scanAgrees for the request and the response shape.
+func checkBothShapes(t *testing.T, data []byte) (request, response bool) {
+	t.Helper()
+	return scanAgrees[openaiChatRequestBody](t, data), scanAgrees[openaiChatResponseBody](t, data)
+}
+
+// recordedBodies returns every request body, whole response body and SSE
+// data payload of the provider testdata recordings.
+func recordedBodies(t testing.TB) [][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata recordings: %v", err)
+	}
+	var out [][]byte
+	for _, f := range files {
+		r := loadCoreRecording(t, strings.TrimPrefix(f, "testdata"+string(filepath.Separator)))
+		out = append(out, []byte(r.ReqBody), []byte(r.RespBody))
+		for line := range strings.SplitSeq(r.RespBody, "\n") {
+			if data, ok := strings.CutPrefix(line, "data:"); ok {
+				out = append(out, []byte(strings.TrimSpace(data)))
+			}
+		}
+	}
+	return out
+}
+
+// TestOpenAIScanAgreesOnRecordings: on real bodies the scan agrees with
+// the decoder, and it does take the usual OpenAI chat bodies and chunks.
+func TestOpenAIScanAgreesOnRecordings(t *testing.T) {
+	requests, responses := 0, 0
+	for _, body := range recordedBodies(t) {
+		req, resp := checkBothShapes(t, body)
+		if req {
+			requests++
+		}
+		if resp {
+			responses++
+		}
+	}
+	if requests < 20 || responses < 100 {
+		t.Fatalf("scan took only %d request and %d response bodies of the recordings", requests, responses)
+	}
+}
+
+// TestOpenAIScanOddJSON: odd values either are read exactly as the decoder
+// with the tolerant scalars reads them, or make the scan decline.
+func TestOpenAIScanOddJSON(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		take bool // the scan of the shape the body names must take it (else decline)
+	}{
+		// Tolerant scalars: numbers and booleans as strings, strings as
+		// numbers, null, integral floats, huge numbers, objects.
+		{`{"model":"gpt-4o","max_tokens":"256","temperature":"0.5","stream":"true"}`, true},
+		{`{"model":4,"max_tokens":256.0,"temperature":1,"stream":false}`, true},
+		{`{"model":null,"max_tokens":null,"temperature":null,"stream":null}`, true},
+		{`{"model":true,"max_tokens":1e3,"top_p":-0.0,"stream":1}`, true},
+		{`{"max_tokens":99999999999999999999,"max_completion_tokens":9007199254740993,"temperature":1e999}`, true},
+		{`{"max_tokens":{"a":1},"model":["x"],"stop":{"x":[1,2,{"y":null}]}}`, true},
+		{`{"model":"  padded  ","max_tokens":" 12 "}`, true},
+		// Escapes, non-ASCII, surrogates.
+		{`{"model":"gpt\u002d4o","messages":[{"role":"us\u0065r","content":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t"}]}`, true},
+		{`{"messages":[{"role":"user","content":"日本語のテキスト ✓"}]}`, true},
+		{`{"model":"\ud800 lone","messages":[{"role":"user","content":"\udc00"}]}`, true},
+		// Invalid UTF-8 is the decoder's to take, and so the scan's.
+		{`{"model":"a` + "\xff" + `","messages":[{"role":"user","content":"b` + "\xc3" + `"}],"user":{"x` + "\xfe" + `":1}}`, true},
+		{`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"data:x"}}]}]}`, true},
+		// Response shapes.
+		{`{"id":"x","choices":[{"index":"1","message":{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":"5","completion_tokens":2.0,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":null}}`, true},
+		{`{"choices":[{"delta":{},"text":null,"finish_reason":null},{"text":"legacy","index":1}],"usage":null}`, true},
+		{`{"choices":[{"delta":{"function_call":{"name":"f","arguments":{"x":1}}}}],"error":{"message":"m"},"detail":[1]}`, true},
+		{`{"choices":null,"object":"error","message":"bad","type":"invalid","code":400}`, true},
+		{`{"choices":[]}`, true},
+		{`{}`, true},
+		{" \t\r\n{\"id\" : \"x\" , \"choices\" : [ ] } \n", true},
+		// Declined: names the decoder might match differently, names given
+		// twice, kinds a field does not take, x_groq, malformed JSON.
+		{`{"Model":"gpt-4o"}`, false},
+		{`{"MAX_TOKENS":5}`, false},
+		{`{"maxtokens":5}`, false},
+		{`{"max-tokens":5}`, false},
+		{`{"modeł":"x"}`, false},
+		{`{"mod\u0065l":"x"}`, false},
+		{`{"model":"a","model":null}`, false},
+		{`{"messages":"hi"}`, false},
+		{`{"messages":[1]}`, false},
+		{`{"choices":{}}`, false},
+		{`{"usage":[1]}`, false},
+		{`{"choices":[{"message":"x"}]}`, false},
+		{`{"x_groq":{"id":"req_1","usage":{"prompt_tokens":1}},"usage":null}`, true},
+		{`{"x_groq":{"Usage":{}}}`, false},
+		{`{"model":"x",}`, false},
+		{`{"model":"x"} {}`, false},
+		{`{"model":"x"`, false},
+		{`{"model":01}`, false},
+		{`{"model":1.}`, false},
+		{`{"model":-}`, false},
+		{`{"model":tru}`, false},
+		{`{"model":"a` + "\x01" + `"}`, false},
+		{`{"model":"\x"}`, false},
+		{`{"model":"\u12G4"}`, false},
+		{`[{"model":"x"}]`, false},
+		// Skipped members are checked as strictly as the decoder checks them.
+		{`{"model":"x","extra":[01]}`, false},
+		{`{"model":"x","extra":{"a":1,}}`, false},
+		{`{"model":"x","extra":[1 2]}`, false},
+		{`{"model":"x","extra":{"a" 1}}`, false},
+		{`{"model":"x","extra":{"a":1]}`, false},
+		{`{"model":"x","extra":["a` + "\x01" + `"]}`, false},
+		{`{"model":"x","extra":["\q"]}`, false},
+		{`{"model":"x","extra":[tru]}`, false},
+		{`{"model":"x","extra":[-]}`, false},
+		{`{"model":"x","extra":{"\u00e9":[1e5,-0.5E-3,true,false,null,{},[],"\ud83d\ude00"]}}`, true},
+		{`{"model":"x","extra":{"` + "\xff" + `":[" ` + "\xc3" + `"]}}`, true},
+		{`null`, false},
+		{`{"stop":` + strings.Repeat("[", maxScanDepth+1) + strings.Repeat("]", maxScanDepth+1) + `}`, false},
+	} {
+		req, resp := checkBothShapes(t, []byte(tc.body))
+		// Names of the other shape are unknown to it, so skipped there.
+		taken := req
+		if strings.Contains(tc.body, `"choices"`) || strings.Contains(tc.body, `"usage"`) || strings.Contains(tc.body, `"x_groq"`) || strings.Contains(tc.body, `"object"`) {
+			taken = resp
+		}
+		if taken != tc.take {
+			t.Errorf("%.120q: scan took it as request %v, response %v; want taken %v", tc.body, req, resp, tc.take)
+		}
+	}
+}
+
+// TestOpenAIScanLeavesNoTrace: a declined scan leaves the target as the
+// decoder expects it (reset), so decodeLoose gives the decoder's result.
+func TestOpenAIScanLeavesNoTrace(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"Model":"other"}`,
+		`{"id":"x","choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":1},"x_groq":{"usage":{"prompt_tokens":9}}}`,
+		`{"id":"x","choices":[{"index":0,"delta":{"content":"a"}}],"choices":"twice"}`,
+	} {
+		var viaLoose, viaDecoder openaiChatResponseBody
+		m1, err1 := decodeLoose([]byte(body), &viaLoose)
+		err := json.Unmarshal([]byte(body), &viaDecoder)
+		if err1 != nil || (err != nil) != m1 {
+			t.Fatalf("%s: decodeLoose mismatch %v err %v; decoder %v", body, m1, err1, err)
+		}
+		if d := cmp.Diff(viaDecoder, viaLoose, ignoreScanMarks); d != "" {
+			t.Fatalf("%s: (-decoder +decodeLoose)\n%s", body, d)
+		}
+		var reqLoose, reqDecoder openaiChatRequestBody
+		m1, err1 = decodeLoose([]byte(body), &reqLoose)
+		err = json.Unmarshal([]byte(body), &reqDecoder)
+		if err1 != nil || (err != nil) != m1 {
+			t.Fatalf("%s: decodeLoose mismatch %v err %v; decoder %v", body, m1, err1, err)
+		}
+		if d := cmp.Diff(reqDecoder, reqLoose, ignoreScanMarks); d != "" {
+			t.Fatalf("%s: (-decoder +decodeLoose)\n%s", body, d)
+		}
+	}
+}
+
+// TestOpenAIScanStreamReuse: a chunk decoded into the stream's reused body
+// after a declined and a taken one is the decoder's.
+func TestOpenAIScanStreamReuse(t *testing.T) {
+	s := newOpenAIChatStream()
+	for _, data := range []string{
+		`{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":"x"}},{"index":1,"delta":{"content":"y"}}]}`,
+		`{"id":"a","choices":[{"index":0,"delta":{"content":"z"}}],"ID":"dup"}`,
+		`{"id":"a","choices":[{"index":1,"delta":{"content":"w"}}]}`,
+	} {
+		c := s.chunk.reset()
+		if _, err := decodeLoose([]byte(data), c); err != nil {
+			t.Fatal(err)
+		}
+		var want openaiChatResponseBody
+		if err := json.Unmarshal([]byte(data), &want); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, *c, ignoreScanMarks); d != "" {
+			t.Fatalf("%s: (-decoder +reused)\n%s", data, d)
+		}
+	}
+}
+
+func FuzzOpenAIChatScan(f *testing.F) {
+	for _, body := range recordedBodies(f) {
+		if len(body) < 4096 {
+			f.Add(body)
+		}
+	}
+	f.Add([]byte(`{"model":"a","model":null,"max_tokens":"12","messages":[{"role":"user","content":"caf\u00e9"}]}`))
+	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkBothShapes(t, data)
+	})
+}
