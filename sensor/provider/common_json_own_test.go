@@ -31,3 +31,32 @@ func TestJStrOwnsItsBytes(t *testing.T) {
 		t.Fatalf("empty string: %q %v", empty.S, err)
 	}
 }
+
+// TestTokenString: every string comes back equal, and the common words
+// without an allocation.
+func TestTokenString(t *testing.T) {
+	for _, tok := range []string{"user", "assistant", "chat.completion.chunk", "stop", "STOP", "end_turn", "response.output_text.delta",
+		"", "User", "stop ", "gpt-4o-mini", "chatcmpl-123", "caf\xc3\xa9", "\xff"} {
+		b := []byte(tok)
+		if got := tokenString(b); got != tok {
+			t.Fatalf("tokenString(%q) = %q", tok, got)
+		}
+		var s jStr
+		if err := s.UnmarshalJSON([]byte(`"` + tok + `"`)); err != nil || string(s) != tok {
+			t.Fatalf("jStr of %q = %q, %v", tok, s, err)
+		}
+	}
+	b := []byte("assistant")
+	if n := testing.AllocsPerRun(100, func() { _ = tokenString(b) }); n != 0 {
+		t.Fatalf("tokenString of a common word allocates %.0f times", n)
+	}
+	b = []byte("gpt-4o-mini-2024-07-18")
+	var keep string
+	if n := testing.AllocsPerRun(100, func() { keep = tokenString(b) }); n != 1 {
+		t.Fatalf("tokenString of another string allocates %.0f times, want its copy", n)
+	}
+	b[0] = 'X'
+	if keep != "gpt-4o-mini-2024-07-18" {
+		t.Fatalf("tokenString kept the caller's bytes: %q", keep)
+	}
+}
