@@ -89,20 +89,22 @@ type anthropicTool struct {
 
 // anthropicBlock is any content block; only the fields of its type are set.
 type anthropicBlock struct {
-	Type      jStr            `json:"type"`
-	Text      jStr            `json:"text"`
-	Thinking  jStr            `json:"thinking"`
-	Data      jStr            `json:"data"` // redacted_thinking
-	ID        jStr            `json:"id"`
-	Name      jStr            `json:"name"`
-	Input     json.RawMessage `json:"input"`
-	ToolUseID jStr            `json:"tool_use_id"`
-	Content   json.RawMessage `json:"content"`
-	IsError   jBool           `json:"is_error"`
-	Source    *struct {
-		Type      jStr `json:"type"`
-		MediaType jStr `json:"media_type"`
-	} `json:"source"`
+	Type      jStr                  `json:"type"`
+	Text      jStr                  `json:"text"`
+	Thinking  jStr                  `json:"thinking"`
+	Data      jStr                  `json:"data"` // redacted_thinking
+	ID        jStr                  `json:"id"`
+	Name      jStr                  `json:"name"`
+	Input     json.RawMessage       `json:"input"`
+	ToolUseID jStr                  `json:"tool_use_id"`
+	Content   json.RawMessage       `json:"content"`
+	IsError   jBool                 `json:"is_error"`
+	Source    *anthropicBlockSource `json:"source"`
+}
+
+type anthropicBlockSource struct {
+	Type      jStr `json:"type"`
+	MediaType jStr `json:"media_type"`
 }
 
 // anthropicContentBlock is the part of a content block that
@@ -157,20 +159,23 @@ type anthropicEvent struct {
 	Index        jInt                   `json:"index"`
 	Message      *anthropicResponseBody `json:"message"`
 	ContentBlock *anthropicBlock        `json:"content_block"`
-	Delta        *struct {
-		Type        jStr `json:"type"`
-		Text        jStr `json:"text"`
-		PartialJSON jStr `json:"partial_json"`
-		Thinking    jStr `json:"thinking"`
-		StopReason  jStr `json:"stop_reason"`
-	} `json:"delta"`
-	Usage *anthropicUsageBody `json:"usage"`
-	Error json.RawMessage     `json:"error"`
+	Delta        *anthropicDelta        `json:"delta"`
+	Usage        *anthropicUsageBody    `json:"usage"`
+	Error        json.RawMessage        `json:"error"`
 	// Legacy completion stream events.
 	Completion *jStr `json:"completion"`
 	StopReason jStr  `json:"stop_reason"`
 	Model      jStr  `json:"model"`
 	ID         jStr  `json:"id"`
+}
+
+// anthropicDelta is the delta of a content_block_delta or message_delta.
+type anthropicDelta struct {
+	Type        jStr `json:"type"`
+	Text        jStr `json:"text"`
+	PartialJSON jStr `json:"partial_json"`
+	Thinking    jStr `json:"thinking"`
+	StopReason  jStr `json:"stop_reason"`
 }
 
 // ---------------------------------------------------------------- request

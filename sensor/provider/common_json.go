@@ -270,6 +270,12 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 		sb = t
 	case *openaiChatResponseBody:
 		sb = t
+	case *anthropicEvent:
+		sb = t
+	case *anthropicRequestBody:
+		sb = t
+	case *anthropicResponseBody:
+		sb = t
 	}
 	if sb != nil {
 		if sb.scanJSON(data) {

@@ -487,6 +487,16 @@ func (s *jsonScan) tolerant(v json.Unmarshaler) bool {
 	return v.UnmarshalJSON(raw) == nil
 }
 
+// tolerantPointer reads null (*p = nil) or any other value into a new *p.
+func (s *jsonScan) tolerantPointer(p **jStr) bool {
+	if s.peek() == 'n' {
+		*p = nil
+		return s.literal("null")
+	}
+	*p = new(jStr)
+	return s.tolerant(*p)
+}
+
 // raw sets *p to the next value's bytes, in place (see the top of the
 // file: the target never outlives the body).
 func (s *jsonScan) raw(p *json.RawMessage) bool {

@@ -65,10 +65,24 @@ func scanAgrees[T any, PT interface {
 	return true
 }
 
-// checkBothShapes runs scanAgrees for the request and the response shape.
+// checkBothShapes runs scanAgrees for the OpenAI request and response
+// shapes (and, for their agreement only, the Anthropic ones).
 func checkBothShapes(t *testing.T, data []byte) (request, response bool) {
 	t.Helper()
+	checkAnthropicShapes(t, data)
 	return scanAgrees[openaiChatRequestBody](t, data), scanAgrees[openaiChatResponseBody](t, data)
+}
+
+// checkAnthropicShapes runs scanAgrees for the Anthropic request, response
+// and stream event shapes; it returns how many took data.
+func checkAnthropicShapes(t *testing.T, data []byte) (taken int) {
+	t.Helper()
+	for _, ok := range []bool{scanAgrees[anthropicRequestBody](t, data), scanAgrees[anthropicResponseBody](t, data), scanAgrees[anthropicEvent](t, data)} {
+		if ok {
+			taken++
+		}
+	}
+	return taken
 }
 
 // recordedBodies returns every request body, whole response body and SSE
@@ -95,7 +109,7 @@ func recordedBodies(t testing.TB) [][]byte {
 // TestOpenAIScanAgreesOnRecordings: on real bodies the scan agrees with
 // the decoder, and it does take the usual OpenAI chat bodies and chunks.
 func TestOpenAIScanAgreesOnRecordings(t *testing.T) {
-	requests, responses := 0, 0
+	requests, responses, anthropic := 0, 0, 0
 	for _, body := range recordedBodies(t) {
 		req, resp := checkBothShapes(t, body)
 		if req {
@@ -104,9 +118,10 @@ func TestOpenAIScanAgreesOnRecordings(t *testing.T) {
 		if resp {
 			responses++
 		}
+		anthropic += checkAnthropicShapes(t, body)
 	}
-	if requests < 20 || responses < 100 {
-		t.Fatalf("scan took only %d request and %d response bodies of the recordings", requests, responses)
+	if requests < 20 || responses < 100 || anthropic < 100 {
+		t.Fatalf("scan took only %d request, %d response and %d Anthropic bodies of the recordings", requests, responses, anthropic)
 	}
 }
 
@@ -195,6 +210,32 @@ func TestOpenAIScanOddJSON(t *testing.T) {
 	}
 }
 
+// TestAnthropicScanOddJSON: Anthropic events and bodies with odd values
+// are read as the decoder reads them, or declined.
+func TestAnthropicScanOddJSON(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		take int // how many of the three Anthropic shapes must take it
+	}{
+		{`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi \u00e9"}}`, 3},
+		{`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"usage":{"input_tokens":"12","output_tokens":1.0,"cache_read_input_tokens":null}}}`, 3},
+		{`{"type":"content_block_start","index":"1","content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}`, 3},
+		{`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}`, 3},
+		{`{"completion":null,"stop_reason":"stop_sequence","model":"claude-2"}`, 3},
+		{`{"content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"xx"}},{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"r"}],"is_error":"true"}]}`, 3},
+		{`{"model":"claude","system":[{"type":"text","text":"s"}],"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"max_tokens":"1024","stream":1}`, 3},
+		{`{"type":"ping","Type":"x"}`, 1},        // the request shape has no "type"
+		{`{"delta":{"text":"a","text":"b"}}`, 2}, // only the event has "delta"
+		{`{"content_block":"x"}`, 2},
+		{`{"message":[]}`, 2},
+		{`{"error":{"type":"overloaded_error","message":"Overloaded"},"type":"error"}`, 3},
+	} {
+		if got := checkAnthropicShapes(t, []byte(tc.body)); got != tc.take {
+			t.Errorf("%.120q: taken by %d Anthropic shapes, want %d", tc.body, got, tc.take)
+		}
+	}
+}
+
 // TestOpenAIScanLeavesNoTrace: a declined scan leaves the target as the
 // decoder expects it (reset), so decodeLoose gives the decoder's result.
 func TestOpenAIScanLeavesNoTrace(t *testing.T) {
@@ -247,7 +288,7 @@ func TestOpenAIScanStreamReuse(t *testing.T) {
 	}
 }
 
-func FuzzOpenAIChatScan(f *testing.F) {
+func FuzzJSONScan(f *testing.F) {
 	for _, body := range recordedBodies(f) {
 		if len(body) < 4096 {
 			f.Add(body)

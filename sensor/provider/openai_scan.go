@@ -156,12 +156,7 @@ func (s *jsonScan) openaiChoice(c *openaiChoice) bool {
 		case "delta":
 			return scanPointer(s, &c.Delta, s.openaiChoiceMessage)
 		case "text":
-			if s.peek() == 'n' {
-				c.Text = nil
-				return s.literal("null")
-			}
-			c.Text = new(jStr)
-			return s.tolerant(c.Text)
+			return s.tolerantPointer(&c.Text)
 		case "finish_reason":
 			return s.tolerant(&c.FinishReason)
 		}
