@@ -9,6 +9,8 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/oisp/oisp-sensor/sensor/cassette"
 )
 
 // ignoreScanMarks leaves out of comparisons what only the scan sets.
@@ -85,21 +87,43 @@ func checkAnthropicShapes(t *testing.T, data []byte) (taken int) {
 	return taken
 }
 
-// recordedBodies returns every request body, whole response body and SSE
-// data payload of the provider testdata recordings.
+// recordedBodies returns every request body, whole response body, SSE
+// data payload and JSON-array stream element of the provider testdata
+// recordings (and cassettes).
 func recordedBodies(t testing.TB) [][]byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "*", "*.json"))
+	files, err := filepath.Glob(filepath.Join("testdata", "*", "*"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no testdata recordings: %v", err)
 	}
 	var out [][]byte
-	for _, f := range files {
-		r := loadCoreRecording(t, strings.TrimPrefix(f, "testdata"+string(filepath.Separator)))
-		out = append(out, []byte(r.ReqBody), []byte(r.RespBody))
-		for line := range strings.SplitSeq(r.RespBody, "\n") {
+	add := func(req, resp []byte) {
+		out = append(out, req, resp)
+		for line := range strings.SplitSeq(string(resp), "\n") {
 			if data, ok := strings.CutPrefix(line, "data:"); ok {
 				out = append(out, []byte(strings.TrimSpace(data)))
+			}
+		}
+		var elems []json.RawMessage
+		if bytes.HasPrefix(bytes.TrimSpace(resp), []byte("[")) && json.Unmarshal(resp, &elems) == nil {
+			for _, e := range elems {
+				out = append(out, e)
+			}
+		}
+	}
+	for _, f := range files {
+		switch filepath.Ext(f) {
+		case ".json":
+			r := loadCoreRecording(t, strings.TrimPrefix(f, "testdata"+string(filepath.Separator)))
+			add([]byte(r.ReqBody), []byte(r.RespBody))
+		case ".md":
+		default:
+			rec, err := cassette.ReadFile(f)
+			if err != nil {
+				continue // a folder, or not a cassette
+			}
+			for _, in := range rec.Interactions {
+				add(in.Request.Body, in.Response.Body)
 			}
 		}
 	}
