@@ -19,37 +19,36 @@ var (
 func (b *anthropicRequestBody) resetScan() { *b = anthropicRequestBody{} }
 
 func (b *anthropicRequestBody) scanJSON(data []byte) bool {
-	return scanDocument(data, func(s *jsonScan) bool {
-		return s.fields(&anthropicRequestNames, func(name string) bool {
-			switch name {
-			case "model":
-				return s.tolerant(&b.Model)
-			case "system":
-				return s.raw(&b.System)
-			case "messages":
-				return scanSlice(s, &b.Messages, s.anthropicMessage)
-			case "tools":
-				return scanSlice(s, &b.Tools, s.anthropicTool)
-			case "tool_choice":
-				return s.raw(&b.ToolChoice)
-			case "max_tokens":
-				return s.tolerant(&b.MaxTokens)
-			case "temperature":
-				return s.tolerant(&b.Temperature)
-			case "top_p":
-				return s.tolerant(&b.TopP)
-			case "stop_sequences":
-				return s.raw(&b.StopSequences)
-			case "stream":
-				return s.tolerant(&b.Stream)
-			case "prompt":
-				return s.tolerant(&b.Prompt)
-			case "max_tokens_to_sample":
-				return s.tolerant(&b.MaxTokensToSample)
-			}
-			return false
-		})
-	})
+	s := &jsonScan{b: data}
+	return s.fields(&anthropicRequestNames, func(name string) bool {
+		switch name {
+		case "model":
+			return s.tolerant(&b.Model)
+		case "system":
+			return s.raw(&b.System)
+		case "messages":
+			return scanSlice(s, &b.Messages, s.anthropicMessage)
+		case "tools":
+			return scanSlice(s, &b.Tools, s.anthropicTool)
+		case "tool_choice":
+			return s.raw(&b.ToolChoice)
+		case "max_tokens":
+			return s.tolerant(&b.MaxTokens)
+		case "temperature":
+			return s.tolerant(&b.Temperature)
+		case "top_p":
+			return s.tolerant(&b.TopP)
+		case "stop_sequences":
+			return s.raw(&b.StopSequences)
+		case "stream":
+			return s.tolerant(&b.Stream)
+		case "prompt":
+			return s.tolerant(&b.Prompt)
+		case "max_tokens_to_sample":
+			return s.tolerant(&b.MaxTokensToSample)
+		}
+		return false
+	}) && s.end()
 }
 
 func (s *jsonScan) anthropicMessage(m *anthropicMessage) bool {
@@ -76,7 +75,8 @@ func (s *jsonScan) anthropicTool(t *anthropicTool) bool {
 func (b *anthropicResponseBody) resetScan() { *b = anthropicResponseBody{} }
 
 func (b *anthropicResponseBody) scanJSON(data []byte) bool {
-	return scanDocument(data, func(s *jsonScan) bool { return s.anthropicResponse(b) })
+	s := &jsonScan{b: data}
+	return s.anthropicResponse(b) && s.end()
 }
 
 func (s *jsonScan) anthropicResponse(b *anthropicResponseBody) bool {
@@ -165,35 +165,34 @@ func (s *jsonScan) anthropicUsage(u *anthropicUsageBody) bool {
 func (ev *anthropicEvent) resetScan() { *ev = anthropicEvent{} }
 
 func (ev *anthropicEvent) scanJSON(data []byte) bool {
-	return scanDocument(data, func(s *jsonScan) bool {
-		return s.fields(&anthropicEventNames, func(name string) bool {
-			switch name {
-			case "type":
-				return s.tolerant(&ev.Type)
-			case "index":
-				return s.tolerant(&ev.Index)
-			case "message":
-				return scanPointer(s, &ev.Message, s.anthropicResponse)
-			case "content_block":
-				return scanPointer(s, &ev.ContentBlock, s.anthropicBlock)
-			case "delta":
-				return scanPointer(s, &ev.Delta, s.anthropicDelta)
-			case "usage":
-				return scanPointer(s, &ev.Usage, s.anthropicUsage)
-			case "error":
-				return s.raw(&ev.Error)
-			case "completion":
-				return s.tolerantPointer(&ev.Completion)
-			case "stop_reason":
-				return s.tolerant(&ev.StopReason)
-			case "model":
-				return s.tolerant(&ev.Model)
-			case "id":
-				return s.tolerant(&ev.ID)
-			}
-			return false
-		})
-	})
+	s := &jsonScan{b: data}
+	return s.fields(&anthropicEventNames, func(name string) bool {
+		switch name {
+		case "type":
+			return s.tolerant(&ev.Type)
+		case "index":
+			return s.tolerant(&ev.Index)
+		case "message":
+			return scanPointer(s, &ev.Message, s.anthropicResponse)
+		case "content_block":
+			return scanPointer(s, &ev.ContentBlock, s.anthropicBlock)
+		case "delta":
+			return scanPointer(s, &ev.Delta, s.anthropicDelta)
+		case "usage":
+			return scanPointer(s, &ev.Usage, s.anthropicUsage)
+		case "error":
+			return s.raw(&ev.Error)
+		case "completion":
+			return s.tolerantPointer(&ev.Completion)
+		case "stop_reason":
+			return s.tolerant(&ev.StopReason)
+		case "model":
+			return s.tolerant(&ev.Model)
+		case "id":
+			return s.tolerant(&ev.ID)
+		}
+		return false
+	}) && s.end()
 }
 
 func (s *jsonScan) anthropicDelta(d *anthropicDelta) bool {

@@ -43,13 +43,10 @@ type jsonScan struct {
 	depth int
 }
 
-// scanDocument reads data as one value, with read, and nothing but
-// whitespace after it.
-func scanDocument(data []byte, read func(s *jsonScan) bool) bool {
-	s := jsonScan{b: data}
-	if !read(&s) {
-		return false
-	}
+// end reports whether only whitespace follows the document read. (A scan
+// is a local variable of scanJSON, not given to a callback: the compiler
+// keeps it on the stack only so.)
+func (s *jsonScan) end() bool {
 	s.ws()
 	return s.i == len(s.b)
 }

@@ -324,3 +324,23 @@ func FuzzJSONScan(f *testing.F) {
 		checkBothShapes(t, data)
 	})
 }
+
+// TestScanAllocations: a scan allocates what it decodes and nothing of its
+// own (the jsonScan stays on the stack): for this chunk, the choices
+// array, the delta and the usage, and no string (the words are common,
+// the content is read in place).
+func TestScanAllocations(t *testing.T) {
+	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}`)
+	id := "chatcmpl-1"
+	var b openaiChatResponseBody
+	n := testing.AllocsPerRun(100, func() {
+		b = openaiChatResponseBody{}
+		if !b.scanJSON(chunk) || string(b.ID) != id {
+			t.Fatal("scan declined")
+		}
+	})
+	// choices, delta, usage, and the id's string.
+	if n != 4 {
+		t.Fatalf("scan of a chunk allocates %.0f times, want 4", n)
+	}
+}

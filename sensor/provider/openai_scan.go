@@ -24,43 +24,42 @@ var (
 func (b *openaiChatRequestBody) resetScan() { *b = openaiChatRequestBody{} }
 
 func (b *openaiChatRequestBody) scanJSON(data []byte) bool {
-	return scanDocument(data, func(s *jsonScan) bool {
-		return s.fields(&openaiChatRequestNames, func(name string) bool {
-			switch name {
-			case "model":
-				return s.tolerant(&b.Model)
-			case "messages":
-				return scanSlice(s, &b.Messages, s.openaiMessage)
-			case "tools":
-				return scanSlice(s, &b.Tools, s.openaiTool)
-			case "functions":
-				return scanSlice(s, &b.Functions, s.openaiFunction)
-			case "tool_choice":
-				return s.raw(&b.ToolChoice)
-			case "function_call":
-				return s.raw(&b.FunctionCall)
-			case "temperature":
-				return s.tolerant(&b.Temperature)
-			case "top_p":
-				return s.tolerant(&b.TopP)
-			case "frequency_penalty":
-				return s.tolerant(&b.FrequencyPenalty)
-			case "presence_penalty":
-				return s.tolerant(&b.PresencePenalty)
-			case "max_tokens":
-				return s.tolerant(&b.MaxTokens)
-			case "max_completion_tokens":
-				return s.tolerant(&b.MaxCompletionTokens)
-			case "stop":
-				return s.raw(&b.Stop)
-			case "stream":
-				return s.tolerant(&b.Stream)
-			case "prompt":
-				return s.raw(&b.Prompt)
-			}
-			return false
-		})
-	})
+	s := &jsonScan{b: data}
+	return s.fields(&openaiChatRequestNames, func(name string) bool {
+		switch name {
+		case "model":
+			return s.tolerant(&b.Model)
+		case "messages":
+			return scanSlice(s, &b.Messages, s.openaiMessage)
+		case "tools":
+			return scanSlice(s, &b.Tools, s.openaiTool)
+		case "functions":
+			return scanSlice(s, &b.Functions, s.openaiFunction)
+		case "tool_choice":
+			return s.raw(&b.ToolChoice)
+		case "function_call":
+			return s.raw(&b.FunctionCall)
+		case "temperature":
+			return s.tolerant(&b.Temperature)
+		case "top_p":
+			return s.tolerant(&b.TopP)
+		case "frequency_penalty":
+			return s.tolerant(&b.FrequencyPenalty)
+		case "presence_penalty":
+			return s.tolerant(&b.PresencePenalty)
+		case "max_tokens":
+			return s.tolerant(&b.MaxTokens)
+		case "max_completion_tokens":
+			return s.tolerant(&b.MaxCompletionTokens)
+		case "stop":
+			return s.raw(&b.Stop)
+		case "stream":
+			return s.tolerant(&b.Stream)
+		case "prompt":
+			return s.raw(&b.Prompt)
+		}
+		return false
+	}) && s.end()
 }
 
 func (s *jsonScan) openaiMessage(m *openaiMessage) bool {
@@ -111,35 +110,34 @@ func (s *jsonScan) openaiFunction(f *openaiFunction) bool {
 func (b *openaiChatResponseBody) resetScan() { b.reset() }
 
 func (b *openaiChatResponseBody) scanJSON(data []byte) bool {
-	return scanDocument(data, func(s *jsonScan) bool {
-		return s.fields(&openaiChatResponseNames, func(name string) bool {
-			switch name {
-			case "id":
-				return s.tolerant(&b.ID)
-			case "object":
-				return s.tolerant(&b.Object)
-			case "model":
-				return s.tolerant(&b.Model)
-			case "choices":
-				return scanSlice(s, &b.Choices, s.openaiChoice)
-			case "usage":
-				return scanPointer(s, &b.Usage, s.openaiUsage)
-			case "error":
-				return s.raw(&b.Error)
-			case "message":
-				return s.tolerant(&b.Message)
-			case "type":
-				return s.tolerant(&b.Type)
-			case "code":
-				return s.tolerant(&b.Code)
-			case "detail":
-				return s.raw(&b.Detail)
-			case "x_groq":
-				return scanPointer(s, &b.XGroq, s.openaiXGroq)
-			}
-			return false
-		})
-	})
+	s := &jsonScan{b: data}
+	return s.fields(&openaiChatResponseNames, func(name string) bool {
+		switch name {
+		case "id":
+			return s.tolerant(&b.ID)
+		case "object":
+			return s.tolerant(&b.Object)
+		case "model":
+			return s.tolerant(&b.Model)
+		case "choices":
+			return scanSlice(s, &b.Choices, s.openaiChoice)
+		case "usage":
+			return scanPointer(s, &b.Usage, s.openaiUsage)
+		case "error":
+			return s.raw(&b.Error)
+		case "message":
+			return s.tolerant(&b.Message)
+		case "type":
+			return s.tolerant(&b.Type)
+		case "code":
+			return s.tolerant(&b.Code)
+		case "detail":
+			return s.raw(&b.Detail)
+		case "x_groq":
+			return scanPointer(s, &b.XGroq, s.openaiXGroq)
+		}
+		return false
+	}) && s.end()
 }
 
 func (s *jsonScan) openaiXGroq(x *openaiXGroq) bool {
