@@ -50,14 +50,6 @@ type Config struct {
 	// nothing. Only the first record after a quiet spell waits longer.
 	IdleReadInterval time.Duration
 
-	// DecodeNice is the nice value of the thread that decodes records and
-	// runs the handler (the whole pipeline behind it): the sensor yields
-	// the CPU to the applications it observes when they compete for it,
-	// while the ring buffer reader keeps its priority, so records are not
-	// lost to a busy machine, only decoded a little later (the queue
-	// between the two holds QueueRecords). 0 means the default, 5; a
-	// negative value leaves the thread's priority as it is.
-	DecodeNice int
 	// NoSystemEvents disables exec/exit/connect/file events. Process
 	// tracking for flows (exit closes flows, new executables get probes)
 	// keeps working.
@@ -189,9 +181,6 @@ func (c *Config) withDefaults() Config {
 		size <<= 1
 	}
 	out.RingBufferBytes = size
-	if out.DecodeNice == 0 {
-		out.DecodeNice = defaultDecodeNice
-	}
 	if out.QueueRecords <= 0 {
 		out.QueueRecords = 16384
 	}
@@ -216,8 +205,3 @@ type Feature struct {
 	OK       bool
 	Detail   string
 }
-
-// defaultDecodeNice is DecodeNice's default: under contention the decoder
-// gets about a third of the CPU time of a nice 0 thread (the kernel's
-// weights are 335 and 1024), enough for hundreds of AI exchanges a second.
-const defaultDecodeNice = 5

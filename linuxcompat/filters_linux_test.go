@@ -147,29 +147,3 @@ func TestFilterByPIDTracesRunningDescendants(t *testing.T) {
 	io.Copy(io.Discard, out)
 	checkHTTP1Exchange(t, rec, inner, "POST", "/running", body)
 }
-
-// TestDecoderNice: records are decoded (and the handler runs) on a thread
-// at DecodeNice, default 5, so the sensor yields the CPU to the processes
-// it observes; a negative DecodeNice leaves the priority alone.
-func TestDecoderNice(t *testing.T) {
-	curl := needTool(t, "curl")
-	own := threadNice("thread-self") // every thread but the decoder's runs at the process's nice
-	for _, c := range []struct {
-		nice, want int
-	}{
-		{0, defaultDecodeNice},
-		{-1, own},
-	} {
-		_, rec := startSource(t, Config{DecodeNice: c.nice})
-		srv := newTLSServer(t, false)
-		body := []byte(fmt.Sprintf("nice %d", c.nice))
-		pid := curlOnce(t, curl, srv, "/nice", body)
-		checkHTTP1Exchange(t, rec, pid, "POST", "/nice", body)
-		rec.mu.Lock()
-		got, set := rec.dataNice, rec.dataNiceSet
-		rec.mu.Unlock()
-		if !set || got != c.want {
-			t.Errorf("DecodeNice %d: the handler ran at nice %d (seen %v), want %d", c.nice, got, set, c.want)
-		}
-	}
-}

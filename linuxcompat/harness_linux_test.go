@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,9 +32,6 @@ type recorder struct {
 	closed map[string]flow.CloseInfo
 	order  []string
 	sys    []flow.SystemEvent
-	// dataNice is the nice value of the thread of the first Data call.
-	dataNice    int
-	dataNiceSet bool
 }
 
 func newRecorder() *recorder {
@@ -54,27 +50,6 @@ func (r *recorder) Data(id string, c flow.Chunk) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.chunks[id] = append(r.chunks[id], c)
-	if !r.dataNiceSet {
-		r.dataNice, r.dataNiceSet = threadNice("thread-self"), true
-	}
-}
-
-// threadNice reads a task's nice value from /proc/<task>/stat (field 19),
-// or -100 when it cannot.
-func threadNice(task string) int {
-	raw, err := os.ReadFile("/proc/" + task + "/stat")
-	if err != nil {
-		return -100
-	}
-	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-	if len(f) < 17 {
-		return -100
-	}
-	n, err := strconv.Atoi(f[16])
-	if err != nil {
-		return -100
-	}
-	return n
 }
 
 func (r *recorder) Close(id string, ci flow.CloseInfo) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -374,26 +373,6 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 			rd.Close()
 		}
 	}()
-	decoded := make(chan struct{})
-	go func() {
-		defer close(decoded)
-		s.decodeLoop(dec, queue, &inQueue)
-	}()
-	<-decoded
-	dec.closeAll("source_closed")
-	stopAttach()
-	wg.Wait()
-	stopStats()
-	return nil
-}
-
-// decodeLoop decodes batches until the queue closes. It runs on a thread of
-// its own at DecodeNice, which gets its priority back before other
-// goroutines may run on it.
-func (s *Source) decodeLoop(dec *decoder, queue <-chan []queued, inQueue *atomic.Int64) {
-	if restore := s.lowerPriority(); restore != nil {
-		defer restore()
-	}
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
 	// held fires when flows still wait for their socket and no batch came
@@ -422,35 +401,11 @@ func (s *Source) decodeLoop(dec *decoder, queue <-chan []queued, inQueue *atomic
 			dec.sweep()
 		}
 	}
-}
-
-// lowerPriority locks the calling goroutine to its thread and sets the
-// thread's nice value to DecodeNice. The returned function gives the thread
-// its priority back and unlocks it; nil when nothing was changed.
-func (s *Source) lowerPriority() (restore func()) {
-	n := s.cfg.DecodeNice
-	if n < 0 {
-		return nil
-	}
-	runtime.LockOSThread()
-	tid := unix.Gettid()
-	raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid) // Linux: 20 - nice
-	if err == nil {
-		err = unix.Setpriority(unix.PRIO_PROCESS, tid, n)
-	}
-	if err != nil {
-		runtime.UnlockOSThread()
-		s.log.Debug("ebpf: the decoder keeps its priority", "nice", n, "err", err)
-		return nil
-	}
-	return func() {
-		// Raising the priority again needs CAP_SYS_NICE; without it the
-		// thread stays locked, and the runtime retires it when the
-		// goroutine ends.
-		if unix.Setpriority(unix.PRIO_PROCESS, tid, 20-raw) == nil {
-			runtime.UnlockOSThread()
-		}
-	}
+	dec.closeAll("source_closed")
+	stopAttach()
+	wg.Wait()
+	stopStats()
+	return nil
 }
 
 // sweepInterval is how often the decoder forgets processes whose exit event
