@@ -206,7 +206,9 @@ func (s *jsonScan) anthropicDelta(d *anthropicDelta) bool {
 			return s.tolerant(&d.PartialJSON)
 		case "thinking":
 			return s.tolerant(&d.Thinking)
+		case "stop_reason":
+			return s.tolerant(&d.StopReason)
 		}
-		return s.tolerant(&d.StopReason)
+		return false
 	})
 }

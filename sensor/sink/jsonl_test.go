@@ -1,7 +1,8 @@
-package sink
+package sink_test
 
 import (
 	"bytes"
+	"context"
 	stdjson "encoding/json"
 	"io"
 	"net/netip"
@@ -14,45 +15,35 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
-	"github.com/oisp/oisp-sensor/sensor/pipeline"
-	"github.com/oisp/oisp-sensor/sensor/provider"
+	"github.com/oisp/oisp-sensor/sensor/session"
+	"github.com/oisp/oisp-sensor/sensor/sink"
 )
 
 // fixtureEvents decodes every fixture's synthesized traffic into events.
 func fixtureEvents(tb testing.TB) []*oisp.Event {
 	tb.Helper()
-	reg, err := provider.LoadRegistry(provider.RegistryOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mem := &Memory{}
-	p := pipeline.New(pipeline.Config{
-		Registry: reg,
-		Builder:  oisp.NewBuilder(oisp.BuilderOptions{Host: &oisp.Host{OS: "linux", Arch: "x86_64"}}),
-		Out:      mem,
-	})
 	paths, err := filepath.Glob(filepath.Join("..", "..", "fixtures", "*", "*", "cassette.yaml"))
 	if err != nil || len(paths) == 0 {
 		tb.Fatalf("no fixtures: %v", err)
 	}
+	var events []*oisp.Event
 	for _, path := range paths {
 		rec, err := cassette.ReadFile(path)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		flows, err := replay.New(rec, replay.Options{IDPrefix: filepath.Base(filepath.Dir(path))}).Plan()
+		evs, _, err := session.Replay(context.Background(), rec, replay.Options{IDPrefix: filepath.Base(filepath.Dir(path))})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		for _, f := range flows {
-			info := f.Info
-			p.Open(&info)
-			for _, ch := range f.Chunks {
-				p.Data(info.ID, ch)
-			}
-			p.Close(info.ID, f.Close)
-		}
+		events = append(events, evs...)
 	}
+	mem := &sink.Memory{}
+	s, err := session.New(session.Options{Out: mem})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := s.Pipeline
 	// Host activity too, as eBPF capture reports it.
 	proc := flow.Process{PID: 10, PPID: 1, UID: 1000, Exe: "/usr/bin/python3", Name: "python3", Cmdline: []string{"python3", "agent.py"}}
 	for _, se := range []flow.SystemEvent{
@@ -64,7 +55,7 @@ func fixtureEvents(tb testing.TB) []*oisp.Event {
 	} {
 		p.System(se)
 	}
-	return mem.Events()
+	return append(events, mem.Events()...)
 }
 
 // TestJSONLMatchesEncodingJSON: the sink writes every fixture event byte
@@ -72,7 +63,7 @@ func fixtureEvents(tb testing.TB) []*oisp.Event {
 func TestJSONLMatchesEncodingJSON(t *testing.T) {
 	evs := fixtureEvents(t)
 	var buf bytes.Buffer
-	s := NewJSONL(&buf, 0)
+	s := sink.NewJSONL(&buf, 0)
 	for _, ev := range evs {
 		s.Record(ev)
 	}
@@ -99,7 +90,7 @@ func TestJSONLMatchesEncodingJSON(t *testing.T) {
 func BenchmarkJSONL(b *testing.B) {
 	evs := fixtureEvents(b)
 	b.Run("sink", func(b *testing.B) {
-		s := NewJSONL(io.Discard, 0)
+		s := sink.NewJSONL(io.Discard, 0)
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, ev := range evs {
@@ -142,7 +133,7 @@ func (l *lockedBuffer) Len() int {
 func TestJSONLFlushWithin(t *testing.T) {
 	ev := fixtureEvents(t)[0]
 	var timed lockedBuffer
-	s := NewJSONL(&timed, 20*time.Millisecond)
+	s := sink.NewJSONL(&timed, 20*time.Millisecond)
 	s.Record(ev)
 	deadline := time.Now().Add(10 * time.Second)
 	for timed.Len() == 0 && time.Now().Before(deadline) {
@@ -153,7 +144,7 @@ func TestJSONLFlushWithin(t *testing.T) {
 	}
 
 	var held lockedBuffer
-	s = NewJSONL(&held, 0)
+	s = sink.NewJSONL(&held, 0)
 	s.Record(ev)
 	time.Sleep(50 * time.Millisecond)
 	if held.Len() != 0 {

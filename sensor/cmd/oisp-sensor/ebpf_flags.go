@@ -7,6 +7,9 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// ebpfOnlyFlags names the flags that only configure eBPF capture.
+const ebpfOnlyFlags = "--pid, --exe, --cgroup, --no-system-events and --no-file-events"
+
 // ebpfFilterFlags limit what eBPF capture observes.
 type ebpfFilterFlags struct {
 	pids           []int
@@ -36,7 +39,7 @@ func (f *ebpfFilterFlags) check(mode string) error {
 		}
 	}
 	if mode == "off" && f.set() {
-		return errors.New("--pid, --exe, --cgroup, --no-system-events and --no-file-events configure eBPF capture, which --ebpf off turns off")
+		return errors.New(ebpfOnlyFlags + " configure eBPF capture, which --ebpf off turns off")
 	}
 	return nil
 }

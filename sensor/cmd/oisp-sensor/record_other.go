@@ -19,7 +19,7 @@ func platformSources(ctx context.Context, f *recordFlags, s *session.Session, st
 		return nil, errors.New("--ebpf on: eBPF capture is Linux-only")
 	}
 	if f.ebpfFilter.set() {
-		return nil, errors.New("--pid, --exe, --cgroup, --no-system-events and --no-file-events configure eBPF capture, which is Linux-only")
+		return nil, errors.New(ebpfOnlyFlags + " configure eBPF capture, which is Linux-only")
 	}
 	if runtime.GOOS == "darwin" && !f.noSocket {
 		st.printf("on macOS the oisp network extension sends its flows to the extension socket\n")
