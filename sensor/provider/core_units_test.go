@@ -534,3 +534,26 @@ func TestNotesCounted(t *testing.T) {
 		t.Errorf("provider.%s counted %d times, want 1", noteResponseNotJSON, got)
 	}
 }
+
+// TestLowerScheme holds lowerScheme to strings.ToLower, which it stands in
+// for, on the known schemes in any case and on near misses (non-ASCII
+// letters that Unicode folds onto ASCII ones must not match).
+func TestLowerScheme(t *testing.T) {
+	for _, s := range []string{
+		"bearer", "Bearer", "BEARER", "bEaReR", "AWS4-HMAC-SHA256", "aws4-hmac-sha256", "Basic", "basic",
+		"Token", "TOKEN", "toKen", "token", "baſic", "Digest", "", "bearer ", "bearerx", "Negotiate",
+	} {
+		if got, want := lowerScheme(s), strings.ToLower(s); got != want {
+			t.Errorf("lowerScheme(%q) = %q; want %q", s, got, want)
+		}
+	}
+	h := http.Header{}
+	h.Set("Authorization", "BASIC dXNlcjpwYXNz")
+	if a := authOf(h); a == nil || a.Type != "unknown" || a.KeyPrefix != "" {
+		t.Errorf("basic credentials: auth %+v", a)
+	}
+	h.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/bedrock/aws4_request")
+	if a := authOf(h); a == nil || a.Type != "service_account" {
+		t.Errorf("sigv4 credentials: auth %+v", a)
+	}
+}
