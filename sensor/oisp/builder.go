@@ -176,18 +176,39 @@ func (b *Builder) appendID(out []byte, prefix string, at time.Time) []byte {
 // and collector filled in. The caller sets Process, Confidence details and
 // related events.
 func (b *Builder) New(eventType string, at time.Time, method string, data any) *Event {
+	ev := new(Event)
+	b.Init(ev, eventType, at, method, data)
+	return ev
+}
+
+// Init fills *ev as New fills the event it returns, for callers that keep
+// several events in one allocation.
+func (b *Builder) Init(ev *Event, eventType string, at time.Time, method string, data any) {
+	b.InitWithID(ev, "", eventType, at, method, data)
+}
+
+// InitWithID is Init that also returns prefix followed by a fresh ULID,
+// made just before the event's own id (as PrefixedID then Init would),
+// when prefix is not empty. The id, the event id and the timestamp share
+// one string: an event that needs an id of its own (an ai.request's
+// request_id) costs one allocation for all three.
+func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, method string, data any) (id string) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	// The id and the timestamp share one string: one allocation per
-	// event instead of two.
-	var buf [ulid.EncodedSize + len(TimeLayout) + 8]byte
-	idTS := string(AppendTime(b.appendID(buf[:0], "", at), at))
-	return &Event{
+	var buf [64 + ulid.EncodedSize + len(TimeLayout) + 8]byte
+	out := buf[:0]
+	if prefix != "" {
+		out = b.appendID(out, prefix, at)
+	}
+	idLen := len(out)
+	out = AppendTime(b.appendID(out, "", at), at)
+	all := string(out)
+	*ev = Event{
 		OISPVersion: Version,
-		EventID:     idTS[:ulid.EncodedSize],
+		EventID:     all[idLen : idLen+ulid.EncodedSize],
 		EventType:   eventType,
-		TS:          idTS[ulid.EncodedSize:],
+		TS:          all[idLen+ulid.EncodedSize:],
 		Host:        b.hostRef,
 		Source: Source{
 			Collector:        Collector,
@@ -197,4 +218,5 @@ func (b *Builder) New(eventType string, at time.Time, method string, data any) *
 		Confidence: Confidence{Level: LevelHigh, Completeness: CompleteFull},
 		Data:       data,
 	}
+	return all[:idLen]
 }

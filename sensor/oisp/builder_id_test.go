@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/oklog/ulid/v2"
 )
 
@@ -59,5 +60,33 @@ func TestAppendTime(t *testing.T) {
 				t.Errorf("FormatTime(%v) = %q; want %q", at, got, want)
 			}
 		}
+	}
+}
+
+// TestInitWithID checks that an event and id made together equal the ones
+// PrefixedID and New make in turn from the same entropy.
+func TestInitWithID(t *testing.T) {
+	entropy := func() *strings.Reader { return strings.NewReader(strings.Repeat("entropy for two builders", 8)) }
+	host := &Host{OS: "linux", Arch: "x86_64"}
+	apart := NewBuilder(BuilderOptions{Host: host, Entropy: entropy(), CollectorVersion: "v"})
+	together := NewBuilder(BuilderOptions{Host: host, Entropy: entropy(), CollectorVersion: "v"})
+	at := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
+	for i := range 3 {
+		wantID := apart.PrefixedID("req_", at)
+		want := apart.New(TypeAIRequest, at, "replay", i)
+		var got Event
+		id := together.InitWithID(&got, "req_", TypeAIRequest, at, "replay", i)
+		if id != wantID {
+			t.Fatalf("id %q; want %q", id, wantID)
+		}
+		if diff := cmp.Diff(*want, got); diff != "" {
+			t.Fatalf("InitWithID event (-want +got):\n%s", diff)
+		}
+		var plain Event
+		together.Init(&plain, TypeAIResponse, at, "replay", nil)
+		if diff := cmp.Diff(*apart.New(TypeAIResponse, at, "replay", nil), plain); diff != "" {
+			t.Fatalf("Init event (-want +got):\n%s", diff)
+		}
+		at = at.Add(time.Millisecond)
 	}
 }

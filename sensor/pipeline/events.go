@@ -94,16 +94,17 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		reqAt = info.Started
 	}
 	method := captureMethod(info)
-	rel := newRelatedArena(res)
+	block := new(exchangeEvents)
+	rel := newRelatedArena(res, block)
 
 	req := res.Request
-	requestID := p.cfg.Builder.PrefixedID("req_", reqAt)
+	reqEv := &block.request
+	requestID := p.cfg.Builder.InitWithID(reqEv, "req_", oisp.TypeAIRequest, reqAt, method, req)
 	req.RequestID = requestID
 	req.ConversationID = conversationID(info, req)
 	if p.cfg.Content == ContentMetadata {
 		redactRequest(req)
 	}
-	reqEv := p.cfg.Builder.New(oisp.TypeAIRequest, reqAt, method, req)
 	p.finish(reqEv, info, proc, actor, attrs, conf, "request")
 	p.out(fs, reqEv)
 
@@ -159,7 +160,8 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		e := res.Embedding
 		e.RequestID = requestID
 		rconf := responseConfidence(conf, x, whole)
-		rev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
+		rev := &block.response
+		p.cfg.Builder.Init(rev, oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
 		p.finish(rev, info, proc, actor, attrs, rconf, "response")
 		rev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
 		p.out(fs, rev)
@@ -176,7 +178,8 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			redactResponse(r)
 		}
 		rconf := responseConfidence(conf, x, whole)
-		ev := p.cfg.Builder.New(oisp.TypeAIResponse, respAt, method, r)
+		ev := &block.response
+		p.cfg.Builder.Init(ev, oisp.TypeAIResponse, respAt, method, r)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
 		ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
 		p.out(fs, ev)
@@ -202,6 +205,14 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	}
 }
 
+// exchangeEvents holds what every AI exchange emits, its ai.request and
+// ai.response events and their links, in one allocation instead of four.
+// (Recorders that keep one of the events keep the block: it is small.)
+type exchangeEvents struct {
+	request, response oisp.Event
+	related           [2]oisp.Related
+}
+
 // relatedArena hands out the related_events slices of one exchange's
 // events from one backing array. Each slice is capped at its own length,
 // so appending to one never writes into another.
@@ -209,11 +220,15 @@ type relatedArena struct{ buf []oisp.Related }
 
 // newRelatedArena sizes the arena for the events res will produce: two
 // links per tool result, two for the response (embeddings have two
-// events), one per tool call.
-func newRelatedArena(res *provider.Result) relatedArena {
+// events), one per tool call. The block's room serves when it is enough
+// (an exchange without tools).
+func newRelatedArena(res *provider.Result, block *exchangeEvents) relatedArena {
 	n := 2*len(res.ToolResults) + 2
 	if res.Response != nil {
 		n += len(res.Response.ToolCalls)
+	}
+	if n <= len(block.related) {
+		return relatedArena{buf: block.related[:0]}
 	}
 	return relatedArena{buf: make([]oisp.Related, 0, n)}
 }
