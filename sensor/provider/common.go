@@ -451,7 +451,10 @@ func looksSSE(x *httpmsg.Exchange) bool {
 
 // isPost reports whether the exchange is a POST (AI inference calls are).
 func isPost(x *httpmsg.Exchange) bool {
-	return strings.EqualFold(x.Request.Method, http.MethodPost)
+	// Every API's Match asks, for every exchange: the method as sent
+	// ("POST") is settled by one comparison, before the case-blind one.
+	m := x.Request.Method
+	return m == http.MethodPost || strings.EqualFold(m, http.MethodPost)
 }
 
 // trimPath is the request path without trailing slashes.
