@@ -138,12 +138,13 @@ func (s *side) start(p []byte, at time.Time) int {
 			// One copy of the whole block serves the start-line check and
 			// every field value.
 			str := string(p[:e])
-			if !s.plausibleBlock(str) {
+			l, fields, ok := s.parseStart(str)
+			if !ok {
 				s.buf = append(s.buf, p[:e]...)
 				s.enterResync(TokenBadStartLine, true)
 				return e
 			}
-			s.blockString(str, p[:e], at, true)
+			s.begin(l, fields, p[:e], at, true)
 			return e
 		}
 	}
@@ -190,50 +191,60 @@ func (s *side) plausible(b []byte) bool {
 
 // plausibleBlock is plausible for a block that holds its whole first line.
 func (s *side) plausibleBlock(b string) bool {
-	line := b
-	if i := strings.IndexByte(b, '\n'); i >= 0 {
-		line = b[:i]
-	}
-	line = trimCR(line)
-	if s.isClient() {
-		_, _, _, ok := parseRequestLine(line)
-		return ok
-	}
-	_, _, _, ok := parseStatusLine(line)
+	_, _, ok := s.parseStart(b)
 	return ok
+}
+
+// startLine is the parsed first line of a message: method, target and
+// proto of a request, or proto, status and reason of a response.
+type startLine struct {
+	method, target, proto string
+	status                int
+	reason                string
+}
+
+// parseStart parses the first line of block, which holds at least that
+// whole line, as this side's start line, and returns the field lines that
+// follow it.
+func (s *side) parseStart(block string) (l startLine, fields string, ok bool) {
+	nl := strings.IndexByte(block, '\n')
+	if nl < 0 {
+		nl = len(block)
+	} else {
+		fields = block[nl+1:]
+	}
+	first := trimCR(block[:nl])
+	if s.isClient() {
+		l.method, l.target, l.proto, ok = parseRequestLine(first)
+	} else {
+		l.proto, l.status, l.reason, ok = parseStatusLine(first)
+	}
+	return l, fields, ok
 }
 
 // block handles a header block whose start line is known to parse. b may
 // alias buffers; nothing keeps it. complete is false when the block was cut
 // off (flow ended or bytes lost) and only its whole lines are present.
 func (s *side) block(b []byte, at time.Time, complete bool) {
-	s.blockString(string(b), b, at, complete)
+	str := string(b)
+	l, fields, _ := s.parseStart(str)
+	s.begin(l, fields, b, at, complete)
 }
 
-// blockString is block with the block also given as a string (str and b
-// hold the same bytes); field values are substrings of str.
-func (s *side) blockString(str string, b []byte, at time.Time, complete bool) {
-	nl := strings.IndexByte(str, '\n')
-	if nl < 0 {
-		nl = len(str)
-	}
-	first := trimCR(str[:nl])
-	fields := ""
-	if nl < len(str) {
-		fields = str[nl+1:]
-	}
+// begin starts the message of a header block (b, whose start line parsed
+// as l): field values are substrings of fields, which the caller made from
+// b once.
+func (s *side) begin(l startLine, fields string, b []byte, at time.Time, complete bool) {
 	if s.isClient() {
-		method, target, proto, _ := parseRequestLine(first)
-		if method == "PRI" && target == "*" && proto == "HTTP/2.0" {
+		if l.method == "PRI" && l.target == "*" && l.proto == "HTTP/2.0" {
 			s.buf = s.buf[:0]
 			s.d.preface(bytes.Clone(b), s.bufAt)
 			return
 		}
-		s.beginRequest(method, target, proto, fields, at, complete)
+		s.beginRequest(l.method, l.target, l.proto, fields, at, complete)
 		return
 	}
-	proto, status, reason, _ := parseStatusLine(first)
-	s.beginResponse(proto, status, reason, fields, at, complete)
+	s.beginResponse(l.proto, l.status, l.reason, fields, at, complete)
 }
 
 // parseHeader parses field lines into a new header and counts bad lines.
