@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -352,48 +354,104 @@ func BenchmarkEBPFRequests(b *testing.B) {
 	}
 	for _, c := range clients {
 		b.Run(c.name, func(b *testing.B) {
-			rates := map[sensorMode]float64{}
-			for _, m := range sensorModes {
-				b.Run(m.name, func(b *testing.B) {
-					ec := &eventCounter{}
-					if m.mode == sensorFull {
-						// The whole sensor writes its events, as record does.
-						ec.writingTo(b, b.TempDir())
+			argv := c.argv(b.N)
+			segs := map[sensorMode][]requestSegment{}
+			ratios := map[sensorMode][]float64{}
+			for round := range *ebpfRounds {
+				var off float64
+				for _, m := range sensorModes {
+					seg := runRequestSegment(b, srv, m.mode, c.prep, argv)
+					segs[m.mode] = append(segs[m.mode], seg)
+					if m.mode == sensorOff {
+						off = seg.rate
+						continue
 					}
-					before, serverCPU := srv.served(b)
-					clientCPU := childrenCPU()
-					_, elapsed, sensorCPU := underSensor(b, m.mode, ec, c.prep, c.argv(b.N))
-					clientCPU = childrenCPU() - clientCPU
-					after, serverAfter := srv.served(b)
-					if got := after - before; got != int64(b.N) {
-						b.Fatalf("server answered %d requests, want %d", got, b.N)
-					}
-					// CPU per request on each side: less disturbed by other
-					// load on the machine than requests/s.
-					perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
-					b.ReportMetric(perOp(clientCPU), "client-cpu-µs/op")
-					b.ReportMetric(perOp(serverAfter-serverCPU), "server-cpu-µs/op")
-					b.ReportMetric(perOp(sensorCPU), "sensor-cpu-µs/op")
-					if m.mode != sensorOff {
-						srv.checkUnprobed(b)
-					}
-					rate := float64(b.N) / elapsed.Seconds()
-					rates[m.mode] = rate
-					b.ReportMetric(rate, "req/s")
-					if m.mode == sensorFull {
-						b.ReportMetric(float64(ec.requests.Load())/float64(b.N), "ai.request/op")
-					}
-				})
-			}
-			off := rates[sensorOff]
-			for _, m := range sensorModes[1:] {
-				if on := rates[m.mode]; off > 0 && on > 0 {
-					b.Logf("%s %s: %.2f× the requests/s without the sensor (%.0f vs %.0f), added %.0f µs per request",
-						c.name, m.name, on/off, on, off, (1/on-1/off)*1e6)
+					ratios[m.mode] = append(ratios[m.mode], seg.rate/off)
+					b.Logf("%s round %d %s: %.2f× the requests/s without the sensor (%.0f vs %.0f)",
+						c.name, round+1, m.name, seg.rate/off, seg.rate, off)
 				}
 			}
+			reportRequestSegments(b, segs, ratios)
 		})
 	}
+}
+
+// ebpfRounds is how many times BenchmarkEBPFRequests runs each client
+// without the sensor, with capture only and with the whole sensor, one
+// after the other. The ratios it reports are medians over rounds of runs
+// next to each other in time, so a machine that speeds up or slows down
+// over a minute (other load, a noisy neighbour) moves both sides of each
+// ratio alike.
+var ebpfRounds = flag.Int("ebpf.rounds", 5, "BenchmarkEBPFRequests: rounds of (without sensor, capture only, whole sensor) per client")
+
+// requestSegment is one run of b.N requests in one mode.
+type requestSegment struct {
+	rate                   float64 // requests per second
+	client, server, sensor float64 // CPU µs per request
+	aiRequests             float64 // ai.request events per request (whole sensor)
+}
+
+// runRequestSegment runs argv (b.N requests) once in mode and measures it.
+func runRequestSegment(b *testing.B, srv *benchServer, mode sensorMode, prep ebpfPrepared, argv []string) requestSegment {
+	b.Helper()
+	ec := &eventCounter{}
+	if mode == sensorFull {
+		// The whole sensor writes its events, as record does.
+		ec.writingTo(b, b.TempDir())
+	}
+	before, serverCPU := srv.served(b)
+	clientCPU := childrenCPU()
+	_, elapsed, sensorCPU := underSensor(b, mode, ec, prep, argv)
+	clientCPU = childrenCPU() - clientCPU
+	after, serverAfter := srv.served(b)
+	if got := after - before; got != int64(b.N) {
+		b.Fatalf("server answered %d requests, want %d", got, b.N)
+	}
+	if mode != sensorOff {
+		srv.checkUnprobed(b)
+	}
+	perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
+	return requestSegment{
+		rate:       float64(b.N) / elapsed.Seconds(),
+		client:     perOp(clientCPU),
+		server:     perOp(serverAfter - serverCPU),
+		sensor:     perOp(sensorCPU),
+		aiRequests: float64(ec.requests.Load()) / float64(b.N),
+	}
+}
+
+// reportRequestSegments reports medians over the rounds: requests/s and
+// CPU per request of the client, the server and the sensor in each mode
+// (CPU is less disturbed by other load than requests/s), and the ratios
+// to the unobserved loop.
+func reportRequestSegments(b *testing.B, segs map[sensorMode][]requestSegment, ratios map[sensorMode][]float64) {
+	b.Helper()
+	of := func(m sensorMode, f func(requestSegment) float64) float64 {
+		var v []float64
+		for _, s := range segs[m] {
+			v = append(v, f(s))
+		}
+		return median(v)
+	}
+	short := map[sensorMode]string{sensorOff: "off", sensorCaptureOnly: "capture", sensorFull: "whole"}
+	for _, m := range sensorModes {
+		n := short[m.mode]
+		b.ReportMetric(of(m.mode, func(s requestSegment) float64 { return s.rate }), n+"-req/s")
+		b.ReportMetric(of(m.mode, func(s requestSegment) float64 { return s.client }), n+"-client-µs/op")
+		if m.mode != sensorOff {
+			b.ReportMetric(of(m.mode, func(s requestSegment) float64 { return s.sensor }), n+"-sensor-µs/op")
+			b.ReportMetric(median(ratios[m.mode]), n+"/off")
+		}
+	}
+	var server []float64
+	for _, m := range sensorModes {
+		for _, s := range segs[m.mode] {
+			server = append(server, s.server)
+		}
+	}
+	b.ReportMetric(median(server), "server-µs/op")
+	b.ReportMetric(of(sensorFull, func(s requestSegment) float64 { return s.aiRequests }), "ai.request/op")
+	b.ReportMetric(1e9/of(sensorFull, func(s requestSegment) float64 { return s.rate }), "ns/op")
 }
 
 // benchCertFiles writes a self-signed CA-less server certificate and key
@@ -705,4 +763,18 @@ func rusageCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// median returns the middle value of v (the mean of the two middle ones
+// when len(v) is even), 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -50,6 +50,13 @@ type Config struct {
 	// nothing. Only the first record after a quiet spell waits longer.
 	IdleReadInterval time.Duration
 
+	// NoIdleDecoding keeps the thread that decodes records (and runs the
+	// handler) in the process's normal scheduling class. By default it
+	// runs in SCHED_IDLE, on CPU time the observed applications leave
+	// unused, and is lifted back whenever it falls behind (see
+	// Stats.DecoderLifts); without CAP_SYS_NICE it is never moved.
+	NoIdleDecoding bool
+
 	// NoSystemEvents disables exec/exit/connect/file events. Process
 	// tracking for flows (exit closes flows, new executables get probes)
 	// keeps working.
@@ -130,6 +137,7 @@ type Stats struct {
 	QueueDropRecords  int64 // records dropped because the decoder lagged
 	QueueDropBytes    int64 // plaintext bytes in those records
 	DecodeErrors      int64 // malformed records
+	DecoderLifts      int64 // times the idle-class decoder was lifted because it fell behind
 	FlowsOpened       int64
 	FlowsClosed       int64
 	AttachFailures    int64
@@ -157,6 +165,7 @@ func (s Stats) tokens() map[string]int64 {
 		"ebpf.queue_drop_records":     s.QueueDropRecords,
 		"ebpf.queue_drop_bytes":       s.QueueDropBytes,
 		"ebpf.bad_record":             s.DecodeErrors,
+		"ebpf.decoder_lifts":          s.DecoderLifts,
 		"ebpf.attach_failed":          s.AttachFailures,
 		"ebpf.tracked_files_full":     s.TrackedFilesFull,
 		"ebpf.tls_binds":              s.TLSBinds,

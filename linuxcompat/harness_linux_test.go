@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,9 @@ type recorder struct {
 	closed map[string]flow.CloseInfo
 	order  []string
 	sys    []flow.SystemEvent
+	// hook, when set, runs at the start of every Data call, on the
+	// decoder's thread, outside mu.
+	hook atomic.Pointer[func(id string, c flow.Chunk)]
 }
 
 func newRecorder() *recorder {
@@ -47,6 +51,9 @@ func (r *recorder) Open(info *flow.Info) {
 }
 
 func (r *recorder) Data(id string, c flow.Chunk) {
+	if h := r.hook.Load(); h != nil {
+		(*h)(id, c)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.chunks[id] = append(r.chunks[id], c)

@@ -84,6 +84,9 @@ type Source struct {
 	finalKernel map[oispStatId]int64
 
 	user userCounters
+	// class is the decoder's scheduling class while Run is active (nil
+	// with NoIdleDecoding).
+	class atomic.Pointer[decoderClass]
 
 	// attachFault, when set (tests only), is asked before each attach and
 	// makes it fail with the error it returns, as the kernel may.
@@ -253,6 +256,9 @@ func (s *Source) Stats() Stats {
 	st.QueueDropRecords = s.user.queueDropRecords.Load()
 	st.QueueDropBytes = s.user.queueDropBytes.Load()
 	st.DecodeErrors = s.user.decodeErrors.Load()
+	if c := s.class.Load(); c != nil {
+		st.DecoderLifts = c.lifts.Load()
+	}
 	st.FlowsOpened = s.user.flowsOpened.Load()
 	st.FlowsClosed = s.user.flowsClosed.Load()
 	st.AttachFailures = s.user.attachFailures.Load()
@@ -345,11 +351,16 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 		s.log.Debug("ebpf: ring buffer reader falls back to blocking reads", "err", err)
 		waiter = nil
 	}
+	var class *decoderClass
+	if !s.cfg.NoIdleDecoding {
+		class = newDecoderClass(4 * s.cfg.ReadInterval)
+		s.class.Store(class)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(queue)
-		s.readLoop(rd, waiter, queue, &inQueue, drops)
+		s.readLoop(rd, waiter, queue, &inQueue, drops, class)
 	}()
 
 	attachCtx, stopAttach := context.WithCancel(ctx)
@@ -373,6 +384,25 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 			rd.Close()
 		}
 	}()
+	decoded := make(chan struct{})
+	go func() {
+		defer close(decoded)
+		s.decodeLoop(dec, queue, &inQueue, class)
+	}()
+	<-decoded
+	dec.closeAll("source_closed")
+	stopAttach()
+	wg.Wait()
+	stopStats()
+	return nil
+}
+
+// decodeLoop decodes batches until the queue closes. With class set it
+// runs on a thread of its own in the SCHED_IDLE class (decoderClass).
+func (s *Source) decodeLoop(dec *decoder, queue <-chan []queued, inQueue *atomic.Int64, class *decoderClass) {
+	if class != nil {
+		defer class.enter(s.log)()
+	}
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
 	// held fires when flows still wait for their socket and no batch came
@@ -390,8 +420,11 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 			for _, q := range batch {
 				dec.handle(q)
 			}
-			inQueue.Add(-int64(len(batch)))
+			waiting := inQueue.Add(-int64(len(batch)))
 			dec.endBatch(time.Now())
+			if class != nil {
+				class.caughtUp(waiting)
+			}
 			if len(dec.holding) > 0 {
 				held.Reset(2 * s.cfg.ReadInterval)
 			}
@@ -401,11 +434,6 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 			dec.sweep()
 		}
 	}
-	dec.closeAll("source_closed")
-	stopAttach()
-	wg.Wait()
-	stopStats()
-	return nil
 }
 
 // sweepInterval is how often the decoder forgets processes whose exit event
@@ -436,22 +464,29 @@ const maxBatch = 256
 // and hands it over as one batch, so a burst costs one wake-up of the
 // reader and one of the decoder instead of one each per record. A ring
 // that stays empty stretches the ticks towards IdleReadInterval (readPacer).
-func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queued, inQueue *atomic.Int64, drops *dropLedger) {
+func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queued, inQueue *atomic.Int64, drops *dropLedger, class *decoderClass) {
 	var (
-		rec   ringbuf.Record
-		seq   uint64
-		batch []queued
+		rec    ringbuf.Record
+		seq    uint64
+		batch  []queued
+		urgent bool // batch holds a record that gates probe placement
 	)
 	pace := newReadPacer(s.cfg.ReadInterval, s.cfg.IdleReadInterval)
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		inQueue.Add(int64(len(batch)))
+		now := inQueue.Add(int64(len(batch)))
 		queue <- batch
-		batch = nil
+		if class != nil {
+			class.waiting(now-int64(len(batch)), now, int64(s.cfg.QueueRecords), urgent)
+		}
+		batch, urgent = nil, false
 	}
 	for {
+		if class != nil {
+			class.check(inQueue.Load())
+		}
 		// Drain: with the waiter, the reader never blocks (a deadline in
 		// the past makes it return os.ErrDeadlineExceeded once the ring
 		// is empty); without it, the reader itself sleeps up to one tick.
@@ -502,6 +537,10 @@ func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queu
 				batch = make([]queued, 0, 16)
 			}
 			batch = append(batch, queued{seq: seq, raw: raw})
+			if len(raw) >= 4 {
+				typ := le.Uint32(raw)
+				urgent = urgent || typ == evExec || typ == evLibMap
+			}
 			if len(batch) >= maxBatch {
 				flush()
 			}
