@@ -87,6 +87,12 @@ var roles = map[string]bool{"system": true, "user": true, "assistant": true, "to
 // Role maps a provider role onto the schema enum and returns the original
 // when it had to change it ("" otherwise).
 func Role(raw string) (role, original string) {
+	switch raw {
+	case "system", "user", "assistant", "tool", "function":
+		// Already the schema's (every message of most requests): no
+		// lowering, no lookup.
+		return raw, ""
+	}
 	r := strings.ToLower(raw)
 	switch r {
 	case "developer":

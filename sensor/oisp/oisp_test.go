@@ -44,6 +44,12 @@ func TestRoleKeepsOriginalWhenMapped(t *testing.T) {
 		{"model", "assistant", "model"},
 		{"CHATBOT", "assistant", "CHATBOT"},
 		{"tool", "tool", ""},
+		{"system", "system", ""},
+		{"function", "function", ""},
+		{"System", "system", "System"},
+		{"USER", "user", "USER"},
+		{"ipython", "tool", "ipython"},
+		{"narrator", "user", "narrator"},
 		{"", "", ""},
 	}
 	for _, c := range cases {
