@@ -30,6 +30,7 @@ import (
 	"bytes"
 	json "github.com/goccy/go-json"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
@@ -186,6 +187,18 @@ func (b *openaiChatResponseBody) reset() *openaiChatResponseBody {
 
 // ---------------------------------------------------------------- request
 
+// openaiChatRequestBodies and openaiChatResponseBodies lend the decode
+// targets of whole chat bodies. A target lives only while its body is read
+// (the result copies out what it keeps: strings, numbers, and raw values
+// that point into the body, never into the target), and every exchange
+// would otherwise allocate both. A returned target is emptied, so the
+// pool holds no body's bytes; a response keeps its cleared choices array,
+// as a stream's chunk target does between events.
+var (
+	openaiChatRequestBodies  = sync.Pool{New: func() any { return new(openaiChatRequestBody) }}
+	openaiChatResponseBodies = sync.Pool{New: func() any { return new(openaiChatResponseBody) }}
+)
+
 // decodeOpenAIChatRequest fills res.Request from a chat completions (or
 // legacy completions) request body and returns the body's model.
 func decodeOpenAIChatRequest(body []byte, res *Result) string {
@@ -197,8 +210,12 @@ func decodeOpenAIChatRequest(body []byte, res *Result) string {
 		streaming bool
 	}{}
 	req.Streaming = &a.streaming
-	var b openaiChatRequestBody
-	if !decodeRequestBody(body, &b, res) {
+	b := openaiChatRequestBodies.Get().(*openaiChatRequestBody)
+	defer func() {
+		*b = openaiChatRequestBody{} // keeps nothing of this body
+		openaiChatRequestBodies.Put(b)
+	}()
+	if !decodeRequestBody(body, b, res) {
 		finishRequest(req)
 		return ""
 	}
@@ -420,8 +437,10 @@ func openaiErrorMember(raw json.RawMessage) *oisp.Error {
 // decodeOpenAIChatResponse decodes a whole (non-streamed) chat or legacy
 // completions response body.
 func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
-	var b openaiChatResponseBody
-	if !decodeResponseBody(body, &b, res) {
+	b := openaiChatResponseBodies.Get().(*openaiChatResponseBody)
+	defer openaiChatResponseBodies.Put(b)
+	defer b.reset() // keeps nothing of this body but the cleared choices array
+	if !decodeResponseBody(body, b, res) {
 		return
 	}
 	if b.ID != "" {
@@ -430,7 +449,7 @@ func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	if b.Model != "" {
 		resp.Model = &oisp.Model{ID: string(b.Model)}
 	}
-	if e := openaiErrorOf(&b); e != nil {
+	if e := openaiErrorOf(b); e != nil {
 		setFailure(resp, e, resp.StatusCode > 0 && resp.StatusCode < 400)
 		return
 	}

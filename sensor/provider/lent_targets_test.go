@@ -1,0 +1,72 @@
+package provider
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+)
+
+// TestLentTargetsKeepNothing decodes the recorded OpenAI-format exchanges,
+// and bodies the scan declines (decoded by the reflection decoder into the
+// same lent targets), twice in opposite orders: a decode must not depend
+// on what the lent body targets held before, and a result must not point
+// into a target that a later decode reuses.
+func TestLentTargetsKeepNothing(t *testing.T) {
+	reg := coreRegistry(t)
+	files, err := filepath.Glob(filepath.Join("testdata", "openai", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recordings in testdata/openai: %v", err)
+	}
+	var exchanges []func() *httpmsg.Exchange
+	for _, file := range files {
+		r := loadCoreRecording(t, strings.TrimPrefix(file, "testdata"+string(filepath.Separator)))
+		exchanges = append(exchanges, r.exchange)
+	}
+	const url = "https://api.openai.com/v1/chat/completions"
+	declined := [][2]string{
+		// A member named twice: the scan leaves these to the decoder.
+		{`{"model":"a","model":"gpt-4o","messages":[{"role":"user","content":"one"}],"temperature":0.5}`,
+			`{"id":"x","id":"chatcmpl-2","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"two"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`},
+		{`{"model":"gpt-4o","messages":[{"role":"user","content":"three"},{"role":"assistant","content":"four"}],"stop":["x"]}`,
+			`{"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"five","content":"six"},"finish_reason":"length"},{"index":1,"message":{"role":"assistant","content":"seven"}}]}`},
+	}
+	for _, d := range declined {
+		exchanges = append(exchanges, func() *httpmsg.Exchange { return coreExchange(url, d[0], 200, d[1]) })
+	}
+	decodeAll := func(order []int) (results []*Result, encoded []string) {
+		results, encoded = make([]*Result, len(order)), make([]string, len(order))
+		for _, i := range order {
+			results[i] = coreDecode(t, reg, exchanges[i]())
+			encoded[i] = mustJSON(t, results[i])
+		}
+		return results, encoded
+	}
+	order := make([]int, len(exchanges))
+	for i := range order {
+		order[i] = i
+	}
+	first, firstJSON := decodeAll(order)
+	slices.Reverse(order)
+	_, secondJSON := decodeAll(order)
+	for i := range exchanges {
+		if secondJSON[i] != firstJSON[i] {
+			t.Errorf("exchange %d decodes differently after others:\n%s\nthen\n%s", i, firstJSON[i], secondJSON[i])
+		}
+		if again := mustJSON(t, first[i]); again != firstJSON[i] {
+			t.Errorf("exchange %d's result changed when later exchanges were decoded:\n%s\nthen\n%s", i, firstJSON[i], again)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	return string(b)
+}
