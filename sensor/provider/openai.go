@@ -177,6 +177,17 @@ type openaiChatResponseBody struct {
 }
 
 // reset empties the body for the next decode, as a new one would be, but
+// keeps the arrays of its messages, tools and functions (cleared: nothing
+// of the body stays reachable).
+func (b *openaiChatRequestBody) reset() {
+	msgs, tools, funcs := b.Messages[:0], b.Tools[:0], b.Functions[:0]
+	clear(msgs[:cap(msgs)])
+	clear(tools[:cap(tools)])
+	clear(funcs[:cap(funcs)])
+	*b = openaiChatRequestBody{Messages: msgs, Tools: tools, Functions: funcs}
+}
+
+// reset empties the body for the next decode, as a new one would be, but
 // keeps the array of its choices, and returns it.
 func (b *openaiChatResponseBody) reset() *openaiChatResponseBody {
 	choices := b.Choices[:0]
@@ -191,9 +202,10 @@ func (b *openaiChatResponseBody) reset() *openaiChatResponseBody {
 // targets of whole chat bodies. A target lives only while its body is read
 // (the result copies out what it keeps: strings, numbers, and raw values
 // that point into the body, never into the target), and every exchange
-// would otherwise allocate both. A returned target is emptied, so the
-// pool holds no body's bytes; a response keeps its cleared choices array,
-// as a stream's chunk target does between events.
+// would otherwise allocate both, and grow the array of a long
+// conversation's messages step by step. A returned target is emptied
+// (reset), so the pool holds no body's bytes, only cleared arrays, as a
+// stream's chunk target does between events.
 var (
 	openaiChatRequestBodies  = sync.Pool{New: func() any { return new(openaiChatRequestBody) }}
 	openaiChatResponseBodies = sync.Pool{New: func() any { return new(openaiChatResponseBody) }}
@@ -211,10 +223,8 @@ func decodeOpenAIChatRequest(body []byte, res *Result) string {
 	}{}
 	req.Streaming = &a.streaming
 	b := openaiChatRequestBodies.Get().(*openaiChatRequestBody)
-	defer func() {
-		*b = openaiChatRequestBody{} // keeps nothing of this body
-		openaiChatRequestBodies.Put(b)
-	}()
+	defer openaiChatRequestBodies.Put(b)
+	defer b.reset() // keeps nothing of this body but cleared arrays
 	if !decodeRequestBody(body, b, res) {
 		finishRequest(req)
 		return ""
