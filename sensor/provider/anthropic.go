@@ -46,6 +46,7 @@ import (
 	"bytes"
 	json "github.com/goccy/go-json"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
@@ -178,14 +179,42 @@ type anthropicDelta struct {
 	StopReason  jStr `json:"stop_reason"`
 }
 
+// anthropicRequestBodies and anthropicResponseBodies lend the decode
+// targets of whole Messages bodies, as openaiChatRequestBodies does for
+// chat bodies (an agent's request resends its whole conversation: the
+// array of its messages is kept, cleared, instead of grown anew).
+var (
+	anthropicRequestBodies  = sync.Pool{New: func() any { return new(anthropicRequestBody) }}
+	anthropicResponseBodies = sync.Pool{New: func() any { return new(anthropicResponseBody) }}
+)
+
+// reset empties the body as a new one would be, keeping the arrays of its
+// messages and tools (cleared: nothing of the body stays reachable).
+func (b *anthropicRequestBody) reset() {
+	msgs, tools := b.Messages[:0], b.Tools[:0]
+	clear(msgs[:cap(msgs)])
+	clear(tools[:cap(tools)])
+	*b = anthropicRequestBody{Messages: msgs, Tools: tools}
+}
+
+// reset empties the body as a new one would be, keeping the array of its
+// content blocks (cleared).
+func (b *anthropicResponseBody) reset() {
+	blocks := b.Content[:0]
+	clear(blocks[:cap(blocks)])
+	*b = anthropicResponseBody{Content: blocks}
+}
+
 // ---------------------------------------------------------------- request
 
 // decodeAnthropicRequest fills res.Request from a Messages (or legacy
 // complete / count_tokens) request body and returns the body's model.
 func decodeAnthropicRequest(body []byte, res *Result) string {
 	req := res.Request
-	var b anthropicRequestBody
-	if !decodeRequestBody(body, &b, res) {
+	b := anthropicRequestBodies.Get().(*anthropicRequestBody)
+	defer anthropicRequestBodies.Put(b)
+	defer b.reset()
+	if !decodeRequestBody(body, b, res) {
 		finishRequest(req)
 		return ""
 	}
@@ -371,8 +400,10 @@ func anthropicError(raw json.RawMessage) *oisp.Error {
 
 // decodeAnthropicResponse decodes a whole (non-streamed) response body.
 func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
-	var b anthropicResponseBody
-	if !decodeResponseBody(body, &b, res) {
+	b := anthropicResponseBodies.Get().(*anthropicResponseBody)
+	defer anthropicResponseBodies.Put(b)
+	defer b.reset()
+	if !decodeResponseBody(body, b, res) {
 		return
 	}
 	if b.ID != "" {

@@ -10,16 +10,21 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 )
 
-// TestLentTargetsKeepNothing decodes the recorded OpenAI-format exchanges,
-// and bodies the scan declines (decoded by the reflection decoder into the
-// same lent targets), twice in opposite orders: a decode must not depend
-// on what the lent body targets held before, and a result must not point
-// into a target that a later decode reuses.
+// TestLentTargetsKeepNothing decodes the recorded OpenAI-format and
+// Anthropic exchanges, and bodies the scan declines (decoded by the
+// reflection decoder into the same lent targets), twice in opposite
+// orders: a decode must not depend on what the lent body targets held
+// before, and a result must not point into a target that a later decode
+// reuses.
 func TestLentTargetsKeepNothing(t *testing.T) {
 	reg := coreRegistry(t)
-	files, err := filepath.Glob(filepath.Join("testdata", "openai", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no recordings in testdata/openai: %v", err)
+	var files []string
+	for _, dir := range []string{"openai", "anthropic"} {
+		found, err := filepath.Glob(filepath.Join("testdata", dir, "*.json"))
+		if err != nil || len(found) == 0 {
+			t.Fatalf("no recordings in testdata/%s: %v", dir, err)
+		}
+		files = append(files, found...)
 	}
 	var exchanges []func() *httpmsg.Exchange
 	for _, file := range files {
@@ -36,6 +41,15 @@ func TestLentTargetsKeepNothing(t *testing.T) {
 	}
 	for _, d := range declined {
 		exchanges = append(exchanges, func() *httpmsg.Exchange { return coreExchange(url, d[0], 200, d[1]) })
+	}
+	const anthropicURL = "https://api.anthropic.com/v1/messages"
+	for _, d := range [][2]string{
+		{`{"model":"x","model":"claude-sonnet-4","max_tokens":9,"system":"be brief","messages":[{"role":"user","content":"eight"}],"tools":[{"name":"get_time","description":"now"}]}`,
+			`{"id":"msg_1","id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4","content":[{"type":"text","text":"nine"},{"type":"tool_use","id":"toolu_1","name":"get_time","input":{}}],"stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":2}}`},
+		{`{"model":"claude-sonnet-4","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":"ten"}]},{"role":"assistant","content":"eleven"},{"role":"user","content":"twelve","content":"thirteen"}]}`,
+			`{"type":"message","model":"claude-sonnet-4","content":[{"type":"text","text":"fourteen","text":"fifteen"}],"stop_reason":"end_turn"}`},
+	} {
+		exchanges = append(exchanges, func() *httpmsg.Exchange { return coreExchange(anthropicURL, d[0], 200, d[1]) })
 	}
 	decodeAll := func(order []int) (results []*Result, encoded []string) {
 		results, encoded = make([]*Result, len(order)), make([]string, len(order))
