@@ -796,6 +796,13 @@ type geminiAcc struct {
 	chunks       int
 	badChunks    int
 	firstContent time.Time
+	// seen and finished are bit sets of the candidate indexes (below 64)
+	// that appeared and that carried a finishReason; lastFinished says
+	// whether the latest chunk had candidates and all of them finished.
+	// Together they are the end of an SSE stream, which has no end marker
+	// of its own: a finishReason comes only with a candidate's last chunk.
+	seen, finished uint64
+	lastFinished   bool
 	// chunk is the decode target of every chunk (see
 	// geminiResponseBody.reset).
 	chunk geminiResponseBody
@@ -824,8 +831,10 @@ func (a *geminiAcc) add(data []byte, at time.Time) {
 	if b.PromptFeedback != nil && b.PromptFeedback.BlockReason != "" {
 		a.blockReason = string(b.PromptFeedback.BlockReason)
 	}
+	a.lastFinished = len(b.Candidates) > 0
 	for i := range b.Candidates {
 		c := &b.Candidates[i]
+		a.track(c.Index.V, c.FinishReason != "")
 		if c.Index.V != 0 { // only the first candidate is reassembled
 			continue
 		}
@@ -839,6 +848,29 @@ func (a *geminiAcc) add(data []byte, at time.Time) {
 			a.part(&c.Content.Parts[j], at)
 		}
 	}
+}
+
+// track notes that candidate idx appeared in the latest chunk, finished or
+// not. An index beyond the bit sets' reach can never look finished.
+func (a *geminiAcc) track(idx int, finished bool) {
+	if idx < 0 || idx >= 64 {
+		a.lastFinished = false
+		a.seen |= 1 << 63
+		return
+	}
+	a.seen |= 1 << idx
+	if finished {
+		a.finished |= 1 << idx
+	} else {
+		a.lastFinished = false
+	}
+}
+
+// sseEnded reports whether an SSE stream reached its end: every chunk
+// decoded, the last one finished all its candidates, and every candidate
+// seen has finished.
+func (a *geminiAcc) sseEnded() bool {
+	return a.chunks > 0 && a.badChunks == 0 && a.lastFinished && a.seen&^a.finished == 0
 }
 
 // maxGeminiCalls bounds the tool calls kept from one response.
@@ -919,6 +951,7 @@ func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIRespons
 			a.add(ev.Data, ev.At)
 		}
 		resp.StreamEvents = a.chunks
+		res.StreamEnded = a.sseEnded()
 	case rawKind(body.Data) == '[':
 		els, closed := jsonArrayElements(body, rec)
 		for _, el := range els {
@@ -928,8 +961,7 @@ func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIRespons
 			res.note(noteResponseNotJSON)
 		}
 		resp.StreamEvents = a.chunks
-		// The closing bracket is the stream's own end (SSE streams, with
-		// alt=sse, have none).
+		// The closing bracket is the stream's own end.
 		res.StreamEnded = closed && a.badChunks == 0
 	default:
 		if len(bytes.TrimSpace(body.Data)) == 0 {

@@ -69,7 +69,8 @@ type Result struct {
 	// StreamEnded is set when a streamed body carried its format's own end
 	// marker ([DONE], message_stop, the final response object, done:true,
 	// Cohere's stream-end/message-end, Bedrock's metadata event or
-	// invocation metrics, the closing bracket of Gemini's JSON array):
+	// invocation metrics, the closing bracket of Gemini's JSON array, a
+	// Gemini SSE chunk that finishes every candidate):
 	// the response is whole even if the transport saw the client reset the
 	// stream before the server's end-of-stream arrived.
 	StreamEnded bool

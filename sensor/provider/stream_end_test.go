@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/stream/eventstream"
 )
@@ -42,6 +43,8 @@ func TestStreamEndMarkers(t *testing.T) {
 		{"gemini JSON array closing bracket", "gemini/TestGoogleAIWithStreaming.httprr", 0, func(t *testing.T, body []byte) int {
 			return bytes.LastIndexByte(body, ']')
 		}},
+		{"gemini SSE finishReason", "gemini/test_google_model_stream.yaml", 0, beforeLine(`"finishReason"`)},
+		{"gemini SSE iterated finishReason", "gemini/test_google_model_iter_stream.yaml", 0, beforeLine(`"finishReason"`)},
 		{"gemini JSON array, last element cut", "gemini/TestGoogleAIWithStreaming.httprr", 0, func(t *testing.T, body []byte) int {
 			return bytes.LastIndexByte(body, '}')
 		}},
@@ -63,6 +66,36 @@ func TestStreamEndMarkers(t *testing.T) {
 			}
 			if res.StreamEnded {
 				t.Errorf("stream cut before its last event: StreamEnded true")
+			}
+		})
+	}
+}
+
+// TestGeminiSSEEnd: an SSE stream ends with a chunk in which every
+// candidate finished, and only when every candidate seen has finished.
+func TestGeminiSSEEnd(t *testing.T) {
+	chunk := func(cands string) string { return `{"candidates":[` + cands + `]}` }
+	for _, c := range []struct {
+		name   string
+		chunks []string
+		want   bool
+	}{
+		{"finished last", []string{chunk(`{"index":0,"content":{"parts":[{"text":"a"}]}}`), chunk(`{"index":0,"finishReason":"STOP"}`)}, true},
+		{"no finish", []string{chunk(`{"index":0,"content":{"parts":[{"text":"a"}]}}`)}, false},
+		{"finish not last", []string{chunk(`{"index":0,"finishReason":"STOP"}`), chunk(`{"index":0,"content":{"parts":[{"text":"a"}]}}`)}, false},
+		{"other candidate still open", []string{chunk(`{"index":0},{"index":1}`), chunk(`{"index":0,"finishReason":"STOP"}`)}, false},
+		{"both candidates finished", []string{chunk(`{"index":0},{"index":1}`), chunk(`{"index":1,"finishReason":"STOP"}`), chunk(`{"index":0,"finishReason":"STOP"}`)}, true},
+		{"candidate index out of reach", []string{chunk(`{"index":70,"finishReason":"STOP"}`)}, false},
+		{"usage-only last chunk", []string{chunk(`{"index":0,"finishReason":"STOP"}`), `{"usageMetadata":{"totalTokenCount":3}}`}, false},
+		{"bad chunk", []string{chunk(`{"index":0,"finishReason":"STOP"`)}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var a geminiAcc
+			for _, ch := range c.chunks {
+				a.add([]byte(ch), time.Time{})
+			}
+			if got := a.sseEnded(); got != c.want {
+				t.Errorf("sseEnded = %v, want %v", got, c.want)
 			}
 		})
 	}
