@@ -453,11 +453,19 @@ func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	if !decodeResponseBody(body, b, res) {
 		return
 	}
+	// What the answer points to, allocated together: one allocation
+	// instead of three.
+	a := &struct {
+		model  oisp.Model
+		usage  usageBlock
+		choice [1]oisp.Choice
+	}{}
 	if b.ID != "" {
 		resp.ProviderRequestID = string(b.ID)
 	}
 	if b.Model != "" {
-		resp.Model = &oisp.Model{ID: string(b.Model)}
+		a.model.ID = string(b.Model)
+		resp.Model = &a.model
 	}
 	if e := openaiErrorOf(b); e != nil {
 		setFailure(resp, e, resp.StatusCode > 0 && resp.StatusCode < 400)
@@ -486,13 +494,17 @@ func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 		}
 		s.choice(c, time.Time{})
 	}
+	resp.Choices = a.choice[:0] // room for the usual single choice
 	s.fillChoices(resp)
+	if len(resp.Choices) == 0 {
+		resp.Choices = nil
+	}
 	u := b.Usage
 	if u == nil && b.XGroq != nil {
 		u = b.XGroq.Usage
 	}
 	if u != nil {
-		resp.Usage = openaiUsage(u)
+		resp.Usage = openaiUsageIn(&a.usage, u)
 	}
 }
 
@@ -502,7 +514,11 @@ func openaiUsage(u *openaiUsageBody) *oisp.Usage {
 	if u == nil {
 		return nil
 	}
-	blk := &usageBlock{}
+	return openaiUsageIn(&usageBlock{}, u)
+}
+
+// openaiUsageIn is openaiUsage with the usage and its counts in blk.
+func openaiUsageIn(blk *usageBlock, u *openaiUsageBody) *oisp.Usage {
 	out := &blk.usage
 	out.PromptTokens = blk.of(u.PromptTokens)
 	out.CompletionTokens = blk.of(u.CompletionTokens)
