@@ -228,6 +228,11 @@ func decodeAnthropicRequest(body []byte, res *Result) string {
 		req.Streaming = oisp.Ptr(false)
 	}
 
+	if n := len(b.Messages); n > 0 {
+		// One array for the conversation (and a system prompt), not one
+		// per doubling of it.
+		req.Messages = make([]oisp.Message, 0, n+1)
+	}
 	// System prompt: a string or an array of text blocks.
 	if len(b.System) > 0 && rawKind(b.System) != 'n' {
 		text, images := flattenAnthropicContent(b.System, nil)

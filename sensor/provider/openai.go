@@ -237,6 +237,10 @@ func decodeOpenAIChatRequest(body []byte, res *Result) string {
 	a.streaming = b.Stream.OK && b.Stream.V
 
 	var system []string
+	if len(b.Messages) > 0 {
+		// One array for the conversation, not one per doubling of it.
+		req.Messages = make([]oisp.Message, 0, len(b.Messages))
+	}
 	for _, m := range b.Messages {
 		var text string
 		var images int
