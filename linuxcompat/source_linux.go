@@ -91,6 +91,9 @@ type Source struct {
 	// attachFault, when set (tests only), is asked before each attach and
 	// makes it fail with the error it returns, as the kernel may.
 	attachFault func(attachReq) error
+	// idleShare, when set (tests only), stands in for the machine's idle
+	// CPU share that the decoder's class samples.
+	idleShare func() (float64, bool)
 }
 
 type userCounters struct {
@@ -354,6 +357,10 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 	var class *decoderClass
 	if !s.cfg.NoIdleDecoding {
 		class = newDecoderClass(4 * s.cfg.ReadInterval)
+		defer class.cpu.close()
+		if s.idleShare != nil {
+			class.idleShare = s.idleShare
+		}
 		s.class.Store(class)
 	}
 	wg.Add(1)
@@ -500,6 +507,11 @@ func (s *Source) readLoop(rd *ringbuf.Reader, w *ringWaiter, queue chan<- []queu
 				continue
 			}
 			pace.busy()
+			if class != nil && rd.AvailableBytes() >= s.cfg.RingBufferBytes/wakeFraction {
+				// The reader itself fell behind (the process was
+				// stopped, perhaps waiting for the decoder's thread).
+				class.lift()
+			}
 			rd.SetDeadline(time.Unix(0, 1))
 		} else {
 			rd.SetDeadline(time.Now().Add(s.cfg.ReadInterval))

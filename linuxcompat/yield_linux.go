@@ -3,8 +3,11 @@
 package linuxcompat
 
 import (
+	"bytes"
 	"log/slog"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,11 +26,25 @@ import (
 // that gates probe placement (an exec, a new executable mapping). The
 // decoder returns to SCHED_IDLE once it has caught up.
 //
+// A thread in SCHED_IDLE on a machine with no idle CPU hardly runs, and
+// the Go runtime's stop-the-world phases wait for every running thread, so
+// the whole sensor, the reader included, would wait with it while the ring
+// fills. So the reader also samples how much CPU the machine leaves idle
+// (/proc/stat) and holds the decoder in SCHED_OTHER while that is under
+// busyIdle, until it is back over freeIdle; and a ring an eighth full when
+// the reader gets to it lifts the decoder too.
+//
 // The class is managed only where the sensor may leave SCHED_IDLE again
 // (CAP_SYS_NICE, or an RLIMIT_NICE that allows its nice value).
 type decoderClass struct {
 	epoch      time.Time
 	stallAfter time.Duration
+
+	cpu        cpuIdleSampler
+	nextSample time.Time
+	// idleShare returns the machine's idle CPU share since its last call
+	// (cpu.sample; tests replace it).
+	idleShare func() (float64, bool)
 
 	// progress is when the decoder last finished a batch, or when records
 	// started waiting for it (ns since epoch).
@@ -38,16 +55,28 @@ type decoderClass struct {
 	tid    int // the decoder's thread; 0 while the class is not managed
 	nice   int
 	lifted bool // at SCHED_OTHER until the decoder catches up
+	busy   bool // the machine has no idle CPU: stay lifted
 }
 
+// Machine-wide idle CPU share below which the decoder stays in
+// SCHED_OTHER, the share it must recover before it returns to SCHED_IDLE,
+// and how often the reader samples it.
+const (
+	busyIdle       = 0.05
+	freeIdle       = 0.15
+	sampleInterval = 200 * time.Millisecond
+)
+
 func newDecoderClass(stallAfter time.Duration) *decoderClass {
-	return &decoderClass{epoch: time.Now(), stallAfter: stallAfter}
+	c := &decoderClass{epoch: time.Now(), stallAfter: stallAfter}
+	c.idleShare = c.cpu.sample
+	return c
 }
 
 func (c *decoderClass) now() int64 { return int64(time.Since(c.epoch)) }
 
-// enter moves the calling goroutine's thread into SCHED_IDLE, locking the
-// goroutine to it. The returned function restores the thread's class and
+// enter puts the calling goroutine's thread under the class's control,
+// locking the goroutine to it. The returned function restores the thread's class and
 // unlocks it; it must run on the same goroutine.
 func (c *decoderClass) enter(log *slog.Logger) (leave func()) {
 	runtime.LockOSThread()
@@ -58,16 +87,16 @@ func (c *decoderClass) enter(log *slog.Logger) (leave func()) {
 		runtime.UnlockOSThread()
 		return func() {}
 	}
-	if err == nil {
-		err = setClass(0, unix.SCHED_IDLE, 20-raw)
-	}
 	if err != nil {
 		log.Debug("ebpf: the decoder keeps its scheduling class", "err", err)
 		runtime.UnlockOSThread()
 		return func() {}
 	}
+	// The thread starts in SCHED_OTHER, as if lifted on a busy machine:
+	// it moves to SCHED_IDLE after the first batch that finds it caught
+	// up once a sample has shown idle CPU.
 	c.mu.Lock()
-	c.tid, c.nice, c.lifted = tid, 20-raw, false
+	c.tid, c.nice, c.lifted, c.busy = tid, 20-raw, true, true
 	c.mu.Unlock()
 	c.progress.Store(c.now())
 	return func() {
@@ -97,10 +126,33 @@ func (c *decoderClass) waiting(waitingBefore, waitingNow, limit int64, urgent bo
 }
 
 // check is called by the reader on each of its wake-ups: records that wait
-// with no progress for stallAfter lift the decoder.
+// with no progress for stallAfter lift the decoder, and so does a machine
+// without idle CPU.
 func (c *decoderClass) check(waitingNow int64) {
+	if now := time.Now(); !now.Before(c.nextSample) {
+		c.nextSample = now.Add(sampleInterval)
+		if idle, ok := c.idleShare(); ok {
+			c.machineIdle(idle)
+		}
+	}
 	if waitingNow > 0 && time.Duration(c.now()-c.progress.Load()) > c.stallAfter {
 		c.lift()
+	}
+}
+
+// machineIdle takes the share of CPU time the machine left idle since the
+// last sample.
+func (c *decoderClass) machineIdle(idle float64) {
+	switch {
+	case idle < busyIdle:
+		c.mu.Lock()
+		c.busy = true
+		c.mu.Unlock()
+		c.lift()
+	case idle > freeIdle:
+		c.mu.Lock()
+		c.busy = false
+		c.mu.Unlock()
 	}
 }
 
@@ -126,9 +178,78 @@ func (c *decoderClass) caughtUp(waitingNow int64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tid != 0 && c.lifted && setClass(0, unix.SCHED_IDLE, c.nice) == nil {
+	if c.tid != 0 && c.lifted && !c.busy && setClass(0, unix.SCHED_IDLE, c.nice) == nil {
 		c.lifted = false
 	}
+}
+
+// cpuIdleSampler reads the machine's idle and total CPU time from
+// /proc/stat and returns the idle share since its previous reading.
+type cpuIdleSampler struct {
+	f           *os.File
+	failed      bool
+	idle, total uint64
+	buf         [512]byte
+}
+
+func (s *cpuIdleSampler) sample() (float64, bool) {
+	if s.failed {
+		return 0, false
+	}
+	if s.f == nil {
+		f, err := os.Open("/proc/stat")
+		if err != nil {
+			s.failed = true
+			return 0, false
+		}
+		s.f = f
+	}
+	n, err := s.f.ReadAt(s.buf[:], 0)
+	if n == 0 && err != nil {
+		s.failed = true
+		return 0, false
+	}
+	idle, total, ok := parseCPUStat(s.buf[:n])
+	if !ok {
+		s.failed = true
+		return 0, false
+	}
+	di, dt := idle-s.idle, total-s.total
+	first := s.total == 0
+	s.idle, s.total = idle, total
+	if first || dt == 0 || idle < di {
+		return 0, false
+	}
+	return float64(di) / float64(dt), true
+}
+
+// close releases the sampler's file.
+func (s *cpuIdleSampler) close() {
+	if s.f != nil {
+		s.f.Close()
+	}
+}
+
+// parseCPUStat reads the first line of /proc/stat ("cpu  user nice system
+// idle iowait irq softirq steal ..."): idle counts idle and iowait, total
+// every field.
+func parseCPUStat(b []byte) (idle, total uint64, ok bool) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 5 || string(f[0]) != "cpu" {
+		return 0, 0, false
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += n
+		if i == 3 || i == 4 {
+			idle += n
+		}
+	}
+	return idle, total, true
 }
 
 // setClass sets the scheduling policy of thread tid (0: the caller's),

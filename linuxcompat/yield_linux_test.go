@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,10 @@ func threadPolicy(task string) int {
 	return n
 }
 
+// idleMachine makes a Source's decoder class see a machine with idle CPU,
+// whatever the load on the test machine.
+func idleMachine(s *Source) { s.idleShare = func() (float64, bool) { return 1, true } }
+
 func needClassControl(t *testing.T) {
 	t.Helper()
 	if !mayLeaveIdle(0) {
@@ -52,6 +57,7 @@ func needClassControl(t *testing.T) {
 func TestDecoderClassLifecycle(t *testing.T) {
 	needClassControl(t)
 	c := newDecoderClass(50 * time.Millisecond)
+	c.idleShare = func() (float64, bool) { return 0, false } // driven by hand below
 	steps := make(chan func(), 1)
 	done := make(chan struct{})
 	var tid atomic.Int64
@@ -85,7 +91,12 @@ func TestDecoderClassLifecycle(t *testing.T) {
 			t.Errorf("%s: %d lifts, want %d", what, got, lifts)
 		}
 	}
-	expect("after enter", unix.SCHED_IDLE, 0)
+	expect("after enter", unix.SCHED_NORMAL, 0)
+	on(func() { c.caughtUp(0) })
+	expect("caught up before the machine's idle CPU is known", unix.SCHED_NORMAL, 0)
+	c.machineIdle(0.5)
+	on(func() { c.caughtUp(0) })
+	expect("caught up on a machine with idle CPU", unix.SCHED_IDLE, 0)
 
 	c.waiting(0, 10, 16384, false)
 	c.check(10)
@@ -110,6 +121,17 @@ func TestDecoderClassLifecycle(t *testing.T) {
 	on(func() { c.caughtUp(0) })
 	expect("caught up again", unix.SCHED_IDLE, 3)
 
+	c.machineIdle(0.01)
+	expect("no idle CPU left", unix.SCHED_NORMAL, 4)
+	on(func() { c.caughtUp(0) })
+	expect("caught up on a busy machine", unix.SCHED_NORMAL, 4)
+	c.machineIdle(0.10)
+	on(func() { c.caughtUp(0) })
+	expect("a little idle CPU (hysteresis)", unix.SCHED_NORMAL, 4)
+	c.machineIdle(0.5)
+	on(func() { c.caughtUp(0) })
+	expect("idle CPU again", unix.SCHED_IDLE, 4)
+
 	on(func() { runtime.Gosched() })
 	steps <- nil // leave
 	<-steps
@@ -119,41 +141,40 @@ func TestDecoderClassLifecycle(t *testing.T) {
 	}
 }
 
+// decodedIdle sends a request and reports whether its first chunk was
+// decoded (the handler ran) on a thread in SCHED_IDLE.
+func decodedIdle(t *testing.T, rec *recorder, curl string, srv *tlsServer) bool {
+	t.Helper()
+	var seen atomic.Int64
+	seen.Store(-1)
+	probe := func(string, flow.Chunk) { seen.CompareAndSwap(-1, int64(threadPolicy("thread-self"))) }
+	rec.hook.Store(&probe)
+	curlOnce(t, curl, srv, "/idle", []byte("idle"))
+	waitFor(t, "a chunk of the request", 20*time.Second, func() bool { return seen.Load() != -1 })
+	return seen.Load() == unix.SCHED_IDLE
+}
+
 // TestDecoderRunsInIdleClass: the handler runs on a SCHED_IDLE thread by
-// default and at the normal class with NoIdleDecoding.
+// default (once a sample has shown idle CPU; an exec record may lift it
+// for a moment, so a few requests may be needed) and never with
+// NoIdleDecoding.
 func TestDecoderRunsInIdleClass(t *testing.T) {
 	needClassControl(t)
 	curl := needTool(t, "curl")
-	for _, c := range []struct {
-		name   string
-		cfg    Config
-		wantIn bool // some Data call ran in SCHED_IDLE
-	}{
-		{"default", Config{}, true},
-		{"NoIdleDecoding", Config{NoIdleDecoding: true}, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, rec := startSource(t, c.cfg)
-			var idle, other atomic.Int64
-			hook := func(string, flow.Chunk) {
-				if threadPolicy("thread-self") == unix.SCHED_IDLE {
-					idle.Add(1)
-				} else {
-					other.Add(1)
-				}
+	t.Run("default", func(t *testing.T) {
+		_, rec := startSourceWith(t, Config{}, idleMachine)
+		srv := newTLSServer(t, false)
+		waitFor(t, "a request decoded in SCHED_IDLE", 20*time.Second, func() bool { return decodedIdle(t, rec, curl, srv) })
+	})
+	t.Run("NoIdleDecoding", func(t *testing.T) {
+		_, rec := startSourceWith(t, Config{NoIdleDecoding: true}, idleMachine)
+		srv := newTLSServer(t, false)
+		for range 3 {
+			if decodedIdle(t, rec, curl, srv) {
+				t.Fatal("a request was decoded in SCHED_IDLE with NoIdleDecoding")
 			}
-			rec.hook.Store(&hook)
-			srv := newTLSServer(t, false)
-			body := []byte("class " + c.name)
-			pid := curlOnce(t, curl, srv, "/class", body)
-			checkHTTP1Exchange(t, rec, pid, "POST", "/class", body)
-			// A record of the exec may have lifted the decoder for a
-			// moment; some chunk must still have been decoded idle.
-			if got := idle.Load() > 0; got != c.wantIn {
-				t.Errorf("Data calls in SCHED_IDLE: %d, other: %d; want some in SCHED_IDLE: %v", idle.Load(), other.Load(), c.wantIn)
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestDecoderLiftedWhenBehind: a decoder held up while records queue behind
@@ -162,35 +183,62 @@ func TestDecoderRunsInIdleClass(t *testing.T) {
 func TestDecoderLiftedWhenBehind(t *testing.T) {
 	needClassControl(t)
 	curl := needTool(t, "curl")
-	src, rec := startSource(t, Config{})
+	src, rec := startSourceWith(t, Config{}, idleMachine)
+	srv := newTLSServer(t, false)
+	untilIdle := func(what string) {
+		t.Helper()
+		waitFor(t, what, 20*time.Second, func() bool { return decodedIdle(t, rec, curl, srv) })
+	}
+	untilIdle("the decoder in SCHED_IDLE")
+
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	var held atomic.Bool
+	var liftsWhenHeld atomic.Int64
 	lifted := make(chan int, 1)
 	hook := func(string, flow.Chunk) {
 		if held.CompareAndSwap(false, true) {
+			liftsWhenHeld.Store(src.Stats().DecoderLifts)
 			<-release
 			lifted <- threadPolicy("thread-self")
 		}
 	}
 	rec.hook.Store(&hook)
-	srv := newTLSServer(t, false)
 	curlOnce(t, curl, srv, "/first", []byte("first"))
 	waitFor(t, "the decoder to reach the first chunk", 20*time.Second, held.Load)
 	second := curlOnce(t, curl, srv, "/second", []byte("second"))
-	waitFor(t, "the decoder to be lifted", 20*time.Second, func() bool { return src.Stats().DecoderLifts > 0 })
-	close(release)
+	waitFor(t, "the held decoder to be lifted", 20*time.Second, func() bool {
+		return src.Stats().DecoderLifts > liftsWhenHeld.Load()
+	})
+	releaseOnce.Do(func() { close(release) })
 	if got := <-lifted; got != unix.SCHED_NORMAL {
 		t.Errorf("held decoder's policy after the lift: %d, want %d", got, unix.SCHED_NORMAL)
 	}
 	checkHTTP1Exchange(t, rec, second, "POST", "/second", []byte("second"))
-	var after atomic.Int64
-	after.Store(-1)
-	probe := func(string, flow.Chunk) { after.CompareAndSwap(-1, int64(threadPolicy("thread-self"))) }
-	waitFor(t, "the decoder back in SCHED_IDLE", 20*time.Second, func() bool {
-		after.Store(-1)
-		rec.hook.Store(&probe)
-		curlOnce(t, curl, srv, "/third", []byte("third"))
-		waitFor(t, "a chunk of the third request", 20*time.Second, func() bool { return after.Load() != -1 })
-		return after.Load() == unix.SCHED_IDLE
-	})
+	untilIdle("the decoder back in SCHED_IDLE once caught up")
+}
+
+// TestParseCPUStat reads idle (idle + iowait) and total CPU time from the
+// first line of /proc/stat, and this machine's file parses.
+func TestParseCPUStat(t *testing.T) {
+	idle, total, ok := parseCPUStat([]byte("cpu  10 2 30 400 5 6 7 8 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n"))
+	if !ok || idle != 405 || total != 468 {
+		t.Errorf("parseCPUStat = %d, %d, %v; want 405, 468, true", idle, total, ok)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5\n", "cpu 1 2 x 4 5\n", "cpu 1 2 3\n"} {
+		if _, _, ok := parseCPUStat([]byte(bad)); ok {
+			t.Errorf("parseCPUStat(%q) ok", bad)
+		}
+	}
+	var s cpuIdleSampler
+	defer s.close()
+	if _, ok := s.sample(); ok {
+		t.Error("first sample: ok, want a baseline only")
+	}
+	time.Sleep(30 * time.Millisecond)
+	share, ok := s.sample()
+	if s.failed || (ok && (share < 0 || share > 1)) {
+		t.Errorf("second sample: %v, %v (failed %v)", share, ok, s.failed)
+	}
 }
