@@ -41,6 +41,13 @@ func (c *countingHandler) Close(string, flow.CloseInfo) {}
 // runSensor starts a Source for the benchmark and returns a stop function.
 func runSensor(b *testing.B, cfg Config, h flow.Handler) (*Source, func()) {
 	b.Helper()
+	return runSensorWith(b, cfg, h, nil)
+}
+
+// runSensorWith is runSensor with a hook that adjusts the Source before it
+// runs.
+func runSensorWith(b *testing.B, cfg Config, h flow.Handler, prepare func(*Source)) (*Source, func()) {
+	b.Helper()
 	if err := availability(); err != nil {
 		b.Skipf("eBPF capture unavailable: %v", err)
 	}
@@ -50,6 +57,9 @@ func runSensor(b *testing.B, cfg Config, h flow.Handler) (*Source, func()) {
 	src, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(src)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -24,9 +24,11 @@ func needTool(t *testing.T, name string) string {
 }
 
 // TestCaptureCurl: curl (system libssl, SSL_write/SSL_read) over HTTP/1.1.
-func TestCaptureCurl(t *testing.T) {
+func TestCaptureCurl(t *testing.T) { bothSyscallHooks(t, testCaptureCurl) }
+
+func testCaptureCurl(t *testing.T, hooks func(*Source)) {
 	curl := needTool(t, "curl")
-	src, rec := startSource(t, Config{})
+	src, rec := startSourceWith(t, Config{}, hooks)
 	srv := newTLSServer(t, false)
 	body := []byte(`{"model":"test-model","messages":[{"role":"user","content":"hello"}]}`)
 	cmd := exec.Command(curl, "-sS", "--http1.1", "--cacert", srv.caFile, "-H", "Content-Type: application/json",
@@ -261,9 +263,11 @@ func TestCaptureGoClient(t *testing.T) {
 }
 
 // TestCaptureNode: Node's statically linked OpenSSL, probed in the node binary.
-func TestCaptureNode(t *testing.T) {
+func TestCaptureNode(t *testing.T) { bothSyscallHooks(t, testCaptureNode) }
+
+func testCaptureNode(t *testing.T, hooks func(*Source)) {
 	node := needTool(t, "node")
-	src, rec := startSource(t, Config{})
+	src, rec := startSourceWith(t, Config{}, hooks)
 	srv := newTLSServer(t, false)
 	body := []byte(`{"model":"node-model","stream":false}`)
 	script := `process.stdin.once('data', async () => {

@@ -17,6 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// costClient is a client loop of BenchmarkProgramCost.
+type costClient struct {
+	name string
+	h2   bool
+	cmd  func(srv *tlsServer, n int) *exec.Cmd
+}
+
 // progCost is one program's run count and run time (kernel bpf_stats).
 type progCost struct {
 	runs    uint64
@@ -29,7 +36,10 @@ func programCosts(b *testing.B, s *Source) map[string]progCost {
 	progs := map[string]*ebpf.Program{
 		"on_exec": s.objs.OnExec, "on_exit": s.objs.OnExit, "on_fork": s.objs.OnFork,
 		"on_sys_enter": s.objs.OnSysEnter, "on_sys_exit": s.objs.OnSysExit,
-		"tls_enter": s.objs.TlsEnter, "tls_return": s.objs.TlsReturn,
+		"on_sys_enter_tp1": s.objs.OnSysEnterTp1, "on_sys_enter_tp2": s.objs.OnSysEnterTp2,
+		"on_sys_enter_tp3": s.objs.OnSysEnterTp3, "on_sys_enter_tp5": s.objs.OnSysEnterTp5,
+		"on_sys_exit_tp": s.objs.OnSysExitTp,
+		"tls_enter":      s.objs.TlsEnter, "tls_return": s.objs.TlsReturn,
 		"go_write": s.objs.GoWrite, "go_read_enter": s.objs.GoReadEnter, "go_read_ret": s.objs.GoReadRet, "go_read_copy": s.objs.GoReadCopy,
 		"tls_enter_multi": s.objs.multi.TlsEnterMulti, "tls_return_multi": s.objs.multi.TlsReturnMulti,
 		"go_write_multi": s.objs.multi.GoWriteMulti, "go_read_enter_multi": s.objs.multi.GoReadEnterMulti,
@@ -69,18 +79,13 @@ func BenchmarkProgramCost(b *testing.B) {
 	defer statsOn.Close()
 	body := strings.Repeat("x", 1024)
 	goBin := buildGoClient(b, false)
-	type client struct {
-		name string
-		h2   bool
-		cmd  func(srv *tlsServer, n int) *exec.Cmd
-	}
-	var clients []client
+	var clients []costClient
 	for _, h2 := range []bool{false, true} {
 		name := "go-h1"
 		if h2 {
 			name = "go-h2"
 		}
-		clients = append(clients, client{name, h2, func(srv *tlsServer, n int) *exec.Cmd {
+		clients = append(clients, costClient{name, h2, func(srv *tlsServer, n int) *exec.Cmd {
 			cmd := exec.Command(goBin, srv.URL+"/bench", srv.caFile, body, strconv.Itoa(n))
 			cmd.Stdin = strings.NewReader("go\n")
 			if h2 {
@@ -98,7 +103,7 @@ func BenchmarkProgramCost(b *testing.B) {
 		if h2 {
 			name, proto = "curl-h2", "http2"
 		}
-		clients = append(clients, client{name, h2, func(srv *tlsServer, n int) *exec.Cmd {
+		clients = append(clients, costClient{name, h2, func(srv *tlsServer, n int) *exec.Cmd {
 			var cfg strings.Builder
 			bodyFile := filepath.Join(b.TempDir(), "body")
 			os.WriteFile(bodyFile, []byte(body), 0o644)
@@ -126,47 +131,62 @@ func BenchmarkProgramCost(b *testing.B) {
 			b.ReportMetric(float64((ps.UserTime()+ps.SystemTime()).Microseconds())/float64(b.N), "client-cpu-us/req")
 			b.ReportMetric(float64(ps.SystemTime().Microseconds())/float64(b.N), "client-sys-us/req")
 		})
-		b.Run(c.name+"/capture", func(b *testing.B) {
-			srv := newTLSServer(b, c.h2)
-			h := &countingHandler{}
-			src, stop := runSensor(b, Config{}, h)
-			defer stop()
-			// Warm-up: the binary's probes are placed at its first exec.
-			if out, err := c.cmd(srv, 2).CombinedOutput(); err != nil {
-				b.Fatalf("%s: %v %s", c.name, err, out)
-			}
-			time.Sleep(200 * time.Millisecond)
-			n := b.N
-			p0, s0 := programCosts(b, src), src.Stats()
-			cmd := c.cmd(srv, n)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("%s: %v %s", c.name, err, out)
-			}
-			time.Sleep(100 * time.Millisecond)
-			p1, s1 := programCosts(b, src), src.Stats()
-			var names []string
-			for name := range p1 {
-				names = append(names, name)
-			}
-			sort.Strings(names)
-			var totalNS float64
-			for _, name := range names {
-				runs := p1[name].runs - p0[name].runs
-				if runs == 0 {
-					continue
-				}
-				ns := float64(p1[name].runtime - p0[name].runtime)
-				totalNS += ns
-				b.ReportMetric(float64(runs)/float64(n), name+"-runs/req")
-				b.ReportMetric(ns/float64(runs), name+"-ns/run")
-			}
-			b.ReportMetric(totalNS/float64(n), "bpf-ns/req")
-			b.ReportMetric(float64(s1.RecordsRead-s0.RecordsRead)/float64(n), "records/req")
-			b.ReportMetric(float64(s1.TLSChunks-s0.TLSChunks)/float64(n), "tls-records/req")
-			b.ReportMetric(float64(s1.SystemRecords-s0.SystemRecords)/float64(n), "sys-records/req")
-			ps := cmd.ProcessState
-			b.ReportMetric(float64((ps.UserTime()+ps.SystemTime()).Microseconds())/float64(n), "client-cpu-us/req")
-			b.ReportMetric(float64(ps.SystemTime().Microseconds())/float64(n), "client-sys-us/req")
-		})
+		for _, mode := range []struct {
+			name string
+			raw  bool
+		}{{"capture", false}, {"capture_raw_syscalls", true}} {
+			c.capture(b, mode.name, mode.raw)
+		}
 	}
+}
+
+// capture runs the client's loop under the sensor, its syscall hooks
+// attached per syscall or (raw) through the raw sys_enter/sys_exit
+// tracepoints, and reports what the programs cost.
+func (c costClient) capture(b *testing.B, mode string, raw bool) {
+	b.Run(c.name+"/"+mode, func(b *testing.B) {
+		srv := newTLSServer(b, c.h2)
+		h := &countingHandler{}
+		src, stop := runSensorWith(b, Config{}, h, func(s *Source) { s.noSyscallTracepoints = raw })
+		defer stop()
+		if got, want := src.SyscallHooks(), map[bool]string{false: SyscallTracepoints, true: SyscallRawTracepoints}[raw]; got != want {
+			b.Fatalf("syscall hooks: %q, want %q", got, want)
+		}
+		// Warm-up: the binary's probes are placed at its first exec.
+		if out, err := c.cmd(srv, 2).CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v %s", c.name, err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+		n := b.N
+		p0, s0 := programCosts(b, src), src.Stats()
+		cmd := c.cmd(srv, n)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v %s", c.name, err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+		p1, s1 := programCosts(b, src), src.Stats()
+		var names []string
+		for name := range p1 {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		var totalNS float64
+		for _, name := range names {
+			runs := p1[name].runs - p0[name].runs
+			if runs == 0 {
+				continue
+			}
+			ns := float64(p1[name].runtime - p0[name].runtime)
+			totalNS += ns
+			b.ReportMetric(float64(runs)/float64(n), name+"-runs/req")
+			b.ReportMetric(ns/float64(runs), name+"-ns/run")
+		}
+		b.ReportMetric(totalNS/float64(n), "bpf-ns/req")
+		b.ReportMetric(float64(s1.RecordsRead-s0.RecordsRead)/float64(n), "records/req")
+		b.ReportMetric(float64(s1.TLSChunks-s0.TLSChunks)/float64(n), "tls-records/req")
+		b.ReportMetric(float64(s1.SystemRecords-s0.SystemRecords)/float64(n), "sys-records/req")
+		ps := cmd.ProcessState
+		b.ReportMetric(float64((ps.UserTime()+ps.SystemTime()).Microseconds())/float64(n), "client-cpu-us/req")
+		b.ReportMetric(float64(ps.SystemTime().Microseconds())/float64(n), "client-sys-us/req")
+	})
 }

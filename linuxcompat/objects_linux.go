@@ -10,17 +10,24 @@ import (
 
 // corePrograms are loaded on every kernel.
 type corePrograms struct {
-	OnExec      *ebpf.Program `ebpf:"on_exec"`
-	OnExit      *ebpf.Program `ebpf:"on_exit"`
-	OnFork      *ebpf.Program `ebpf:"on_fork"`
-	OnSysEnter  *ebpf.Program `ebpf:"on_sys_enter"`
-	OnSysExit   *ebpf.Program `ebpf:"on_sys_exit"`
-	TlsEnter    *ebpf.Program `ebpf:"tls_enter"`
-	TlsReturn   *ebpf.Program `ebpf:"tls_return"`
-	GoWrite     *ebpf.Program `ebpf:"go_write"`
-	GoReadEnter *ebpf.Program `ebpf:"go_read_enter"`
-	GoReadRet   *ebpf.Program `ebpf:"go_read_ret"`
-	GoReadCopy  *ebpf.Program `ebpf:"go_read_copy"`
+	OnExec     *ebpf.Program `ebpf:"on_exec"`
+	OnExit     *ebpf.Program `ebpf:"on_exit"`
+	OnFork     *ebpf.Program `ebpf:"on_fork"`
+	OnSysEnter *ebpf.Program `ebpf:"on_sys_enter"`
+	OnSysExit  *ebpf.Program `ebpf:"on_sys_exit"`
+	// The per-syscall tracepoint twins of OnSysEnter/OnSysExit.
+	// (per number of arguments the entry program reads).
+	OnSysEnterTp1 *ebpf.Program `ebpf:"on_sys_enter_tp1"`
+	OnSysEnterTp2 *ebpf.Program `ebpf:"on_sys_enter_tp2"`
+	OnSysEnterTp3 *ebpf.Program `ebpf:"on_sys_enter_tp3"`
+	OnSysEnterTp5 *ebpf.Program `ebpf:"on_sys_enter_tp5"`
+	OnSysExitTp   *ebpf.Program `ebpf:"on_sys_exit_tp"`
+	TlsEnter      *ebpf.Program `ebpf:"tls_enter"`
+	TlsReturn     *ebpf.Program `ebpf:"tls_return"`
+	GoWrite       *ebpf.Program `ebpf:"go_write"`
+	GoReadEnter   *ebpf.Program `ebpf:"go_read_enter"`
+	GoReadRet     *ebpf.Program `ebpf:"go_read_ret"`
+	GoReadCopy    *ebpf.Program `ebpf:"go_read_copy"`
 }
 
 // multiPrograms are the uprobe_multi twins, loaded when the kernel has
@@ -59,7 +66,7 @@ func (o *bpfObjects) load(spec *ebpf.CollectionSpec, withMulti bool) error {
 func (o *bpfObjects) Close() error {
 	var errs []error
 	for _, p := range []*ebpf.Program{
-		o.OnExec, o.OnExit, o.OnFork, o.OnSysEnter, o.OnSysExit,
+		o.OnExec, o.OnExit, o.OnFork, o.OnSysEnter, o.OnSysExit, o.OnSysEnterTp1, o.OnSysEnterTp2, o.OnSysEnterTp3, o.OnSysEnterTp5, o.OnSysExitTp,
 		o.TlsEnter, o.TlsReturn, o.GoWrite, o.GoReadEnter, o.GoReadRet, o.GoReadCopy,
 		o.multi.TlsEnterMulti, o.multi.TlsReturnMulti, o.multi.GoWriteMulti,
 		o.multi.GoReadEnterMulti, o.multi.GoReadRetMulti, o.multi.GoReadCopyMulti,

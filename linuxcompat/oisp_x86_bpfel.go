@@ -230,7 +230,12 @@ const (
 	oispProgOnExit           = "on_exit"
 	oispProgOnFork           = "on_fork"
 	oispProgOnSysEnter       = "on_sys_enter"
+	oispProgOnSysEnterTp1    = "on_sys_enter_tp1"
+	oispProgOnSysEnterTp2    = "on_sys_enter_tp2"
+	oispProgOnSysEnterTp3    = "on_sys_enter_tp3"
+	oispProgOnSysEnterTp5    = "on_sys_enter_tp5"
 	oispProgOnSysExit        = "on_sys_exit"
+	oispProgOnSysExitTp      = "on_sys_exit_tp"
 	oispProgTlsEnter         = "tls_enter"
 	oispProgTlsEnterMulti    = "tls_enter_multi"
 	oispProgTlsReturn        = "tls_return"
@@ -307,7 +312,12 @@ type oispProgramSpecs struct {
 	OnExit           *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork           *ebpf.ProgramSpec `ebpf:"on_fork"`
 	OnSysEnter       *ebpf.ProgramSpec `ebpf:"on_sys_enter"`
+	OnSysEnterTp1    *ebpf.ProgramSpec `ebpf:"on_sys_enter_tp1"`
+	OnSysEnterTp2    *ebpf.ProgramSpec `ebpf:"on_sys_enter_tp2"`
+	OnSysEnterTp3    *ebpf.ProgramSpec `ebpf:"on_sys_enter_tp3"`
+	OnSysEnterTp5    *ebpf.ProgramSpec `ebpf:"on_sys_enter_tp5"`
 	OnSysExit        *ebpf.ProgramSpec `ebpf:"on_sys_exit"`
+	OnSysExitTp      *ebpf.ProgramSpec `ebpf:"on_sys_exit_tp"`
 	TlsEnter         *ebpf.ProgramSpec `ebpf:"tls_enter"`
 	TlsEnterMulti    *ebpf.ProgramSpec `ebpf:"tls_enter_multi"`
 	TlsReturn        *ebpf.ProgramSpec `ebpf:"tls_return"`
@@ -464,7 +474,12 @@ type oispPrograms struct {
 	OnExit           *ebpf.Program `ebpf:"on_exit"`
 	OnFork           *ebpf.Program `ebpf:"on_fork"`
 	OnSysEnter       *ebpf.Program `ebpf:"on_sys_enter"`
+	OnSysEnterTp1    *ebpf.Program `ebpf:"on_sys_enter_tp1"`
+	OnSysEnterTp2    *ebpf.Program `ebpf:"on_sys_enter_tp2"`
+	OnSysEnterTp3    *ebpf.Program `ebpf:"on_sys_enter_tp3"`
+	OnSysEnterTp5    *ebpf.Program `ebpf:"on_sys_enter_tp5"`
 	OnSysExit        *ebpf.Program `ebpf:"on_sys_exit"`
+	OnSysExitTp      *ebpf.Program `ebpf:"on_sys_exit_tp"`
 	TlsEnter         *ebpf.Program `ebpf:"tls_enter"`
 	TlsEnterMulti    *ebpf.Program `ebpf:"tls_enter_multi"`
 	TlsReturn        *ebpf.Program `ebpf:"tls_return"`
@@ -485,7 +500,12 @@ func (p *oispPrograms) Close() error {
 		p.OnExit,
 		p.OnFork,
 		p.OnSysEnter,
+		p.OnSysEnterTp1,
+		p.OnSysEnterTp2,
+		p.OnSysEnterTp3,
+		p.OnSysEnterTp5,
 		p.OnSysExit,
+		p.OnSysExitTp,
 		p.TlsEnter,
 		p.TlsEnterMulti,
 		p.TlsReturn,

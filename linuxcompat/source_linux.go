@@ -91,6 +91,11 @@ type Source struct {
 	// attachFault, when set (tests only), is asked before each attach and
 	// makes it fail with the error it returns, as the kernel may.
 	attachFault func(attachReq) error
+	// syscallHooks is how the syscall programs were attached (a string).
+	syscallHooks atomic.Value
+	// noSyscallTracepoints (tests only) makes Run use the raw syscall
+	// tracepoints, as where tracefs is missing.
+	noSyscallTracepoints bool
 	// idleShare, when set (tests only), stands in for the machine's idle
 	// CPU share that the decoder's class samples.
 	idleShare func() (float64, bool)
@@ -320,8 +325,6 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 		{"sched_process_exec", s.objs.OnExec},
 		{"sched_process_exit", s.objs.OnExit},
 		{"sched_process_fork", s.objs.OnFork},
-		{"sys_enter", s.objs.OnSysEnter},
-		{"sys_exit", s.objs.OnSysExit},
 	} {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
 		if err != nil {
@@ -329,6 +332,11 @@ func (s *Source) Run(ctx context.Context, h flow.Handler) error {
 		}
 		links = append(links, l)
 	}
+	sysLinks, err := s.attachSyscallHooks()
+	if err != nil {
+		return err
+	}
+	links = append(links, sysLinks...)
 	// With the fork tracepoint in place, children forked from now on are
 	// traced by the kernel; those already running are found in /proc.
 	s.traceRunningDescendants()

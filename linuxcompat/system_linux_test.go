@@ -35,7 +35,9 @@ exit 7
 // TestSystemEvents runs a script that connects to a local listener, writes
 // two files (one through a shell redirect, one with an explicit close) and
 // execs, and checks every event of its process tree exactly.
-func TestSystemEvents(t *testing.T) {
+func TestSystemEvents(t *testing.T) { bothSyscallHooks(t, testSystemEvents) }
+
+func testSystemEvents(t *testing.T, hooks func(*Source)) {
 	bash := needTool(t, "bash")
 	needTool(t, "head")
 	py := needTool(t, "python3")
@@ -45,7 +47,7 @@ func TestSystemEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	pyExe, _ := filepath.EvalSymlinks(string(bytes.TrimSpace(out)))
-	_, rec := startSource(t, Config{})
+	_, rec := startSourceWith(t, Config{}, hooks)
 	var ln net.Listener
 
 	ln, err = net.Listen("tcp4", "127.0.0.1:0")
