@@ -24,73 +24,39 @@ func FormatTime(t time.Time) string {
 }
 
 // AppendTime appends t as an OISP timestamp (TimeLayout, in UTC). Every
-// event carries one, so the fixed layout is filled in place two digits at
-// a time rather than interpreted by time.Time.AppendFormat, and the date
-// comes from the Unix time in one step (civilDate) rather than from Date
-// and Clock, which each split the time again.
+// event carries one, so the fixed layout is written digit by digit rather
+// than interpreted by time.Time.AppendFormat.
 func AppendTime(b []byte, t time.Time) []byte {
-	sec := t.Unix()
-	days := sec / secondsPerDay
-	if sec%secondsPerDay < 0 {
-		days-- // floor: the times before 1970
-	}
-	year, month, day := civilDate(days)
+	t = t.UTC()
+	year, month, day := t.Date()
 	if year < 0 || year > 9999 {
-		return t.UTC().AppendFormat(b, TimeLayout)
+		return t.AppendFormat(b, TimeLayout)
 	}
-	clock := int(sec - days*secondsPerDay)
-	micro := t.Nanosecond() / 1000
-	ts := [len("2006-01-02T15:04:05.000000Z")]byte{4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.', 26: 'Z'}
-	putPair(ts[0:], int(year)/100)
-	putPair(ts[2:], int(year)%100)
-	putPair(ts[5:], month)
-	putPair(ts[8:], day)
-	putPair(ts[11:], clock/3600)
-	putPair(ts[14:], clock/60%60)
-	putPair(ts[17:], clock%60)
-	putPair(ts[20:], micro/10000)
-	putPair(ts[22:], micro/100%100)
-	putPair(ts[24:], micro%100)
-	return append(b, ts[:]...)
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
 }
 
-// digitPairs holds "00" to "99".
-const digitPairs = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" +
-	"30313233343536373839" + "40414243444546474849" + "50515253545556575859" +
-	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" + "90919293949596979899"
-
-// putPair writes v, 0 <= v < 100, as two digits at b[0:2].
-func putPair(b []byte, v int) {
-	b[0], b[1] = digitPairs[2*v], digitPairs[2*v+1]
-}
-
-const secondsPerDay = 24 * 60 * 60
-
-// civilDate returns the proleptic Gregorian date of the day that is days
-// after 1970-01-01. It counts in eras of 400 years (146097 days, the
-// calendar's period) starting on a March 1st, so that the leap day ends
-// a year of the count: the year of the era, the day of that year, and
-// the month (of 153-day five-month runs) each come from one division.
-func civilDate(days int64) (year int64, month, day int) {
-	z := days + 719468 // days since 0000-03-01
-	era := z / 146097
-	if z%146097 < 0 {
-		era--
+// appendDigits appends v, 0 <= v < 10^width, as exactly width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var d [6]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
 	}
-	doe := z - era*146097                                  // day of the era, [0, 146096]
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // year of the era, [0, 399]
-	doy := doe - (365*yoe + yoe/4 - yoe/100)               // day of the year from March 1st, [0, 365]
-	mp := (5*doy + 2) / 153                                // month from March, [0, 11]
-	day = int(doy - (153*mp+2)/5 + 1)
-	month = int(mp + 3)
-	if month > 12 {
-		month -= 12
-	}
-	year = yoe + era*400
-	if month <= 2 {
-		year++
-	}
-	return year, month, day
+	return append(b, d[:width]...)
 }
 
 // Builder fills envelopes. It is safe for concurrent use.
