@@ -171,8 +171,10 @@ func describeAuth(h http.Header) (auth oisp.Auth, ok bool) {
 	}
 	scheme, cred, _ := strings.Cut(a, " ")
 	cred = strings.TrimSpace(cred)
-	switch lowerScheme(scheme) {
-	case "bearer":
+	// Schemes are case-insensitive; EqualFold compares without lowering
+	// into a new string.
+	switch {
+	case strings.EqualFold(scheme, "bearer"):
 		typ := "api_key"
 		// OAuth access tokens: Anthropic's sk-ant-oat…, and JWTs (Azure AD,
 		// Google) which always start with a base64url '{"'.
@@ -180,44 +182,12 @@ func describeAuth(h http.Header) (auth oisp.Auth, ok bool) {
 			typ = "oauth"
 		}
 		return oisp.Auth{Type: typ, KeyPrefix: oisp.KeyPrefix(cred)}, true
-	case "aws4-hmac-sha256":
+	case strings.EqualFold(scheme, "aws4-hmac-sha256"):
 		return oisp.Auth{Type: "service_account"}, true
-	case "basic":
-		return oisp.Auth{Type: "unknown"}, true
-	case "token":
+	case strings.EqualFold(scheme, "token"):
 		return oisp.Auth{Type: "api_key", KeyPrefix: oisp.KeyPrefix(cred)}, true
 	}
 	return oisp.Auth{Type: "unknown"}, true
-}
-
-// authSchemes are the schemes describeAuth tells apart, in lower case.
-var authSchemes = [...]string{"bearer", "aws4-hmac-sha256", "basic", "token"}
-
-// lowerScheme is strings.ToLower(scheme) without a new string for the
-// schemes describeAuth knows (every request carries one): an ASCII case
-// variant of a known scheme lowers to it, anything else is lowered.
-func lowerScheme(scheme string) string {
-	for _, known := range authSchemes {
-		if len(scheme) == len(known) && equalFoldASCII(scheme, known) {
-			return known
-		}
-	}
-	return strings.ToLower(scheme)
-}
-
-// equalFoldASCII reports whether s equals lower, which is in lower case,
-// when ASCII letters in s are lowered (other bytes must be equal).
-func equalFoldASCII(s, lower string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // newResponse starts an ai.response for an exchange that has one: provider,

@@ -535,16 +535,20 @@ func TestNotesCounted(t *testing.T) {
 	}
 }
 
-// TestLowerScheme holds lowerScheme to strings.ToLower, which it stands in
-// for, on the known schemes in any case and on near misses (non-ASCII
-// letters that Unicode folds onto ASCII ones must not match).
-func TestLowerScheme(t *testing.T) {
-	for _, s := range []string{
-		"bearer", "Bearer", "BEARER", "bEaReR", "AWS4-HMAC-SHA256", "aws4-hmac-sha256", "Basic", "basic",
-		"Token", "TOKEN", "toKen", "token", "baſic", "Digest", "", "bearer ", "bearerx", "Negotiate",
-	} {
-		if got, want := lowerScheme(s), strings.ToLower(s); got != want {
-			t.Errorf("lowerScheme(%q) = %q; want %q", s, got, want)
+// TestAuthSchemeCase: authorization schemes are told apart in any case.
+func TestAuthSchemeCase(t *testing.T) {
+	for _, scheme := range []string{"bearer", "Bearer", "BEARER", "bEaReR", "Token", "TOKEN", "toKen", "token"} {
+		h := http.Header{}
+		h.Set("Authorization", scheme+" sk-proj-abcdefghijklmnop")
+		if a := authOf(h); a == nil || a.Type != "api_key" || a.KeyPrefix == "" {
+			t.Errorf("%s credentials: auth %+v", scheme, a)
+		}
+	}
+	for _, scheme := range []string{"Digest", "bearerx", "Negotiate"} {
+		h := http.Header{}
+		h.Set("Authorization", scheme+" sk-proj-abcdefghijklmnop")
+		if a := authOf(h); a == nil || a.Type != "unknown" || a.KeyPrefix != "" {
+			t.Errorf("%s credentials: auth %+v", scheme, a)
 		}
 	}
 	h := http.Header{}
