@@ -803,6 +803,7 @@ type geminiAcc struct {
 	// of its own: a finishReason comes only with a candidate's last chunk.
 	seen, finished uint64
 	lastFinished   bool
+	beyond         bool // a candidate index past the bit sets' reach
 	// chunk is the decode target of every chunk (see
 	// geminiResponseBody.reset).
 	chunk geminiResponseBody
@@ -854,8 +855,7 @@ func (a *geminiAcc) add(data []byte, at time.Time) {
 // not. An index beyond the bit sets' reach can never look finished.
 func (a *geminiAcc) track(idx int, finished bool) {
 	if idx < 0 || idx >= 64 {
-		a.lastFinished = false
-		a.seen |= 1 << 63
+		a.lastFinished, a.beyond = false, true
 		return
 	}
 	a.seen |= 1 << idx
@@ -870,7 +870,7 @@ func (a *geminiAcc) track(idx int, finished bool) {
 // decoded, the last one finished all its candidates, and every candidate
 // seen has finished.
 func (a *geminiAcc) sseEnded() bool {
-	return a.chunks > 0 && a.badChunks == 0 && a.lastFinished && a.seen&^a.finished == 0
+	return a.chunks > 0 && a.badChunks == 0 && a.lastFinished && !a.beyond && a.seen&^a.finished == 0
 }
 
 // maxGeminiCalls bounds the tool calls kept from one response.

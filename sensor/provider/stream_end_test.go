@@ -86,6 +86,7 @@ func TestGeminiSSEEnd(t *testing.T) {
 		{"other candidate still open", []string{chunk(`{"index":0},{"index":1}`), chunk(`{"index":0,"finishReason":"STOP"}`)}, false},
 		{"both candidates finished", []string{chunk(`{"index":0},{"index":1}`), chunk(`{"index":1,"finishReason":"STOP"}`), chunk(`{"index":0,"finishReason":"STOP"}`)}, true},
 		{"candidate index out of reach", []string{chunk(`{"index":70,"finishReason":"STOP"}`)}, false},
+		{"out of reach, then 63 finishes", []string{chunk(`{"index":70},{"index":63}`), chunk(`{"index":63,"finishReason":"STOP"}`)}, false},
 		{"usage-only last chunk", []string{chunk(`{"index":0,"finishReason":"STOP"}`), `{"usageMetadata":{"totalTokenCount":3}}`}, false},
 		{"bad chunk", []string{chunk(`{"index":0,"finishReason":"STOP"`)}, false},
 	} {
