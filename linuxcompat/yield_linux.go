@@ -76,19 +76,19 @@ func newDecoderClass(stallAfter time.Duration) *decoderClass {
 func (c *decoderClass) now() int64 { return int64(time.Since(c.epoch)) }
 
 // enter puts the calling goroutine's thread under the class's control,
-// locking the goroutine to it. The returned function restores the thread's class and
-// unlocks it; it must run on the same goroutine.
+// locking the goroutine to it. The returned function restores the
+// thread's class and unlocks it; it must run on the same goroutine.
 func (c *decoderClass) enter(log *slog.Logger) (leave func()) {
 	runtime.LockOSThread()
 	tid := unix.Gettid()
 	raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid) // Linux returns 20 - nice
-	if err == nil && !mayLeaveIdle(20-raw) {
-		log.Debug("ebpf: the decoder keeps its scheduling class: without CAP_SYS_NICE it could not leave SCHED_IDLE when it falls behind")
+	if err != nil {
+		log.Debug("ebpf: the decoder keeps its scheduling class", "err", err)
 		runtime.UnlockOSThread()
 		return func() {}
 	}
-	if err != nil {
-		log.Debug("ebpf: the decoder keeps its scheduling class", "err", err)
+	if !mayLeaveIdle(20 - raw) {
+		log.Debug("ebpf: the decoder keeps its scheduling class: without CAP_SYS_NICE it could not leave SCHED_IDLE when it falls behind")
 		runtime.UnlockOSThread()
 		return func() {}
 	}
@@ -214,13 +214,12 @@ func (s *cpuIdleSampler) sample() (float64, bool) {
 		s.failed = true
 		return 0, false
 	}
-	di, dt := idle-s.idle, total-s.total
-	first := s.total == 0
+	prevIdle, prevTotal := s.idle, s.total
 	s.idle, s.total = idle, total
-	if first || dt == 0 || idle < di {
-		return 0, false
+	if prevTotal == 0 || total <= prevTotal || idle < prevIdle {
+		return 0, false // the first reading, or counters that went back
 	}
-	return float64(di) / float64(dt), true
+	return float64(idle-prevIdle) / float64(total-prevTotal), true
 }
 
 // close releases the sampler's file.
@@ -231,15 +230,16 @@ func (s *cpuIdleSampler) close() {
 }
 
 // parseCPUStat reads the first line of /proc/stat ("cpu  user nice system
-// idle iowait irq softirq steal ..."): idle counts idle and iowait, total
-// every field.
+// idle iowait irq softirq steal guest guest_nice"): idle counts idle and
+// iowait, total the first eight fields (guest time is already counted in
+// user and nice).
 func parseCPUStat(b []byte) (idle, total uint64, ok bool) {
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	f := bytes.Fields(line)
 	if len(f) < 5 || string(f[0]) != "cpu" {
 		return 0, 0, false
 	}
-	for i, v := range f[1:] {
+	for i, v := range f[1:min(len(f), 9)] {
 		n, err := strconv.ParseUint(string(v), 10, 64)
 		if err != nil {
 			return 0, 0, false

@@ -222,9 +222,9 @@ func TestDecoderLiftedWhenBehind(t *testing.T) {
 // TestParseCPUStat reads idle (idle + iowait) and total CPU time from the
 // first line of /proc/stat, and this machine's file parses.
 func TestParseCPUStat(t *testing.T) {
-	idle, total, ok := parseCPUStat([]byte("cpu  10 2 30 400 5 6 7 8 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n"))
+	idle, total, ok := parseCPUStat([]byte("cpu  10 2 30 400 5 6 7 8 50 60\ncpu0 1 1 1 1 1 1 1 1 0 0\n"))
 	if !ok || idle != 405 || total != 468 {
-		t.Errorf("parseCPUStat = %d, %d, %v; want 405, 468, true", idle, total, ok)
+		t.Errorf("parseCPUStat = %d, %d, %v; want 405, 468 (guest time not counted twice), true", idle, total, ok)
 	}
 	for _, bad := range []string{"", "cpu0 1 2 3 4 5\n", "cpu 1 2 x 4 5\n", "cpu 1 2 3\n"} {
 		if _, _, ok := parseCPUStat([]byte(bad)); ok {
