@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,28 +57,26 @@ func TestDecoderClassLifecycle(t *testing.T) {
 	needClassControl(t)
 	c := newDecoderClass(50 * time.Millisecond)
 	c.idleShare = func() (float64, bool) { return 0, false } // driven by hand below
-	steps := make(chan func(), 1)
-	done := make(chan struct{})
+	// The decoder's thread runs what it is sent on run and answers on ran
+	// (two channels: one used both ways could hand a step back to its
+	// sender).
+	run, ran, done := make(chan func()), make(chan struct{}), make(chan struct{})
 	var tid atomic.Int64
 	go func() {
 		defer close(done)
 		leave := c.enter(slog.New(slog.NewTextHandler(io.Discard, nil)))
 		tid.Store(int64(unix.Gettid()))
-		steps <- nil
-		for step := range steps {
-			if step == nil {
-				break
-			}
-			step()
-			steps <- nil
+		ran <- struct{}{}
+		for f := range run {
+			f()
+			ran <- struct{}{}
 		}
 		leave()
-		steps <- func() {}
 	}()
-	<-steps
+	<-ran
 	on := func(f func()) { // runs f on the decoder's thread
-		steps <- f
-		<-steps
+		run <- f
+		<-ran
 	}
 	policy := func() int { return threadPolicy(fmt.Sprintf("self/task/%d", tid.Load())) }
 	expect := func(what string, want int, lifts int64) {
@@ -132,9 +129,7 @@ func TestDecoderClassLifecycle(t *testing.T) {
 	on(func() { c.caughtUp(0) })
 	expect("idle CPU again", unix.SCHED_IDLE, 4)
 
-	on(func() { runtime.Gosched() })
-	steps <- nil // leave
-	<-steps
+	close(run) // leave
 	<-done
 	if got := policy(); got != unix.SCHED_NORMAL && got != -1 { // -1: the thread is gone
 		t.Errorf("after leave: policy %d, want %d", got, unix.SCHED_NORMAL)
