@@ -247,17 +247,74 @@ func trimOWS(s string) string {
 // carried over to HTTP/1.1) mapped to constant strings instead of a new
 // string per field.
 func canonicalKey(name string) string {
-	// One table step per byte: state 1 expects a letter in upper case
-	// (first byte, after '-'), state 2 one in lower case; 0 means the name
-	// is not canonical, or not a token, and textproto decides.
-	st := uint8(1)
-	for i := 0; i < len(name) && st != 0; i++ {
-		st = keyNext[st-1][name[i]]
+	if canonicalCase(name) {
+		return name
 	}
-	if st == 0 {
-		return recase(name)
+	return recase(name)
+}
+
+// canonicalCase reports whether the letters of name are in canonical case:
+// upper case first and after each '-', lower case elsewhere. Such a name is
+// its own canonical form whatever its other bytes (textproto leaves a name
+// with bytes outside a token unchanged). It looks at eight bytes at a time:
+// field names are long ("X-Ratelimit-Remaining-Requests") and a byte at a
+// time costs more than the rest of a field's parsing.
+func canonicalCase(name string) bool {
+	// carry has the high bit of the next word's first byte set when a
+	// letter there must be upper case: at the start, and after a '-'.
+	carry := uint64(0x80)
+	n := len(name)
+	for i := 0; i < n; i += 8 {
+		var w uint64
+		switch {
+		case n-i >= 8:
+			w = load64(name[i:])
+		case n >= 8:
+			// The last word overlaps the one before; shifting drops the
+			// bytes already seen and pads with zero bytes, which are
+			// neither letters nor '-'.
+			w = load64(name[n-8:]) >> (8 * (8 - (n - i)))
+		default:
+			for k := n - 1; k >= 0; k-- {
+				w = w<<8 | uint64(name[k])
+			}
+		}
+		dash := zeroBytes(w ^ '-'*ones)
+		wantUpper := dash<<8 | carry
+		carry = dash >> 56
+		// A letter is in the wrong case where being lower case (bit 5,
+		// shifted to the high bit) and wantUpper agree.
+		if letters(w)&^(w<<2^wantUpper) != 0 {
+			return false
+		}
 	}
-	return name
+	return true
+}
+
+// load64 reads the first eight bytes of s as a little-endian word.
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// zeroBytes returns the high bit of each byte of w that is zero.
+func zeroBytes(w uint64) uint64 {
+	return ^((w&^high + ^uint64(high)) | w) & high
+}
+
+// letters returns the high bit of each byte of w that is an ASCII letter.
+func letters(w uint64) uint64 {
+	// Setting bit 5 folds upper case onto lower case, and nothing else
+	// onto a letter; a byte under 0x80 plus up to 0x7f carries into no
+	// other byte.
+	x := (w | 0x20*ones) &^ high
+	return (x + (0x80-'a')*ones) &^ (x + (0x80-'z'-1)*ones) &^ w & high
 }
 
 // recase returns the canonical form of a name that is not in it.
@@ -267,25 +324,6 @@ func recase(name string) string {
 	}
 	return textproto.CanonicalMIMEHeaderKey(name)
 }
-
-// keyNext is canonicalKey's state table: keyNext[state-1][c] is the state
-// after byte c.
-var keyNext = func() (t [2][256]uint8) {
-	for c := range 256 {
-		switch {
-		case !tcharTable[c]:
-		case c == '-':
-			t[0][c], t[1][c] = 1, 1
-		case 'a' <= c && c <= 'z':
-			t[1][c] = 2
-		case 'A' <= c && c <= 'Z':
-			t[0][c] = 2
-		default:
-			t[0][c], t[1][c] = 2, 2
-		}
-	}
-	return t
-}()
 
 // commonLowerKeys maps lower-case field names to their canonical form. It
 // is built once and only read.
