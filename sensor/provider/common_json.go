@@ -276,6 +276,14 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 		sb = t
 	case *anthropicResponseBody:
 		sb = t
+	case *geminiRequestBody:
+		sb = t
+	case *geminiResponseBody:
+		sb = t
+	case *geminiContentList:
+		sb = t
+	case *geminiContent:
+		sb = t
 	}
 	if sb != nil {
 		if sb.scanJSON(data) {
@@ -586,4 +594,8 @@ func countNumberArray(raw []byte) (n int, ok bool) {
 	return bytes.Count(seg, []byte(",")) + 1, true
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+// isSpace reports whether c is JSON whitespace (one comparison and a bit
+// test, where four comparisons would be made for most bytes).
+func isSpace(c byte) bool { return c <= ' ' && jsonSpaces>>c&1 != 0 }
+
+const jsonSpaces = 1<<' ' | 1<<'\t' | 1<<'\r' | 1<<'\n'

@@ -420,14 +420,16 @@ type googleErrorBody struct {
 }
 
 type geminiResponseBody struct {
-	Candidates     []geminiCandidate `json:"candidates"`
-	UsageMetadata  *geminiUsageBody  `json:"usageMetadata"`
-	ModelVersion   jStr              `json:"modelVersion"`
-	ResponseID     jStr              `json:"responseId"`
-	PromptFeedback *struct {
-		BlockReason jStr `json:"blockReason"`
-	} `json:"promptFeedback"`
-	Error json.RawMessage `json:"error"`
+	Candidates     []geminiCandidate     `json:"candidates"`
+	UsageMetadata  *geminiUsageBody      `json:"usageMetadata"`
+	ModelVersion   jStr                  `json:"modelVersion"`
+	ResponseID     jStr                  `json:"responseId"`
+	PromptFeedback *geminiPromptFeedback `json:"promptFeedback"`
+	Error          json.RawMessage       `json:"error"`
+}
+
+type geminiPromptFeedback struct {
+	BlockReason jStr `json:"blockReason"`
 }
 
 // reset empties the body for the next decode, as a new one would be, but
@@ -494,7 +496,7 @@ func decodeGeminiRequest(body []byte, res *Result) {
 // geminiContents reads "contents": an array of contents, or (tolerated) a
 // single content object.
 func geminiContents(raw json.RawMessage) []geminiContent {
-	var out []geminiContent
+	var out geminiContentList
 	switch rawKind(raw) {
 	case '[':
 		decodeLoose(raw, &out) //nolint:errcheck // a broken array yields what decoded

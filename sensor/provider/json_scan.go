@@ -223,12 +223,16 @@ func (s *jsonScan) str() (ok, plain bool) {
 func (s *jsonScan) strRest(i int) (ok, plain bool) {
 	b := s.b
 	plain = true
+	q := -1 // offset of the first quote at or after i once found (an escape may pass it)
 	for {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return false, false
+		if q < i {
+			k := bytes.IndexByte(b[i:], '"')
+			if k < 0 {
+				return false, false
+			}
+			q = i + k
 		}
-		seg := b[i : i+q]
+		seg := b[i:q]
 		e := bytes.IndexByte(seg, '\\')
 		if e >= 0 {
 			seg = seg[:e]
@@ -239,7 +243,7 @@ func (s *jsonScan) strRest(i int) (ok, plain bool) {
 		}
 		plain = plain && !high
 		if e < 0 {
-			s.i = i + q + 1
+			s.i = q + 1
 			return true, plain
 		}
 		plain = false

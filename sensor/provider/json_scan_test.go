@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/content"
 )
 
 // ignoreScanMarks leaves out of comparisons what only the scan sets.
@@ -102,6 +104,8 @@ func recordedBodies(t testing.TB) [][]byte {
 		for line := range strings.SplitSeq(string(resp), "\n") {
 			if data, ok := strings.CutPrefix(line, "data:"); ok {
 				out = append(out, []byte(strings.TrimSpace(data)))
+			} else if strings.HasPrefix(line, "{") && line != string(resp) {
+				out = append(out, []byte(line)) // an NDJSON line
 			}
 		}
 		var elems []json.RawMessage
@@ -109,6 +113,16 @@ func recordedBodies(t testing.TB) [][]byte {
 			for _, e := range elems {
 				out = append(out, e)
 			}
+		}
+	}
+	fixtures, _ := filepath.Glob(filepath.Join("..", "..", "fixtures", "*", "*", "cassette.yaml"))
+	for _, f := range fixtures {
+		rec, err := cassette.ReadFile(f)
+		if err != nil {
+			t.Fatalf("fixture %s: %v", f, err)
+		}
+		for _, in := range rec.Interactions {
+			add(decodedBody(in.Request.Header, in.Request.Body), decodedBody(in.Response.Header, in.Response.Body))
 		}
 	}
 	for _, f := range files {
@@ -130,10 +144,77 @@ func recordedBodies(t testing.TB) [][]byte {
 	return out
 }
 
+// decodedBody is a recorded body without its content encoding (as
+// recorded when the encoding is unknown or the body does not decode).
+func decodedBody(h http.Header, body []byte) []byte {
+	enc := h.Get("Content-Encoding")
+	if enc == "" || !content.Known(enc) {
+		return body
+	}
+	out, _, err := content.Decode(enc, body, 64<<20, nil)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// checkMoreShapes runs scanAgrees for the Gemini and Responses API shapes
+// and the arrays decoded apart from their bodies; it returns how many of
+// each family took data.
+func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) {
+	t.Helper()
+	count := func(oks ...bool) (n int) {
+		for _, ok := range oks {
+			if ok {
+				n++
+			}
+		}
+		return n
+	}
+	// Only bodies of the family count as taken (any object is taken by
+	// shapes whose members it lacks).
+	named := func(names ...string) bool {
+		for _, n := range names {
+			if bytes.Contains(data, []byte(`"`+n+`"`)) {
+				return true
+			}
+		}
+		return false
+	}
+	var req geminiRequestBody
+	if scanAgrees[geminiRequestBody](t, data) && named("contents") {
+		gemini++
+		if req.scanJSON(bytes.TrimSpace(data)) {
+			arrays += checkArrays(t, req.Contents, req.SystemInstruction, req.SystemInstructionSnake)
+		}
+	}
+	gemini += count(scanAgrees[geminiResponseBody](t, data) && named("candidates"), scanAgrees[geminiContent](t, data) && named("parts"))
+	arrays += checkArrays(t, data)
+	return gemini, responses, arrays
+}
+
+// checkArrays runs scanAgrees for the shapes decoded from raw members
+// apart from their bodies; it returns how many took a value.
+func checkArrays(t *testing.T, raws ...[]byte) (taken int) {
+	t.Helper()
+	for _, raw := range raws {
+		if len(raw) == 0 {
+			continue
+		}
+		for _, ok := range []bool{scanAgrees[geminiContentList](t, raw), scanAgrees[geminiContent](t, raw)} {
+			if ok {
+				taken++
+			}
+		}
+	}
+	return taken
+}
+
 // TestOpenAIScanAgreesOnRecordings: on real bodies the scan agrees with
 // the decoder, and it does take the usual OpenAI chat bodies and chunks.
 func TestOpenAIScanAgreesOnRecordings(t *testing.T) {
 	requests, responses, anthropic := 0, 0, 0
+	gemini, responsesAPI, arrays := 0, 0, 0
 	for _, body := range recordedBodies(t) {
 		req, resp := checkBothShapes(t, body)
 		if req {
@@ -143,9 +224,15 @@ func TestOpenAIScanAgreesOnRecordings(t *testing.T) {
 			responses++
 		}
 		anthropic += checkAnthropicShapes(t, body)
+		g, r, a := checkMoreShapes(t, body)
+		gemini, responsesAPI, arrays = gemini+g, responsesAPI+r, arrays+a
 	}
 	if requests < 20 || responses < 100 || anthropic < 100 {
 		t.Fatalf("scan took only %d request, %d response and %d Anthropic bodies of the recordings", requests, responses, anthropic)
+	}
+	t.Logf("scan took %d Gemini, %d Responses API bodies and %d arrays", gemini, responsesAPI, arrays)
+	if gemini < 100 {
+		t.Fatalf("scan took only %d Gemini bodies of the recordings", gemini)
 	}
 }
 
@@ -322,6 +409,7 @@ func FuzzJSONScan(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkBothShapes(t, data)
+		checkMoreShapes(t, data)
 	})
 }
 
@@ -342,5 +430,76 @@ func TestScanAllocations(t *testing.T) {
 	// choices, delta, usage, and the id's string.
 	if n != 4 {
 		t.Fatalf("scan of a chunk allocates %.0f times, want 4", n)
+	}
+}
+
+// TestGeminiScanOddJSON: Gemini bodies with odd values are read as the
+// decoder reads them (with geminiTool's own method for tools), or
+// declined.
+func TestGeminiScanOddJSON(t *testing.T) {
+	for _, tc := range []struct {
+		body      string
+		take      bool // the request (contents) or response (candidates) shape takes it
+		isRequest bool
+	}{
+		{`{"contents":[{"role":"user","parts":[{"text":"hi"},{"text":null},{"thought":"true","text":"t"}]}]}`, true, true},
+		{`{"contents":[],"tools":[{"functionDeclarations":[{"name":"f","description":"d","parameters":{"type":"object"}}]},{"googleSearch":{}},{"codeExecution":{},"urlContext":{}},null,"x",[1]]}`, true, true},
+		{`{"contents":[],"tools":[{"function_declarations":null},{"functionDeclarations":[]}]}`, true, true},
+		{`{"contents":[],"tools":[{"functionDeclarations":[{"name":"a"}],"function_declarations":[{"name":"b"}]}]}`, false, true},
+		{`{"contents":[],"tools":[{"googleSearch":{},"googleSearch":{}}]}`, false, true},
+		{`{"contents":[],"tools":[{"FunctionDeclarations":[{"name":"a"}]}]}`, true, true},
+		{`{"contents":[],"tools":[{"functionDeclarations":[{"Name":"a"}]}]}`, false, true},
+		{`{"contents":[],"tools":[{"functionDeclarations":{"name":"a"}}]}`, false, true},
+		{`{"contents":[],"tools":{"functionDeclarations":[]}}`, false, true},
+		{`{"contents":[],"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["f",1,null,{"x":1}]}},"tool_config":null}`, true, true},
+		{`{"contents":[],"generationConfig":{"temperature":"0.5","topP":1,"top_p":0.5,"maxOutputTokens":"64","stopSequences":["x"],"stop_sequences":"y"}}`, true, true},
+		{`{"contents":"hello","systemInstruction":{"parts":[{"text":"s"}]},"system_instruction":"plain","cachedContent":5}`, true, true},
+		{`{"generateContentRequest":{"model":"models/g","contents":[{"parts":[{"text":"x"}]}]},"contents":null}`, true, true},
+		{`{"contents":[{"parts":[{"inlineData":{"mimeType":"image/png","data":"AAAA"}},{"inline_data":{"mime_type":"image/jpeg","data":null}},{"fileData":{"fileUri":"gs://x","file_uri":"y"}},{"file_data":null}]}]}`, true, true},
+		{`{"contents":[{"parts":[{"functionCall":{"id":"c","name":"f","args":{"a":[1]}}},{"function_response":{"name":"f","response":{"error":"x"}}}]}]}`, true, true},
+		{`{"Contents":[]}`, false, true},
+		{`{"contents":[],"contents":[]}`, false, true},
+		{`{"candidates":[{"content":{"role":"model","parts":[{"text":"a","thoughtSignature":"c2ln"}]},"finishReason":"STOP","index":"0","safetyRatings":[]}],"usageMetadata":{"promptTokenCount":"3","candidatesTokenCount":1.0,"totalTokenCount":null},"modelVersion":"g","responseId":"r","promptFeedback":{"blockReason":"SAFETY"}}`, true, false},
+		{`{"candidates":null,"promptFeedback":null,"usageMetadata":null,"error":{"code":400,"message":"m","status":"INVALID_ARGUMENT"}}`, true, false},
+		{"{\n  \"candidates\": [\n    {\n      \"content\": {\n        \"parts\": [\n          {\n            \"text\": \"a\\nb\"\n          }\n        ]\n      }\n    }\n  ]\n}\n", true, false},
+		{`{"candidates":[{"content":"x"}]}`, false, false},
+		{`{"candidates":[{"Content":{}}]}`, false, false},
+		{`{"candidates":[{"content":{"parts":[{"text":"a","TEXT":"b"}]}}]}`, false, false},
+		{`{"candidates":{}}`, false, false},
+	} {
+		data := []byte(tc.body)
+		checkMoreShapes(t, data)
+		var taken bool
+		if tc.isRequest {
+			taken = scanAgrees[geminiRequestBody](t, data)
+		} else {
+			taken = scanAgrees[geminiResponseBody](t, data)
+		}
+		if taken != tc.take {
+			t.Errorf("%.120q: taken %v, want %v", tc.body, taken, tc.take)
+		}
+	}
+}
+
+// TestGeminiScanChunkReuse: a chunk decoded into the stream's reused body
+// after taken and declined ones is the decoder's.
+func TestGeminiScanChunkReuse(t *testing.T) {
+	var chunk geminiResponseBody
+	for _, data := range []string{
+		`{"candidates":[{"content":{"parts":[{"text":"a"}]},"index":0},{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]},"index":1}]}`,
+		`{"candidates":[{"content":{"parts":[{"text":"b"}]}}],"Candidates":[]}`,
+		`{"candidates":[{"finishReason":"STOP","index":1}],"usageMetadata":{"totalTokenCount":3}}`,
+	} {
+		b := chunk.reset()
+		if _, err := decodeLoose([]byte(data), b); err != nil {
+			t.Fatal(err)
+		}
+		var want geminiResponseBody
+		if err := json.Unmarshal([]byte(data), &want); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, *b); d != "" {
+			t.Fatalf("%s: (-decoder +reused)\n%s", data, d)
+		}
 	}
 }

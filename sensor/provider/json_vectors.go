@@ -446,9 +446,21 @@ func skipJSONValue(b []byte, i int) int {
 	return i
 }
 
+// skipWS returns the offset of the first byte at or after i that is not
+// JSON whitespace. Pretty-printed bodies indent each line with a run of
+// spaces, passed over eight bytes per step.
 func skipWS(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) {
+		c := b[i]
+		if c > ' ' || !isSpace(c) {
+			return i
+		}
 		i++
+		if c == '\n' {
+			for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == lanes20 {
+				i += 8
+			}
+		}
 	}
 	return i
 }
