@@ -294,6 +294,12 @@ func (d *Decoder) Close(ci flow.CloseInfo) {
 // finalize marks whatever is missing from an exchange delivered at Close or
 // on overflow.
 func (d *Decoder) finalize(e *exchange) {
+	// A message still being read is delivered with the body so far.
+	for _, s := range [...]*side{&d.client, &d.server} {
+		if s.ex == e {
+			s.joinBody()
+		}
+	}
 	if !e.reqDone && !e.orphan {
 		e.x.Partial = true
 		addNote(e.x, "request incomplete")

@@ -52,8 +52,15 @@ type side struct {
 	header    http.Header   // its header (for content decoding at the end)
 	transfer  []string      // transfer codings besides chunked
 	remaining int64         // bytes left of a Content-Length body or chunk
-	sawCR     bool          // stChunkEnd: the CR has been seen
-	lastAt    time.Time     // arrival of the last byte consumed
+	// pieces hold a chunked or close-delimited body as it arrives, slices
+	// of the input (which the decoder owns), until the message ends and
+	// they are joined into body.Data: the length is unknown until then,
+	// and growing one buffer would copy it again and again and overshoot.
+	// pending counts their bytes.
+	pieces  [][]byte
+	pending int
+	sawCR   bool      // stChunkEnd: the CR has been seen
+	lastAt  time.Time // arrival of the last byte consumed
 
 	resyncTok string
 	replay    []byte // bytes to parse before the rest of the input
@@ -664,7 +671,8 @@ func (s *side) noteOverflow() {
 func (s *side) appendBody(p []byte, at time.Time) {
 	b := s.body
 	b.WireLength += int64(len(p))
-	room := s.d.lim.MaxBody - len(b.Data)
+	have := s.bodyLen()
+	room := s.d.lim.MaxBody - have
 	if len(p) > room {
 		dropped := len(p) - max(room, 0)
 		b.Dropped += int64(dropped)
@@ -679,21 +687,57 @@ func (s *side) appendBody(p []byte, at time.Time) {
 	if len(p) == 0 {
 		return
 	}
-	if need := len(b.Data) + len(p); need > cap(b.Data) {
-		c := max(2*cap(b.Data), need, 4096)
-		if s.st == stBodyLen {
-			c = min(c, len(b.Data)+int(min(s.remaining, int64(s.d.lim.MaxBody)))) // exactly what is announced
+	if s.st != stBodyLen {
+		if s.pieces == nil {
+			s.pieces = make([][]byte, 0, 16) // a stream arrives in many pieces
 		}
-		c = min(max(c, need), s.d.lim.MaxBody)
-		grown := make([]byte, len(b.Data), c)
-		copy(grown, b.Data)
-		b.Data = grown
+		s.pieces = append(s.pieces, p[:len(p):len(p)])
+		s.pending += len(p)
+	} else {
+		if need := len(b.Data) + len(p); need > cap(b.Data) {
+			c := max(2*cap(b.Data), need, 4096)
+			c = min(c, len(b.Data)+int(min(s.remaining, int64(s.d.lim.MaxBody)))) // exactly what is announced
+			c = min(max(c, need), s.d.lim.MaxBody)
+			grown := make([]byte, len(b.Data), c)
+			copy(grown, b.Data)
+			b.Data = grown
+		}
+		b.Data = append(b.Data, p...)
 	}
-	b.Data = append(b.Data, p...)
 	if b.Marks == nil {
 		b.Marks = s.firstMark()
 	}
-	b.Marks = addMark(b.Marks, len(b.Data), at, s.d.lim.MaxMarks)
+	b.Marks = addMark(b.Marks, have+len(p), at, s.d.lim.MaxMarks)
+}
+
+// bodyLen is the length of the body read so far.
+func (s *side) bodyLen() int { return len(s.body.Data) + s.pending }
+
+// maxKeptPieces bounds the room for pieces kept between messages.
+const maxKeptPieces = 256
+
+// joinBody moves the pieces of the body read so far into body.Data: a
+// lone piece as it is, several in one allocation of their total size.
+func (s *side) joinBody() {
+	b := s.body
+	switch {
+	case len(s.pieces) == 0:
+		return
+	case len(s.pieces) == 1 && len(b.Data) == 0:
+		b.Data = s.pieces[0]
+	default:
+		data := make([]byte, 0, len(b.Data)+s.pending)
+		data = append(data, b.Data...)
+		for _, p := range s.pieces {
+			data = append(data, p...)
+		}
+		b.Data = data
+	}
+	clear(s.pieces) // keep no input alive
+	s.pieces, s.pending = s.pieces[:0], 0
+	if cap(s.pieces) > maxKeptPieces {
+		s.pieces = nil
+	}
 }
 
 // firstMark returns room for the first arrival mark of the body being
@@ -718,6 +762,7 @@ func (s *side) what() string {
 func (s *side) endMessage(at time.Time, complete bool) {
 	e := s.ex
 	d := s.d
+	s.joinBody()
 	s.ex, s.st, s.buf = nil, stStart, s.buf[:0]
 	if !d.opts.KeepContentEncoding && (len(s.body.Data) > 0) {
 		s.decodeContent(e)
@@ -899,7 +944,7 @@ func (s *side) resumeHeld() {
 func (s *side) lost(n int64, at time.Time) {
 	note := func() {
 		s.ex.x.Partial = true
-		addNote(s.ex.x, fmt.Sprintf("%d %s body bytes lost at offset %d", n, s.what(), len(s.body.Data)+int(s.body.Dropped)))
+		addNote(s.ex.x, fmt.Sprintf("%d %s body bytes lost at offset %d", n, s.what(), s.bodyLen()+int(s.body.Dropped)))
 		if !s.isClient() {
 			s.ex.respLost = true
 		}
