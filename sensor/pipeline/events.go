@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -61,7 +62,49 @@ func (p *Pipeline) target(fs *flowState, x *httpmsg.Exchange) provider.Target {
 	if port == 0 && fs.info.Remote.IsValid() {
 		port = int(fs.info.Remote.Port())
 	}
-	t, _ := p.cfg.Registry.Lookup(hostWithoutDefaultPort(x), port)
+	return p.targets.lookup(p.cfg.Registry, hostWithoutDefaultPort(x), port)
+}
+
+// targetCache remembers Registry.Lookup by host and port. A lookup that
+// reaches the registry's host patterns (regular expressions) costs about a
+// microsecond, and a capture sees few distinct hosts. It is emptied when
+// full, so hosts an attacker makes up cost memory only up to the bound.
+type targetCache struct {
+	mu sync.Mutex
+	m  map[targetKey]provider.Target
+}
+
+type targetKey struct {
+	host string
+	port int
+}
+
+// maxCachedTargets bounds the targets a pipeline remembers.
+const maxCachedTargets = 1024
+
+func (c *targetCache) lookup(reg *provider.Registry, host string, port int) provider.Target {
+	k := targetKey{host, port}
+	c.mu.Lock()
+	t, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return t
+	}
+	t, _ = reg.Lookup(host, port)
+	// Host strings are substrings of a header block: copies keep the
+	// blocks from staying alive with the cache.
+	k.host = strings.Clone(host)
+	if t.Host == host {
+		t.Host = k.host
+	} else {
+		t.Host = strings.Clone(t.Host)
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedTargets {
+		c.m = make(map[targetKey]provider.Target)
+	}
+	c.m[k] = t
+	c.mu.Unlock()
 	return t
 }
 

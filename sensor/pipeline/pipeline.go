@@ -73,6 +73,7 @@ type Pipeline struct {
 	links *linker
 	// readers lends decompressors to the HTTP/1 decoders of all flows.
 	readers content.Readers
+	targets targetCache
 
 	mu    sync.Mutex
 	flows map[string]*flowState
