@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
@@ -142,9 +143,13 @@ func (s *side) start(p []byte, at time.Time) int {
 		}
 		s.bufAt = at
 		if e := blockEnd(p, 0); e >= 0 && e <= lim+3 {
-			// One copy of the whole block serves the start-line check and
-			// every field value.
-			str := string(p[:e])
+			// The block is read in place: the decoder owns its input
+			// (flow.Chunk data is the receiver's, and the decoder's own
+			// buffers are never written again once fed), so its bytes never
+			// change and one string over them serves the start-line check,
+			// every field name and every value without a copy. Blocks
+			// gathered in s.buf, which is reused, are copied (block).
+			str := unsafe.String(&p[0], e)
 			l, fields, ok := s.parseStart(str)
 			if !ok {
 				s.buf = append(s.buf, p[:e]...)
