@@ -114,14 +114,16 @@ type anthropicBlockSource struct {
 // (Its members never report a type mismatch, so leaving the others out
 // changes nothing else.)
 type anthropicContentBlock struct {
-	Type      jStr            `json:"type"`
-	Text      jStr            `json:"text"`
-	ToolUseID jStr            `json:"tool_use_id"`
-	Content   json.RawMessage `json:"content"`
-	IsError   jBool           `json:"is_error"`
-	Source    *struct {
-		MediaType jStr `json:"media_type"`
-	} `json:"source"`
+	Type      jStr                  `json:"type"`
+	Text      jStr                  `json:"text"`
+	ToolUseID jStr                  `json:"tool_use_id"`
+	Content   json.RawMessage       `json:"content"`
+	IsError   jBool                 `json:"is_error"`
+	Source    *anthropicMediaSource `json:"source"`
+}
+
+type anthropicMediaSource struct {
+	MediaType jStr `json:"media_type"`
 }
 
 type anthropicUsageBody struct {
@@ -313,7 +315,7 @@ func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult) (string
 	default:
 		return "", 0
 	}
-	var blocks []anthropicContentBlock
+	var blocks anthropicContentList
 	decodeLoose(raw, &blocks) //nolint:errcheck // a broken array yields no blocks
 	var parts []string
 	images := 0

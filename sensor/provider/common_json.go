@@ -284,6 +284,12 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 		sb = t
 	case *geminiContent:
 		sb = t
+	case *responsesItemList:
+		sb = t
+	case *openaiPartList:
+		sb = t
+	case *anthropicContentList:
+		sb = t
 	}
 	if sb != nil {
 		if sb.scanJSON(data) {

@@ -92,11 +92,9 @@ next:
 		}
 		switch c := b[i]; {
 		case c == '"':
-			s.i = i
-			if ok, _ = s.str(); !ok {
+			if i, ok = s.skipString(i); !ok {
 				return false
 			}
-			i = s.i
 		case c == '{' || c == '[':
 			if d >= 63 || s.depth+d >= maxScanDepth {
 				return false
@@ -176,11 +174,11 @@ func (s *jsonScan) memberName(i int) (int, bool) {
 	if i >= len(s.b) || s.b[i] != '"' {
 		return 0, false
 	}
-	s.i = i
-	if ok, _ := s.str(); !ok {
+	i, ok := s.skipString(i)
+	if !ok {
 		return 0, false
 	}
-	i = skipWS(s.b, s.i)
+	i = skipWS(s.b, i)
 	if i >= len(s.b) || s.b[i] != ':' {
 		return 0, false
 	}
@@ -217,6 +215,57 @@ func (s *jsonScan) str() (ok, plain bool) {
 		i += 8
 	}
 	return s.strRest(s.i + 1)
+}
+
+// skipString checks the string at b[i] and returns the offset after it.
+// Skipped strings (a schema's names and descriptions) are passed sixteen
+// bytes per step while they hold no quote, backslash or control byte; the
+// first such byte is the end, or str's to look at.
+func (s *jsonScan) skipString(i int) (int, bool) {
+	// rest is the string from the words at hand, which the compiler reads
+	// without bounds checks.
+	rest := s.b[i+1:]
+	for len(rest) >= 16 {
+		m0 := stringSpecials(binary.LittleEndian.Uint64(rest))
+		m1 := stringSpecials(binary.LittleEndian.Uint64(rest[8:]))
+		if m0|m1 != 0 {
+			if m0 == 0 {
+				rest, m0 = rest[8:], m1
+			}
+			if k := bits.TrailingZeros64(m0) >> 3; rest[k] == '"' {
+				return len(s.b) - len(rest) + k + 1, true
+			}
+			return s.skipStringRest(i)
+		}
+		rest = rest[16:]
+	}
+	for ; len(rest) >= 8; rest = rest[8:] {
+		if m := stringSpecials(binary.LittleEndian.Uint64(rest)); m != 0 {
+			if k := bits.TrailingZeros64(m) >> 3; rest[k] == '"' {
+				return len(s.b) - len(rest) + k + 1, true
+			}
+			break
+		}
+	}
+	return s.skipStringRest(i)
+}
+
+// skipStringRest is skipString for a string with an escape or a control
+// byte, or near the end of the body.
+func (s *jsonScan) skipStringRest(i int) (int, bool) {
+	s.i = i
+	ok, _ := s.str()
+	return s.i, ok
+}
+
+// stringSpecials sets the top bit of each lane of x up to and including
+// the first that holds a quote, a backslash or a control byte (so the
+// lowest set bit is that byte's). Lanes before it neither borrow nor set
+// a bit; a byte of 0x80 or more is cleared by &^x in every term at once
+// (quote and backslash are under 0x80, so x^quote has the top bits of x).
+func stringSpecials(x uint64) uint64 {
+	q, bs := x^lanesQuote, x^lanesBackslh
+	return ((q - lanes01) | (bs - lanes01) | (x - lanes20)) &^ x & lanes80
 }
 
 // strRest is str from i, inside the string.
@@ -375,22 +424,70 @@ func (s *jsonScan) array(elem func() bool) bool {
 }
 
 // fieldNames are the member names of a struct the scan decodes into, as
-// its json tags give them, with their lengths when '_' and '-' are left
-// out (see mayMatchField).
+// its json tags give them, indexed for the two questions fields asks of
+// every member name: which name is it (byLen: the names of each length),
+// and, when none, might the decoder still take it for one (see mayMatch).
 type fieldNames struct {
 	names     []string
 	looseLens []int
-	// lenMask has bit n set when a name's loose length is n (n < 64).
-	lenMask uint64
+	// byLen has bit k set in entry n when names[k] is n bytes long.
+	byLen [32]uint64
+	// lenMask has bit n set when a name's loose length is n (n < 64);
+	// initials has bit c-'a' set for the folded first letter c of a name.
+	lenMask, initials uint64
 }
 
 func newFieldNames(names ...string) fieldNames {
+	if len(names) > 64 {
+		panic("fieldNames: more than 64 names")
+	}
 	f := fieldNames{names: names, looseLens: make([]int, len(names))}
 	for k, n := range names {
+		if len(n) < len(f.byLen) {
+			f.byLen[len(n)] |= 1 << k
+		}
 		f.looseLens[k] = looseLen([]byte(n))
 		f.lenMask |= 1 << f.looseLens[k]
+		c, _ := initial([]byte(n))
+		f.initials |= 1 << (c - 'a')
 	}
 	return f
+}
+
+// index returns the position of key among the names, or -1.
+func (f *fieldNames) index(key []byte) int {
+	if len(key) >= len(f.byLen) {
+		return f.indexLong(key)
+	}
+	for m := f.byLen[len(key)]; m != 0; m &= m - 1 {
+		k := bits.TrailingZeros64(m)
+		if string(key) == f.names[k] {
+			return k
+		}
+	}
+	return -1
+}
+
+func (f *fieldNames) indexLong(key []byte) int {
+	for k, name := range f.names {
+		if string(key) == name {
+			return k
+		}
+	}
+	return -1
+}
+
+// initial returns the first byte of name that is not '_' or '-', ASCII
+// lower-cased; ok is false when it is not a letter.
+func initial(name []byte) (c byte, ok bool) {
+	for _, c := range name {
+		if c == '_' || c == '-' {
+			continue
+		}
+		c |= 0x20
+		return c, 'a' <= c && c <= 'z'
+	}
+	return 0, false
 }
 
 // looseLen is the length of name without '_' and '-'.
@@ -415,14 +512,12 @@ func (s *jsonScan) fields(f *fieldNames, field func(name string) bool) bool {
 	}
 	var seen uint64
 	return s.object(func(key []byte) bool {
-		for k, name := range f.names {
-			if string(key) == name {
-				if seen&(1<<k) != 0 {
-					return false
-				}
-				seen |= 1 << k
-				return field(name)
+		if k := f.index(key); k >= 0 {
+			if seen&(1<<k) != 0 {
+				return false
 			}
+			seen |= 1 << k
+			return field(f.names[k])
 		}
 		if f.mayMatch(key) {
 			return false
@@ -435,8 +530,12 @@ func (s *jsonScan) fields(f *fieldNames, field func(name string) bool) bool {
 // mayMatch reports whether the decoder might take key, which is none of
 // the names, for one of them: whether it equals a name when ASCII case,
 // '_' and '-' are ignored. (object declines names with non-ASCII bytes,
-// which Unicode case folding might match.)
+// which Unicode case folding might match.) Most keys are told apart by
+// their initial alone.
 func (f *fieldNames) mayMatch(key []byte) bool {
+	if c, ok := initial(key); ok && f.initials&(1<<(c-'a')) == 0 {
+		return false
+	}
 	n := looseLen(key)
 	if n >= 64 || f.lenMask&(1<<n) == 0 {
 		return false

@@ -158,9 +158,10 @@ func decodedBody(h http.Header, body []byte) []byte {
 	return out
 }
 
-// checkMoreShapes runs scanAgrees for the Gemini and Responses API shapes
-// and the arrays decoded apart from their bodies; it returns how many of
-// each family took data.
+// checkMoreShapes runs scanAgrees for the Gemini shapes and the arrays
+// decoded apart from their bodies (found in data, or in its members); it
+// returns how many Gemini bodies and arrays the scans took, and how many
+// Responses API requests had their input items checked.
 func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) {
 	t.Helper()
 	count := func(oks ...bool) (n int) {
@@ -189,6 +190,39 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 		}
 	}
 	gemini += count(scanAgrees[geminiResponseBody](t, data) && named("candidates"), scanAgrees[geminiContent](t, data) && named("parts"))
+	// Responses API bodies are the decoder's; their item lists and
+	// contents are scanned.
+	var rreq responsesRequestBody
+	if named("input") && json.Unmarshal(data, &rreq) == nil && rawKind(rreq.Input) == '[' {
+		responses++
+		arrays += checkArrays(t, rreq.Input)
+		var items responsesItemList
+		if items.scanJSON(rreq.Input) {
+			for _, it := range items {
+				arrays += checkArrays(t, it.Content, it.Output)
+			}
+		}
+	}
+	var robj responsesObject
+	if named("output") && json.Unmarshal(data, &robj) == nil {
+		for _, it := range robj.Output {
+			arrays += checkArrays(t, it.Content)
+		}
+	}
+	// Message contents of the other request shapes.
+	var chat openaiChatRequestBody
+	if chat.scanJSON(bytes.TrimSpace(data)) {
+		for _, m := range chat.Messages {
+			arrays += checkArrays(t, m.Content)
+		}
+	}
+	var anthropic anthropicRequestBody
+	if anthropic.scanJSON(bytes.TrimSpace(data)) {
+		arrays += checkArrays(t, anthropic.System)
+		for _, m := range anthropic.Messages {
+			arrays += checkArrays(t, m.Content)
+		}
+	}
 	arrays += checkArrays(t, data)
 	return gemini, responses, arrays
 }
@@ -201,7 +235,10 @@ func checkArrays(t *testing.T, raws ...[]byte) (taken int) {
 		if len(raw) == 0 {
 			continue
 		}
-		for _, ok := range []bool{scanAgrees[geminiContentList](t, raw), scanAgrees[geminiContent](t, raw)} {
+		for _, ok := range []bool{
+			scanAgrees[geminiContentList](t, raw), scanAgrees[geminiContent](t, raw), scanAgrees[responsesItemList](t, raw),
+			scanAgrees[openaiPartList](t, raw), scanAgrees[anthropicContentList](t, raw),
+		} {
 			if ok {
 				taken++
 			}
@@ -230,9 +267,9 @@ func TestOpenAIScanAgreesOnRecordings(t *testing.T) {
 	if requests < 20 || responses < 100 || anthropic < 100 {
 		t.Fatalf("scan took only %d request, %d response and %d Anthropic bodies of the recordings", requests, responses, anthropic)
 	}
-	t.Logf("scan took %d Gemini, %d Responses API bodies and %d arrays", gemini, responsesAPI, arrays)
-	if gemini < 100 {
-		t.Fatalf("scan took only %d Gemini bodies of the recordings", gemini)
+	t.Logf("scan took %d Gemini bodies and %d arrays (%d Responses API requests)", gemini, arrays, responsesAPI)
+	if gemini < 100 || responsesAPI < 20 || arrays < 500 {
+		t.Fatalf("scan took only %d Gemini bodies and %d arrays of the recordings (%d Responses API requests)", gemini, arrays, responsesAPI)
 	}
 }
 
@@ -500,6 +537,52 @@ func TestGeminiScanChunkReuse(t *testing.T) {
 		}
 		if d := cmp.Diff(want, *b); d != "" {
 			t.Fatalf("%s: (-decoder +reused)\n%s", data, d)
+		}
+	}
+}
+
+// TestArrayScanOddJSON: the arrays decoded apart from their bodies, with
+// odd values, are read as the decoder reads them or declined; skipped
+// strings are checked as strictly wherever their special byte falls.
+func TestArrayScanOddJSON(t *testing.T) {
+	type scan func(*testing.T, []byte) bool
+	parts, anthropic, items := scan(scanAgrees[openaiPartList]), scan(scanAgrees[anthropicContentList]), scan(scanAgrees[responsesItemList])
+	cases := []struct {
+		body string
+		with scan
+		take bool
+	}{
+		{`[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"refusal","refusal":null},{"type":"thinking","thinking":[{"text":"t"}]}]`, parts, true},
+		{`null`, parts, true},
+		{`[]`, parts, true},
+		{`[1]`, parts, false},
+		{`{"type":"text"}`, parts, false},
+		{`[{"type":"text","Text":"a"}]`, parts, false},
+		{`[{"type":"text","_text":"a"}]`, parts, false},
+		{`[{"type":"text","te-xt":"a"}]`, parts, false},
+		{`[{"type":"text","xtext":"a","ttext":"b","_x":"c"}]`, parts, true},
+		{`[{"type":"text","text":"a","text":"b"}]`, parts, false},
+		{`[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"r"}],"is_error":"true"}]`, anthropic, true},
+		{`[{"type":"image","source":"x"}]`, anthropic, false},
+		{`[{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]},{"type":"function_call_output","call_id":"c","output":"{\"a\":1}"},{"type":"reasoning","summary":[{"type":"summary_text","text":"s"}],"encrypted_content":"eA=="}]`, items, true},
+		{`[{"type":"reasoning","summary":"s"}]`, items, false},
+	}
+	// A skipped string with a special byte at each offset of its first
+	// three words.
+	for at := 0; at < 40; at++ {
+		for _, special := range []string{`\"`, `\\`, `\u00e9`, "\x01", "\t", "\xc3\xa9", `"`} {
+			text := strings.Repeat("a", at) + special + strings.Repeat("b", 40-at)
+			take := special != "\x01" && special != "\t" && special != `"`
+			cases = append(cases, struct {
+				body string
+				with scan
+				take bool
+			}{`[{"type":"text","skipped":"` + text + `","text":"x"}]`, parts, take})
+		}
+	}
+	for _, tc := range cases {
+		if got := tc.with(t, []byte(tc.body)); got != tc.take {
+			t.Errorf("%.120q: taken %v, want %v", tc.body, got, tc.take)
 		}
 	}
 }

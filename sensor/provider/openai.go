@@ -369,7 +369,7 @@ func flattenOpenAIContent(raw json.RawMessage) (string, int) {
 	default:
 		return "", 0
 	}
-	var parts []openaiPart
+	var parts openaiPartList
 	decodeLoose(raw, &parts) //nolint:errcheck // a broken array yields no parts
 	var texts []string
 	images := 0

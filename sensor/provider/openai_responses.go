@@ -103,7 +103,7 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 		s, _ := rawString(b.Input)
 		req.Messages = append(req.Messages, newMessage("user", s, 0))
 	case '[':
-		var items []responsesItem
+		var items responsesItemList
 		decodeLoose(b.Input, &items) //nolint:errcheck // a broken list yields no items
 		for _, it := range items {
 			typ := string(it.Type)

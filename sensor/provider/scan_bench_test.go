@@ -17,6 +17,7 @@ func BenchmarkScanShapes(b *testing.B) {
 	b.Run("gemini-request", func(b *testing.B) {
 		benchScan[geminiRequestBody](b, bodies, "contents")
 	})
+
 }
 
 // benchScan runs decodeLoose and the decoder over the bodies that name
