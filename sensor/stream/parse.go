@@ -34,7 +34,7 @@ func ParseSSE(body []byte, marks []httpmsg.Mark, opts ...Option) []SSEEvent {
 		ev.At = when.at(max(ev.End-1, 0))
 		events = append(events, ev)
 	}, opts...)
-	r.slab = make([]byte, 0, len(body))
+	r.body = body
 	r.Feed(body, time.Time{})
 	r.Close()
 	if len(events) == 0 {

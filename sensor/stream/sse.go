@@ -23,7 +23,9 @@ type SSEEvent struct {
 	// ID is the last event ID at dispatch: like a browser, the reader keeps
 	// an "id" value for the events that follow until another "id" line.
 	ID string
-	// Data is the event's data lines joined by "\n". It is the caller's.
+	// Data is the event's data lines joined by "\n". From ParseSSE, the
+	// data of an event with one data line is a slice of the body (callers
+	// only read it); otherwise it is the caller's.
 	Data []byte
 	// At is when the event's last byte (the end of the empty line that
 	// dispatched it) arrived.
@@ -58,11 +60,13 @@ type SSEReader struct {
 	broken    bool   // part of the current event was dropped
 	onLine    lineFunc
 	onTooLong tooLongFunc
-	// slab, when it has room, holds the data of emitted events, so a
-	// whole body's events share one allocation (ParseSSE sizes it to the
-	// body, which bounds the data of all its events). Bytes written to it
-	// are never written again.
-	slab []byte
+	// body, when set, is the whole stream (ParseSSE reads a complete
+	// body): an event with one data line gets a slice of it as its data
+	// instead of a copy. dataLines counts the current event's data lines;
+	// firstData is where the first one's value is in body.
+	body      []byte
+	dataLines int
+	firstData int
 }
 
 // NewSSE returns a reader that calls emit for each event.
@@ -127,6 +131,11 @@ func (r *SSEReader) line(b []byte, start, end int) {
 			r.data = r.data[:0]
 			return
 		}
+		if r.dataLines == 0 {
+			// value is the end of the line, which starts at offset start.
+			r.firstData = start + len(b) - len(value)
+		}
+		r.dataLines++
 		r.data = append(r.data, value...)
 		r.data = append(r.data, '\n')
 	case "event":
@@ -153,20 +162,22 @@ func (r *SSEReader) tooLong(n, start, end int) {
 	r.broken = true
 }
 
-// dispatch ends the current event at the line end before offset end.
-// keep returns a copy of data that the reader never changes again.
+// keep returns data as the event's own: a slice of the body for one data
+// line when the whole stream is at hand, else a copy the reader never
+// changes again.
 func (r *SSEReader) keep(data []byte) []byte {
-	if cap(r.slab)-len(r.slab) >= len(data) {
-		start := len(r.slab)
-		r.slab = append(r.slab, data...)
-		return r.slab[start:len(r.slab):len(r.slab)]
+	if r.body != nil && r.dataLines == 1 {
+		start := r.firstData
+		return r.body[start : start+len(data) : start+len(data)]
 	}
 	return append(make([]byte, 0, len(data)), data...)
 }
 
+// dispatch ends the current event at the line end before offset end.
 func (r *SSEReader) dispatch(end int, unterminated bool) {
 	defer func() {
 		r.data = r.data[:0]
+		r.dataLines = 0
 		r.event = ""
 		r.evStart = -1
 		r.broken = false

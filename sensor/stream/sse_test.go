@@ -322,6 +322,10 @@ func FuzzSSE(f *testing.F) {
 		if diff := cmp.Diff(wantCounts, counts); diff != "" {
 			t.Fatalf("counters differ between whole and split input:\n%s", diff)
 		}
+		// ParseSSE slices the body for one-line events instead of copying.
+		if diff := cmp.Diff(simplify(want), simplify(ParseSSE(body, nil, opts...))); diff != "" {
+			t.Fatalf("ParseSSE differs from the reader:\n%s", diff)
+		}
 		prevEnd := 0
 		for _, e := range want {
 			if len(e.Data) > 128 || e.Offset < prevEnd || e.End <= e.Offset || e.End > len(body) {
