@@ -94,7 +94,6 @@ type Decoder struct {
 	lim     httpmsg.Limits
 	rec     stats.Recorder
 	opts    Options
-	scheme  string
 	content *content.Decoder
 
 	client, server side
@@ -157,20 +156,24 @@ func NewWithOptions(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec 
 	}
 	opts.MaxPending = max(opts.MaxPending, 2)
 	d := &Decoder{
-		info:   info,
-		sink:   sink,
-		lim:    lim.WithDefaults(),
-		rec:    rec,
-		opts:   opts,
-		scheme: "http",
+		info: info,
+		sink: sink,
+		lim:  lim.WithDefaults(),
+		rec:  rec,
+		opts: opts,
 	}
 	d.queue = d.queueInit[:0]
-	if info.TLS {
-		d.scheme = "https"
-	}
 	d.client = side{d: d, dir: flow.ClientToServer}
 	d.server = side{d: d, dir: flow.ServerToClient}
 	return d
+}
+
+// scheme is the URL scheme of the flow's requests.
+func (d *Decoder) scheme() string {
+	if d.info.TLS {
+		return "https"
+	}
+	return "http"
 }
 
 // contentDecoder returns the decoder that removes content codings, made on

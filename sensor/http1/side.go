@@ -66,7 +66,7 @@ type side struct {
 	resyncTok string
 	replay    []byte // bytes to parse before the rest of the input
 
-	ov overflow
+	ov *overflow // while skipping an oversized block (rare: kept out of line)
 }
 
 // overflow is the state of skipping an oversized header or trailer block.
@@ -276,7 +276,7 @@ func (s *side) beginRequest(method, target, proto, fields string, at time.Time, 
 	req := &e.x.Request
 	req.Method = method
 	req.Target = target
-	req.Scheme = d.scheme
+	req.Scheme = d.scheme()
 	req.Header = h
 	req.Start = s.bufAt
 	req.End = at
@@ -291,7 +291,7 @@ func (s *side) beginRequest(method, target, proto, fields string, at time.Time, 
 	e.connect = method == "CONNECT"
 	e.upgrade = len(h["Upgrade"]) > 0 && headerHasToken(h["Connection"], "upgrade")
 	s.ex, s.body, s.header, s.transfer = e, &req.Body, h, nil
-	if s.ov.dropped > 0 {
+	if s.ov != nil && s.ov.dropped > 0 {
 		s.noteOverflow()
 	}
 	if !complete {
@@ -357,7 +357,7 @@ func (s *side) beginResponse(proto string, status int, reason, fields string, at
 	resp := &e.resp
 	e.x.Response = resp
 	s.ex, s.body, s.header, s.transfer = e, &resp.Body, h, nil
-	if s.ov.dropped > 0 {
+	if s.ov != nil && s.ov.dropped > 0 {
 		s.noteOverflow()
 	}
 	if !complete {
@@ -592,7 +592,7 @@ func (s *side) beginOverflow(trailer bool) {
 		return
 	}
 	rest := s.buf[last+1:]
-	s.ov = overflow{trailer: trailer, kept: string(s.buf[:last+1]), keptAt: s.bufAt}
+	s.ov = &overflow{trailer: trailer, kept: string(s.buf[:last+1]), keptAt: s.bufAt}
 	s.ov.addLine(rest)
 	s.ov.dropped = int64(len(rest))
 	s.buf = s.buf[:0]
@@ -610,7 +610,7 @@ func (o *overflow) addLine(b []byte) {
 // overflow skips the rest of an oversized block line by line, keeping the
 // framing fields so that the body can still be found.
 func (s *side) overflow(p []byte, at time.Time) int {
-	o := &s.ov
+	o := s.ov
 	i := 0
 	for i < len(p) {
 		j := bytes.IndexByte(p[i:], '\n')
@@ -647,14 +647,14 @@ func isFramingField(line []byte) bool {
 // endOverflow finishes an oversized block: the kept part is parsed as if it
 // were the whole block, plus the framing fields seen past the cap.
 func (s *side) endOverflow(at time.Time) {
-	o := &s.ov
+	o := s.ov
 	s.d.rec.Count(TokenHeaderTooLarge, o.dropped)
 	if o.trailer {
 		s.d.rec.Count(TokenTrailerTooLarge, o.dropped)
 		s.trailerBlock(strings.TrimPrefix(o.kept, "\r\n"))
 		addNote(s.ex.x, fmt.Sprintf("trailer block over %d bytes; %d bytes dropped", s.d.lim.MaxHeaderBytes, o.dropped))
 		s.ex.x.Partial = true
-		s.ov = overflow{}
+		s.ov = nil
 		s.endMessage(at, true)
 		return
 	}
@@ -662,7 +662,7 @@ func (s *side) endOverflow(at time.Time) {
 	s.bufAt = o.keptAt
 	s.st = stStart
 	s.block([]byte(block), at, true)
-	s.ov = overflow{}
+	s.ov = nil
 }
 
 // noteOverflow marks the new message's exchange for a dropped header tail.
@@ -989,7 +989,7 @@ func (s *side) lost(n int64, at time.Time) {
 		s.abandon(fmt.Sprintf("%d bytes lost; %s incomplete", n, s.what()))
 	}
 	s.buf = s.buf[:0]
-	s.ov = overflow{}
+	s.ov = nil
 	s.enterResync(TokenResyncAfterGap, false)
 }
 
@@ -1037,7 +1037,7 @@ func (s *side) finish(at time.Time) {
 		return
 	}
 	s.buf = s.buf[:0]
-	s.ov = overflow{}
+	s.ov = nil
 	s.st = stEnded
 }
 
