@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // Embedding responses are almost entirely vectors: arrays of 256 to 3,072
@@ -291,10 +292,7 @@ func scanNumberArray(b []byte, i int) (n, next int, ok bool) {
 		}
 		switch seg[j] {
 		case ',':
-			j++
-			for isSpace(seg[j]) {
-				j++
-			}
+			j = skipWS(seg, j+1)
 		case ']':
 			return n, next, true
 		default:
@@ -582,9 +580,25 @@ func measureGoogleEmbeddings(body []byte) (rest []byte, m googleVectorsMeasured,
 // skipDigits returns the index of the first byte at or after j in seg
 // that is not an ASCII digit. seg ends in a non-digit (the array's closing
 // bracket), so the scan stops inside it.
+// The usual vector element has seven to nine digits after its point:
+// they are passed eight per step while eight bytes remain.
 func skipDigits(seg []byte, j int) int {
+	for ; j+8 <= len(seg); j += 8 {
+		if m := nonDigits(binary.LittleEndian.Uint64(seg[j:])); m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+	}
 	for seg[j]-'0' < 10 {
 		j++
 	}
 	return j
+}
+
+// nonDigits sets the top bit of each lane of x from the first that is
+// not an ASCII digit (so the lowest set bit is that byte's): x+0x46 sets
+// it for a byte from ':' to 0xb9, x-0x30 for one under '0' or from 0xba
+// (where the addition wraps). Lanes before it, digits, neither carry nor
+// borrow.
+func nonDigits(x uint64) uint64 {
+	return ((x + 0x4646464646464646) | (x - 0x3030303030303030)) & lanes80
 }

@@ -229,3 +229,24 @@ func FuzzGoogleEmbeddingScanner(f *testing.F) {
 		compareScanning(t, decodeGoogleEmbeddingResponse, []byte(body))
 	})
 }
+
+// TestSkipDigits: the word-at-a-time digit run ends where the byte loop
+// ends it, for every byte value at every place of the first two words.
+func TestSkipDigits(t *testing.T) {
+	naive := func(seg []byte, j int) int {
+		for seg[j]-'0' < 10 {
+			j++
+		}
+		return j
+	}
+	for at := 0; at < 17; at++ {
+		for c := 0; c < 256; c++ {
+			seg := []byte(strings.Repeat("7", at) + string([]byte{byte(c)}) + "90123456789]")
+			for _, from := range []int{0, 1} {
+				if got, want := skipDigits(seg, from), naive(seg, from); got != want {
+					t.Fatalf("skipDigits(%q, %d) = %d, want %d", seg, from, got, want)
+				}
+			}
+		}
+	}
+}
