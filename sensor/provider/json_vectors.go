@@ -446,7 +446,7 @@ func skipJSONValue(b []byte, i int) int {
 
 // skipWS returns the offset of the first byte at or after i that is not
 // JSON whitespace. Pretty-printed bodies indent each line with a run of
-// spaces, passed over eight bytes per step.
+// spaces, passed over eight bytes per step (a shorter run in one).
 func skipWS(b []byte, i int) int {
 	for i < len(b) {
 		c := b[i]
@@ -455,7 +455,12 @@ func skipWS(b []byte, i int) int {
 		}
 		i++
 		if c == '\n' {
-			for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:]) == lanes20 {
+			for i+8 <= len(b) {
+				// The lowest lane that is not a space ends the run.
+				if x := binary.LittleEndian.Uint64(b[i:]) ^ lanes20; x != 0 {
+					i += bits.TrailingZeros64(x) >> 3
+					break
+				}
 				i += 8
 			}
 		}
