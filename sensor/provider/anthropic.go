@@ -568,6 +568,8 @@ type anthropicStream struct {
 	// ev is the decode target of every event, emptied before each (one
 	// allocation less per event).
 	ev anthropicEvent
+	// strs holds the strings events repeat (see stringMemo).
+	strs stringMemo
 }
 
 type anthropicStreamBlock struct {
@@ -592,7 +594,7 @@ func (s *anthropicStream) add(event string, data []byte, at time.Time) {
 	}
 	ev := &s.ev
 	*ev = anthropicEvent{}
-	if _, err := decodeLoose(data, ev); err != nil {
+	if _, err := decodeLooseMemo(data, ev, &s.strs); err != nil {
 		s.badEvents++
 		return
 	}

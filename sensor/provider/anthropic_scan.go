@@ -18,8 +18,8 @@ var (
 
 func (b *anthropicRequestBody) resetScan() { *b = anthropicRequestBody{} }
 
-func (b *anthropicRequestBody) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (b *anthropicRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.fields(&anthropicRequestNames, func(name string) bool {
 		switch name {
 		case "model":
@@ -74,8 +74,8 @@ func (s *jsonScan) anthropicTool(t *anthropicTool) bool {
 
 func (b *anthropicResponseBody) resetScan() { *b = anthropicResponseBody{} }
 
-func (b *anthropicResponseBody) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (b *anthropicResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.anthropicResponse(b) && s.end()
 }
 
@@ -164,8 +164,8 @@ func (s *jsonScan) anthropicUsage(u *anthropicUsageBody) bool {
 
 func (ev *anthropicEvent) resetScan() { *ev = anthropicEvent{} }
 
-func (ev *anthropicEvent) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (ev *anthropicEvent) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.fields(&anthropicEventNames, func(name string) bool {
 		switch name {
 		case "type":

@@ -258,6 +258,12 @@ var errNotJSON = errors.New("body is not JSON")
 // are skipped (mismatch is then true); only a syntax error, which leaves v
 // unusable, is returned as an error.
 func decodeLoose(data []byte, v any) (mismatch bool, err error) {
+	return decodeLooseMemo(data, v, nil)
+}
+
+// decodeLooseMemo is decodeLoose for a stream's event: a scanned shape's
+// strings are taken from memo when it holds them (see stringMemo).
+func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return false, errNotJSON
@@ -292,7 +298,7 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 		sb = t
 	}
 	if sb != nil {
-		if sb.scanJSON(data) {
+		if sb.scanJSON(data, memo) {
 			return false, nil
 		}
 		sb.resetScan()

@@ -809,12 +809,15 @@ type geminiAcc struct {
 	// chunk is the decode target of every chunk (see
 	// geminiResponseBody.reset).
 	chunk geminiResponseBody
+	// strs holds the model version and response id every chunk repeats
+	// (see stringMemo).
+	strs stringMemo
 }
 
 // add merges one response object (a whole body or one stream chunk).
 func (a *geminiAcc) add(data []byte, at time.Time) {
 	b := a.chunk.reset()
-	if _, err := decodeLoose(data, b); err != nil {
+	if _, err := decodeLooseMemo(data, b, &a.strs); err != nil {
 		a.badChunks++
 		return
 	}

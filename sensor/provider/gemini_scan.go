@@ -26,8 +26,8 @@ var (
 
 func (b *geminiRequestBody) resetScan() { *b = geminiRequestBody{} }
 
-func (b *geminiRequestBody) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (b *geminiRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.geminiRequest(b) && s.end()
 }
 
@@ -168,15 +168,15 @@ type geminiContentList []geminiContent
 
 func (l *geminiContentList) resetScan() { *l = nil }
 
-func (l *geminiContentList) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (l *geminiContentList) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return scanSlice(s, (*[]geminiContent)(l), s.geminiContent) && s.end()
 }
 
 func (c *geminiContent) resetScan() { *c = geminiContent{} }
 
-func (c *geminiContent) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (c *geminiContent) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.geminiContent(c) && s.end()
 }
 
@@ -254,8 +254,8 @@ func (s *jsonScan) geminiFunctionCall(f *geminiFunctionCall) bool {
 // resetScan empties the body as reset does (keeping the candidates array).
 func (b *geminiResponseBody) resetScan() { b.reset() }
 
-func (b *geminiResponseBody) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (b *geminiResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.fields(&geminiResponseNames, func(name string) bool {
 		switch name {
 		case "candidates":

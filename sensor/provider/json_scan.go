@@ -25,10 +25,11 @@ import (
 // the decoder, so the result never differs.
 
 // scannedBody is a decode target with a scan of its usual shape: scanJSON
-// reports whether it read data whole; when it did not, resetScan empties
-// the target for the decoder.
+// reports whether it read data whole (a string member's value from memo
+// when it holds it, see stringMemo); when it did not, resetScan empties the
+// target for the decoder.
 type scannedBody interface {
-	scanJSON(data []byte) bool
+	scanJSON(data []byte, memo *stringMemo) bool
 	resetScan()
 }
 
@@ -41,6 +42,31 @@ type jsonScan struct {
 	b     []byte
 	i     int
 	depth int
+	memo  *stringMemo // nil: every string is copied
+}
+
+// stringMemo holds the last strings a stream's events decoded. Each event
+// of a stream repeats its id and model (and often a tool's name) and
+// would otherwise copy them into new strings one event after the other;
+// a stream keeps a memo for its events' scans, which give the held string
+// to a jStr equal to it.
+type stringMemo struct {
+	held [4]string
+	next int
+}
+
+// str returns b as a string: a held one when equal, else a copy (or
+// tokenString's), which is then held in place of the oldest.
+func (m *stringMemo) str(b []byte) string {
+	for _, h := range m.held {
+		if h == string(b) {
+			return h
+		}
+	}
+	v := tokenString(b)
+	m.held[m.next] = v
+	m.next = (m.next + 1) % len(m.held)
+	return v
 }
 
 // end reports whether only whitespace follows the document read. (A scan
@@ -583,6 +609,11 @@ func (s *jsonScan) tolerant(v json.Unmarshaler) bool {
 	raw, ok := s.value()
 	if !ok {
 		return false
+	}
+	if p, isStr := v.(*jStr); isStr && s.memo != nil && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		// jStr.UnmarshalJSON's fast path, with the memo's string.
+		*p = jStr(s.memo.str(raw[1 : len(raw)-1]))
+		return true
 	}
 	return v.UnmarshalJSON(raw) == nil
 }

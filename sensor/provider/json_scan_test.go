@@ -56,7 +56,7 @@ func scanAgrees[T any, PT interface {
 }](t *testing.T, data []byte) bool {
 	t.Helper()
 	var scanned, decoded T
-	if !PT(&scanned).scanJSON(bytes.TrimSpace(data)) {
+	if !PT(&scanned).scanJSON(bytes.TrimSpace(data), nil) {
 		return false
 	}
 	if err := json.Unmarshal(data, &decoded); err != nil {
@@ -66,6 +66,19 @@ func scanAgrees[T any, PT interface {
 		t.Fatalf("scan of %.200q differs from the decoder (-decoder +scan):\n%s", data, d)
 	}
 	checkPlainMarks(t, PT(&scanned))
+	// A stream's events are scanned with a memo of their strings: scanned
+	// twice with one memo, data's second scan takes its strings from it,
+	// and must read the same.
+	var memo stringMemo
+	for range 2 {
+		var withMemo T
+		if !PT(&withMemo).scanJSON(bytes.TrimSpace(data), &memo) {
+			t.Fatalf("scan of %.200q with a memo declines", data)
+		}
+		if d := cmp.Diff(decoded, withMemo, ignoreScanMarks); d != "" {
+			t.Fatalf("scan of %.200q with a memo differs from the decoder (-decoder +scan):\n%s", data, d)
+		}
+	}
 	return true
 }
 
@@ -185,7 +198,7 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 	var req geminiRequestBody
 	if scanAgrees[geminiRequestBody](t, data) && named("contents") {
 		gemini++
-		if req.scanJSON(bytes.TrimSpace(data)) {
+		if req.scanJSON(bytes.TrimSpace(data), nil) {
 			arrays += checkArrays(t, req.Contents, req.SystemInstruction, req.SystemInstructionSnake)
 		}
 	}
@@ -197,7 +210,7 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 		responses++
 		arrays += checkArrays(t, rreq.Input)
 		var items responsesItemList
-		if items.scanJSON(rreq.Input) {
+		if items.scanJSON(rreq.Input, nil) {
 			for _, it := range items {
 				arrays += checkArrays(t, it.Content, it.Output)
 			}
@@ -211,13 +224,13 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 	}
 	// Message contents of the other request shapes.
 	var chat openaiChatRequestBody
-	if chat.scanJSON(bytes.TrimSpace(data)) {
+	if chat.scanJSON(bytes.TrimSpace(data), nil) {
 		for _, m := range chat.Messages {
 			arrays += checkArrays(t, m.Content)
 		}
 	}
 	var anthropic anthropicRequestBody
-	if anthropic.scanJSON(bytes.TrimSpace(data)) {
+	if anthropic.scanJSON(bytes.TrimSpace(data), nil) {
 		arrays += checkArrays(t, anthropic.System)
 		for _, m := range anthropic.Messages {
 			arrays += checkArrays(t, m.Content)
@@ -460,13 +473,39 @@ func TestScanAllocations(t *testing.T) {
 	var b openaiChatResponseBody
 	n := testing.AllocsPerRun(100, func() {
 		b = openaiChatResponseBody{}
-		if !b.scanJSON(chunk) || string(b.ID) != id {
+		if !b.scanJSON(chunk, nil) || string(b.ID) != id {
 			t.Fatal("scan declined")
 		}
 	})
 	// choices, delta, usage, and the id's string.
 	if n != 4 {
 		t.Fatalf("scan of a chunk allocates %.0f times, want 4", n)
+	}
+}
+
+// TestScanMemo: a stream's next chunk takes the id it repeats from the
+// memo (no string allocated), and a different id is copied.
+func TestScanMemo(t *testing.T) {
+	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"m-1","choices":[]}`)
+	var (
+		b    openaiChatResponseBody
+		memo stringMemo
+	)
+	if !b.scanJSON(chunk, &memo) {
+		t.Fatal("scan declined")
+	}
+	n := testing.AllocsPerRun(100, func() {
+		b = openaiChatResponseBody{}
+		if !b.scanJSON(chunk, &memo) || b.ID != "chatcmpl-1" || b.Model != "m-1" {
+			t.Fatal("scan declined or misread")
+		}
+	})
+	if n != 0 { // (an empty choices array needs no allocation)
+		t.Fatalf("scan of a repeated chunk allocates %.0f times, want 0", n)
+	}
+	other := bytes.Replace(chunk, []byte("chatcmpl-1"), []byte("chatcmpl-2"), 1)
+	if !b.scanJSON(other, &memo) || b.ID != "chatcmpl-2" || b.Model != "m-1" {
+		t.Fatalf("scan with a memo read id %q model %q", b.ID, b.Model)
 	}
 }
 

@@ -573,6 +573,8 @@ type openaiChatStream struct {
 	// chunk is the decode target of every event, reset before each: its
 	// choices array is reused instead of allocated (and grown) per event.
 	chunk openaiChatResponseBody
+	// strs holds the id and model every event repeats (see stringMemo).
+	strs stringMemo
 }
 
 type openaiChoiceAcc struct {
@@ -604,7 +606,7 @@ func (s *openaiChatStream) add(data []byte, at time.Time) {
 		return
 	}
 	c := s.chunk.reset()
-	if _, err := decodeLoose(data, c); err != nil {
+	if _, err := decodeLooseMemo(data, c, &s.strs); err != nil {
 		s.badEvents++
 		return
 	}

@@ -23,8 +23,8 @@ var (
 
 func (b *openaiChatRequestBody) resetScan() { *b = openaiChatRequestBody{} }
 
-func (b *openaiChatRequestBody) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (b *openaiChatRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.fields(&openaiChatRequestNames, func(name string) bool {
 		switch name {
 		case "model":
@@ -109,8 +109,8 @@ func (s *jsonScan) openaiFunction(f *openaiFunction) bool {
 // resetScan empties the body as reset does (keeping the choices array).
 func (b *openaiChatResponseBody) resetScan() { b.reset() }
 
-func (b *openaiChatResponseBody) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (b *openaiChatResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return s.fields(&openaiChatResponseNames, func(name string) bool {
 		switch name {
 		case "id":

@@ -21,8 +21,8 @@ type responsesItemList []responsesItem
 
 func (l *responsesItemList) resetScan() { *l = nil }
 
-func (l *responsesItemList) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (l *responsesItemList) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return scanSlice(s, (*[]responsesItem)(l), s.responsesItem) && s.end()
 }
 
@@ -61,8 +61,8 @@ type openaiPartList []openaiPart
 
 func (l *openaiPartList) resetScan() { *l = nil }
 
-func (l *openaiPartList) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (l *openaiPartList) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return scanSlice(s, (*[]openaiPart)(l), s.openaiPart) && s.end()
 }
 
@@ -86,8 +86,8 @@ type anthropicContentList []anthropicContentBlock
 
 func (l *anthropicContentList) resetScan() { *l = nil }
 
-func (l *anthropicContentList) scanJSON(data []byte) bool {
-	s := &jsonScan{b: data}
+func (l *anthropicContentList) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
 	return scanSlice(s, (*[]anthropicContentBlock)(l), s.anthropicContentBlock) && s.end()
 }
 

@@ -31,7 +31,7 @@ func benchScan[T any, PT interface {
 	for _, body := range bodies {
 		body = bytes.TrimSpace(body)
 		var v T
-		if bytes.Contains(body, []byte(`"`+member+`"`)) && PT(&v).scanJSON(body) {
+		if bytes.Contains(body, []byte(`"`+member+`"`)) && PT(&v).scanJSON(body, nil) {
 			taken = append(taken, body)
 			size += len(body)
 		}
