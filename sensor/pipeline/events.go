@@ -3,7 +3,6 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"strconv"
 	"strings"
@@ -484,19 +483,6 @@ func conversationID(info *flow.Info, req *oisp.AIRequest) string {
 // neither keep nor modify what they are given.
 func writeString(w io.Writer, s string) {
 	w.Write(unsafe.Slice(unsafe.StringData(s), len(s)))
-}
-
-// argumentsObject parses tool-call arguments into an object; arguments that
-// are not a JSON object are left to the hash.
-func argumentsObject(s string) map[string]any {
-	if s == "" {
-		return nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil
-	}
-	return m
 }
 
 // toolType guesses the agent tool_info.type from a tool name.
