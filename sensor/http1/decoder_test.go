@@ -145,7 +145,7 @@ func TestDecoder(t *testing.T) {
 			want: []summary{{0, "GET", "/stream", "api.example.com", "", 200, "abcdefg", true, false}},
 			check: func(t *testing.T, r result) {
 				want := http.Header{"X-Usage": {"tokens=12"}, "X-Other": {"1"}}
-				if diff := cmp.Diff(want, r.xs[0].Response.Trailer); diff != "" {
+				if diff := cmp.Diff(want, r.xs[0].Response.Trailer.HTTPHeader()); diff != "" {
 					t.Errorf("trailer (-want +got):\n%s", diff)
 				}
 			},

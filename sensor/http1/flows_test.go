@@ -359,7 +359,7 @@ func TestAgainstNetHTTP(t *testing.T) {
 				if got.Method != want.Method || got.Target != want.RequestURI || got.Authority != want.Host {
 					t.Errorf("exchange %d: request %s %s (%s); net/http %s %s (%s)", i, got.Method, got.Target, got.Authority, want.Method, want.RequestURI, want.Host)
 				}
-				if diff := cmp.Diff(canonicalHeader(want.Header), canonicalHeader(got.Header)); diff != "" {
+				if diff := cmp.Diff(canonicalHeader(want.Header), canonicalHeader(got.Header.HTTPHeader())); diff != "" {
 					t.Errorf("exchange %d: request header (-net/http +ours):\n%s", i, diff)
 				}
 				if wb := mustReadBody(t, want.Body); string(wb) != string(got.Body.Data) {
@@ -372,14 +372,14 @@ func TestAgainstNetHTTP(t *testing.T) {
 				if x.Response.Status != wr.StatusCode {
 					t.Errorf("exchange %d: status %d; net/http %d", i, x.Response.Status, wr.StatusCode)
 				}
-				if diff := cmp.Diff(canonicalHeader(wr.Header), canonicalHeader(x.Response.Header)); diff != "" {
+				if diff := cmp.Diff(canonicalHeader(wr.Header), canonicalHeader(x.Response.Header.HTTPHeader())); diff != "" {
 					t.Errorf("exchange %d: response header (-net/http +ours):\n%s", i, diff)
 				}
 				if string(wr.body) != string(x.Response.Body.Data) {
 					t.Errorf("exchange %d: response body %d bytes; net/http %d", i, len(x.Response.Body.Data), len(wr.body))
 				}
 				if len(wr.Trailer) > 0 || len(x.Response.Trailer) > 0 {
-					if diff := cmp.Diff(wr.Trailer, x.Response.Trailer); diff != "" {
+					if diff := cmp.Diff(wr.Trailer, x.Response.Trailer.HTTPHeader()); diff != "" {
 						t.Errorf("exchange %d: trailer (-net/http +ours):\n%s", i, diff)
 					}
 				}

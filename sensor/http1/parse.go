@@ -2,9 +2,9 @@ package http1
 
 import (
 	"bytes"
-	"net/http"
-	"net/textproto"
 	"strings"
+
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 )
 
 // This file holds the pure parsing functions over bytes; the per-direction
@@ -159,19 +159,14 @@ func plausibleStatusStart(b []byte) bool {
 }
 
 // parseFields parses the field lines of a header block (without the start
-// line or the empty line that ends the block) into h. Lines may end in CRLF
-// or LF; a line starting with a space or tab continues the previous field
-// (obsolete line folding, RFC 9112 5.2) and is joined with one space. It
-// returns the number of bytes in lines that are not fields, which are
-// skipped. Values are substrings of block.
-func parseFields(block string, h http.Header) (bad int) {
-	n := strings.Count(block, "\n") + 1
-	backing := make([]string, 0, n)
-	var lastKey string
-	// seen has a bit set for every key added so far (by length and last
-	// byte): a key whose bit is clear is new, and needs no lookup before
-	// it is added. Repeated fields are rare.
-	var seen uint64
+// line or the empty line that ends the block) and appends them to h. Lines
+// may end in CRLF or LF; a line starting with a space or tab continues the
+// previous field (obsolete line folding, RFC 9112 5.2) and is joined with one
+// space. It returns the fields and the number of bytes in lines that are not
+// fields, which are skipped. Values are substrings of block.
+func parseFields(block string, h httpmsg.Header) (_ httpmsg.Header, bad int) {
+	// folds: the last line was a field, which a continuation line extends.
+	folds := false
 	for len(block) > 0 {
 		var line string
 		if i := strings.IndexByte(block, '\n'); i >= 0 {
@@ -185,9 +180,10 @@ func parseFields(block string, h http.Header) (bad int) {
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if vs := h[lastKey]; lastKey != "" && len(vs) > 0 {
+			if folds {
 				if cont := strings.Trim(line, " \t"); cont != "" {
-					vs[len(vs)-1] = strings.TrimRight(vs[len(vs)-1]+" "+cont, " \t")
+					last := &h[len(h)-1]
+					last.Value = strings.TrimRight(last.Value+" "+cont, " \t")
 				}
 				continue
 			}
@@ -195,34 +191,19 @@ func parseFields(block string, h http.Header) (bad int) {
 			continue
 		}
 		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
-			bad += raw
-			lastKey = ""
-			continue
+		name := ""
+		if colon > 0 {
+			name = trimRightOWS(line[:colon])
 		}
-		name := trimRightOWS(line[:colon])
 		if name == "" {
 			bad += raw
-			lastKey = ""
+			folds = false
 			continue
 		}
-		key := canonicalKey(name)
-		value := trimOWS(line[colon+1:])
-		bit := uint64(1) << ((uint(len(key)) ^ uint(key[len(key)-1])<<2) & 63)
-		var vs []string
-		if seen&bit != 0 {
-			vs = h[key]
-		}
-		if vs != nil {
-			h[key] = append(vs, value)
-		} else {
-			seen |= bit
-			backing = append(backing, value)
-			h[key] = backing[len(backing)-1 : len(backing) : len(backing)]
-		}
-		lastKey = key
+		h = append(h, httpmsg.Field{Name: httpmsg.CanonicalName(name), Value: trimOWS(line[colon+1:])})
+		folds = true
 	}
-	return bad
+	return h, bad
 }
 
 // trimRightOWS drops trailing spaces and tabs (optional whitespace).
@@ -241,127 +222,15 @@ func trimOWS(s string) string {
 	return trimRightOWS(s)
 }
 
-// canonicalKey is textproto.CanonicalMIMEHeaderKey with a faster check of
-// the usual case, a name already in canonical form, and with the field
-// names AI clients and servers commonly send in lower case (HTTP/2 habits
-// carried over to HTTP/1.1) mapped to constant strings instead of a new
-// string per field.
-func canonicalKey(name string) string {
-	if canonicalCase(name) {
-		return name
-	}
-	return recase(name)
-}
-
-// canonicalCase reports whether the letters of name are in canonical case:
-// upper case first and after each '-', lower case elsewhere. Such a name is
-// its own canonical form whatever its other bytes (textproto leaves a name
-// with bytes outside a token unchanged). It looks at eight bytes at a time:
-// field names are long ("X-Ratelimit-Remaining-Requests") and a byte at a
-// time costs more than the rest of a field's parsing.
-func canonicalCase(name string) bool {
-	// carry has the high bit of the next word's first byte set when a
-	// letter there must be upper case: at the start, and after a '-'.
-	carry := uint64(0x80)
-	n := len(name)
-	for i := 0; i < n; i += 8 {
-		var w uint64
-		switch {
-		case n-i >= 8:
-			w = load64(name[i:])
-		case n >= 8:
-			// The last word overlaps the one before; shifting drops the
-			// bytes already seen and pads with zero bytes, which are
-			// neither letters nor '-'.
-			w = load64(name[n-8:]) >> (8 * (8 - (n - i)))
-		default:
-			for k := n - 1; k >= 0; k-- {
-				w = w<<8 | uint64(name[k])
-			}
-		}
-		dash := zeroBytes(w ^ '-'*ones)
-		wantUpper := dash<<8 | carry
-		carry = dash >> 56
-		// A letter is in the wrong case where being lower case (bit 5,
-		// shifted to the high bit) and wantUpper agree.
-		if letters(w)&^(w<<2^wantUpper) != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// load64 reads the first eight bytes of s as a little-endian word.
-func load64(s string) uint64 {
-	_ = s[7]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
-
-const (
-	ones = 0x0101010101010101
-	high = 0x8080808080808080
-)
-
-// zeroBytes returns the high bit of each byte of w that is zero.
-func zeroBytes(w uint64) uint64 {
-	return ^((w&^high + ^uint64(high)) | w) & high
-}
-
-// letters returns the high bit of each byte of w that is an ASCII letter.
-func letters(w uint64) uint64 {
-	// Setting bit 5 folds upper case onto lower case, and nothing else
-	// onto a letter; a byte under 0x80 plus up to 0x7f carries into no
-	// other byte.
-	x := (w | 0x20*ones) &^ high
-	return (x + (0x80-'a')*ones) &^ (x + (0x80-'z'-1)*ones) &^ w & high
-}
-
-// recase returns the canonical form of a name that is not in it.
-func recase(name string) string {
-	if k, ok := commonLowerKeys[name]; ok {
-		return k
-	}
-	return textproto.CanonicalMIMEHeaderKey(name)
-}
-
-// commonLowerKeys maps lower-case field names to their canonical form. It
-// is built once and only read.
-var commonLowerKeys = func() map[string]string {
-	names := []string{
-		"Accept", "Accept-Encoding", "Accept-Language", "Access-Control-Allow-Origin",
-		"Access-Control-Expose-Headers", "Alt-Svc", "Anthropic-Beta", "Anthropic-Organization-Id",
-		"Anthropic-Ratelimit-Input-Tokens-Limit", "Anthropic-Ratelimit-Input-Tokens-Remaining",
-		"Anthropic-Ratelimit-Input-Tokens-Reset", "Anthropic-Ratelimit-Output-Tokens-Limit",
-		"Anthropic-Ratelimit-Output-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Reset",
-		"Anthropic-Ratelimit-Requests-Limit", "Anthropic-Ratelimit-Requests-Remaining",
-		"Anthropic-Ratelimit-Requests-Reset", "Anthropic-Ratelimit-Tokens-Limit",
-		"Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset",
-		"Anthropic-Version", "Api-Key", "Authorization", "Cache-Control", "Cf-Cache-Status", "Cf-Ray",
-		"Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date",
-		"Expect", "Host", "Keep-Alive", "Openai-Beta", "Openai-Organization", "Openai-Processing-Ms",
-		"Openai-Project", "Openai-Version", "Request-Id", "Retry-After", "Server", "Set-Cookie",
-		"Strict-Transport-Security", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent", "Vary",
-		"Via", "X-Api-Key", "X-Content-Type-Options", "X-Envoy-Upstream-Service-Time",
-		"X-Goog-Api-Client", "X-Goog-Api-Key", "X-Ratelimit-Limit-Requests", "X-Ratelimit-Limit-Tokens",
-		"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Requests",
-		"X-Ratelimit-Reset-Tokens", "X-Request-Id", "X-Stainless-Arch", "X-Stainless-Async",
-		"X-Stainless-Lang", "X-Stainless-Os", "X-Stainless-Package-Version", "X-Stainless-Retry-Count",
-		"X-Stainless-Runtime", "X-Stainless-Runtime-Version", "X-Stainless-Timeout",
-	}
-	m := make(map[string]string, len(names))
-	for _, n := range names {
-		m[strings.ToLower(n)] = textproto.CanonicalMIMEHeaderKey(n)
-	}
-	return m
-}()
-
-// parseContentLength reads the Content-Length field values. Repeated or
-// comma-listed values must agree (RFC 9110 8.6).
-func parseContentLength(vals []string) (int64, bool) {
+// parseContentLength reads the Content-Length field values of h. Repeated
+// or comma-listed values must agree (RFC 9110 8.6).
+func parseContentLength(h httpmsg.Header) (int64, bool) {
 	n := int64(-1)
-	for _, v := range vals {
-		for part := range strings.SplitSeq(v, ",") {
+	for _, f := range h {
+		if f.Name != "Content-Length" {
+			continue
+		}
+		for part := range strings.SplitSeq(f.Value, ",") {
 			part = strings.TrimSpace(part)
 			if part == "" || len(part) > 18 {
 				return 0, false
@@ -382,13 +251,16 @@ func parseContentLength(vals []string) (int64, bool) {
 	return n, n >= 0
 }
 
-// transferCodings reads Transfer-Encoding values: whether the message is
-// chunked (chunked must be the last coding), and the other codings in the
-// order they were applied.
-func transferCodings(vals []string) (chunked bool, others []string) {
+// transferCodings reads the Transfer-Encoding values of h: whether the
+// message is chunked (chunked must be the last coding), and the other codings
+// in the order they were applied.
+func transferCodings(h httpmsg.Header) (chunked bool, others []string) {
 	var list []string
-	for _, v := range vals {
-		for part := range strings.SplitSeq(v, ",") {
+	for _, f := range h {
+		if f.Name != "Transfer-Encoding" {
+			continue
+		}
+		for part := range strings.SplitSeq(f.Value, ",") {
 			if part = strings.ToLower(strings.TrimSpace(part)); part != "" {
 				list = append(list, part)
 			}
@@ -400,11 +272,14 @@ func transferCodings(vals []string) (chunked bool, others []string) {
 	return false, list
 }
 
-// headerHasToken reports whether a comma-separated header (Connection,
-// Expect) lists token, case-insensitively.
-func headerHasToken(vals []string, token string) bool {
-	for _, v := range vals {
-		for part := range strings.SplitSeq(v, ",") {
+// headerHasToken reports whether a comma-separated field of h (Connection,
+// Expect; name in canonical form) lists token, case-insensitively.
+func headerHasToken(h httpmsg.Header, name, token string) bool {
+	for _, f := range h {
+		if f.Name != name {
+			continue
+		}
+		for part := range strings.SplitSeq(f.Value, ",") {
 			if strings.EqualFold(strings.TrimSpace(part), token) {
 				return true
 			}

@@ -3,7 +3,6 @@ package http1
 import (
 	"bytes"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 	"unsafe"
@@ -48,11 +47,11 @@ type side struct {
 	// parses, so it need not be checked again as bytes arrive.
 	lineOK bool
 
-	ex        *exchange     // exchange of the message being parsed
-	body      *httpmsg.Body // its body
-	header    http.Header   // its header (for content decoding at the end)
-	transfer  []string      // transfer codings besides chunked
-	remaining int64         // bytes left of a Content-Length body or chunk
+	ex        *exchange      // exchange of the message being parsed
+	body      *httpmsg.Body  // its body
+	header    httpmsg.Header // its header (for content decoding at the end)
+	transfer  []string       // transfer codings besides chunked
+	remaining int64          // bytes left of a Content-Length body or chunk
 	// pieces hold a chunked or close-delimited body as it arrives, slices
 	// of the input (which the decoder owns), until the message ends and
 	// they are joined into body.Data: the length is unknown until then,
@@ -260,10 +259,10 @@ func (s *side) begin(l startLine, fields string, b []byte, at time.Time, complet
 }
 
 // parseHeader parses field lines into a new header and counts bad lines.
-func (s *side) parseHeader(fields string) http.Header {
+func (s *side) parseHeader(fields string) httpmsg.Header {
 	// The block ends with the empty line, which is not a field.
-	h := make(http.Header, max(strings.Count(fields, "\n")-1, 0))
-	if bad := parseFields(fields, h); bad > 0 {
+	h, bad := parseFields(fields, make(httpmsg.Header, 0, max(strings.Count(fields, "\n")-1, 0)))
+	if bad > 0 {
 		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
 	}
 	return h
@@ -280,8 +279,8 @@ func (s *side) beginRequest(method, target, proto, fields string, at time.Time, 
 	req.Header = h
 	req.Start = s.bufAt
 	req.End = at
-	if host := h["Host"]; len(host) > 0 {
-		req.Authority = host[0]
+	if host := h.Get("Host"); host != "" {
+		req.Authority = host
 	} else if i := authorityEnd(target); i > 0 {
 		req.Authority = target[strings.Index(target, "://")+3 : i]
 	} else if method == "CONNECT" {
@@ -289,7 +288,7 @@ func (s *side) beginRequest(method, target, proto, fields string, at time.Time, 
 	}
 	e.head = method == "HEAD"
 	e.connect = method == "CONNECT"
-	e.upgrade = len(h["Upgrade"]) > 0 && headerHasToken(h["Connection"], "upgrade")
+	e.upgrade = h.Has("Upgrade") && headerHasToken(h, "Connection", "upgrade")
 	s.ex, s.body, s.header, s.transfer = e, &req.Body, h, nil
 	if s.ov != nil && s.ov.dropped > 0 {
 		s.noteOverflow()
@@ -298,8 +297,8 @@ func (s *side) beginRequest(method, target, proto, fields string, at time.Time, 
 		s.abandon("request headers incomplete")
 		return
 	}
-	if te := h["Transfer-Encoding"]; len(te) > 0 {
-		chunked, others := transferCodings(te)
+	if h.Has("Transfer-Encoding") {
+		chunked, others := transferCodings(h)
 		if chunked {
 			s.transfer = others
 			s.st = stChunkSize
@@ -314,8 +313,8 @@ func (s *side) beginRequest(method, target, proto, fields string, at time.Time, 
 		s.st = stBodyClose
 		return
 	}
-	if cl := h["Content-Length"]; len(cl) > 0 {
-		n, ok := parseContentLength(cl)
+	if h.Has("Content-Length") {
+		n, ok := parseContentLength(h)
 		if !ok {
 			d.rec.Count(TokenBadContentLength, 1)
 			e.x.Partial = true
@@ -372,8 +371,8 @@ func (s *side) beginResponse(proto string, status int, reason, fields string, at
 		s.endMessage(at, true)
 		return
 	}
-	if te := h["Transfer-Encoding"]; len(te) > 0 {
-		chunked, others := transferCodings(te)
+	if h.Has("Transfer-Encoding") {
+		chunked, others := transferCodings(h)
 		s.transfer = others
 		if chunked {
 			s.st = stChunkSize
@@ -382,8 +381,8 @@ func (s *side) beginResponse(proto string, status int, reason, fields string, at
 		}
 		return
 	}
-	if cl := h["Content-Length"]; len(cl) > 0 {
-		n, ok := parseContentLength(cl)
+	if h.Has("Content-Length") {
+		n, ok := parseContentLength(h)
 		if !ok {
 			d.rec.Count(TokenBadContentLength, 1)
 			e.x.Partial = true
@@ -569,8 +568,8 @@ func (s *side) trailerBlock(fields string) {
 	if strings.TrimSpace(fields) == "" {
 		return
 	}
-	h := make(http.Header)
-	if bad := parseFields(fields, h); bad > 0 {
+	h, bad := parseFields(fields, nil)
+	if bad > 0 {
 		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
 	}
 	if s.isClient() {
@@ -807,15 +806,29 @@ func (s *side) endMessage(at time.Time, complete bool) {
 // decodeContent removes Content-Encoding and any transfer codings other
 // than chunked from the finished body.
 func (s *side) decodeContent(e *exchange) {
-	codings := s.header["Content-Encoding"]
-	if len(s.transfer) > 0 {
-		// Transfer codings were applied after the content codings.
-		codings = append(append([]string(nil), codings...), s.transfer...)
+	// The codings in the order they were applied, joined: the content
+	// codings, then transfer codings other than chunked. The usual single
+	// coding is the field's value as it is.
+	var enc string
+	n := 0
+	join := func(c string) {
+		if n++; n == 1 {
+			enc = c
+		} else {
+			enc += ", " + c
+		}
 	}
-	if len(codings) == 0 {
+	for _, f := range s.header {
+		if f.Name == "Content-Encoding" {
+			join(f.Value)
+		}
+	}
+	for _, c := range s.transfer {
+		join(c)
+	}
+	if n == 0 {
 		return
 	}
-	enc := strings.Join(codings, ", ")
 	capped, err := s.d.contentDecoder().DecodeBody(s.body, enc, s.d.lim)
 	if capped {
 		e.x.Partial = true
@@ -1050,7 +1063,7 @@ func (s *side) endUnseenOnly() bool {
 	e := s.ex
 	return !s.isClient() && e != nil && s.st == stChunkSize && len(s.buf) == 0 &&
 		e.reqDone && !e.orphan && !e.x.Partial && !e.respLost && !s.body.Truncated &&
-		len(s.transfer) == 0 && len(s.header["Content-Encoding"]) == 0
+		len(s.transfer) == 0 && !s.header.Has("Content-Encoding")
 }
 
 // addMark records that body bytes up to off had arrived by at: one mark

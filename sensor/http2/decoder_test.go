@@ -151,7 +151,7 @@ func checkChatRecording(t *testing.T, r result) {
 	if got := req.Header.Get("Authorization"); got == "" {
 		t.Errorf("authorization header not decoded (the decoder keeps it; redaction is above)")
 	}
-	if _, ok := req.Header[":path"]; ok {
+	if req.Header.Has(":path") {
 		t.Error("pseudo-header in Header")
 	}
 	if !bytes.Equal(req.Body.Data, chatBody()) {

@@ -3,7 +3,6 @@ package http2_test
 import (
 	"bytes"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -75,7 +74,8 @@ func framesOf(t testing.TB, recs []record) []frameAt {
 // different.
 func checkSubset(t *testing.T, what string, part, full *httpmsg.Exchange) {
 	t.Helper()
-	hdr := func(name string, p, f http.Header) {
+	hdr := func(name string, ph, fh httpmsg.Header) {
+		p, f := ph.HTTPHeader(), fh.HTTPHeader()
 		for k, vs := range p {
 			if got, want := strings.Join(vs, "|"), strings.Join(f[k], "|"); got != want {
 				t.Errorf("%s stream %d %s %s = %q; full decode has %q", what, part.StreamID, name, k, got, want)

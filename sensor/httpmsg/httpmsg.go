@@ -6,7 +6,6 @@
 package httpmsg
 
 import (
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -64,8 +63,8 @@ type Request struct {
 	// Target is the request target as sent: origin-form path with query
 	// ("/v1/chat/completions?x=1"), or absolute-form for proxy requests.
 	Target  string
-	Header  http.Header
-	Trailer http.Header // chunked (HTTP/1.1) or trailing HEADERS (HTTP/2, HTTP/3)
+	Header  Header
+	Trailer Header // chunked (HTTP/1.1) or trailing HEADERS (HTTP/2, HTTP/3)
 	Body    Body
 	Start   time.Time // first byte of the request
 	End     time.Time // last byte of the request
@@ -75,8 +74,8 @@ type Request struct {
 type Response struct {
 	Status  int
 	Reason  string
-	Header  http.Header
-	Trailer http.Header
+	Header  Header
+	Trailer Header
 	Body    Body
 	Start   time.Time // first byte of the response (status line / HEADERS)
 	End     time.Time // last byte, or when the flow ended

@@ -47,14 +47,14 @@ func moreExchange(t testing.TB, in cassette.Interaction) *httpmsg.Exchange {
 			Scheme:    u.Scheme,
 			Authority: u.Host,
 			Target:    target,
-			Header:    in.Request.Header.Clone(),
+			Header:    httpmsg.HeaderOf(in.Request.Header),
 			Body:      httpmsg.Body{Data: in.Request.Body, WireLength: int64(len(in.Request.Body))},
 			Start:     moreT0,
 			End:       moreT0.Add(time.Millisecond),
 		},
 	}
 	if x.Request.Header == nil {
-		x.Request.Header = http.Header{}
+		x.Request.Header = httpmsg.Header{}
 	}
 	start := moreT0.Add(100 * time.Millisecond)
 	body := httpmsg.Body{Data: in.Response.Body, WireLength: int64(len(in.Response.Body))}
@@ -67,9 +67,9 @@ func moreExchange(t testing.TB, in cassette.Interaction) *httpmsg.Exchange {
 			break
 		}
 	}
-	h := in.Response.Header.Clone()
+	h := httpmsg.HeaderOf(in.Response.Header)
 	if h == nil {
-		h = http.Header{}
+		h = httpmsg.Header{}
 	}
 	if enc := h.Get("Content-Encoding"); enc != "" && content.Known(enc) {
 		if _, err := content.DecodeBody(&body, enc, httpmsg.DefaultLimits(), stats.Discard{}); err != nil {

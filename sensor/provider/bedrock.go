@@ -16,7 +16,6 @@ package provider
 import (
 	"bytes"
 	json "github.com/goccy/go-json"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -138,7 +137,7 @@ func (a bedrockAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, err
 // bedrockHTTPError fills the error of a failed (non-2xx) Bedrock reply:
 // {"message": …} or {"Message": …} with the type from x-amzn-ErrorType
 // ("ValidationException:http://internal.amazon.com/…").
-func bedrockHTTPError(resp *oisp.AIResponse, h http.Header, body []byte) {
+func bedrockHTTPError(resp *oisp.AIResponse, h httpmsg.Header, body []byte) {
 	var b struct {
 		Message  jStr `json:"message"`
 		Message2 jStr `json:"Message"`
@@ -612,7 +611,7 @@ func decodeBedrockConverse(t Target, p bedrockPath, x *httpmsg.Exchange, rec sta
 
 // bedrockHeaderUsage reads Bedrock's own token counts from the
 // x-amzn-bedrock-input-token-count / -output-token-count headers.
-func bedrockHeaderUsage(h http.Header) *oisp.Usage {
+func bedrockHeaderUsage(h httpmsg.Header) *oisp.Usage {
 	in, errIn := strconv.Atoi(strings.TrimSpace(h.Get("X-Amzn-Bedrock-Input-Token-Count")))
 	out, errOut := strconv.Atoi(strings.TrimSpace(h.Get("X-Amzn-Bedrock-Output-Token-Count")))
 	if errIn != nil && errOut != nil {

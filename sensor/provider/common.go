@@ -143,7 +143,7 @@ func endpointURL(x *httpmsg.Exchange) string {
 
 // authOf describes the credential of a request: its kind and a short
 // prefix; nil when the request carries none.
-func authOf(h http.Header) *oisp.Auth {
+func authOf(h httpmsg.Header) *oisp.Auth {
 	if a, ok := describeAuth(h); ok {
 		return &a
 	}
@@ -152,7 +152,7 @@ func authOf(h http.Header) *oisp.Auth {
 
 // describeAuth is authOf by value (ok is false without a credential). The
 // credential itself never leaves this function.
-func describeAuth(h http.Header) (auth oisp.Auth, ok bool) {
+func describeAuth(h httpmsg.Header) (auth oisp.Auth, ok bool) {
 	if h == nil {
 		return oisp.Auth{}, false
 	}
@@ -214,7 +214,7 @@ func newResponse(req *oisp.AIRequest, x *httpmsg.Exchange) *oisp.AIResponse {
 }
 
 // headerRequestID returns the provider request id carried in headers.
-func headerRequestID(h http.Header) string {
+func headerRequestID(h httpmsg.Header) string {
 	if h == nil {
 		return ""
 	}
@@ -432,11 +432,13 @@ func trimPath(x *httpmsg.Exchange) string {
 	return strings.TrimRight(x.Request.Path(), "/")
 }
 
-// headerValue is h.Get for a key already in canonical form: the lookup
-// does not canonicalise (and allocate) the key again on every exchange.
-func headerValue(h http.Header, canonicalKey string) string {
-	if v := h[canonicalKey]; len(v) > 0 {
-		return v[0]
+// headerValue is h.Get for a key already in canonical form: a key that is
+// absent costs the scan alone, without checking the key's case.
+func headerValue(h httpmsg.Header, canonicalKey string) string {
+	for i := range h {
+		if h[i].Name == canonicalKey {
+			return h[i].Value
+		}
 	}
 	return ""
 }

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"encoding/json"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,28 +113,28 @@ func TestAzureDeploymentModel(t *testing.T) {
 
 func TestAuthNeverKey(t *testing.T) {
 	key := "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
-	h := http.Header{}
+	h := httpmsg.Header{}
 	h.Set("Authorization", "Bearer "+key)
 	a := authOf(h)
 	if a.Type != "api_key" || a.KeyPrefix != "sk-proj-" {
 		t.Errorf("auth %+v", a)
 	}
-	h = http.Header{}
+	h = httpmsg.Header{}
 	h.Set("x-api-key", "sk-ant-api03-"+strings.Repeat("x", 40))
 	if a := authOf(h); a.Type != "api_key" || a.KeyPrefix != "sk-ant-a" {
 		t.Errorf("auth %+v", a)
 	}
-	h = http.Header{}
+	h = httpmsg.Header{}
 	h.Set("Authorization", "Bearer sk-ant-oat01-"+strings.Repeat("y", 40))
 	if a := authOf(h); a.Type != "oauth" {
 		t.Errorf("oauth token: auth %+v", a)
 	}
-	h = http.Header{}
+	h = httpmsg.Header{}
 	h.Set("api-key", strings.Repeat("f", 32))
 	if a := authOf(h); a.Type != "api_key" || len(a.KeyPrefix) > 8 {
 		t.Errorf("azure key: auth %+v", a)
 	}
-	if authOf(http.Header{}) != nil {
+	if authOf(nil) != nil {
 		t.Error("no credential must give no auth")
 	}
 	// The whole decoded result never contains the key.
@@ -538,20 +537,20 @@ func TestNotesCounted(t *testing.T) {
 // TestAuthSchemeCase: authorization schemes are told apart in any case.
 func TestAuthSchemeCase(t *testing.T) {
 	for _, scheme := range []string{"bearer", "Bearer", "BEARER", "bEaReR", "Token", "TOKEN", "toKen", "token"} {
-		h := http.Header{}
+		h := httpmsg.Header{}
 		h.Set("Authorization", scheme+" sk-proj-abcdefghijklmnop")
 		if a := authOf(h); a == nil || a.Type != "api_key" || a.KeyPrefix == "" {
 			t.Errorf("%s credentials: auth %+v", scheme, a)
 		}
 	}
 	for _, scheme := range []string{"Digest", "bearerx", "Negotiate"} {
-		h := http.Header{}
+		h := httpmsg.Header{}
 		h.Set("Authorization", scheme+" sk-proj-abcdefghijklmnop")
 		if a := authOf(h); a == nil || a.Type != "unknown" || a.KeyPrefix != "" {
 			t.Errorf("%s credentials: auth %+v", scheme, a)
 		}
 	}
-	h := http.Header{}
+	h := httpmsg.Header{}
 	h.Set("Authorization", "BASIC dXNlcjpwYXNz")
 	if a := authOf(h); a == nil || a.Type != "unknown" || a.KeyPrefix != "" {
 		t.Errorf("basic credentials: auth %+v", a)

@@ -129,8 +129,8 @@ func BenchmarkStreamPaths(b *testing.B) {
 		serverWire = append(serverWire, wsFrame(nil, ev.Data)...)
 	}
 	up := &httpmsg.Exchange{
-		Request:  httpmsg.Request{Method: "GET", Scheme: "https", Authority: "api.openai.com", Target: "/v1/responses", Header: http.Header{"Upgrade": {"websocket"}}},
-		Response: &httpmsg.Response{Status: 101, Header: http.Header{}},
+		Request:  httpmsg.Request{Method: "GET", Scheme: "https", Authority: "api.openai.com", Target: "/v1/responses", Header: httpmsg.Header{{Name: "Upgrade", Value: "websocket"}}},
+		Response: &httpmsg.Response{Status: 101, Header: httpmsg.Header{}},
 	}
 	tg := Target{ProviderID: "openai", Host: "api.openai.com", Known: true}
 	b.Run("responses-events/websocket", func(b *testing.B) {

@@ -212,7 +212,7 @@ func bytesHasType(b []byte, typ string) bool {
 func TestResponsesOverWebSocket(t *testing.T) {
 	rec := moreRecording(t, "testdata/realtime/responses_stream_sse.yaml")
 	up := &httpmsg.Exchange{
-		Request:  httpmsg.Request{Method: "GET", Scheme: "https", Authority: "api.openai.com", Target: "/v1/responses", Header: map[string][]string{"Upgrade": {"websocket"}}},
+		Request:  httpmsg.Request{Method: "GET", Scheme: "https", Authority: "api.openai.com", Target: "/v1/responses", Header: httpmsg.Header{{Name: "Upgrade", Value: "websocket"}}},
 		Response: &httpmsg.Response{Status: 101},
 	}
 	tg := Target{ProviderID: "openai", Host: "api.openai.com", Known: true}

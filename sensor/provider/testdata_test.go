@@ -3,7 +3,6 @@ package provider
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,7 +53,7 @@ func loadCoreRecording(t testing.TB, name string) *coreRecording {
 // exchange builds the httpmsg.Exchange of a recording. SSE bodies get one
 // arrival mark per event (blank-line separated block), coreEventGap apart.
 func (r *coreRecording) exchange() *httpmsg.Exchange {
-	reqH, respH := http.Header{}, http.Header{}
+	reqH, respH := httpmsg.Header{}, httpmsg.Header{}
 	for _, h := range r.ReqHeaders {
 		reqH.Add(h[0], h[1])
 	}

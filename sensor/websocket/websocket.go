@@ -118,7 +118,7 @@ type Extensions struct {
 // response's Sec-WebSocket-Extensions header(s). Only permessage-deflate is
 // understood; with any other extension in use frames are still parsed but
 // RSV bits are not interpreted.
-func ParseExtensions(h http.Header) Extensions {
+func ParseExtensions(h httpmsg.Header) Extensions {
 	var e Extensions
 	for _, line := range h.Values("Sec-Websocket-Extensions") {
 		for _, ext := range strings.Split(line, ",") {

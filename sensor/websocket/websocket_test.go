@@ -607,20 +607,20 @@ func TestCorruptDeflate(t *testing.T) {
 }
 
 func TestParseExtensions(t *testing.T) {
-	h := http.Header{}
+	var h httpmsg.Header
 	h.Add("Sec-WebSocket-Extensions", `x-webkit-deflate-frame, permessage-deflate; client_no_context_takeover; server_max_window_bits="10"`)
 	e := websocket.ParseExtensions(h)
 	if !e.Deflate || !e.ClientNoContextTakeover || e.ServerNoContextTakeover || e.ServerMaxWindowBits != 10 {
 		t.Errorf("%+v", e)
 	}
-	if websocket.ParseExtensions(http.Header{}).Deflate {
+	if websocket.ParseExtensions(nil).Deflate {
 		t.Error("deflate without the header")
 	}
 }
 
 func TestIsUpgrade(t *testing.T) {
 	req, _ := http.ReadRequest(bufio.NewReader(strings.NewReader("GET /v1/realtime HTTP/1.1\r\nHost: api.openai.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")))
-	x := &httpmsg.Exchange{Request: httpmsg.Request{Method: "GET", Header: req.Header}, Response: &httpmsg.Response{Status: 101}}
+	x := &httpmsg.Exchange{Request: httpmsg.Request{Method: "GET", Header: httpmsg.HeaderOf(req.Header)}, Response: &httpmsg.Response{Status: 101}}
 	if !websocket.IsUpgrade(x) {
 		t.Error("101 websocket not recognised")
 	}

@@ -7,7 +7,6 @@ package assemble
 
 import (
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -263,10 +262,10 @@ func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 	r := &e.x.Request
 	if e.headersSeen[Request] {
 		if r.Trailer == nil {
-			r.Trailer = make(http.Header, len(fields))
+			r.Trailer = make(httpmsg.Header, 0, len(fields))
 		}
 		e.countPseudo(fields)
-		addFields(r.Trailer, fields, isPseudo)
+		r.Trailer = addFields(r.Trailer, fields, isPseudo)
 		return
 	}
 	e.headersSeen[Request] = true
@@ -274,7 +273,7 @@ func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 		r.Start = at
 	}
 	if r.Header == nil {
-		r.Header = make(http.Header, len(fields))
+		r.Header = make(httpmsg.Header, 0, len(fields))
 	}
 	var cookies []string
 	for _, f := range fields {
@@ -301,9 +300,9 @@ func (e *Exchange) requestHeaders(fields []Field, at time.Time) {
 			}
 		}
 	}
-	addFields(r.Header, fields, func(f Field) bool { return isPseudo(f) || f.Name == "cookie" })
+	r.Header = addFields(r.Header, fields, func(f Field) bool { return isPseudo(f) || f.Name == "cookie" })
 	if len(cookies) > 0 {
-		r.Header["Cookie"] = []string{strings.Join(cookies, "; ")}
+		r.Header.Set("Cookie", strings.Join(cookies, "; "))
 	}
 	if r.Authority == "" {
 		r.Authority = r.Header.Get("Host")
@@ -315,10 +314,10 @@ func (e *Exchange) responseHeaders(fields []Field, at time.Time) {
 	if e.headersSeen[Response] {
 		resp := e.x.Response
 		if resp.Trailer == nil {
-			resp.Trailer = make(http.Header, len(fields))
+			resp.Trailer = make(httpmsg.Header, 0, len(fields))
 		}
 		e.countPseudo(fields)
-		addFields(resp.Trailer, fields, isPseudo)
+		resp.Trailer = addFields(resp.Trailer, fields, isPseudo)
 		return
 	}
 	status, hasStatus := 0, false
@@ -347,21 +346,21 @@ func (e *Exchange) responseHeaders(fields []Field, at time.Time) {
 	resp.Status = status
 	resp.Reason = http.StatusText(status)
 	if resp.Header == nil {
-		resp.Header = make(http.Header, len(fields))
+		resp.Header = make(httpmsg.Header, 0, len(fields))
 	}
 	for _, f := range fields {
 		if isPseudo(f) && f.Name != ":status" {
 			e.cfg.Rec.Count(e.cfg.tokUnknownPseudo, 1)
 		}
 	}
-	addFields(resp.Header, fields, isPseudo)
+	resp.Header = addFields(resp.Header, fields, isPseudo)
 	e.afterHead(Response, resp.Header)
 }
 
 // afterHead reads what the body builder needs from a header: the content
 // coding to remove and a size hint.
-func (e *Exchange) afterHead(side Side, h http.Header) {
-	if ce := h["Content-Encoding"]; len(ce) > 0 {
+func (e *Exchange) afterHead(side Side, h httpmsg.Header) {
+	if ce := h.Values("Content-Encoding"); len(ce) > 0 {
 		e.encoding[side] = strings.Join(ce, ", ")
 	}
 	if cl := h.Get("Content-Length"); cl != "" {
@@ -599,7 +598,7 @@ func (e *Exchange) finishBody(side Side) httpmsg.Body {
 
 // declaredLengthReached reports whether a message declared a
 // Content-Length and exactly that many body bytes arrived.
-func declaredLengthReached(h http.Header, got int64) bool {
+func declaredLengthReached(h httpmsg.Header, got int64) bool {
 	v := h.Get("Content-Length")
 	if v == "" {
 		return false
@@ -628,26 +627,16 @@ func (e *Exchange) countPseudo(fields []Field) {
 	}
 }
 
-// addFields adds non-pseudo fields to h. Values of one block share one
-// backing array (as net/textproto does), so a header costs no allocation of
-// its own unless a name repeats.
-func addFields(h http.Header, fields []Field, skip func(Field) bool) {
-	var vals []string
+// addFields appends the fields that skip does not reject to h, names in
+// canonical form (HTTP/2 and HTTP/3 send them in lower case).
+func addFields(h httpmsg.Header, fields []Field, skip func(Field) bool) httpmsg.Header {
 	for _, f := range fields {
 		if skip != nil && skip(f) {
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(f.Name)
-		if old, ok := h[key]; ok {
-			h[key] = append(old, f.Value)
-			continue
-		}
-		if vals == nil {
-			vals = make([]string, 0, len(fields))
-		}
-		vals = append(vals, f.Value)
-		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+		h = append(h, httpmsg.Field{Name: httpmsg.CanonicalName(f.Name), Value: f.Value})
 	}
+	return h
 }
 
 // bodyBuilder accumulates one body's wire bytes and arrival marks.

@@ -47,7 +47,7 @@ func TestCompleteExchange(t *testing.T) {
 	if x.Partial || !x.Response.Complete {
 		t.Fatalf("notes %q", x.Notes)
 	}
-	if x.Request.Header.Get("Cookie") != "a=1; b=2" || len(x.Request.Header["X-Multi"]) != 2 || x.Request.URL() != "https://a.test/p?q=1" {
+	if x.Request.Header.Get("Cookie") != "a=1; b=2" || len(x.Request.Header.Values("X-Multi")) != 2 || x.Request.URL() != "https://a.test/p?q=1" {
 		t.Errorf("request %+v", x.Request)
 	}
 	want := []httpmsg.Mark{{Offset: 4, At: ms(3)}, {Offset: 6, At: ms(4)}}

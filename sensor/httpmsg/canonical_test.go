@@ -1,13 +1,13 @@
-package http1
+package httpmsg
 
 import (
 	"net/textproto"
 	"testing"
 )
 
-// FuzzCanonicalKey checks canonicalKey against
+// FuzzCanonicalName checks CanonicalName against
 // textproto.CanonicalMIMEHeaderKey, which it must equal on every name.
-func FuzzCanonicalKey(f *testing.F) {
+func FuzzCanonicalName(f *testing.F) {
 	for _, s := range []string{
 		"content-type", "Content-Type", "CONTENT-TYPE", "x-ratelimit-limit-requests", "X-1abc", "a b",
 		"cONTENT", "x--y", "-a", "A-", "ü-x", "Www-Authenticate", "WWW-Authenticate", "anthropic-version",
@@ -20,11 +20,8 @@ func FuzzCanonicalKey(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if s == "" {
-			return // parseFields never asks
-		}
-		if got, want := canonicalKey(s), textproto.CanonicalMIMEHeaderKey(s); got != want {
-			t.Fatalf("canonicalKey(%q) = %q; want %q", s, got, want)
+		if got, want := CanonicalName(s), textproto.CanonicalMIMEHeaderKey(s); got != want {
+			t.Fatalf("CanonicalName(%q) = %q; want %q", s, got, want)
 		}
 	})
 }
