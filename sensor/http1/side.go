@@ -47,11 +47,10 @@ type side struct {
 	// parses, so it need not be checked again as bytes arrive.
 	lineOK bool
 
-	ex        *exchange      // exchange of the message being parsed
-	body      *httpmsg.Body  // its body
-	header    httpmsg.Header // its header (for content decoding at the end)
-	transfer  []string       // transfer codings besides chunked
-	remaining int64          // bytes left of a Content-Length body or chunk
+	ex        *exchange     // exchange of the message being parsed
+	body      *httpmsg.Body // its body
+	transfer  []string      // transfer codings besides chunked
+	remaining int64         // bytes left of a Content-Length body or chunk
 	// pieces hold a chunked or close-delimited body as it arrives, slices
 	// of the input (which the decoder owns), until the message ends and
 	// they are joined into body.Data: the length is unknown until then,
@@ -289,7 +288,7 @@ func (s *side) beginRequest(method, target, proto, fields string, at time.Time, 
 	e.head = method == "HEAD"
 	e.connect = method == "CONNECT"
 	e.upgrade = h.Has("Upgrade") && headerHasToken(h, "Connection", "upgrade")
-	s.ex, s.body, s.header, s.transfer = e, &req.Body, h, nil
+	s.ex, s.body, s.transfer = e, &req.Body, nil
 	if s.ov != nil && s.ov.dropped > 0 {
 		s.noteOverflow()
 	}
@@ -355,7 +354,7 @@ func (s *side) beginResponse(proto string, status int, reason, fields string, at
 	e.resp = httpmsg.Response{Status: status, Reason: reason, Header: h, Start: s.bufAt, End: at}
 	resp := &e.resp
 	e.x.Response = resp
-	s.ex, s.body, s.header, s.transfer = e, &resp.Body, h, nil
+	s.ex, s.body, s.transfer = e, &resp.Body, nil
 	if s.ov != nil && s.ov.dropped > 0 {
 		s.noteOverflow()
 	}
@@ -714,6 +713,14 @@ func (s *side) appendBody(p []byte, at time.Time) {
 	b.Marks = addMark(b.Marks, have+len(p), at, s.d.lim.MaxMarks)
 }
 
+// headerOf returns the header of this side's message of e.
+func (s *side) headerOf(e *exchange) httpmsg.Header {
+	if s.isClient() {
+		return e.x.Request.Header
+	}
+	return e.resp.Header
+}
+
 // bodyLen is the length of the body read so far.
 func (s *side) bodyLen() int { return len(s.body.Data) + s.pending }
 
@@ -781,7 +788,7 @@ func (s *side) endMessage(at time.Time, complete bool) {
 			s.st = stHeld
 			s.bufAt = time.Time{}
 		}
-		s.body, s.header = nil, nil
+		s.body = nil
 		d.deliver()
 		return
 	}
@@ -792,7 +799,7 @@ func (s *side) endMessage(at time.Time, complete bool) {
 		e.x.Partial = true
 	}
 	e.respDone = true
-	s.body, s.header = nil, nil
+	s.body = nil
 	if resp.Status == 101 || e.connect && resp.Status/100 == 2 {
 		d.switchProtocols(e, resp.Status != 101)
 		return
@@ -818,7 +825,7 @@ func (s *side) decodeContent(e *exchange) {
 			enc += ", " + c
 		}
 	}
-	for _, f := range s.header {
+	for _, f := range s.headerOf(e) {
 		if f.Name == "Content-Encoding" {
 			join(f.Value)
 		}
@@ -1063,7 +1070,7 @@ func (s *side) endUnseenOnly() bool {
 	e := s.ex
 	return !s.isClient() && e != nil && s.st == stChunkSize && len(s.buf) == 0 &&
 		e.reqDone && !e.orphan && !e.x.Partial && !e.respLost && !s.body.Truncated &&
-		len(s.transfer) == 0 && !s.header.Has("Content-Encoding")
+		len(s.transfer) == 0 && !s.headerOf(e).Has("Content-Encoding")
 }
 
 // addMark records that body bytes up to off had arrived by at: one mark
