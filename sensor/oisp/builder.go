@@ -182,7 +182,8 @@ func (b *Builder) New(eventType string, at time.Time, method string, data any) *
 }
 
 // Init fills *ev as New fills the event it returns, for callers that keep
-// several events in one allocation.
+// several events in one allocation. *ev must be the zero Event (a new
+// one): only the fields the builder sets are written.
 func (b *Builder) Init(ev *Event, eventType string, at time.Time, method string, data any) {
 	b.InitWithID(ev, "", eventType, at, method, data)
 }
@@ -204,19 +205,19 @@ func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, 
 	idLen := len(out)
 	out = AppendTime(b.appendID(out, "", at), at)
 	all := string(out)
-	*ev = Event{
-		OISPVersion: Version,
-		EventID:     all[idLen : idLen+ulid.EncodedSize],
-		EventType:   eventType,
-		TS:          all[idLen+ulid.EncodedSize:],
-		Host:        b.hostRef,
-		Source: Source{
-			Collector:        Collector,
-			CollectorVersion: b.version,
-			CaptureMethod:    method,
-		},
-		Confidence: Confidence{Level: LevelHigh, Completeness: CompleteFull},
-		Data:       data,
-	}
+	// Field by field rather than *ev = Event{…}: assigning a whole Event
+	// to the heap copies all of it, with a write barrier on each of its
+	// pointer words while the collector marks, to set a third of them.
+	ev.OISPVersion = Version
+	ev.EventID = all[idLen : idLen+ulid.EncodedSize]
+	ev.EventType = eventType
+	ev.TS = all[idLen+ulid.EncodedSize:]
+	ev.Host = b.hostRef
+	ev.Source.Collector = Collector
+	ev.Source.CollectorVersion = b.version
+	ev.Source.CaptureMethod = method
+	ev.Confidence.Level = LevelHigh
+	ev.Confidence.Completeness = CompleteFull
+	ev.Data = data
 	return all[:idLen]
 }

@@ -157,24 +157,30 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			p.stats.Count("agent.tool_results_repeated", 1)
 			continue
 		}
-		d := &oisp.ToolResultEvent{CallID: tr.CallID, RequestID: requestID}
+		blk := new(toolResultBlock)
+		d := &blk.data
+		d.CallID, d.RequestID = tr.CallID, requestID
 		if tr.Name != "" {
-			d.Tool = &oisp.ToolInfo{Name: tr.Name, Type: toolType(tr.Name)}
+			blk.tool = oisp.ToolInfo{Name: tr.Name, Type: toolType(tr.Name)}
+			d.Tool = &blk.tool
 		}
-		d.Success = oisp.Ptr(!tr.IsError)
+		blk.success = !tr.IsError
+		d.Success = &blk.success
 		d.ResultSizeBytes = len(tr.Content)
 		d.ResultHash = oisp.Hash(tr.Content)
 		if p.cfg.Content == ContentFull {
 			d.Result = tr.Content
 		}
-		ev := p.cfg.Builder.New(oisp.TypeToolResult, reqAt, method, d)
+		ev := &blk.event
+		p.cfg.Builder.Init(ev, oisp.TypeToolResult, reqAt, method, d)
 		p.finish(ev, info, proc, actor, attrs, conf, "request")
 		if call.eventID != "" {
 			ev.RelatedEvents = rel.take(
 				oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy},
 				oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
 			if d.Tool == nil && call.name != "" {
-				d.Tool = &oisp.ToolInfo{Name: call.name, Type: toolType(call.name)}
+				blk.tool = oisp.ToolInfo{Name: call.name, Type: toolType(call.name)}
+				d.Tool = &blk.tool
 			}
 		} else {
 			ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy})
@@ -226,17 +232,19 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
 		p.out(fs, ev)
 		for _, c := range calls {
-			d := &oisp.ToolCallEvent{
+			blk := &toolCallBlock{data: oisp.ToolCallEvent{
 				Tool:          oisp.ToolInfo{Name: c.Name, Type: toolType(c.Name)},
 				CallID:        c.ID,
 				TriggeredBy:   "llm_decision",
 				ArgumentsHash: oisp.Hash(c.Arguments),
 				RequestID:     requestID,
-			}
+			}}
+			d := &blk.data
 			if p.cfg.Content == ContentFull {
 				d.Arguments = argumentsObject(c.Arguments)
 			}
-			tev := p.cfg.Builder.New(oisp.TypeToolCall, respAt, method, d)
+			tev := &blk.event
+			p.cfg.Builder.Init(tev, oisp.TypeToolCall, respAt, method, d)
 			p.finish(tev, info, proc, actor, attrs, rconf, "response")
 			tev.RelatedEvents = rel.take(oisp.Related{EventID: ev.EventID, Relationship: oisp.RelCausedBy})
 			if c.ID != "" {
@@ -253,6 +261,22 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 type exchangeEvents struct {
 	request, response oisp.Event
 	related           [2]oisp.Related
+}
+
+// toolCallBlock is an agent.tool_call event and its data, allocated
+// together as they live and die together.
+type toolCallBlock struct {
+	event oisp.Event
+	data  oisp.ToolCallEvent
+}
+
+// toolResultBlock is an agent.tool_result event and its data with the
+// values the data points to, allocated together.
+type toolResultBlock struct {
+	event   oisp.Event
+	data    oisp.ToolResultEvent
+	tool    oisp.ToolInfo
+	success bool
 }
 
 // relatedArena hands out the related_events slices of one exchange's
