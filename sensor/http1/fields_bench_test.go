@@ -24,7 +24,7 @@ func BenchmarkParseFields(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h := make(httpmsg.Header, 0, n)
-		if _, bad := parseFields(responseFields, h); bad != 0 {
+		if _, bad, _ := parseFields(responseFields, h); bad != 0 {
 			b.Fatal(bad)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -493,4 +494,43 @@ func respBody(x *httpmsg.Exchange) *httpmsg.Body {
 		return nil
 	}
 	return &x.Response.Body
+}
+
+// TestHeaderBlockSizes: blocks with fewer and more fields than are gathered
+// on the stack, bad lines and a folded line among them, read in place (one
+// chunk) and gathered (a byte per chunk), give the same fields in order and
+// the same counts.
+func TestHeaderBlockSizes(t *testing.T) {
+	for _, n := range []int{0, 1, maxStackFields - 1, maxStackFields, maxStackFields + 1, 3 * maxStackFields} {
+		var fields strings.Builder
+		var want httpmsg.Header
+		for i := range n {
+			fmt.Fprintf(&fields, "x-field-%d: v%d\r\n", i, i)
+			want = append(want, httpmsg.Field{Name: fmt.Sprintf("X-Field-%d", i), Value: fmt.Sprintf("v%d", i)})
+			if i == n/2 {
+				fields.WriteString("\tfolded\r\nnot a field\r\n")
+				want[i].Value += " folded"
+			}
+		}
+		client := []byte(get("/h", fields.String()))
+		server := []byte(ok("{}"))
+		for _, cuts := range [][]int{nil, seq(len(client))} {
+			r := run(append(split(flow.ClientToServer, client, cuts, t0), whole(flow.ServerToClient, server)...),
+				httpmsg.Limits{}, Options{})
+			if len(r.xs) != 1 {
+				t.Fatalf("%d fields, %d cuts: %d exchanges", n, len(cuts), len(r.xs))
+			}
+			got := r.xs[0].Request.Header
+			if got.Get("Host") != "api.example.com" || !slices.Equal(got[1:], want) {
+				t.Errorf("%d fields, %d cuts: header %v", n, len(cuts), got)
+			}
+			wantBad := int64(0)
+			if n > 0 {
+				wantBad = int64(len("not a field\r\n"))
+			}
+			if bad := r.stats.Get(TokenBadHeaderLine); bad != wantBad {
+				t.Errorf("%d fields, %d cuts: %d bad bytes; want %d", n, len(cuts), bad, wantBad)
+			}
+		}
+	}
 }

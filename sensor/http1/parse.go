@@ -158,25 +158,30 @@ func plausibleStatusStart(b []byte) bool {
 	return string(b[:len(p)]) == p
 }
 
-// parseFields parses the field lines of a header block (without the start
-// line or the empty line that ends the block) and appends them to h. Lines
-// may end in CRLF or LF; a line starting with a space or tab continues the
-// previous field (obsolete line folding, RFC 9112 5.2) and is joined with one
-// space. It returns the fields and the number of bytes in lines that are not
-// fields, which are skipped. Values are substrings of block.
-func parseFields(block string, h httpmsg.Header) (_ httpmsg.Header, bad int) {
+// parseFields parses the field lines at the start of block, up to the empty
+// line that ends a header block or to the end of block, and appends them to
+// h. Lines may end in CRLF or LF; a line starting with a space or tab
+// continues the previous field (obsolete line folding, RFC 9112 5.2) and is
+// joined with one space. It returns the fields, the number of bytes in lines
+// that are not fields, which are skipped, and the length of block through
+// the empty line (-1 when block holds none). Values are substrings of block.
+func parseFields(block string, h httpmsg.Header) (_ httpmsg.Header, bad, end int) {
 	// folds: the last line was a field, which a continuation line extends.
 	folds := false
-	for len(block) > 0 {
+	for rest := block; len(rest) > 0; {
 		var line string
-		if i := strings.IndexByte(block, '\n'); i >= 0 {
-			line, block = block[:i], block[i+1:]
+		i := strings.IndexByte(rest, '\n')
+		if i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
 		} else {
-			line, block = block, ""
+			line, rest = rest, ""
 		}
 		raw := len(line) + 1
 		line = trimCR(line)
 		if line == "" {
+			if i >= 0 {
+				return h, bad, len(block) - len(rest)
+			}
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
@@ -203,7 +208,7 @@ func parseFields(block string, h httpmsg.Header) (_ httpmsg.Header, bad int) {
 		h = append(h, httpmsg.Field{Name: httpmsg.CanonicalName(name), Value: trimOWS(line[colon+1:])})
 		folds = true
 	}
-	return h, bad
+	return h, bad, -1
 }
 
 // trimRightOWS drops trailing spaces and tabs (optional whitespace).

@@ -140,21 +140,7 @@ func (s *side) start(p []byte, at time.Time) int {
 			return i
 		}
 		s.bufAt = at
-		if e := blockEnd(p, 0); e >= 0 && e <= lim+3 {
-			// The block is read in place: the decoder owns its input
-			// (flow.Chunk data is the receiver's, and the decoder's own
-			// buffers are never written again once fed), so its bytes never
-			// change and one string over them serves the start-line check,
-			// every field name and every value without a copy. Blocks
-			// gathered in s.buf, which is reused, are copied (block).
-			str := unsafe.String(&p[0], e)
-			l, fields, ok := s.parseStart(str)
-			if !ok {
-				s.buf = append(s.buf, p[:e]...)
-				s.enterResync(TokenBadStartLine, true)
-				return e
-			}
-			s.begin(l, fields, p[:e], at, true)
+		if e := s.startInPlace(p, at); e > 0 {
 			return e
 		}
 	}
@@ -184,6 +170,37 @@ func (s *side) start(p []byte, at time.Time) int {
 		s.beginOverflow(false)
 	}
 	return take
+}
+
+// startInPlace reads a header block that arrives whole in p where it is,
+// and returns its length; 0 when p does not hold a whole block under the
+// cap (it is then gathered in s.buf). The decoder owns its input
+// (flow.Chunk data is the receiver's, and the decoder's own buffers are
+// never written again once fed), so its bytes never change and one string
+// over them serves the start-line check, every field name and every value
+// without a copy. Blocks gathered in s.buf, which is reused, are copied
+// (block). The fields are parsed as the block's end is looked for, in one
+// pass over its lines.
+func (s *side) startInPlace(p []byte, at time.Time) int {
+	lim := s.d.lim.MaxHeaderBytes
+	str := unsafe.String(&p[0], min(len(p), lim+3))
+	l, fields, ok := s.parseStart(str)
+	if !ok {
+		e := blockEnd(p, 0)
+		if e < 0 || e > lim+3 {
+			return 0
+		}
+		s.buf = append(s.buf, p[:e]...)
+		s.enterResync(TokenBadStartLine, true)
+		return e
+	}
+	h, bad, n := parseHeader(fields)
+	if n < 0 {
+		return 0
+	}
+	e := len(str) - len(fields) + n
+	s.begin(l, h, bad, p[:e], at, true)
+	return e
 }
 
 // plausible reports whether b, the start of a message, can be one: its
@@ -238,38 +255,48 @@ func (s *side) parseStart(block string) (l startLine, fields string, ok bool) {
 func (s *side) block(b []byte, at time.Time, complete bool) {
 	str := string(b)
 	l, fields, _ := s.parseStart(str)
-	s.begin(l, fields, b, at, complete)
+	h, bad, _ := parseHeader(fields)
+	s.begin(l, h, bad, b, at, complete)
 }
 
 // begin starts the message of a header block (b, whose start line parsed
-// as l): field values are substrings of fields, which the caller made from
-// b once.
-func (s *side) begin(l startLine, fields string, b []byte, at time.Time, complete bool) {
+// as l, and whose fields are h, with bad bytes of lines that are not
+// fields).
+func (s *side) begin(l startLine, h httpmsg.Header, bad int, b []byte, at time.Time, complete bool) {
 	if s.isClient() {
 		if l.method == "PRI" && l.target == "*" && l.proto == "HTTP/2.0" {
 			s.buf = s.buf[:0]
 			s.d.preface(bytes.Clone(b), s.bufAt)
 			return
 		}
-		s.beginRequest(l.method, l.target, l.proto, fields, at, complete)
-		return
+		s.beginRequest(l.method, l.target, l.proto, h, at, complete)
+	} else {
+		s.beginResponse(l.proto, l.status, l.reason, h, at, complete)
 	}
-	s.beginResponse(l.proto, l.status, l.reason, fields, at, complete)
-}
-
-// parseHeader parses field lines into a new header and counts bad lines.
-func (s *side) parseHeader(fields string) httpmsg.Header {
-	// The block ends with the empty line, which is not a field.
-	h, bad := parseFields(fields, make(httpmsg.Header, 0, max(strings.Count(fields, "\n")-1, 0)))
 	if bad > 0 {
 		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
 	}
-	return h
 }
 
-func (s *side) beginRequest(method, target, proto, fields string, at time.Time, complete bool) {
+// maxStackFields is how many fields parseHeader gathers on the stack; a
+// block with more grows them on the heap first.
+const maxStackFields = 32
+
+// parseHeader parses the field lines at the start of fields into a new
+// header of their exact size; see parseFields for bad and end.
+func parseHeader(fields string) (h httpmsg.Header, bad, end int) {
+	// The block's size is not known until its end is found, and finding it
+	// first would cost a pass over its lines: the fields are gathered on
+	// the stack and copied once.
+	var gathered [maxStackFields]httpmsg.Field
+	fs, bad, end := parseFields(fields, gathered[:0])
+	h = make(httpmsg.Header, len(fs))
+	copy(h, fs)
+	return h, bad, end
+}
+
+func (s *side) beginRequest(method, target, proto string, h httpmsg.Header, at time.Time, complete bool) {
 	d := s.d
-	h := s.parseHeader(fields)
 	e := d.newExchange(proto)
 	req := &e.x.Request
 	req.Method = method
@@ -340,9 +367,8 @@ func authorityEnd(target string) int {
 	return len(target)
 }
 
-func (s *side) beginResponse(proto string, status int, reason, fields string, at time.Time, complete bool) {
+func (s *side) beginResponse(proto string, status int, reason string, h httpmsg.Header, at time.Time, complete bool) {
 	d := s.d
-	h := s.parseHeader(fields)
 	if status < 200 && status != 101 {
 		// Interim responses (100 Continue, 103 Early Hints) come before
 		// the final response of the same request; they carry no body.
@@ -567,7 +593,7 @@ func (s *side) trailerBlock(fields string) {
 	if strings.TrimSpace(fields) == "" {
 		return
 	}
-	h, bad := parseFields(fields, nil)
+	h, bad, _ := parseFields(fields, nil)
 	if bad > 0 {
 		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
 	}
