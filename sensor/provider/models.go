@@ -45,12 +45,20 @@ type modelTable struct {
 	byID     map[string][]*ModelInfo // model_id -> entries, preferred provider first
 	families []FamilyRule            // longest prefix first
 
-	// found memoises lookups ("provider\x00model" -> *ModelInfo, nil for
-	// none): every exchange looks its models up several times, and the
-	// candidate ids cost regular expressions. At most maxMemo entries, so
-	// hostile model names cannot grow it without bound.
+	// found memoises lookups ("provider\x00model" -> *modelFound): every
+	// exchange looks its models up several times, and the candidate ids
+	// cost regular expressions. At most maxMemo entries, so hostile model
+	// names cannot grow it without bound.
 	found  sync.Map
 	memoed atomic.Int64
+}
+
+// modelFound is a memoised lookup: the model's entry, or for a model the
+// table lacks, the family the prefix rules give its id (a search of every
+// rule, which every exchange with such a model would otherwise repeat).
+type modelFound struct {
+	info   *ModelInfo
+	family string
 }
 
 // maxMemo bounds the lookup memo.
@@ -133,27 +141,37 @@ var providerAliases = map[string][]string{
 var localProviders = map[string]bool{"ollama": true, "lmstudio": true, "vllm": true, "llamacpp": true, "localai": true}
 
 func (t *modelTable) lookup(providerID, modelID string) (*ModelInfo, bool) {
+	f := t.find(providerID, modelID)
+	return f.info, f.info != nil
+}
+
+// find returns the memoised lookup of a model, making it on a miss.
+func (t *modelTable) find(providerID, modelID string) modelFound {
 	if modelID == "" {
-		return nil, false
+		return modelFound{}
 	}
 	// The memo is probed with a key built on the stack: most lookups hit,
 	// and only a miss needs a key of its own to store.
 	var buf [128]byte
 	probe := append(append(append(buf[:0], providerID...), 0), modelID...)
 	if v, ok := t.found.Load(unsafe.String(unsafe.SliceData(probe), len(probe))); ok {
-		m := v.(*ModelInfo)
-		return m, m != nil
+		return *v.(*modelFound)
 	}
 	key := string(probe)
-	m, ok := t.search(providerID, modelID)
+	f := new(modelFound)
+	if m, ok := t.search(providerID, modelID); ok {
+		f.info = m
+	} else {
+		f.family = t.family(providerID, modelID)
+	}
 	if t.memoed.Add(1) <= maxMemo {
-		if _, loaded := t.found.LoadOrStore(key, m); loaded {
+		if _, loaded := t.found.LoadOrStore(key, f); loaded {
 			t.memoed.Add(-1)
 		}
 	} else {
 		t.memoed.Add(-1)
 	}
-	return m, ok
+	return *f
 }
 
 // search runs the lookup order of Registry.Model.
@@ -277,10 +295,11 @@ func (r *Registry) DescribeModel(m *oisp.Model, providerID string) {
 	if r == nil || r.models == nil || m == nil || m.ID == "" {
 		return
 	}
-	info, ok := r.models.lookup(providerID, m.ID)
-	if !ok {
+	f := r.models.find(providerID, m.ID)
+	info := f.info
+	if info == nil {
 		if m.Family == "" {
-			m.Family = r.models.family(providerID, m.ID)
+			m.Family = f.family
 		}
 		return
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
 
 // TestModelsMatchBundle cross-checks the embedded models.json against the
@@ -53,5 +55,44 @@ func TestModelsMatchBundle(t *testing.T) {
 	}
 	if len(bundle.Models) < 2000 {
 		t.Errorf("bundle has only %d models", len(bundle.Models))
+	}
+}
+
+// TestDescribeModelFamilyMemo checks that a model the table lacks gets the
+// family of the prefix rules, on the first (memo made) and later (memo
+// read) descriptions alike, and that known models still get their entry.
+func TestDescribeModelFamilyMemo(t *testing.T) {
+	reg := coreRegistry(t)
+	cases := []struct{ provider, id string }{
+		{"openai", "gpt-4o-2099-01-01-experimental"}, {"openai", "GPT-4-Turbo-Preview-X"}, {"anthropic", "claude-sonnet-9-9"},
+		{"google", "models/gemini-99-pro"}, {"groq", "llama-9-70b"}, {"ollama", "gemma3:1b"}, {"openai", "no-such-family"},
+		{"openai", "gpt-4o-mini"}, {"anthropic", "claude-3-5-sonnet-20241022"},
+	}
+	families := 0
+	for _, c := range cases {
+		want := oisp.Model{ID: c.id}
+		if info, ok := reg.models.search(c.provider, c.id); ok {
+			want.Family, want.Name, want.ContextWindow, want.MaxOutputTokens = info.Family, info.Name, info.ContextWindow, info.MaxOutputTokens
+		} else {
+			want.Family = reg.models.family(c.provider, c.id)
+		}
+		if want.Family != "" {
+			families++
+		}
+		for i := range 2 {
+			got := oisp.Model{ID: c.id}
+			reg.DescribeModel(&got, c.provider)
+			if got != want {
+				t.Fatalf("%s %q, description %d: %+v; want %+v", c.provider, c.id, i+1, got, want)
+			}
+		}
+		kept := oisp.Model{ID: c.id, Family: "given"}
+		reg.DescribeModel(&kept, c.provider)
+		if kept.Family != "given" {
+			t.Fatalf("%s %q: a given family became %q", c.provider, c.id, kept.Family)
+		}
+	}
+	if families < len(cases)/2 {
+		t.Fatalf("only %d of %d cases have a family: the test checks little", families, len(cases))
 	}
 }
