@@ -7,6 +7,7 @@ import (
 	json "github.com/goccy/go-json"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
@@ -121,7 +122,7 @@ type jStr string
 // UnmarshalJSON never fails.
 func (s *jStr) UnmarshalJSON(b []byte) error {
 	*s = ""
-	b = bytes.TrimSpace(b)
+	b = trimSpace(b)
 	if len(b) == 0 {
 		return nil
 	}
@@ -241,14 +242,25 @@ func (v *jBool) UnmarshalJSON(b []byte) error {
 // unquoteScalar trims b and removes one pair of surrounding quotes; it
 // returns nil for null, objects and arrays.
 func unquoteScalar(b []byte) []byte {
-	b = bytes.TrimSpace(b)
+	b = trimSpace(b)
 	if len(b) == 0 || b[0] == '{' || b[0] == '[' || bytes.Equal(b, []byte("null")) {
 		return nil
 	}
 	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
-		return bytes.TrimSpace(b[1 : len(b)-1])
+		return trimSpace(b[1 : len(b)-1])
 	}
 	return b
+}
+
+// trimSpace is bytes.TrimSpace, answered without the call for bytes that
+// begin and end with printable ASCII, which it would return unchanged:
+// the tokens decoders hand to UnmarshalJSON are exact, and every tolerant
+// scalar of a body is trimmed.
+func trimSpace(b []byte) []byte {
+	if n := len(b); n > 0 && b[0] > ' ' && b[0] < utf8.RuneSelf && b[n-1] > ' ' && b[n-1] < utf8.RuneSelf {
+		return b
+	}
+	return bytes.TrimSpace(b)
 }
 
 // errNotJSON is returned when a body is not a JSON value at all.
@@ -264,7 +276,7 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 // decodeLooseMemo is decodeLoose for a stream's event: a scanned shape's
 // strings are taken from memo when it holds them (see stringMemo).
 func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err error) {
-	data = bytes.TrimSpace(data)
+	data = trimSpace(data)
 	if len(data) == 0 {
 		return false, errNotJSON
 	}

@@ -60,3 +60,17 @@ func TestTokenString(t *testing.T) {
 		t.Fatalf("tokenString kept the caller's bytes: %q", keep)
 	}
 }
+
+// TestTrimSpace holds trimSpace to bytes.TrimSpace, on the exact tokens it
+// answers itself and on everything it hands on.
+func TestTrimSpace(t *testing.T) {
+	for _, s := range []string{
+		"", " ", "\t\n\v\f\r ", `"x"`, `1`, `-1.5e3`, `true`, `{}`, `[]`, ` "x"`, `"x" `, "\t1\n",
+		"\x01x\x01", "x\x7f", "\u00a0x", "x\u0085", "\u2028\"x\"\u3000", "\xffx", "x\xc3", "é", "~",
+	} {
+		got, want := trimSpace([]byte(s)), bytes.TrimSpace([]byte(s))
+		if !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+			t.Fatalf("trimSpace(%q) = %q; bytes.TrimSpace gives %q", s, got, want)
+		}
+	}
+}
