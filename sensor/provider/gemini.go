@@ -69,12 +69,17 @@ type googlePath struct {
 func parseGooglePath(path string) (googlePath, bool) {
 	var p googlePath
 	// Every API's Match asks about every exchange: a path that has no
-	// colon, even escaped, is none of Google's (and needs no unescaping).
-	if strings.IndexByte(path, ':') < 0 && strings.IndexByte(path, '%') < 0 {
+	// colon, even escaped, is none of Google's, and one without a '%'
+	// needs no unescaping (PathUnescape would return it as it is, after
+	// looking at each of its bytes).
+	escaped := strings.IndexByte(path, '%') >= 0
+	if !escaped && strings.IndexByte(path, ':') < 0 {
 		return p, false
 	}
-	if dec, err := url.PathUnescape(path); err == nil {
-		path = dec
+	if escaped {
+		if dec, err := url.PathUnescape(path); err == nil {
+			path = dec
+		}
 	}
 	path = strings.TrimPrefix(path, "/")
 	colon := strings.LastIndexByte(path, ':')
@@ -82,7 +87,8 @@ func parseGooglePath(path string) (googlePath, bool) {
 		return p, false
 	}
 	p.Verb = path[colon+1:]
-	segs := strings.Split(path[:colon], "/")
+	var room [9]string // the segments of the longest path accepted
+	segs := pathSegments(room[:0], path[:colon])
 	if len(segs) < 3 || p.Verb == "" {
 		return p, false
 	}
@@ -108,6 +114,22 @@ func parseGooglePath(path string) (googlePath, bool) {
 		p.Model = "tunedModels/" + p.Model
 	}
 	return p, true
+}
+
+// pathSegments is strings.Split(s, "/") into buf's room when s has no
+// more segments than that (every path parseGooglePath accepts).
+func pathSegments(buf []string, s string) []string {
+	if strings.Count(s, "/") >= cap(buf) {
+		return strings.Split(s, "/")
+	}
+	for {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			return append(buf, s)
+		}
+		buf = append(buf, s[:i])
+		s = s[i+1:]
+	}
 }
 
 // modelID is the model the path names (the endpoint id for endpoints).

@@ -209,3 +209,20 @@ func TestGeminiUnknownHost(t *testing.T) {
 		t.Errorf("usage %+v", res.Response.Usage)
 	}
 }
+
+// TestPathSegments holds pathSegments to strings.Split, with room to spare,
+// just enough and too little.
+func TestPathSegments(t *testing.T) {
+	for _, s := range []string{
+		"", "/", "//", "a", "a/", "/a", "v1beta/models/gemini-2.5-flash",
+		"v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash",
+		"1/2/3/4/5/6/7/8/9", "1/2/3/4/5/6/7/8/9/10", "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17/18/19/20",
+	} {
+		want := strings.Split(s, "/")
+		for _, room := range []int{0, 1, 9, 32} {
+			if got := pathSegments(make([]string, 0, room), s); !slices.Equal(got, want) {
+				t.Fatalf("pathSegments(%q) with room %d = %q; want %q", s, room, got, want)
+			}
+		}
+	}
+}

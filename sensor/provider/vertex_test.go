@@ -93,6 +93,9 @@ func TestGooglePath(t *testing.T) {
 		{"/v1beta/models/gemini-2.5-flash", false, "", "", "", "", ""},
 		{"/v1beta/cachedContents", false, "", "", "", "", ""},
 		{"/v1beta/models/:generateContent", false, "", "", "", "", ""},
+		{"/v1beta/models/gemini-2.5-flash%3AgenerateContent", true, "", "", "", "gemini-2.5-flash", "generateContent"},
+		{"/v1/projects/p/locations/l/publishers/google/models/m/x/y:generateContent", false, "", "", "", "", ""},
+		{"/v1/projects/p/locations/l/publishers/google/models/m/1/2/3/4/5/6:generateContent", false, "", "", "", "", ""},
 	} {
 		p, ok := parseGooglePath(c.path)
 		if ok != c.ok || (ok && (p.Project != c.project || p.Location != c.location || p.Publisher != c.publisher || p.modelID() != c.model || p.Verb != c.verb)) {
