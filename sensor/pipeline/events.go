@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -66,11 +65,9 @@ func (p *Pipeline) target(fs *flowState, x *httpmsg.Exchange) provider.Target {
 
 // targetCache remembers Registry.Lookup by host and port. A lookup that
 // reaches the registry's host patterns (regular expressions) costs about a
-// microsecond, and a capture sees few distinct hosts. It is emptied when
-// full, so hosts an attacker makes up cost memory only up to the bound.
+// microsecond, and a capture sees few distinct hosts.
 type targetCache struct {
-	mu sync.Mutex
-	m  map[targetKey]provider.Target
+	memo boundedMemo[targetKey, provider.Target]
 }
 
 type targetKey struct {
@@ -83,13 +80,10 @@ const maxCachedTargets = 1024
 
 func (c *targetCache) lookup(reg *provider.Registry, host string, port int) provider.Target {
 	k := targetKey{host, port}
-	c.mu.Lock()
-	t, ok := c.m[k]
-	c.mu.Unlock()
-	if ok {
+	if t, ok := c.memo.get(k); ok {
 		return t
 	}
-	t, _ = reg.Lookup(host, port)
+	t, _ := reg.Lookup(host, port)
 	// Host strings are substrings of a header block: copies keep the
 	// blocks from staying alive with the cache.
 	k.host = strings.Clone(host)
@@ -98,12 +92,7 @@ func (c *targetCache) lookup(reg *provider.Registry, host string, port int) prov
 	} else {
 		t.Host = strings.Clone(t.Host)
 	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= maxCachedTargets {
-		c.m = make(map[targetKey]provider.Target)
-	}
-	c.m[k] = t
-	c.mu.Unlock()
+	c.memo.put(k, t, maxCachedTargets)
 	return t
 }
 
@@ -161,7 +150,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		d := &blk.data
 		d.CallID, d.RequestID = tr.CallID, requestID
 		if tr.Name != "" {
-			blk.tool = oisp.ToolInfo{Name: tr.Name, Type: toolType(tr.Name)}
+			blk.tool = oisp.ToolInfo{Name: tr.Name, Type: p.toolTypes.of(tr.Name)}
 			d.Tool = &blk.tool
 		}
 		blk.success = !tr.IsError
@@ -179,7 +168,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 				oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy},
 				oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
 			if d.Tool == nil && call.name != "" {
-				blk.tool = oisp.ToolInfo{Name: call.name, Type: toolType(call.name)}
+				blk.tool = oisp.ToolInfo{Name: call.name, Type: p.toolTypes.of(call.name)}
 				d.Tool = &blk.tool
 			}
 		} else {
@@ -233,7 +222,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		p.out(fs, ev)
 		for _, c := range calls {
 			blk := &toolCallBlock{data: oisp.ToolCallEvent{
-				Tool:          oisp.ToolInfo{Name: c.Name, Type: toolType(c.Name)},
+				Tool:          oisp.ToolInfo{Name: c.Name, Type: p.toolTypes.of(c.Name)},
 				CallID:        c.ID,
 				TriggeredBy:   "llm_decision",
 				ArgumentsHash: oisp.Hash(c.Arguments),

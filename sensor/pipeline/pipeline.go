@@ -72,8 +72,9 @@ type Pipeline struct {
 	log   *slog.Logger
 	links *linker
 	// readers lends decompressors to the HTTP/1 decoders of all flows.
-	readers content.Readers
-	targets targetCache
+	readers   content.Readers
+	targets   targetCache
+	toolTypes toolTypeCache
 
 	mu    sync.Mutex
 	flows map[string]*flowState

@@ -31,8 +31,30 @@ func TestTargetCache(t *testing.T) {
 	}
 	for i := range maxCachedTargets + 10 {
 		c.lookup(reg, "h"+strconv.Itoa(i)+".example", 443)
-		if len(c.m) > maxCachedTargets {
-			t.Fatalf("%d targets cached; bound %d", len(c.m), maxCachedTargets)
+		if n := c.memo.len(); n > maxCachedTargets {
+			t.Fatalf("%d targets cached; bound %d", n, maxCachedTargets)
+		}
+	}
+}
+
+// TestToolTypeCache checks that cached types are toolType's, on the first
+// and later asks, and that the cache stays bounded.
+func TestToolTypeCache(t *testing.T) {
+	var c toolTypeCache
+	for _, name := range []string{
+		"get_weather", "Bash", "bash", "str_replace_based_edit_tool", "web_search", "read", "READ", "view",
+		"create_file", "computer", "http_get", "run_sql", "python", "final_result", "", "getWeather",
+	} {
+		for range 2 {
+			if got, want := c.of(name), toolType(name); got != want {
+				t.Fatalf("of(%q) = %q; toolType says %q", name, got, want)
+			}
+		}
+	}
+	for i := range maxCachedToolTypes + 10 {
+		c.of("tool_" + strconv.Itoa(i))
+		if n := c.memo.len(); n > maxCachedToolTypes {
+			t.Fatalf("%d tool names cached; bound %d", n, maxCachedToolTypes)
 		}
 	}
 }
