@@ -17,16 +17,20 @@ type lineSplitter struct {
 	skipLF bool   // the last line ended in CR; an LF right after is part of it
 }
 
-// lineFunc receives a complete line (without its terminator), valid only
-// during the call, with its start offset and the offset past its
-// terminator.
-type lineFunc func(line []byte, start, end int)
+// lineHandler receives the lines of a lineSplitter. It is the reader
+// itself rather than two funcs, so that a reader costs no method-value
+// allocations when it is made.
+type lineHandler interface {
+	// line receives a complete line (without its terminator), valid only
+	// during the call, with its start offset and the offset past its
+	// terminator.
+	line(line []byte, start, end int)
+	// tooLong receives the length of a dropped line.
+	tooLong(n, start, end int)
+}
 
-// tooLongFunc receives the length of a dropped line.
-type tooLongFunc func(n, start, end int)
-
-// feed splits p, calling line or tooLong for each line that ends in p.
-func (l *lineSplitter) feed(p []byte, line lineFunc, tooLong tooLongFunc) {
+// feed splits p, calling h for each line that ends in p.
+func (l *lineSplitter) feed(p []byte, h lineHandler) {
 	i := 0
 	if l.skipLF && len(p) > 0 {
 		l.skipLF = false
@@ -63,7 +67,7 @@ func (l *lineSplitter) feed(p []byte, line lineFunc, tooLong tooLongFunc) {
 		}
 		seg := p[i:j]
 		end := l.pos + len(seg) + 1
-		l.emit(seg, end, line, tooLong)
+		l.emit(seg, end, h)
 		l.pos, l.start = end, end
 		i = j + 1
 		if l.cr && p[j] == '\r' {
@@ -96,32 +100,32 @@ func (l *lineSplitter) add(seg []byte) {
 }
 
 // emit delivers the current line, whose last piece is seg.
-func (l *lineSplitter) emit(seg []byte, end int, line lineFunc, tooLong tooLongFunc) {
+func (l *lineSplitter) emit(seg []byte, end int, h lineHandler) {
 	switch {
 	case l.over:
 		n := l.overN + len(seg)
 		l.over, l.overN = false, 0
-		tooLong(n, l.start, end)
+		h.tooLong(n, l.start, end)
 	case len(l.buf)+len(seg) > l.max:
 		n := len(l.buf) + len(seg)
 		l.buf = l.buf[:0]
-		tooLong(n, l.start, end)
+		h.tooLong(n, l.start, end)
 	case len(l.buf) > 0:
 		l.buf = append(l.buf, seg...)
-		line(l.buf, l.start, end)
+		h.line(l.buf, l.start, end)
 		l.buf = l.buf[:0]
 	default:
-		line(seg, l.start, end)
+		h.line(seg, l.start, end)
 	}
 }
 
 // flush delivers a last line that has no terminator. It reports whether
 // there was one.
-func (l *lineSplitter) flush(line lineFunc, tooLong tooLongFunc) bool {
+func (l *lineSplitter) flush(h lineHandler) bool {
 	if !l.over && len(l.buf) == 0 {
 		return false
 	}
-	l.emit(nil, l.pos, line, tooLong)
+	l.emit(nil, l.pos, h)
 	l.start = l.pos
 	return true
 }

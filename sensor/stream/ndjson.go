@@ -18,9 +18,6 @@ type NDJSONReader struct {
 	lines lineSplitter
 	bom   bomFilter
 	at    time.Time
-
-	onLine    lineFunc
-	onTooLong tooLongFunc
 }
 
 // NewNDJSON returns a reader that calls emit for each non-blank line,
@@ -33,8 +30,6 @@ func NewNDJSON(emit func(line []byte, at time.Time), opts ...Option) *NDJSONRead
 func newNDJSON(emit func(line []byte, start, end int, at time.Time), opts []Option) *NDJSONReader {
 	r := &NDJSONReader{cfg: newConfig(opts), emit: emit}
 	r.lines = lineSplitter{max: r.cfg.maxLine}
-	r.onLine = r.line
-	r.onTooLong = func(n, _, _ int) { r.cfg.rec.Count(TokenNDJSONLineTooLong, int64(n)) }
 	return r
 }
 
@@ -45,15 +40,15 @@ func (r *NDJSONReader) Feed(p []byte, at time.Time) {
 	if dropped {
 		r.lines.pos, r.lines.start = len(utf8BOM), len(utf8BOM)
 	}
-	r.lines.feed(p, r.onLine, r.onTooLong)
+	r.lines.feed(p, r)
 }
 
 // Close ends the stream, delivering a last line that has no line end.
 func (r *NDJSONReader) Close() {
 	if rest := r.bom.rest(); len(rest) > 0 {
-		r.lines.feed(rest, r.onLine, r.onTooLong)
+		r.lines.feed(rest, r)
 	}
-	r.lines.flush(r.onLine, r.onTooLong)
+	r.lines.flush(r)
 }
 
 func (r *NDJSONReader) line(b []byte, start, end int) {
@@ -64,6 +59,10 @@ func (r *NDJSONReader) line(b []byte, start, end int) {
 		return
 	}
 	r.emit(b, start, end, r.at)
+}
+
+func (r *NDJSONReader) tooLong(n, _, _ int) {
+	r.cfg.rec.Count(TokenNDJSONLineTooLong, int64(n))
 }
 
 func isBlank(b []byte) bool {

@@ -25,22 +25,33 @@ const maxPresizedEvents = 512
 // the arrival time of its last byte (the end of its dispatching empty line)
 // according to marks; see httpmsg.Body.TimeAt. With no marks At is zero.
 func ParseSSE(body []byte, marks []httpmsg.Mark, opts ...Option) []SSEEvent {
+	// The reader, the arrival walk and the events are one allocation
+	// (sseParse) and the events' slice another: a body's fixed cost.
+	p := &sseParse{when: arrival{marks: marks}}
 	// An event ends at an empty line: in the usual LF-only stream the
 	// count of "\n\n" sizes the slice at once (CRLF streams grow it).
 	// Empty lines need not end events, so the guess is bounded.
-	events := make([]SSEEvent, 0, min(bytes.Count(body, []byte("\n\n"))+1, maxPresizedEvents))
-	when := arrival{marks: marks}
-	r := NewSSE(func(ev SSEEvent) {
-		ev.At = when.at(max(ev.End-1, 0))
-		events = append(events, ev)
-	}, opts...)
-	r.body = body
-	r.Feed(body, time.Time{})
-	r.Close()
-	if len(events) == 0 {
+	p.events = make([]SSEEvent, 0, min(bytes.Count(body, []byte("\n\n"))+1, maxPresizedEvents))
+	p.r.init(p.add, opts)
+	p.r.body = body
+	p.r.Feed(body, time.Time{})
+	p.r.Close()
+	if len(p.events) == 0 {
 		return nil // as before the slice was sized
 	}
-	return events
+	return p.events
+}
+
+// sseParse is ParseSSE's state.
+type sseParse struct {
+	r      SSEReader
+	when   arrival
+	events []SSEEvent
+}
+
+func (p *sseParse) add(ev SSEEvent) {
+	ev.At = p.when.at(max(ev.End-1, 0))
+	p.events = append(p.events, ev)
 }
 
 // ParseNDJSON reads a complete newline-delimited JSON body; see ParseSSE

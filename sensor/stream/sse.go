@@ -52,18 +52,22 @@ type SSEReader struct {
 	bom   bomFilter
 	at    time.Time
 
-	data      []byte
-	event     string
-	id        string
-	lastName  string // last event name seen, reused to avoid allocating it again
-	evStart   int    // offset of the current event's first line, or -1
-	broken    bool   // part of the current event was dropped
-	onLine    lineFunc
-	onTooLong tooLongFunc
+	data    []byte // the event's data lines so far, each with "\n" (see dataLen)
+	dataLen int    // their length, also while data is still only in body
+	event   string
+	id      string
+	// names are the event names seen most recently, so that a stream's
+	// few names (Anthropic's seven, say) are each made into a string once
+	// rather than at every change of name.
+	names    [8]string
+	nextName int  // the entry of names to replace next
+	evStart  int  // offset of the current event's first line, or -1
+	broken   bool // part of the current event was dropped
 	// body, when set, is the whole stream (ParseSSE reads a complete
 	// body): an event with one data line gets a slice of it as its data
-	// instead of a copy. dataLines counts the current event's data lines;
-	// firstData is where the first one's value is in body.
+	// instead of a copy, and its line is not copied into data at all until
+	// a second data line comes. dataLines counts the current event's data
+	// lines; firstData is where the first one's value is in body.
 	body      []byte
 	dataLines int
 	firstData int
@@ -71,11 +75,14 @@ type SSEReader struct {
 
 // NewSSE returns a reader that calls emit for each event.
 func NewSSE(emit func(SSEEvent), opts ...Option) *SSEReader {
-	r := &SSEReader{cfg: newConfig(opts), emit: emit, evStart: -1}
-	r.lines = lineSplitter{cr: true, max: r.cfg.maxLine}
-	r.onLine = r.line
-	r.onTooLong = r.tooLong
+	r := new(SSEReader)
+	r.init(emit, opts)
 	return r
+}
+
+func (r *SSEReader) init(emit func(SSEEvent), opts []Option) {
+	*r = SSEReader{cfg: newConfig(opts), emit: emit, evStart: -1}
+	r.lines = lineSplitter{cr: true, max: r.cfg.maxLine}
 }
 
 // Feed consumes the next bytes of the stream, which arrived at at.
@@ -85,17 +92,17 @@ func (r *SSEReader) Feed(p []byte, at time.Time) {
 	if dropped {
 		r.lines.pos, r.lines.start = len(utf8BOM), len(utf8BOM)
 	}
-	r.lines.feed(p, r.onLine, r.onTooLong)
+	r.lines.feed(p, r)
 }
 
 // Close ends the stream: a last line without a line end is processed, and
 // an event still holding data is delivered with Unterminated set.
 func (r *SSEReader) Close() {
 	if rest := r.bom.rest(); len(rest) > 0 {
-		r.lines.feed(rest, r.onLine, r.onTooLong)
+		r.lines.feed(rest, r)
 	}
-	r.lines.flush(r.onLine, r.onTooLong)
-	if len(r.data) > 0 || r.broken {
+	r.lines.flush(r)
+	if r.dataLen > 0 || r.broken {
 		r.cfg.rec.Count(TokenSSEUnterminated, 1)
 		r.dispatch(r.lines.pos, true)
 	}
@@ -125,24 +132,30 @@ func (r *SSEReader) line(b []byte, start, end int) {
 		if r.broken {
 			return
 		}
-		if len(r.data)+len(value)+1 > r.cfg.maxEvent {
-			r.cfg.rec.Count(TokenSSEEventTooLong, int64(len(r.data)+len(value)+1))
+		if r.dataLen+len(value)+1 > r.cfg.maxEvent {
+			r.cfg.rec.Count(TokenSSEEventTooLong, int64(r.dataLen+len(value)+1))
 			r.broken = true
-			r.data = r.data[:0]
+			r.data, r.dataLen = r.data[:0], 0
 			return
 		}
-		if r.dataLines == 0 {
-			// value is the end of the line, which starts at offset start.
-			r.firstData = start + len(b) - len(value)
-		}
 		r.dataLines++
+		r.dataLen += len(value) + 1
+		if r.body != nil {
+			switch r.dataLines {
+			case 1:
+				// value is the end of the line, which starts at offset start.
+				r.firstData = start + len(b) - len(value)
+				return
+			case 2:
+				first := r.dataLen - len(value) - 2
+				r.data = append(r.data, r.body[r.firstData:r.firstData+first]...)
+				r.data = append(r.data, '\n')
+			}
+		}
 		r.data = append(r.data, value...)
 		r.data = append(r.data, '\n')
 	case "event":
-		if string(value) != r.lastName {
-			r.lastName = string(value)
-		}
-		r.event = r.lastName
+		r.event = r.eventName(value)
 	case "id":
 		if bytes.IndexByte(value, 0) < 0 && string(value) != r.id {
 			r.id = string(value)
@@ -154,6 +167,19 @@ func (r *SSEReader) line(b []byte, start, end int) {
 	}
 }
 
+// eventName returns value as a string, from names if it is there.
+func (r *SSEReader) eventName(value []byte) string {
+	for _, name := range r.names {
+		if name == string(value) {
+			return name
+		}
+	}
+	name := string(value)
+	r.names[r.nextName] = name
+	r.nextName = (r.nextName + 1) % len(r.names)
+	return name
+}
+
 func (r *SSEReader) tooLong(n, start, end int) {
 	r.cfg.rec.Count(TokenSSELineTooLong, int64(n))
 	if r.evStart < 0 {
@@ -162,21 +188,22 @@ func (r *SSEReader) tooLong(n, start, end int) {
 	r.broken = true
 }
 
-// keep returns data as the event's own: a slice of the body for one data
-// line when the whole stream is at hand, else a copy the reader never
-// changes again.
-func (r *SSEReader) keep(data []byte) []byte {
+// eventData returns the current event's data lines joined by "\n" as the
+// event's own: a slice of the body for one data line when the whole stream
+// is at hand, else a copy the reader never changes again.
+func (r *SSEReader) eventData() []byte {
+	n := r.dataLen - 1 // every data line added a "\n"
 	if r.body != nil && r.dataLines == 1 {
 		start := r.firstData
-		return r.body[start : start+len(data) : start+len(data)]
+		return r.body[start : start+n : start+n]
 	}
-	return append(make([]byte, 0, len(data)), data...)
+	return append(make([]byte, 0, n), r.data[:n]...)
 }
 
 // dispatch ends the current event at the line end before offset end.
 func (r *SSEReader) dispatch(end int, unterminated bool) {
 	defer func() {
-		r.data = r.data[:0]
+		r.data, r.dataLen = r.data[:0], 0
 		r.dataLines = 0
 		r.event = ""
 		r.evStart = -1
@@ -186,14 +213,13 @@ func (r *SSEReader) dispatch(end int, unterminated bool) {
 		r.cfg.rec.Count(TokenSSEEventDropped, 1)
 		return
 	}
-	if len(r.data) == 0 {
+	if r.dataLen == 0 {
 		return // no data: nothing to dispatch (a lone "event:" or "id:")
 	}
-	data := r.data[:len(r.data)-1] // every data line added a "\n"
 	ev := SSEEvent{
 		Event:        r.event,
 		ID:           r.id,
-		Data:         r.keep(data),
+		Data:         r.eventData(),
 		At:           r.at,
 		Offset:       r.evStart,
 		End:          end,

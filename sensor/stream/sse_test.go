@@ -312,6 +312,7 @@ func FuzzSSE(f *testing.F) {
 		f.Add(b, uint64(len(b)))
 	}
 	f.Add([]byte("\xEF\xBB\xBFdata: x\r\r: c\r\nevent\rdata:\r\n\r\n"), uint64(1))
+	f.Add([]byte(manyNamesStream), uint64(3))
 	f.Fuzz(func(t *testing.T, body []byte, seed uint64) {
 		opts := []Option{WithMaxLine(64), WithMaxEvent(128)}
 		want, wantCounts := readSSE([][]byte{body}, opts...)
@@ -322,9 +323,15 @@ func FuzzSSE(f *testing.F) {
 		if diff := cmp.Diff(wantCounts, counts); diff != "" {
 			t.Fatalf("counters differ between whole and split input:\n%s", diff)
 		}
-		// ParseSSE slices the body for one-line events instead of copying.
-		if diff := cmp.Diff(simplify(want), simplify(ParseSSE(body, nil, opts...))); diff != "" {
+		// ParseSSE slices the body for one-line events instead of copying,
+		// and copies a data line only when a second one comes.
+		var parseCounts stats.Counters
+		parsed := ParseSSE(body, nil, append(opts, WithRecorder(&parseCounts))...)
+		if diff := cmp.Diff(simplify(want), simplify(parsed)); diff != "" {
 			t.Fatalf("ParseSSE differs from the reader:\n%s", diff)
+		}
+		if diff := cmp.Diff(wantCounts, parseCounts.Snapshot()); diff != "" {
+			t.Fatalf("ParseSSE's counters differ from the reader's:\n%s", diff)
 		}
 		prevEnd := 0
 		for _, e := range want {
@@ -337,6 +344,71 @@ func FuzzSSE(f *testing.F) {
 			prevEnd = e.End
 		}
 	})
+}
+
+// manyNamesStream has more event names than the reader remembers, coming
+// back in turn, events of one and of several data lines, an empty data
+// line, and an event over the cap of FuzzSSE.
+var manyNamesStream = func() string {
+	var sb strings.Builder
+	for round := range 3 {
+		for i := range 11 {
+			fmt.Fprintf(&sb, "event: name%d\n", i)
+			for line := range (i + round) % 4 {
+				fmt.Fprintf(&sb, "data: {\"round\":%d,\"line\":%d}\n", round, line)
+			}
+			if i == 5 {
+				sb.WriteString("data:\n")
+			}
+			sb.WriteString("\n")
+		}
+	}
+	sb.WriteString("event: big\ndata: " + strings.Repeat("x", 70) + "\ndata: " + strings.Repeat("y", 70) + "\ndata: z\n\n")
+	return sb.String()
+}()
+
+func TestParseSSEAgreesWithTheReader(t *testing.T) {
+	body := []byte(manyNamesStream)
+	opts := []Option{WithMaxEvent(128)}
+	want, wantCounts := readSSE(oneByteEach(body), opts...)
+	var names []string // of the events with data, in order
+	for round := range 3 {
+		for i := range 11 {
+			if (i+round)%4 > 0 || i == 5 {
+				names = append(names, fmt.Sprintf("name%d", i))
+			}
+		}
+	}
+	if len(want) != len(names) || wantCounts[TokenSSEEventTooLong] == 0 {
+		t.Fatalf("%d events, counts %v: the stream is not what this test needs", len(want), wantCounts)
+	}
+	for i, e := range want {
+		if e.Event != names[i] {
+			t.Fatalf("event %d is %q, want %q", i, e.Event, names[i])
+		}
+	}
+	var counts stats.Counters
+	got := ParseSSE(body, nil, append(opts, WithRecorder(&counts))...)
+	if diff := cmp.Diff(simplify(want), simplify(got)); diff != "" {
+		t.Fatalf("ParseSSE differs from the reader fed a byte at a time:\n%s", diff)
+	}
+	if diff := cmp.Diff(wantCounts, counts.Snapshot()); diff != "" {
+		t.Fatalf("counters differ:\n%s", diff)
+	}
+}
+
+// BenchmarkParseSSE parses the recorded streams of the test data, one
+// ParseSSE each, as a provider decoder does per response.
+func BenchmarkParseSSE(b *testing.B) {
+	bodies := realBodies(b, "*.sse")
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, body := range bodies {
+			if ParseSSE(body, nil) == nil {
+				b.Fatal("no events")
+			}
+		}
+	}
 }
 
 func BenchmarkSSE(b *testing.B) {
