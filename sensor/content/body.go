@@ -28,7 +28,8 @@ import (
 //   - unknown coding or corrupt data: b.Data keeps the raw bytes,
 //     b.DecodeError says why and the error is returned.
 func (d *Decoder) DecodeBody(b *httpmsg.Body, encoding string, lim httpmsg.Limits) (capped bool, err error) {
-	codings, perr := parseEncoding(encoding)
+	var buf [maxListed]coding
+	codings, perr := parseEncoding(encoding, buf[:0])
 	if perr == nil && len(codings) == 0 {
 		return false, nil
 	}

@@ -67,6 +67,13 @@ type Decoder struct {
 	br   *brotli.Reader
 	zs   *zstd.Decoder
 	used [numCodings]bool // codings already in use in the current chain
+	// wire and members serve the body being decoded (the source of the
+	// first decompressor and the gzip chain), kept here so that a body
+	// costs no allocations of its own beyond its output; peeked holds the
+	// first bytes of a deflate stream.
+	wire    bytes.Reader
+	members gzipMembers
+	peeked  [2]byte
 	// shared, when set, lends the decompressors for each body instead of
 	// the Decoder keeping them.
 	shared *Readers
@@ -126,11 +133,15 @@ func (c coding) String() string {
 	}
 }
 
+// maxListed is how many codings a body usually lists at most; parsing
+// into an array of this size costs no allocation.
+const maxListed = 4
+
 // ParseEncoding splits a Content-Encoding value into the codings to remove,
-// in the order they must be removed (last applied first). Identity entries
-// are dropped. It fails on a coding that is not known.
-func parseEncoding(encoding string) ([]coding, error) {
-	var list []coding
+// in the order they must be removed (last applied first), appended to list
+// (normally a slice of a local array of maxListed). Identity entries are
+// dropped. It fails on a coding that is not known.
+func parseEncoding(encoding string, list []coding) ([]coding, error) {
 	for field := range strings.SplitSeq(encoding, ",") {
 		name := strings.ToLower(strings.TrimSpace(field))
 		switch name {
@@ -156,7 +167,8 @@ func parseEncoding(encoding string) ([]coding, error) {
 
 // Known reports whether every coding in encoding can be removed.
 func Known(encoding string) bool {
-	_, err := parseEncoding(encoding)
+	var buf [maxListed]coding
+	_, err := parseEncoding(encoding, buf[:0])
 	return err == nil
 }
 
@@ -168,7 +180,8 @@ type progressFunc func(outLen, wireConsumed int)
 // wire never cross one) and a progress callback, used to carry arrival
 // marks through decompression.
 func (d *Decoder) decode(encoding string, wire []byte, bounds []int, max int, progress progressFunc) ([]byte, bool, error) {
-	codings, err := parseEncoding(encoding)
+	var buf [maxListed]coding
+	codings, err := parseEncoding(encoding, buf[:0])
 	if err != nil {
 		d.rec.Count(TokenUnknownEncoding, 1)
 		return nil, false, err
@@ -192,12 +205,15 @@ func (d *Decoder) decode(encoding string, wire []byte, bounds []int, max int, pr
 	var src io.Reader
 	var wr *wireReader
 	if bounds == nil {
-		src = bytes.NewReader(wire) // lets flate use its fast path
+		d.wire.Reset(wire) // a *bytes.Reader lets flate use its fast path
+		defer d.wire.Reset(nil)
+		src = &d.wire
 	} else {
 		wr = &wireReader{b: wire, bounds: bounds}
 		src = wr
 	}
 	r := src
+	defer func() { d.members = gzipMembers{} }()
 	for _, c := range codings {
 		r, err = d.open(c, r)
 		if err != nil {
@@ -255,11 +271,12 @@ func (d *Decoder) open(c coding, r io.Reader) (io.Reader, error) {
 			return nil, err
 		}
 		d.gz.Multistream(false)
-		return &gzipMembers{gz: d.gz, src: src, rec: d.rec}, nil
+		d.members = gzipMembers{gz: d.gz, src: src, rec: d.rec}
+		return &d.members, nil
 	case codingDeflate:
 		// "deflate" is zlib (RFC 1950) by the standard, but some servers
 		// send a raw RFC 1951 stream; the zlib header tells them apart.
-		head, r := peek2(r)
+		head, r := peek2(r, d.peeked[:])
 		if isZlibHeader(head) {
 			if !reuse || d.zl == nil {
 				zl, err := zlib.NewReader(r)
@@ -332,14 +349,14 @@ func byteSource(r io.Reader) io.Reader {
 	return bufio.NewReader(r)
 }
 
-// peek returns up to n bytes that r (from byteSource) will yield next,
-// without consuming them.
-func peek(r io.Reader, n int) []byte {
+// peek returns up to len(buf) bytes that r (from byteSource) will yield
+// next, without consuming them; they may be in buf.
+func peek(r io.Reader, buf []byte) []byte {
+	n := len(buf)
 	switch v := r.(type) {
 	case *bytes.Reader:
-		b := make([]byte, n)
-		k, _ := v.ReadAt(b, v.Size()-int64(v.Len()))
-		return b[:k]
+		k, _ := v.ReadAt(buf, v.Size()-int64(v.Len()))
+		return buf[:k]
 	case *wireReader:
 		return v.b[v.pos:min(v.pos+n, len(v.b))]
 	case *bufio.Reader:
@@ -351,18 +368,19 @@ func peek(r io.Reader, n int) []byte {
 
 // peek2 returns the first two bytes r will yield and a reader that still
 // yields them.
-func peek2(r io.Reader) ([]byte, io.Reader) {
+func peek2(r io.Reader, buf []byte) ([]byte, io.Reader) {
 	r = byteSource(r)
-	return peek(r, 2), r
+	return peek(r, buf[:2]), r
 }
 
 // gzipMembers reads the gzip members of a body one after another (RFC 1952
 // allows several) and stops cleanly at bytes that do not start another
 // member, counting them.
 type gzipMembers struct {
-	gz  *gzip.Reader
-	src io.Reader
-	rec stats.Recorder
+	gz   *gzip.Reader
+	src  io.Reader
+	rec  stats.Recorder
+	next [2]byte // the bytes after a member
 }
 
 func (m *gzipMembers) Read(p []byte) (int, error) {
@@ -370,7 +388,7 @@ func (m *gzipMembers) Read(p []byte) (int, error) {
 	if err != io.EOF {
 		return n, err
 	}
-	next := peek(m.src, 2)
+	next := peek(m.src, m.next[:])
 	switch {
 	case len(next) == 0:
 		return n, io.EOF

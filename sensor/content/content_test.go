@@ -549,3 +549,47 @@ func TestZstdDecodingStartsNoGoroutines(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d", before, after)
 	}
 }
+
+// TestDecoderKeepsNoBody checks that a Decoder, which keeps the readers of
+// the body it decodes to save their allocations, lets go of the body and of
+// the lent gzip reader when the body is done.
+func TestDecoderKeepsNoBody(t *testing.T) {
+	real, err := os.ReadFile("testdata/anthropic-complete.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shared Readers
+	d := NewSharedDecoder(stats.Discard{}, &shared)
+	for _, encoding := range []string{"gzip", "gzip, gzip", "identity, gzip"} {
+		wire := real
+		if encoding == "gzip, gzip" {
+			wire = compress(t, "gzip", real)
+		}
+		if _, _, err := d.Decode(encoding, wire, 1<<20); err != nil {
+			t.Fatalf("%s: %v", encoding, err)
+		}
+		if d.wire.Size() != 0 || d.members != (gzipMembers{}) || d.gz != nil {
+			t.Fatalf("%s: the decoder still holds the body's readers after it", encoding)
+		}
+	}
+}
+
+// BenchmarkDecodeBody decodes a small recorded gzip response body, as
+// providers send them, with its arrival mark: the fixed cost of a body.
+func BenchmarkDecodeBody(b *testing.B) {
+	real, err := os.ReadFile("testdata/anthropic-complete.json.gz")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var shared Readers
+	d := NewSharedDecoder(stats.Discard{}, &shared)
+	at := time.Unix(1, 0)
+	b.SetBytes(int64(len(real)))
+	b.ReportAllocs()
+	for b.Loop() {
+		body := httpmsg.Body{Data: real, Marks: []httpmsg.Mark{{Offset: len(real), At: at}}}
+		if _, err := d.DecodeBody(&body, "gzip", httpmsg.Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
