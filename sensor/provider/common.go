@@ -135,7 +135,12 @@ func providerOf(t Target, x *httpmsg.Exchange) oisp.Provider {
 // endpointURL is the request URL without query or fragment.
 func endpointURL(x *httpmsg.Exchange) string {
 	u := x.Request.URL()
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
+	// Two vectorised searches cost less than IndexAny's byte loop over a
+	// URL that mostly has neither.
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i]
+	}
+	if i := strings.IndexByte(u, '#'); i >= 0 {
 		u = u[:i]
 	}
 	return u
