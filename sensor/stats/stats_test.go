@@ -78,6 +78,29 @@ func TestCountersConcurrent(t *testing.T) {
 	}
 }
 
+// TestCountersSharedSlot counts tokens that share a slot of the recent
+// counters in turn, and the empty token: each keeps its own count.
+func TestCountersSharedSlot(t *testing.T) {
+	tokens := []string{"", "a.b"}
+	for i := 0; len(tokens) < 4; i++ {
+		if tok := fmt.Sprintf("decoder.token_%d", i); recentSlot(tok) == recentSlot("a.b") {
+			tokens = append(tokens, tok)
+		}
+	}
+	var c Counters
+	for round := range 5 {
+		for i, tok := range tokens {
+			c.Count(tok, int64(i+1))
+			if got, want := c.Get(tok), int64((round+1)*(i+1)); got != want {
+				t.Fatalf("round %d: Get(%q) = %d, want %d", round, tok, got, want)
+			}
+		}
+	}
+	if snap := c.Snapshot(); len(snap) != len(tokens) {
+		t.Fatalf("Snapshot = %v, want the %d tokens", snap, len(tokens))
+	}
+}
+
 // syncMapCounters is the previous Counters (a sync.Map of counters), kept to
 // benchmark against.
 type syncMapCounters struct{ m sync.Map }
@@ -97,7 +120,7 @@ func BenchmarkCount(b *testing.B) {
 	for _, impl := range []struct {
 		name string
 		rec  Recorder
-	}{{"map", &Counters{}}, {"sync.Map", &syncMapCounters{}}} {
+	}{{"Counters", &Counters{}}, {"sync.Map", &syncMapCounters{}}} {
 		for i := range 35 {
 			impl.rec.Count(fmt.Sprintf("decoder.token_%d", i), 1)
 		}
