@@ -108,6 +108,7 @@ type Decoder struct {
 	scratch []byte // payload buffer the SDK decoder verifies into
 	offset  int64  // stream offset of buf[0]
 	err     error  // sticky framing error; later bytes are dropped
+	memo    headerMemo
 }
 
 // NewDecoder returns a decoder that calls emit for every good frame, in
@@ -198,27 +199,24 @@ func (d *Decoder) prelude(b []byte) (int, error) {
 // headers is skipped (its length was trustworthy, so the next frame can
 // still be read).
 func (d *Decoder) frame(b []byte, start int64) {
-	r := sliceReader{b: b}
-	// The SDK decoder copies the payload into scratch while checking the
-	// CRC; the emitted payload aliases b instead, saving a copy per frame.
-	m, err := d.aws.Decode(&r, d.scratch[:0])
-	if err != nil {
-		var ce awsstream.ChecksumError
-		if errors.As(err, &ce) {
-			d.rec.Count(TokenBadCRC, 1)
-		} else {
-			d.rec.Count(TokenBadHeader, 1)
-		}
-		d.rec.Count(TokenDroppedBytes, int64(len(b)))
-		return
-	}
-	if cap(m.Payload) > cap(d.scratch) {
-		d.scratch = m.Payload[:0]
-	}
 	headersLen := int(binary.BigEndian.Uint32(b[4:8]))
+	headers, ok := d.stringHeaders(b[preludeLen : preludeLen+headersLen])
+	if !ok || crc32.ChecksumIEEE(b[:len(b)-4]) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		var err error
+		if headers, err = d.sdkHeaders(b); err != nil {
+			var ce awsstream.ChecksumError
+			if errors.As(err, &ce) {
+				d.rec.Count(TokenBadCRC, 1)
+			} else {
+				d.rec.Count(TokenBadHeader, 1)
+			}
+			d.rec.Count(TokenDroppedBytes, int64(len(b)))
+			return
+		}
+	}
 	payload := b[preludeLen+headersLen : len(b)-4 : len(b)-4]
-	msg := Message{Headers: m.Headers, Payload: payload, Start: start, End: start + int64(len(b))}
-	for _, h := range m.Headers {
+	msg := Message{Headers: headers, Payload: payload, Start: start, End: start + int64(len(b))}
+	for _, h := range headers {
 		sv, ok := h.Value.(awsstream.StringValue)
 		if !ok {
 			continue
@@ -240,6 +238,93 @@ func (d *Decoder) frame(b []byte, start int64) {
 		}
 	}
 	d.emit(msg)
+}
+
+// sdkHeaders decodes frame b with the SDK's decoder, which checks its CRC
+// and reads headers of every type, and returns the headers.
+func (d *Decoder) sdkHeaders(b []byte) (awsstream.Headers, error) {
+	r := sliceReader{b: b}
+	// The SDK decoder copies the payload into scratch while checking the
+	// CRC; the emitted payload aliases b instead, saving a copy per frame.
+	m, err := d.aws.Decode(&r, d.scratch[:0])
+	if err != nil {
+		return nil, err
+	}
+	if cap(m.Payload) > cap(d.scratch) {
+		d.scratch = m.Payload[:0]
+	}
+	return m.Headers, nil
+}
+
+// stringHeaders decodes a frame's header block as the SDK's decoder does
+// when every header is a string with a name of its own, as Bedrock sends
+// them, without its allocations: names and values come from the memo of
+// the stream's few (":event-type", "chunk", …). ok is false for anything
+// else (another type, a repeated name, a short block), which is left to
+// the SDK.
+func (d *Decoder) stringHeaders(block []byte) (hs awsstream.Headers, ok bool) {
+	if len(block) == 0 {
+		return nil, true
+	}
+	hs = make(awsstream.Headers, 0, 4)
+	for len(block) > 0 {
+		// name length u8, name, type u8 (7: string), value length u16, value
+		nameEnd := 1 + int(block[0])
+		if len(block) < nameEnd+3 || block[nameEnd] != stringValueType {
+			return nil, false
+		}
+		name := block[1:nameEnd]
+		valueEnd := nameEnd + 3 + int(binary.BigEndian.Uint16(block[nameEnd+1:]))
+		if len(block) < valueEnd {
+			return nil, false
+		}
+		for _, h := range hs {
+			if h.Name == string(name) {
+				return nil, false // the SDK keeps the last value in the first's place
+			}
+		}
+		hs = append(hs, awsstream.Header{Name: d.memo.name(name), Value: d.memo.value(block[nameEnd+3 : valueEnd])})
+		block = block[valueEnd:]
+	}
+	return hs, true
+}
+
+// stringValueType is the header value type of a string.
+const stringValueType = 7
+
+// headerMemo holds the header names and string values a stream repeats in
+// every frame, the values already boxed as awsstream.Value (immutable, so
+// frames can share them).
+type headerMemo struct {
+	names               [8]string
+	values              [8]awsstream.Value
+	nextName, nextValue int
+}
+
+// name returns b as a string, from the memo when it is there.
+func (m *headerMemo) name(b []byte) string {
+	for _, n := range m.names {
+		if n == string(b) {
+			return n
+		}
+	}
+	n := string(b)
+	m.names[m.nextName] = n
+	m.nextName = (m.nextName + 1) % len(m.names)
+	return n
+}
+
+// value returns b as a StringValue, from the memo when it is there.
+func (m *headerMemo) value(b []byte) awsstream.Value {
+	for _, v := range m.values {
+		if sv, ok := v.(awsstream.StringValue); ok && string(sv) == string(b) {
+			return v
+		}
+	}
+	v := awsstream.Value(awsstream.StringValue(b))
+	m.values[m.nextValue] = v
+	m.nextValue = (m.nextValue + 1) % len(m.values)
+	return v
 }
 
 // Close ends the stream. Bytes of an incomplete frame are counted as

@@ -2,13 +2,16 @@ package eventstream
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	awsstream "github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/oisp/oisp-sensor/sensor/stats"
@@ -346,4 +349,68 @@ func BenchmarkDecodeAll(b *testing.B) {
 			}
 		})
 	}
+}
+
+// frameWith returns a frame with the header block and payload given and
+// correct CRCs.
+func frameWith(headers, payload []byte) []byte {
+	total := preludeLen + len(headers) + len(payload) + 4
+	b := binary.BigEndian.AppendUint32(nil, uint32(total))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(headers)))
+	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	b = append(append(b, headers...), payload...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}
+
+// FuzzStringHeaders checks the decoder's own reading of string headers
+// against the SDK's decoder: whenever it takes a header block, it must give
+// what the SDK gives, whatever the memo holds from the blocks before.
+func FuzzStringHeaders(f *testing.F) {
+	for _, name := range []string{"converse-stream.bin", "invoke-stream-anthropic.bin"} {
+		b := readFixture(f, name)
+		for len(b) >= minFrame {
+			total := int(binary.BigEndian.Uint32(b))
+			headers := int(binary.BigEndian.Uint32(b[4:]))
+			f.Add(b[preludeLen : preludeLen+headers])
+			b = b[total:]
+		}
+	}
+	var twice, other []byte
+	for _, h := range []awsstream.Header{
+		{Name: ":event-type", Value: awsstream.StringValue("chunk")},
+		{Name: "", Value: awsstream.StringValue("")},
+		{Name: ":event-type", Value: awsstream.StringValue("metadata")},
+	} {
+		twice = appendHeader(f, twice, h)
+	}
+	f.Add(twice)
+	other = appendHeader(f, other, awsstream.Header{Name: ":date", Value: awsstream.TimestampValue(time.Unix(1, 0))})
+	f.Add(other)
+	f.Add([]byte{3, 'a', 'b', 'c', 7, 0, 9, 'x'})
+	d := NewDecoder(func(Message) {}, nil, Options{})
+	f.Fuzz(func(t *testing.T, headers []byte) {
+		if len(headers) > 1<<16 {
+			return
+		}
+		got, ok := d.stringHeaders(headers)
+		m, err := awsstream.NewDecoder().Decode(bytes.NewReader(frameWith(headers, []byte("{}"))), nil)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("the SDK fails (%v) on a block read as %v", err, got)
+		}
+		if !reflect.DeepEqual(got, m.Headers) {
+			t.Fatalf("headers %#v, the SDK reads %#v", got, m.Headers)
+		}
+	})
+}
+
+func appendHeader(t testing.TB, b []byte, h awsstream.Header) []byte {
+	var buf bytes.Buffer
+	if err := awsstream.NewEncoder().Encode(&buf, awsstream.Message{Headers: awsstream.Headers{h}}); err != nil {
+		t.Fatal(err)
+	}
+	frame := buf.Bytes()
+	return append(b, frame[preludeLen:len(frame)-4]...)
 }
