@@ -3,6 +3,8 @@ package stream
 import (
 	"bytes"
 	"time"
+
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // Counter tokens of the SSE reader.
@@ -57,12 +59,11 @@ type SSEReader struct {
 	event   string
 	id      string
 	// names are the event names seen most recently, so that a stream's
-	// few names (Anthropic's seven, say) are each made into a string once
-	// rather than at every change of name.
-	names    [8]string
-	nextName int  // the entry of names to replace next
-	evStart  int  // offset of the current event's first line, or -1
-	broken   bool // part of the current event was dropped
+	// few names are each made into a string once rather than at every
+	// change of name.
+	names   memo.Strings
+	evStart int  // offset of the current event's first line, or -1
+	broken  bool // part of the current event was dropped
 	// body, when set, is the whole stream (ParseSSE reads a complete
 	// body): an event with one data line gets a slice of it as its data
 	// instead of a copy, and its line is not copied into data at all until
@@ -155,7 +156,7 @@ func (r *SSEReader) line(b []byte, start, end int) {
 		r.data = append(r.data, value...)
 		r.data = append(r.data, '\n')
 	case "event":
-		r.event = r.eventName(value)
+		r.event = r.names.Get(value)
 	case "id":
 		if bytes.IndexByte(value, 0) < 0 && string(value) != r.id {
 			r.id = string(value)
@@ -165,19 +166,6 @@ func (r *SSEReader) line(b []byte, start, end int) {
 	default:
 		r.cfg.rec.Count(TokenSSEUnknownField, 1)
 	}
-}
-
-// eventName returns value as a string, from names if it is there.
-func (r *SSEReader) eventName(value []byte) string {
-	for _, name := range r.names {
-		if name == string(value) {
-			return name
-		}
-	}
-	name := string(value)
-	r.names[r.nextName] = name
-	r.nextName = (r.nextName + 1) % len(r.names)
-	return name
 }
 
 func (r *SSEReader) tooLong(n, start, end int) {

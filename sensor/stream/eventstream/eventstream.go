@@ -22,6 +22,7 @@ import (
 
 	awsstream "github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/oisp/oisp-sensor/sensor/stats"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // Stats tokens counted by this package.
@@ -283,7 +284,7 @@ func (d *Decoder) stringHeaders(block []byte) (hs awsstream.Headers, ok bool) {
 				return nil, false // the SDK keeps the last value in the first's place
 			}
 		}
-		hs = append(hs, awsstream.Header{Name: d.memo.name(name), Value: d.memo.value(block[nameEnd+3 : valueEnd])})
+		hs = append(hs, awsstream.Header{Name: d.memo.names.Get(name), Value: d.memo.value(block[nameEnd+3 : valueEnd])})
 		block = block[valueEnd:]
 	}
 	return hs, true
@@ -296,22 +297,9 @@ const stringValueType = 7
 // every frame, the values already boxed as awsstream.Value (immutable, so
 // frames can share them).
 type headerMemo struct {
-	names               [8]string
-	values              [8]awsstream.Value
-	nextName, nextValue int
-}
-
-// name returns b as a string, from the memo when it is there.
-func (m *headerMemo) name(b []byte) string {
-	for _, n := range m.names {
-		if n == string(b) {
-			return n
-		}
-	}
-	n := string(b)
-	m.names[m.nextName] = n
-	m.nextName = (m.nextName + 1) % len(m.names)
-	return n
+	names     memo.Strings
+	values    [8]awsstream.Value
+	nextValue int
 }
 
 // value returns b as a StringValue, from the memo when it is there.
