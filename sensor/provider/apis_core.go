@@ -279,7 +279,7 @@ func startResponse(res *Result, x *httpmsg.Exchange) *oisp.AIResponse {
 		return nil
 	}
 	noteResponseBody(res, x)
-	return newResponse(res.Request, x)
+	return newResponse(res, x)
 }
 
 // noteResponseBody records truncation and decoding problems of the

@@ -556,7 +556,7 @@ func decodeBedrockConverse(t Target, p bedrockPath, x *httpmsg.Exchange, rec sta
 	if x.Response == nil {
 		return res
 	}
-	resp := newResponse(req, x)
+	resp := newResponse(res, x)
 	res.Response = resp
 	body := &x.Response.Body
 	var a converseAcc

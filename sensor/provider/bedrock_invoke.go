@@ -609,7 +609,7 @@ func decodeBedrockInvoke(t Target, p bedrockPath, x *httpmsg.Exchange, rec stats
 	if x.Response == nil {
 		return res
 	}
-	resp := newResponse(req, x)
+	resp := newResponse(res, x)
 	body := &x.Response.Body
 	var a invokeAcc
 	switch {

@@ -592,7 +592,7 @@ func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 		finishResult(env, "cohere", res)
 		return res, nil
 	}
-	resp := newResponse(req, x)
+	resp := newResponse(res, x)
 	res.Response = resp
 	var acc cohereAcc
 	switch {

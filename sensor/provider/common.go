@@ -35,17 +35,40 @@ const (
 	noteContentDecodeError   = "content_decode_error"
 )
 
+// resultParts is a Result and the values its request points to, allocated
+// together.
+type resultParts struct {
+	res  Result
+	req  oisp.AIRequest
+	prov oisp.Provider
+	auth oisp.Auth
+}
+
+// responseParts is a response and the values its pointers start with,
+// allocated together (with the result when the exchange has a response).
+type responseParts struct {
+	resp    oisp.AIResponse
+	success bool
+	latency int64
+}
+
 // result starts a Result for api with the request's provider, endpoint and
 // auth filled in.
 func newResult(api string, t Target, x *httpmsg.Exchange, requestType string) *Result {
 	// The result, its request, provider and auth live and die together:
-	// one allocation instead of four on every exchange.
-	a := &struct {
-		res  Result
-		req  oisp.AIRequest
-		prov oisp.Provider
-		auth oisp.Auth
-	}{}
+	// one allocation instead of four on every exchange; with the room for
+	// the response newResponse will start when the exchange has one.
+	var a *resultParts
+	if x.Response != nil {
+		withResponse := &struct {
+			resultParts
+			resp responseParts
+		}{}
+		a = &withResponse.resultParts
+		a.res.responseRoom = &withResponse.resp
+	} else {
+		a = &resultParts{}
+	}
 	req := &a.req
 	req.RequestType = requestType
 	req.Endpoint = api
@@ -198,16 +221,15 @@ func describeAuth(h httpmsg.Header) (auth oisp.Auth, ok bool) {
 // newResponse starts an ai.response for an exchange that has one: provider,
 // status, success (refined by the decoder when an error is found in the
 // body), latency and the provider's request id from headers.
-func newResponse(req *oisp.AIRequest, x *httpmsg.Exchange) *oisp.AIResponse {
-	// The response and the values its pointers start with, allocated
-	// together.
-	a := &struct {
-		resp    oisp.AIResponse
-		success bool
-		latency int64
-	}{success: x.Response.Status >= 200 && x.Response.Status < 300}
+func newResponse(res *Result, x *httpmsg.Exchange) *oisp.AIResponse {
+	a := res.responseRoom
+	if a == nil {
+		a = &responseParts{}
+	}
+	res.responseRoom = nil // a second response of the result gets its own
+	a.success = x.Response.Status >= 200 && x.Response.Status < 300
 	resp := &a.resp
-	resp.Provider = req.Provider
+	resp.Provider = res.Request.Provider
 	resp.StatusCode = x.Response.Status
 	resp.Success = &a.success
 	if ms, ok := msSince(requestDone(x), x.Response.End); ok {

@@ -222,7 +222,7 @@ func decodeGoogleModelVerb(api string, t Target, p googlePath, x *httpmsg.Exchan
 		decodeGeminiRequest(x.Request.Body.Data, res)
 		req.Streaming = oisp.Ptr(streaming)
 		if x.Response != nil {
-			resp := newResponse(req, x)
+			resp := newResponse(res, x)
 			decodeGeminiResponse(x, res, resp, streaming, envStats(env))
 			res.Response = resp
 		}
@@ -1022,7 +1022,7 @@ func decodeGeminiCountTokens(x *httpmsg.Exchange, res *Result) {
 	if x.Response == nil {
 		return
 	}
-	resp := newResponse(res.Request, x)
+	resp := newResponse(res, x)
 	var b struct {
 		TotalTokens jInt            `json:"totalTokens"`
 		Error       json.RawMessage `json:"error"`

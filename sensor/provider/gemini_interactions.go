@@ -113,7 +113,7 @@ func (geminiInteractionsAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Re
 	streaming := decodeInteractionsRequest(x.Request.Body.Data, res)
 	req.Streaming = oisp.Ptr(streaming)
 	if x.Response != nil {
-		resp := newResponse(req, x)
+		resp := newResponse(res, x)
 		decodeInteractionsResponse(x, res, resp, streaming)
 		res.Response = resp
 	}

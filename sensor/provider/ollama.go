@@ -362,7 +362,7 @@ func (a ollamaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 		finishResult(env, "ollama", res)
 		return res, nil
 	}
-	resp := newResponse(req, x)
+	resp := newResponse(res, x)
 	res.Response = resp
 	var acc ollamaAcc
 	for _, ln := range ndjsonLines(body, envStats(env)) {

@@ -74,6 +74,10 @@ type Result struct {
 	// the response is whole even if the transport saw the client reset the
 	// stream before the server's end-of-stream arrived.
 	StreamEnded bool
+
+	// responseRoom is where newResponse starts the response: allocated
+	// with the result, for an exchange that has one (nil once used).
+	responseRoom *responseParts
 }
 
 // ToolResult is a tool output found in a request.

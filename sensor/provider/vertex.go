@@ -117,7 +117,7 @@ func (vertexRawPredictAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Resu
 	streaming := streamVerb || bodyStream
 	req.Streaming = oisp.Ptr(streaming)
 	if x.Response != nil {
-		resp := newResponse(req, x)
+		resp := newResponse(res, x)
 		switch {
 		case anthropic && looksSSE(x):
 			decodeAnthropicSSE(x, res, resp)
@@ -181,7 +181,7 @@ func (vertexOpenAIChatAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Resu
 	}
 	decodeOpenAIChatRequest(x.Request.Body.Data, res)
 	if x.Response != nil {
-		resp := newResponse(req, x)
+		resp := newResponse(res, x)
 		if looksSSE(x) {
 			decodeOpenAIChatSSE(x, res, resp)
 		} else {
