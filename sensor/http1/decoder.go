@@ -70,10 +70,12 @@ type Options struct {
 	// (http1.upgraded_bytes or http1.tunnel_bytes).
 	Upgrade func(x *httpmsg.Exchange) httpmsg.Decoder
 	// H2Preface is called when the client opens the flow with the HTTP/2
-	// connection preface ("PRI * HTTP/2.0"). A non-nil result receives the
-	// whole flow from its first byte; otherwise the flow is counted as
+	// connection preface ("PRI * HTTP/2.0"), with this decoder's flow,
+	// sink, limits and recorder (so a constructor such as http2.New's
+	// serves, with no closure made per flow). A non-nil result receives
+	// the whole flow from its first byte; otherwise the flow is counted as
 	// http1.h2_preface and its bytes as garbage.
-	H2Preface func() httpmsg.Decoder
+	H2Preface func(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder) httpmsg.Decoder
 	// MaxPending caps exchanges waiting for their response (pipelining).
 	// When it is reached the oldest is delivered without a response.
 	// Zero means 64; values below 2 mean 2.
@@ -440,7 +442,7 @@ func (d *Decoder) preface(clientBytes []byte, at time.Time) {
 	d.switched = true
 	d.nextTok = TokenH2Bytes
 	if d.opts.H2Preface != nil {
-		d.next = d.opts.H2Preface()
+		d.next = d.opts.H2Preface(d.info, d.sink, d.lim, d.rec)
 	}
 	d.forward(flow.Chunk{Dir: flow.ClientToServer, Data: clientBytes, At: at})
 	d.releaseEarly()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
 const chatReq = `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`
@@ -468,7 +469,9 @@ func TestDecoder(t *testing.T) {
 				c2s(1, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04"),
 				c2s(2, "more frames"),
 			},
-			opts:   Options{H2Preface: func() httpmsg.Decoder { return &rec }},
+			opts: Options{H2Preface: func(*flow.Info, httpmsg.Sink, httpmsg.Limits, stats.Recorder) httpmsg.Decoder {
+				return &rec
+			}},
 			counts: map[string]int64{TokenH2Preface: 1},
 			check: func(t *testing.T, r result) {
 				if string(rec.client) != "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04more frames" || string(rec.server) != "\x00\x00\x00\x04\x00\x00\x00\x00\x00" {

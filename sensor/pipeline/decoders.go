@@ -25,14 +25,19 @@ func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg
 	case info.Transport == flow.QUIC:
 		return newHTTP3(info, sink, lim, rec)
 	case info.ALPN == "h2" || IsHTTP2Preface(first):
-		return http2.New(info, sink, lim, rec)
+		return newHTTP2(info, sink, lim, rec)
 	default:
 		return http1.NewWithOptions(info, sink, lim, rec, http1.Options{
 			Upgrade:   upgrade,
-			H2Preface: func() httpmsg.Decoder { return http2.New(info, sink, lim, rec) },
+			H2Preface: newHTTP2,
 			Readers:   readers,
 		})
 	}
+}
+
+// newHTTP2 is http2.New as an httpmsg.Decoder constructor.
+func newHTTP2(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder) httpmsg.Decoder {
+	return http2.New(info, sink, lim, rec)
 }
 
 // newDecoder is the pipeline's decoder for a flow: the configured factory,
