@@ -216,6 +216,11 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 			}
 		}
 	}
+	// Responses stream events are scanned when small (a response or an
+	// item makes the scan decline).
+	if scanAgrees[responsesEvent](t, data) && named("item_id") {
+		responses++
+	}
 	var robj responsesObject
 	if named("output") && json.Unmarshal(data, &robj) == nil {
 		for _, it := range robj.Output {
@@ -623,5 +628,31 @@ func TestArrayScanOddJSON(t *testing.T) {
 		if got := tc.with(t, []byte(tc.body)); got != tc.take {
 			t.Errorf("%.120q: taken %v, want %v", tc.body, got, tc.take)
 		}
+	}
+}
+
+// TestResponsesEventScanOwnsDelta: a scanned delta is the event's own copy,
+// so the decoder, which appends the next event's delta to the buffer
+// reset keeps, never writes over the body the scan read.
+func TestResponsesEventScanOwnsDelta(t *testing.T) {
+	// (The delta comes first: bytes enough follow it in the body for the
+	// decoder's append to fit, were the delta a slice of it.)
+	first := []byte(`{"delta":"Hello","type":"response.output_text.delta","item_id":"msg_1","output_index":0,"sequence_number":12345}`)
+	keep := string(first)
+	var memo stringMemo
+	var ev responsesEvent
+	if !ev.scanJSON(first, &memo) || string(ev.Delta) != `"Hello"` || string(ev.ItemID) != "msg_1" {
+		t.Fatalf("delta event not scanned: %+v", ev)
+	}
+	ev.reset()
+	if _, err := decodeLoose([]byte(`{"type":"response.output_text.delta","delta":"a longer delta than Hello","item":{}}`), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != keep {
+		t.Fatalf("the scanned body was written over: %s", first)
+	}
+	ev.reset()
+	if ev.scanJSON([]byte(`{"type":"response.created","response":{"id":"resp_1"}}`), &memo) {
+		t.Fatal("an event with a response object was scanned")
 	}
 }

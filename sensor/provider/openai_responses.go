@@ -272,6 +272,9 @@ type responsesStream struct {
 	firstContent time.Time
 	// ev is the decode target of every event (see responsesEvent.reset).
 	ev responsesEvent
+	// strs holds the event type and item id the events repeat (see
+	// stringMemo).
+	strs stringMemo
 }
 
 func newResponsesStream() *responsesStream { return &responsesStream{} }
@@ -283,6 +286,13 @@ func (e *responsesEvent) reset() *responsesEvent {
 	return e
 }
 
+// isOutputEventName reports whether a stream event's name has two dots
+// (response.output_text.delta), as the events of its output do.
+func isOutputEventName(event string) bool {
+	i := strings.IndexByte(event, '.')
+	return i >= 0 && strings.IndexByte(event[i+1:], '.') >= 0
+}
+
 // add consumes one event.
 func (s *responsesStream) add(event string, data []byte, at time.Time) {
 	data = bytes.TrimSpace(data)
@@ -290,9 +300,17 @@ func (s *responsesStream) add(event string, data []byte, at time.Time) {
 		return
 	}
 	ev := s.ev.reset()
-	if _, err := decodeLoose(data, ev); err != nil {
-		s.badEvents++
-		return
+	// The small events of a stream's output (named response.<part>.<what>:
+	// deltas, a part's added and done) are scanned; the others (named
+	// response.<what>, carrying the response object), and an event the
+	// scan declines (an item's, one not scanned whole), go to the
+	// decoder.
+	if !isOutputEventName(event) || !ev.scanJSON(data, &s.strs) {
+		ev.reset()
+		if _, err := decodeLoose(data, ev); err != nil {
+			s.badEvents++
+			return
+		}
 	}
 	s.events++
 	typ := string(ev.Type)

@@ -3,9 +3,11 @@ package provider
 // The scans of the arrays decoded apart from their bodies (see
 // json_scan.go): a Responses API request's input items, content-part
 // arrays (chat and Responses content) and Anthropic request content. (The
-// Responses API request, response object and stream events themselves
-// are left to the decoder: scanned, they cost 0.9% more instructions of
-// the corpus pass than the allocations they save.)
+// Responses API request and response object themselves are left to the
+// decoder: scanned, they cost 0.9% more instructions of the corpus pass
+// than the allocations they save.) A Responses stream's small events are
+// scanned too (responsesEvent.scanJSON, called by the stream
+// itself).
 
 // Member names of the scanned structs, as their json tags give them.
 var (
@@ -109,4 +111,39 @@ func (s *jsonScan) anthropicContentBlock(bl *anthropicContentBlock) bool {
 			return s.fields(&anthropicMediaNames, func(string) bool { return s.tolerant(&src.MediaType) })
 		})
 	})
+}
+
+// responsesEventNames are the members a Responses API output event is
+// scanned for; one with a response object or an item is left to the
+// decoder, as are the stream's other events (see responsesStream.add).
+var responsesEventNames = newFieldNames("type", "response", "item", "delta", "item_id", "code", "message", "error")
+
+// resetScan empties the event as reset does.
+func (e *responsesEvent) resetScan() { e.reset() }
+
+// scanJSON reads the many small events of a stream (deltas and their
+// .done) with the memo's type and item id. The delta is copied into the
+// event's own buffer: reset keeps that buffer for the decoder to append
+// to, so it must never be the body's bytes.
+func (e *responsesEvent) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
+	return s.fields(&responsesEventNames, func(name string) bool {
+		switch name {
+		case "type":
+			return s.tolerant(&e.Type)
+		case "delta":
+			raw, ok := s.value()
+			e.Delta = append(e.Delta[:0], raw...)
+			return ok
+		case "item_id":
+			return s.tolerant(&e.ItemID)
+		case "code":
+			return s.tolerant(&e.Code)
+		case "message":
+			return s.tolerant(&e.Message)
+		case "error":
+			return s.raw(&e.Error)
+		}
+		return false // "response", "item"
+	}) && s.end()
 }
