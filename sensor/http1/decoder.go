@@ -106,6 +106,9 @@ type Decoder struct {
 	queueInit [2]*exchange
 	nextSeq   int
 	evicted   int // requests given up on whose responses may still come
+	// respFields is the size of the flow's last response header (at most
+	// maxRespFields), the room requestHeader keeps for the next.
+	respFields int
 
 	// early holds server bytes that arrived before any client byte and do
 	// not look like HTTP/1: a server speaking first is HTTP/2 (SETTINGS)
@@ -128,7 +131,10 @@ type exchange struct {
 	resp httpmsg.Response
 	// marks hold the first arrival mark of the request and response
 	// bodies: most bodies arrive at once and need no more.
-	marks       [2][1]httpmsg.Mark
+	marks [2][1]httpmsg.Mark
+	// spare is room for the response header in the request header's
+	// allocation (see requestHeader).
+	spare       httpmsg.Header
 	reqDone     bool // the request ended (complete or not)
 	respDone    bool // the final response ended (complete or not)
 	respStarted bool // a final response has been paired with it

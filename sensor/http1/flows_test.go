@@ -534,3 +534,50 @@ func TestHeaderBlockSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestResponseHeaderRoom: the response header shares the request header's
+// allocation when it fits the room kept for it (sized by the flow's last
+// response) and has its own when not; a 100 Continue takes no room, and
+// adding to one header never changes the other.
+func TestResponseHeaderRoom(t *testing.T) {
+	fieldsOf := func(n int) (string, httpmsg.Header) {
+		var b strings.Builder
+		var h httpmsg.Header
+		for i := range n {
+			fmt.Fprintf(&b, "x-r-%d: v%d\r\n", i, i)
+			h = append(h, httpmsg.Field{Name: fmt.Sprintf("X-R-%d", i), Value: fmt.Sprintf("v%d", i)})
+		}
+		return b.String(), h
+	}
+	sizes := []int{firstRespFields - 3, firstRespFields + 5, 2, 3, maxRespFields + 4, maxRespFields + 4, 0}
+	var client, server strings.Builder
+	var want []httpmsg.Header
+	for i, n := range sizes {
+		client.WriteString(get("/h"))
+		if i == 1 {
+			server.WriteString("HTTP/1.1 100 Continue\r\nx-interim: 1\r\n\r\n")
+		}
+		extra, h := fieldsOf(n)
+		server.WriteString(ok("{}", extra))
+		want = append(want, append(h,
+			httpmsg.Field{Name: "Content-Type", Value: "application/json"},
+			httpmsg.Field{Name: "Content-Length", Value: "2"}))
+	}
+	r := run(both(client.String(), server.String()), httpmsg.Limits{}, Options{})
+	if len(r.xs) != len(sizes) {
+		t.Fatalf("%d exchanges; want %d", len(r.xs), len(sizes))
+	}
+	for i, x := range r.xs {
+		if x.Response == nil || !slices.Equal(x.Response.Header, want[i]) {
+			t.Fatalf("exchange %d: response header %v; want %v", i, x.Response, want[i])
+		}
+		x.Request.Header.Add("X-Added", "1")
+		if !slices.Equal(x.Response.Header, want[i]) || x.Request.Header.Get("X-Added") != "1" {
+			t.Errorf("exchange %d: adding to the request header changed the response's: %v", i, x.Response.Header)
+		}
+		x.Response.Header.Add("X-Added", "2")
+		if x.Request.Header.Get("X-Added") != "1" || x.Request.Header.Get("Host") != "api.example.com" {
+			t.Errorf("exchange %d: adding to the response header changed the request's: %v", i, x.Request.Header)
+		}
+	}
+}

@@ -194,12 +194,13 @@ func (s *side) startInPlace(p []byte, at time.Time) int {
 		s.enterResync(TokenBadStartLine, true)
 		return e
 	}
-	h, bad, n := parseHeader(fields)
+	var gathered [maxStackFields]httpmsg.Field
+	fs, bad, n := parseFields(fields, gathered[:0])
 	if n < 0 {
 		return 0
 	}
 	e := len(str) - len(fields) + n
-	s.begin(l, h, bad, p[:e], at, true)
+	s.begin(l, fs, bad, p[:e], at, true)
 	return e
 }
 
@@ -255,49 +256,82 @@ func (s *side) parseStart(block string) (l startLine, fields string, ok bool) {
 func (s *side) block(b []byte, at time.Time, complete bool) {
 	str := string(b)
 	l, fields, _ := s.parseStart(str)
-	h, bad, _ := parseHeader(fields)
-	s.begin(l, h, bad, b, at, complete)
+	var gathered [maxStackFields]httpmsg.Field
+	fs, bad, _ := parseFields(fields, gathered[:0])
+	s.begin(l, fs, bad, b, at, complete)
 }
 
 // begin starts the message of a header block (b, whose start line parsed
-// as l, and whose fields are h, with bad bytes of lines that are not
-// fields).
-func (s *side) begin(l startLine, h httpmsg.Header, bad int, b []byte, at time.Time, complete bool) {
+// as l, and whose fields are fs, with bad bytes of lines that are not
+// fields). fs may be on the caller's stack: the message keeps a copy.
+func (s *side) begin(l startLine, fs httpmsg.Header, bad int, b []byte, at time.Time, complete bool) {
 	if s.isClient() {
 		if l.method == "PRI" && l.target == "*" && l.proto == "HTTP/2.0" {
 			s.buf = s.buf[:0]
 			s.d.preface(bytes.Clone(b), s.bufAt)
 			return
 		}
-		s.beginRequest(l.method, l.target, l.proto, h, at, complete)
+		s.beginRequest(l.method, l.target, l.proto, fs, at, complete)
 	} else {
-		s.beginResponse(l.proto, l.status, l.reason, h, at, complete)
+		s.beginResponse(l.proto, l.status, l.reason, fs, at, complete)
 	}
 	if bad > 0 {
 		s.d.rec.Count(TokenBadHeaderLine, int64(bad))
 	}
 }
 
-// maxStackFields is how many fields parseHeader gathers on the stack; a
-// block with more grows them on the heap first.
+// maxStackFields is how many fields a header block's parse gathers on the
+// stack; a block with more grows them on the heap first. (The block's size
+// is not known until its end is found, and finding it first would cost a
+// pass over its lines: the fields are gathered and copied once, into the
+// message's header.)
 const maxStackFields = 32
 
-// parseHeader parses the field lines at the start of fields into a new
-// header of their exact size; see parseFields for bad and end.
-func parseHeader(fields string) (h httpmsg.Header, bad, end int) {
-	// The block's size is not known until its end is found, and finding it
-	// first would cost a pass over its lines: the fields are gathered on
-	// the stack and copied once.
-	var gathered [maxStackFields]httpmsg.Field
-	fs, bad, end := parseFields(fields, gathered[:0])
-	h = make(httpmsg.Header, len(fs))
+// requestHeader copies fs, the fields of e's request, into e's request
+// header, in an allocation with room for the response header after it
+// (e.spare), sized like the flow's last response header: an exchange's
+// two headers live and die together, and most flows' responses come from
+// one server with the same fields each time.
+func (d *Decoder) requestHeader(e *exchange, fs httpmsg.Header) httpmsg.Header {
+	n := len(fs)
+	room := d.respFields
+	if room == 0 {
+		room = firstRespFields
+	}
+	h := make(httpmsg.Header, n, n+room)
 	copy(h, fs)
-	return h, bad, end
+	e.spare = h[n:n:cap(h)]
+	return h[:n:n]
 }
 
-func (s *side) beginRequest(method, target, proto string, h httpmsg.Header, at time.Time, complete bool) {
+// responseHeader copies fs, the fields of e's response, into e's spare
+// room when they fit, or a header of their own.
+func (d *Decoder) responseHeader(e *exchange, fs httpmsg.Header) httpmsg.Header {
+	n := len(fs)
+	d.respFields = min(max(n, 1), maxRespFields)
+	h := e.spare
+	e.spare = nil
+	if cap(h) < n {
+		h = make(httpmsg.Header, 0, n)
+	}
+	h = h[:n:n]
+	copy(h, fs)
+	return h
+}
+
+// firstRespFields is the room kept for a flow's first response header
+// (recorded API responses mostly have 10-24 fields; 16 left so many out
+// that their room was wasted); maxRespFields bounds the room whatever came
+// before.
+const (
+	firstRespFields = 24
+	maxRespFields   = 32
+)
+
+func (s *side) beginRequest(method, target, proto string, fs httpmsg.Header, at time.Time, complete bool) {
 	d := s.d
 	e := d.newExchange(proto)
+	h := d.requestHeader(e, fs)
 	req := &e.x.Request
 	req.Method = method
 	req.Target = target
@@ -367,7 +401,7 @@ func authorityEnd(target string) int {
 	return len(target)
 }
 
-func (s *side) beginResponse(proto string, status int, reason string, h httpmsg.Header, at time.Time, complete bool) {
+func (s *side) beginResponse(proto string, status int, reason string, fs httpmsg.Header, at time.Time, complete bool) {
 	d := s.d
 	if status < 200 && status != 101 {
 		// Interim responses (100 Continue, 103 Early Hints) come before
@@ -377,6 +411,7 @@ func (s *side) beginResponse(proto string, status int, reason string, h httpmsg.
 	}
 	e := d.pairResponse(proto)
 	e.respStarted = true
+	h := d.responseHeader(e, fs)
 	e.resp = httpmsg.Response{Status: status, Reason: reason, Header: h, Start: s.bufAt, End: at}
 	resp := &e.resp
 	e.x.Response = resp
