@@ -16,7 +16,7 @@ import (
 )
 
 // ignoreScanMarks leaves out of comparisons what only the scan sets.
-var ignoreScanMarks = cmpopts.IgnoreUnexported(openaiMessage{}, openaiChoiceMessage{})
+var ignoreScanMarks = cmpopts.IgnoreUnexported(openaiMessage{}, openaiChoiceMessage{}, openaiChatResponseBody{})
 
 // checkPlainMarks: content the scan marks plain is what plainStringBytes
 // reads as plain text.

@@ -174,6 +174,12 @@ type openaiChatResponseBody struct {
 	Type    jStr            `json:"type"`
 	Code    jStr            `json:"code"`
 	Detail  json.RawMessage `json:"detail"`
+
+	// spare holds emptied messages of the body's last choices, which the
+	// scan of the next body's choices takes instead of new ones (a
+	// stream's chunks each carry a delta; see reset).
+	spare  [4]*openaiChoiceMessage
+	spares int
 }
 
 // reset empties the body for the next decode, as a new one would be, but
@@ -190,10 +196,35 @@ func (b *openaiChatRequestBody) reset() {
 // reset empties the body for the next decode, as a new one would be, but
 // keeps the array of its choices, and returns it.
 func (b *openaiChatResponseBody) reset() *openaiChatResponseBody {
+	// A choice's messages are kept, emptied, for the next scan: nothing
+	// holds them past the body (what a decoder keeps it copies out), and
+	// no message is in two places (a response's message is moved into
+	// the delta, not shared).
+	spare, n := b.spare, b.spares
+	for i := range b.Choices {
+		for _, m := range [2]*openaiChoiceMessage{b.Choices[i].Message, b.Choices[i].Delta} {
+			if m != nil && n < len(spare) {
+				*m = openaiChoiceMessage{}
+				spare[n] = m
+				n++
+			}
+		}
+	}
 	choices := b.Choices[:0]
 	clear(choices[:cap(choices)])
-	*b = openaiChatResponseBody{Choices: choices}
+	*b = openaiChatResponseBody{Choices: choices, spare: spare, spares: n}
 	return b
+}
+
+// choiceMessage returns an empty message for a choice: a spare one, or new.
+func (b *openaiChatResponseBody) choiceMessage() *openaiChoiceMessage {
+	if b.spares == 0 {
+		return new(openaiChoiceMessage)
+	}
+	b.spares--
+	m := b.spare[b.spares]
+	b.spare[b.spares] = nil
+	return m
 }
 
 // ---------------------------------------------------------------- request

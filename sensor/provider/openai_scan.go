@@ -120,7 +120,7 @@ func (b *openaiChatResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
 		case "model":
 			return s.tolerant(&b.Model)
 		case "choices":
-			return scanSlice(s, &b.Choices, s.openaiChoice)
+			return scanSlice(s, &b.Choices, func(c *openaiChoice) bool { return s.openaiChoice(c, b) })
 		case "usage":
 			return scanPointer(s, &b.Usage, s.openaiUsage)
 		case "error":
@@ -144,15 +144,25 @@ func (s *jsonScan) openaiXGroq(x *openaiXGroq) bool {
 	return s.fields(&openaiXGroqNames, func(string) bool { return scanPointer(s, &x.Usage, s.openaiUsage) })
 }
 
-func (s *jsonScan) openaiChoice(c *openaiChoice) bool {
+// openaiChoice reads a choice of body b, its message or delta into one of
+// b's spare messages.
+func (s *jsonScan) openaiChoice(c *openaiChoice, b *openaiChatResponseBody) bool {
+	message := func(p **openaiChoiceMessage) bool {
+		if s.peek() == 'n' {
+			*p = nil
+			return s.literal("null")
+		}
+		*p = b.choiceMessage()
+		return s.openaiChoiceMessage(*p)
+	}
 	return s.fields(&openaiChoiceNames, func(name string) bool {
 		switch name {
 		case "index":
 			return s.tolerant(&c.Index)
 		case "message":
-			return scanPointer(s, &c.Message, s.openaiChoiceMessage)
+			return message(&c.Message)
 		case "delta":
-			return scanPointer(s, &c.Delta, s.openaiChoiceMessage)
+			return message(&c.Delta)
 		case "text":
 			return s.tolerantPointer(&c.Text)
 		case "finish_reason":
