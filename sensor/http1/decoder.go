@@ -153,6 +153,15 @@ func New(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recor
 
 // NewWithOptions is New with optional behaviours.
 func NewWithOptions(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, opts Options) *Decoder {
+	d := new(Decoder)
+	d.Init(info, sink, lim, rec, opts)
+	return d
+}
+
+// Init readies d, a zero Decoder, as NewWithOptions readies a new one: an
+// owner that keeps a flow's decoder in a struct of its own (a pipeline's
+// flow state) saves an allocation per flow. d must not be copied after.
+func (d *Decoder) Init(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, opts Options) {
 	if rec == nil {
 		rec = stats.Discard{}
 	}
@@ -163,7 +172,7 @@ func NewWithOptions(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec 
 		opts.MaxPending = 64
 	}
 	opts.MaxPending = max(opts.MaxPending, 2)
-	d := &Decoder{
+	*d = Decoder{
 		info: info,
 		sink: sink,
 		lim:  lim.WithDefaults(),
@@ -173,7 +182,6 @@ func NewWithOptions(info *flow.Info, sink httpmsg.Sink, lim httpmsg.Limits, rec 
 	d.queue = d.queueInit[:0]
 	d.client = side{d: d, dir: flow.ClientToServer}
 	d.server = side{d: d, dir: flow.ServerToClient}
-	return d
 }
 
 // scheme is the URL scheme of the flow's requests.

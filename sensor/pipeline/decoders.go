@@ -17,21 +17,28 @@ import (
 // Upgrades to WebSocket are not followed: the pipeline's own decoder choice
 // adds that.
 func DefaultDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder) httpmsg.Decoder {
-	return chooseDecoder(info, first, sink, lim, rec, nil, nil)
+	return chooseDecoder(info, first, sink, lim, rec, nil, nil, nil)
 }
 
-func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, upgrade func(*httpmsg.Exchange) httpmsg.Decoder, readers *content.Readers) httpmsg.Decoder {
+// chooseDecoder is DefaultDecoder with upgrades followed by upgrade, the
+// HTTP/1 decoders' decompressors lent by readers, and an HTTP/1 decoder
+// readied in h1 when it is not nil.
+func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, upgrade func(*httpmsg.Exchange) httpmsg.Decoder, readers *content.Readers, h1 *http1.Decoder) httpmsg.Decoder {
 	switch {
 	case info.Transport == flow.QUIC:
 		return newHTTP3(info, sink, lim, rec)
 	case info.ALPN == "h2" || IsHTTP2Preface(first):
 		return newHTTP2(info, sink, lim, rec)
 	default:
-		return http1.NewWithOptions(info, sink, lim, rec, http1.Options{
+		if h1 == nil {
+			h1 = new(http1.Decoder)
+		}
+		h1.Init(info, sink, lim, rec, http1.Options{
 			Upgrade:   upgrade,
 			H2Preface: newHTTP2,
 			Readers:   readers,
 		})
+		return h1
 	}
 }
 
@@ -49,7 +56,7 @@ func (p *Pipeline) newDecoder(fs *flowState, first []byte) httpmsg.Decoder {
 	}
 	return chooseDecoder(fs.info, first, sink, p.cfg.Limits, p.stats, func(x *httpmsg.Exchange) httpmsg.Decoder {
 		return p.upgrade(fs, x)
-	}, &p.readers)
+	}, &p.readers, &fs.h1)
 }
 
 // upgrade follows a WebSocket connection when it opens a session of an AI

@@ -14,6 +14,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/content"
 	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/http1"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/provider"
@@ -96,6 +97,10 @@ type flowState struct {
 	proc       *oisp.Process
 	actor      *oisp.Actor
 	attrs      map[string]any
+
+	// h1 is the flow's decoder when it speaks HTTP/1 (most flows), kept
+	// here to save its allocation.
+	h1 http1.Decoder
 }
 
 // Done receives the flow's finished exchanges from its decoder.
