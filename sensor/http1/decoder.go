@@ -67,8 +67,10 @@ type Options struct {
 	// receives every later byte of the flow, starting with any bytes that
 	// followed the switch in the chunks already seen, and the Close. With
 	// no callback, or a nil result, the later bytes are only counted
-	// (http1.upgraded_bytes or http1.tunnel_bytes).
-	Upgrade func(x *httpmsg.Exchange) httpmsg.Decoder
+	// (http1.upgraded_bytes or http1.tunnel_bytes). sink is this decoder's
+	// sink, so that a function shared by every flow can find the flow's
+	// state there instead of a closure being made per flow.
+	Upgrade func(sink httpmsg.Sink, x *httpmsg.Exchange) httpmsg.Decoder
 	// H2Preface is called when the client opens the flow with the HTTP/2
 	// connection preface ("PRI * HTTP/2.0"), with this decoder's flow,
 	// sink, limits and recorder (so a constructor such as http2.New's
@@ -438,7 +440,7 @@ func (d *Decoder) switchProtocols(e *exchange, tunnel bool) {
 		d.queue = nil
 	}
 	if d.opts.Upgrade != nil {
-		d.next = d.opts.Upgrade(e.x)
+		d.next = d.opts.Upgrade(d.sink, e.x)
 	}
 	// Bytes the client sent after the request go first; the rest of the
 	// server's chunk follows from the server's feed loop.

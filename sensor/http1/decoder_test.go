@@ -433,7 +433,7 @@ func TestDecoder(t *testing.T) {
 				c2s(2, "\x81\x85mask!"),
 				{Dir: flow.ServerToClient, Data: []byte("\x88\x00"), At: t0.Add(3 * time.Millisecond), Fin: true},
 			},
-			opts: Options{Upgrade: func(x *httpmsg.Exchange) httpmsg.Decoder {
+			opts: Options{Upgrade: func(_ httpmsg.Sink, x *httpmsg.Exchange) httpmsg.Decoder {
 				if x.Response.Status != 101 {
 					return nil
 				}

@@ -23,7 +23,7 @@ func DefaultDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpms
 // chooseDecoder is DefaultDecoder with upgrades followed by upgrade, the
 // HTTP/1 decoders' decompressors lent by readers, and an HTTP/1 decoder
 // readied in h1 when it is not nil.
-func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, upgrade func(*httpmsg.Exchange) httpmsg.Decoder, readers *content.Readers, h1 *http1.Decoder) httpmsg.Decoder {
+func chooseDecoder(info *flow.Info, first []byte, sink httpmsg.Sink, lim httpmsg.Limits, rec stats.Recorder, upgrade func(httpmsg.Sink, *httpmsg.Exchange) httpmsg.Decoder, readers *content.Readers, h1 *http1.Decoder) httpmsg.Decoder {
 	switch {
 	case info.Transport == flow.QUIC:
 		return newHTTP3(info, sink, lim, rec)
@@ -54,9 +54,14 @@ func (p *Pipeline) newDecoder(fs *flowState, first []byte) httpmsg.Decoder {
 	if p.cfg.NewDecoder != nil {
 		return p.cfg.NewDecoder(fs.info, first, sink, p.cfg.Limits, p.stats)
 	}
-	return chooseDecoder(fs.info, first, sink, p.cfg.Limits, p.stats, func(x *httpmsg.Exchange) httpmsg.Decoder {
-		return p.upgrade(fs, x)
-	}, &p.readers, &fs.h1)
+	return chooseDecoder(fs.info, first, sink, p.cfg.Limits, p.stats, upgradeFlow, &p.readers, &fs.h1)
+}
+
+// upgradeFlow is the HTTP/1 decoders' Upgrade for every flow: the sink is
+// the flow's state (newDecoder makes it so), which names its pipeline.
+func upgradeFlow(sink httpmsg.Sink, x *httpmsg.Exchange) httpmsg.Decoder {
+	fs := sink.(*flowState)
+	return fs.p.upgrade(fs, x)
 }
 
 // upgrade follows a WebSocket connection when it opens a session of an AI

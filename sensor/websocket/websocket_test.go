@@ -253,7 +253,7 @@ func decodeWire(t *testing.T, chunks []flow.Chunk, rec stats.Recorder, opt webso
 	got := &collect{}
 	info := &flow.Info{ID: "ws", RemoteHost: "realtime.test", RemotePort: 80}
 	d := http1.NewWithOptions(info, httpmsg.SinkFunc(func(x *httpmsg.Exchange) { exchanges = append(exchanges, x) }),
-		httpmsg.DefaultLimits(), rec, http1.Options{Upgrade: func(x *httpmsg.Exchange) httpmsg.Decoder {
+		httpmsg.DefaultLimits(), rec, http1.Options{Upgrade: func(_ httpmsg.Sink, x *httpmsg.Exchange) httpmsg.Decoder {
 			if !websocket.IsUpgrade(x) {
 				t.Errorf("upgrade hook called for a non-WebSocket exchange %d", x.Response.Status)
 				return nil
