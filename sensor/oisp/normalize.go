@@ -11,14 +11,27 @@ import (
 // digits of the SHA-256 of s. Sixteen digits identify content for
 // correlation without making the hash a practical lookup key.
 func Hash(s string) string {
+	var out [HashLen]byte
+	return string(AppendHash(out[:0], s))
+}
+
+// HashLen is the length of every content hash Hash returns.
+const HashLen = len(hashPrefix) + 16
+
+const hashPrefix = "sha256:"
+
+// AppendHash appends Hash(s) to dst, so that a caller hashing many
+// contents can write their hashes into one buffer and slice strings out
+// of it instead of allocating one string per hash.
+func AppendHash(dst []byte, s string) []byte {
 	// Hashing the string's bytes in place (Sum256 neither keeps nor
 	// changes them) saves copying prompts that run to megabytes.
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
-	const prefix = "sha256:"
-	var out [len(prefix) + 16]byte
-	copy(out[:], prefix)
-	hex.Encode(out[len(prefix):], sum[:8])
-	return string(out[:])
+	dst = append(dst, hashPrefix...)
+	n := len(dst)
+	dst = append(dst, make([]byte, 16)...)
+	hex.Encode(dst[n:], sum[:8])
+	return dst
 }
 
 // providerNames is the schema's provider_info.name enum.

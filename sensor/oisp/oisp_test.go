@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,27 @@ func TestHashIsStableAndShort(t *testing.T) {
 	}
 	if Hash("hello") != h || Hash("hello!") == h {
 		t.Fatal("hash not stable or not content-dependent")
+	}
+}
+
+func TestHashIsSHA256Prefix(t *testing.T) {
+	// The known digest of "hello" pins the format, not just its shape.
+	if got, want := Hash("hello"), "sha256:2cf24dba5fb0a30e"; got != want {
+		t.Fatalf("Hash(hello) = %q, want %q", got, want)
+	}
+}
+
+func TestAppendHashAppendsWhatHashReturns(t *testing.T) {
+	dst := []byte("keep")
+	for _, s := range []string{"", "hello", strings.Repeat("x", 1000)} {
+		n := len(dst)
+		dst = AppendHash(dst, s)
+		if got := string(dst[n:]); got != Hash(s) || len(got) != HashLen {
+			t.Errorf("AppendHash(%q) appended %q, Hash gives %q", s, got, Hash(s))
+		}
+	}
+	if string(dst[:4]) != "keep" {
+		t.Errorf("AppendHash changed dst's prefix: %q", dst[:4])
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
@@ -345,7 +346,9 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// newMessage builds a message with its content, length and hash.
+// newMessage builds a request message with its content and length; its
+// hash is left to finishRequest, which hashes all of a request's messages
+// into one buffer.
 func newMessage(rawRole, content string, images int) oisp.Message {
 	role, orig := oisp.Role(rawRole)
 	if role == "" {
@@ -354,7 +357,6 @@ func newMessage(rawRole, content string, images int) oisp.Message {
 	m := oisp.Message{Role: role, OriginalRole: orig, Content: content}
 	if content != "" {
 		m.ContentLength = len(content)
-		m.ContentHash = oisp.Hash(content)
 	}
 	if images > 0 {
 		m.HasImages = true
@@ -363,10 +365,49 @@ func newMessage(rawRole, content string, images int) oisp.Message {
 	return m
 }
 
+// hashedMessage is newMessage with its hash, for a message that no
+// finishRequest will see.
+func hashedMessage(rawRole, content string, images int) oisp.Message {
+	m := newMessage(rawRole, content, images)
+	if content != "" {
+		m.ContentHash = oisp.Hash(content)
+	}
+	return m
+}
+
 // assistantMessage is the message of a response choice.
 func assistantMessage(content string) *oisp.Message {
-	m := newMessage("assistant", content, 0)
+	m := hashedMessage("assistant", content, 0)
 	return &m
+}
+
+// hashMessages sets the content hash of every message with content and no
+// hash yet. The hashes are written into one buffer that becomes one string,
+// sliced per message: a request's history costs one allocation instead of
+// one per message.
+func hashMessages(msgs []oisp.Message) {
+	n := 0
+	for i := range msgs {
+		if msgs[i].Content != "" && msgs[i].ContentHash == "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, 0, n*oisp.HashLen)
+	for i := range msgs {
+		if m := &msgs[i]; m.Content != "" && m.ContentHash == "" {
+			buf = oisp.AppendHash(buf, m.Content)
+		}
+	}
+	// buf is complete and never written again, so the string may share it.
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
+	for i := range msgs {
+		if m := &msgs[i]; m.Content != "" && m.ContentHash == "" {
+			m.ContentHash, all = all[:oisp.HashLen], all[oisp.HashLen:]
+		}
+	}
 }
 
 // setSystemPrompt records a system prompt on the request.
@@ -379,6 +420,7 @@ func setSystemPrompt(req *oisp.AIRequest, system string) {
 
 // finishRequest computes the request totals from its messages.
 func finishRequest(req *oisp.AIRequest) {
+	hashMessages(req.Messages)
 	req.MessagesCount = len(req.Messages)
 	req.ToolsCount = len(req.Tools)
 	for _, m := range req.Messages {

@@ -479,7 +479,7 @@ func (s *RealtimeSession) transcript(itemID, text string) {
 	for _, acc := range s.open {
 		if i, ok := acc.itemAt[itemID]; ok {
 			msgs := acc.res.Request.Messages
-			msgs[i] = newMessage(msgs[i].Role, text, msgs[i].ImageCount)
+			msgs[i] = hashedMessage(msgs[i].Role, text, msgs[i].ImageCount) // the request is finished
 			return
 		}
 	}
