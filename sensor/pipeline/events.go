@@ -126,7 +126,6 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	}
 	method := captureMethod(info)
 	block := new(exchangeEvents)
-	rel := newRelatedArena(res, block)
 
 	req := res.Request
 	reqEv := &block.request
@@ -164,15 +163,17 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		p.cfg.Builder.Init(ev, oisp.TypeToolResult, reqAt, method, d)
 		p.finish(ev, info, proc, actor, attrs, conf, "request")
 		if call.eventID != "" {
-			ev.RelatedEvents = rel.take(
-				oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy},
-				oisp.Related{EventID: call.eventID, Relationship: oisp.RelParent})
+			blk.related = [2]oisp.Related{
+				{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy},
+				{EventID: call.eventID, Relationship: oisp.RelParent}}
+			ev.RelatedEvents = blk.related[:]
 			if d.Tool == nil && call.name != "" {
 				blk.tool = oisp.ToolInfo{Name: call.name, Type: p.toolTypes.of(call.name)}
 				d.Tool = &blk.tool
 			}
 		} else {
-			ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy})
+			blk.related[0] = oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelCausedBy}
+			ev.RelatedEvents = blk.related[:1:1]
 			p.stats.Count("agent.tool_results_unlinked", 1)
 		}
 		p.out(fs, ev)
@@ -200,11 +201,13 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		rev := &block.response
 		p.cfg.Builder.Init(rev, oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
 		p.finish(rev, info, proc, actor, attrs, rconf, "response")
-		rev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
+		block.related[0] = oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent}
+		rev.RelatedEvents = block.related[0:1:1]
 		p.out(fs, rev)
 		ev := p.cfg.Builder.New(oisp.TypeAIEmbedding, respAt, method, e)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
-		ev.RelatedEvents = rel.take(oisp.Related{EventID: rev.EventID, Relationship: oisp.RelCausedBy})
+		block.related[1] = oisp.Related{EventID: rev.EventID, Relationship: oisp.RelCausedBy}
+		ev.RelatedEvents = block.related[1:2:2]
 		p.out(fs, ev)
 	case res.Response != nil:
 		r := res.Response
@@ -218,7 +221,8 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		ev := &block.response
 		p.cfg.Builder.Init(ev, oisp.TypeAIResponse, respAt, method, r)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
-		ev.RelatedEvents = rel.take(oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent})
+		block.related[0] = oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent}
+		ev.RelatedEvents = block.related[0:1:1]
 		p.out(fs, ev)
 		for _, c := range calls {
 			blk := &toolCallBlock{data: oisp.ToolCallEvent{
@@ -235,7 +239,8 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			tev := &blk.event
 			p.cfg.Builder.Init(tev, oisp.TypeToolCall, respAt, method, d)
 			p.finish(tev, info, proc, actor, attrs, rconf, "response")
-			tev.RelatedEvents = rel.take(oisp.Related{EventID: ev.EventID, Relationship: oisp.RelCausedBy})
+			blk.related[0] = oisp.Related{EventID: ev.EventID, Relationship: oisp.RelCausedBy}
+			tev.RelatedEvents = blk.related[:]
 			if c.ID != "" {
 				p.links.put(callerOf(info), c.ID, link{eventID: tev.EventID, name: c.Name})
 			}
@@ -247,54 +252,30 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 // exchangeEvents holds what every AI exchange emits, its ai.request and
 // ai.response events and their links, in one allocation instead of four.
 // (Recorders that keep one of the events keep the block: it is small.)
+// related holds the response's link and an embedding event's; each event
+// gets its own element as a slice capped at its length, so appending to
+// one never writes into another.
 type exchangeEvents struct {
 	request, response oisp.Event
 	related           [2]oisp.Related
 }
 
-// toolCallBlock is an agent.tool_call event and its data, allocated
-// together as they live and die together.
+// toolCallBlock is an agent.tool_call event, its data and its link,
+// allocated together as they live and die together.
 type toolCallBlock struct {
-	event oisp.Event
-	data  oisp.ToolCallEvent
+	event   oisp.Event
+	data    oisp.ToolCallEvent
+	related [1]oisp.Related
 }
 
 // toolResultBlock is an agent.tool_result event and its data with the
-// values the data points to, allocated together.
+// values the data points to and its links, allocated together.
 type toolResultBlock struct {
 	event   oisp.Event
 	data    oisp.ToolResultEvent
 	tool    oisp.ToolInfo
 	success bool
-}
-
-// relatedArena hands out the related_events slices of one exchange's
-// events from one backing array. Each slice is capped at its own length,
-// so appending to one never writes into another.
-type relatedArena struct{ buf []oisp.Related }
-
-// newRelatedArena sizes the arena for the events res will produce: two
-// links per tool result, two for the response (embeddings have two
-// events), one per tool call. The block's room serves when it is enough
-// (an exchange without tools).
-func newRelatedArena(res *provider.Result, block *exchangeEvents) relatedArena {
-	n := 2*len(res.ToolResults) + 2
-	if res.Response != nil {
-		n += len(res.Response.ToolCalls)
-	}
-	if n <= len(block.related) {
-		return relatedArena{buf: block.related[:0]}
-	}
-	return relatedArena{buf: make([]oisp.Related, 0, n)}
-}
-
-func (a *relatedArena) take(rs ...oisp.Related) []oisp.Related {
-	if cap(a.buf)-len(a.buf) < len(rs) {
-		a.buf = make([]oisp.Related, 0, max(len(rs), cap(a.buf)))
-	}
-	start := len(a.buf)
-	a.buf = append(a.buf, rs...)
-	return a.buf[start:len(a.buf):len(a.buf)]
+	related [2]oisp.Related
 }
 
 // responseConfidence is the request's confidence, partial when the
