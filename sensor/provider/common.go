@@ -413,9 +413,19 @@ func hashMessages(msgs []oisp.Message) {
 // setSystemPrompt records a system prompt on the request.
 func setSystemPrompt(req *oisp.AIRequest, system string) {
 	req.HasSystemPrompt = true
-	if system != "" {
-		req.SystemPromptHash = oisp.Hash(system)
+	if system == "" {
+		return
 	}
+	// Most often the prompt is a system message already in the request:
+	// its hash, made with the others in one buffer, serves.
+	for i := range req.Messages {
+		if m := &req.Messages[i]; m.Content == system {
+			hashMessages(req.Messages)
+			req.SystemPromptHash = m.ContentHash
+			return
+		}
+	}
+	req.SystemPromptHash = oisp.Hash(system)
 }
 
 // finishRequest computes the request totals from its messages.
