@@ -58,9 +58,13 @@ func (p *Pipeline) newDecoder(fs *flowState, first []byte) httpmsg.Decoder {
 }
 
 // upgradeFlow is the HTTP/1 decoders' Upgrade for every flow: the sink is
-// the flow's state (newDecoder makes it so), which names its pipeline.
+// the flow's state (newDecoder makes it so), which names its pipeline. A
+// decoder given another sink follows no upgrade rather than fail.
 func upgradeFlow(sink httpmsg.Sink, x *httpmsg.Exchange) httpmsg.Decoder {
-	fs := sink.(*flowState)
+	fs, ok := sink.(*flowState)
+	if !ok {
+		return nil
+	}
 	return fs.p.upgrade(fs, x)
 }
 
