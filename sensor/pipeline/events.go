@@ -225,11 +225,17 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		ev.RelatedEvents = block.related[0:1:1]
 		p.out(fs, ev)
 		for _, c := range calls {
+			// The provider hashed arguments it saw; only empty ones are
+			// left to hash here.
+			argsHash := c.ArgumentsHash
+			if argsHash == "" {
+				argsHash = oisp.Hash(c.Arguments)
+			}
 			blk := &toolCallBlock{data: oisp.ToolCallEvent{
 				Tool:          oisp.ToolInfo{Name: c.Name, Type: p.toolTypes.of(c.Name)},
 				CallID:        c.ID,
 				TriggeredBy:   "llm_decision",
-				ArgumentsHash: oisp.Hash(c.Arguments),
+				ArgumentsHash: argsHash,
 				RequestID:     requestID,
 			}}
 			d := &blk.data
