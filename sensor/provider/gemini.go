@@ -77,6 +77,13 @@ func parseGooglePath(path string) (googlePath, bool) {
 		return p, false
 	}
 	if escaped {
+		// The verb's colon, literal or escaped, is in the last segment:
+		// a '/' after it, even escaped, rejects the path. Bedrock's model
+		// paths (/model/x%3A0/converse) are refused here, before the
+		// copy PathUnescape makes, by every Google API's Match.
+		if !hasVerbColon(path[strings.LastIndexByte(path, '/')+1:]) {
+			return p, false
+		}
 		if dec, err := url.PathUnescape(path); err == nil {
 			path = dec
 		}
@@ -114,6 +121,24 @@ func parseGooglePath(path string) (googlePath, bool) {
 		p.Model = "tunedModels/" + p.Model
 	}
 	return p, true
+}
+
+// hasVerbColon reports whether an escaped path's last segment holds a
+// colon, literal or escaped (%3A, %3a).
+func hasVerbColon(seg string) bool {
+	if strings.IndexByte(seg, ':') >= 0 {
+		return true
+	}
+	for {
+		i := strings.IndexByte(seg, '%')
+		if i < 0 || i+2 >= len(seg) {
+			return false
+		}
+		if seg[i+1] == '3' && (seg[i+2] == 'A' || seg[i+2] == 'a') {
+			return true
+		}
+		seg = seg[i+1:]
+	}
 }
 
 // pathSegments is strings.Split(s, "/") into buf's room when s has no

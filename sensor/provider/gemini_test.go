@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -225,4 +226,34 @@ func TestPathSegments(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzGooglePath holds parseGooglePath to the same parse of the path
+// always unescaped first: the escaped paths it refuses before unescaping
+// are paths the parse refuses.
+func FuzzGooglePath(f *testing.F) {
+	for _, s := range []string{
+		"/v1beta/models/gemini-2.5-flash%3AgenerateContent",
+		"/v1beta/models/gemini-2.5-flash%3agenerateContent",
+		"/model/us.amazon.nova-micro-v1%3A0/converse",
+		"/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fmi1dadi0g15f/converse",
+		"/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4%4020250514:rawPredict",
+		"/v1beta/models/m%3AgenerateContent%2Fx", "/v1beta/models/m%zz:generateContent", "%3", "%", "%3A",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		got, gotOK := parseGooglePath(path)
+		unescaped := path
+		if dec, err := url.PathUnescape(path); err == nil {
+			unescaped = dec
+		}
+		if strings.IndexByte(unescaped, '%') >= 0 {
+			return // the reference would unescape it again
+		}
+		want, wantOK := parseGooglePath(unescaped)
+		if gotOK != wantOK || (gotOK && got != want) {
+			t.Fatalf("parseGooglePath(%q) = %+v, %v; unescaped first: %+v, %v", path, got, gotOK, want, wantOK)
+		}
+	})
 }

@@ -96,6 +96,13 @@ func TestGooglePath(t *testing.T) {
 		{"/v1beta/models/gemini-2.5-flash%3AgenerateContent", true, "", "", "", "gemini-2.5-flash", "generateContent"},
 		{"/v1/projects/p/locations/l/publishers/google/models/m/x/y:generateContent", false, "", "", "", "", ""},
 		{"/v1/projects/p/locations/l/publishers/google/models/m/1/2/3/4/5/6:generateContent", false, "", "", "", "", ""},
+		{"/v1beta/models/gemini-2.5-flash%3agenerateContent", true, "", "", "", "gemini-2.5-flash", "generateContent"},
+		{"/v1beta/models/gemini-2.5%2Dflash:generateContent", true, "", "", "", "gemini-2.5-flash", "generateContent"},
+		{"/model/us.amazon.nova-micro-v1%3A0/converse", false, "", "", "", "", ""},
+		{"/v1beta/models/m%3AgenerateContent%2Fx", false, "", "", "", "", ""},
+		{"/v1beta/models/m:generateContent%2f", false, "", "", "", "", ""},
+		{"/v1beta/models/m%zz:generateContent", true, "", "", "", "m%zz", "generateContent"},
+		{"/v1beta/models/m%3", false, "", "", "", "", ""},
 	} {
 		p, ok := parseGooglePath(c.path)
 		if ok != c.ok || (ok && (p.Project != c.project || p.Location != c.location || p.Publisher != c.publisher || p.modelID() != c.model || p.Verb != c.verb)) {
