@@ -40,10 +40,19 @@ type Event struct {
 	Source        Source         `json:"source"`
 	Confidence    Confidence     `json:"confidence"`
 	Data          any            `json:"data,omitempty"`
-	Attrs         map[string]any `json:"attrs,omitempty"`
+	Attrs         *Attrs         `json:"attrs,omitempty"`
 	Ext           map[string]any `json:"ext,omitempty"`
 	RelatedEvents []Related      `json:"related_events,omitempty"`
 	TraceContext  *TraceContext  `json:"trace_context,omitempty"`
+}
+
+// Attrs are the sensor's own attributes of an event (the schema's open
+// `attrs` object). They are fields rather than a map because every event
+// of a flow carries the same few: one small value per flow instead of a
+// map, its table and a boxed value.
+type Attrs struct {
+	// FlowID names the flow that carried the event.
+	FlowID string `json:"flow.id"`
 }
 
 // Host is the common host object.

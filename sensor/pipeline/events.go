@@ -340,7 +340,7 @@ func eventCounter(eventType string) string {
 }
 
 // finish fills the per-flow parts of an envelope.
-func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, actor *oisp.Actor, attrs map[string]any, conf oisp.Confidence, side string) {
+func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, actor *oisp.Actor, attrs *oisp.Attrs, conf oisp.Confidence, side string) {
 	ev.Process = proc
 	ev.Actor = actor
 	ev.Confidence = conf
@@ -374,11 +374,11 @@ func actorOf(info *flow.Info) *oisp.Actor {
 
 // flowAttrs are the attributes of a flow's events: the flow id when the
 // flow is not plain HTTP/1 over TCP (HTTP/2 and HTTP/3 multiplex several
-// exchanges on one flow). The events of an exchange share the map; nothing
-// writes to it after this.
-func flowAttrs(info *flow.Info) map[string]any {
+// exchanges on one flow). The events of a flow share them; nothing
+// writes to them after this.
+func flowAttrs(info *flow.Info) *oisp.Attrs {
 	if info.ALPN != "" || info.Transport == flow.QUIC {
-		return map[string]any{"flow.id": info.ID}
+		return &oisp.Attrs{FlowID: info.ID}
 	}
 	return nil
 }

@@ -96,7 +96,7 @@ type flowState struct {
 	sharedDone bool
 	proc       *oisp.Process
 	actor      *oisp.Actor
-	attrs      map[string]any
+	attrs      *oisp.Attrs
 
 	// h1 is the flow's decoder when it speaks HTTP/1 (most flows), kept
 	// here to save its allocation.
@@ -107,7 +107,7 @@ type flowState struct {
 func (fs *flowState) Done(x *httpmsg.Exchange) { fs.p.exchange(fs, x) }
 
 // shared returns the per-flow parts of the flow's events.
-func (fs *flowState) shared() (*oisp.Process, *oisp.Actor, map[string]any) {
+func (fs *flowState) shared() (*oisp.Process, *oisp.Actor, *oisp.Attrs) {
 	if !fs.sharedDone {
 		fs.sharedDone = true
 		fs.proc, fs.actor, fs.attrs = processOf(fs.info), actorOf(fs.info), flowAttrs(fs.info)
