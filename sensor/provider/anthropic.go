@@ -184,9 +184,10 @@ type anthropicDelta struct {
 // anthropicRequestBodies and anthropicResponseBodies lend the decode
 // targets of whole Messages bodies, as openaiChatRequestBodies does for
 // chat bodies (an agent's request resends its whole conversation: the
-// array of its messages is kept, cleared, instead of grown anew).
+// array of its messages is kept, cleared, instead of grown anew; a
+// request's comes with the arrays its content blocks are read into).
 var (
-	anthropicRequestBodies  = sync.Pool{New: func() any { return new(anthropicRequestBody) }}
+	anthropicRequestBodies  = sync.Pool{New: func() any { return new(anthropicRequestRoom) }}
 	anthropicResponseBodies = sync.Pool{New: func() any { return new(anthropicResponseBody) }}
 )
 
@@ -197,6 +198,24 @@ func (b *anthropicRequestBody) reset() {
 	clear(msgs[:cap(msgs)])
 	clear(tools[:cap(tools)])
 	*b = anthropicRequestBody{Messages: msgs, Tools: tools}
+}
+
+// anthropicRequestRoom is a request body and the room its messages'
+// content arrays are read into, one after the other (see
+// flattenAnthropicContent), lent together.
+type anthropicRequestRoom struct {
+	body    anthropicRequestBody
+	content anthropicContentRoom
+}
+
+// reset empties the body and the content arrays, keeping the arrays.
+func (r *anthropicRequestRoom) reset() {
+	r.body.reset()
+	for i := range r.content {
+		c := r.content[i][:0]
+		clear(c[:cap(c)])
+		r.content[i] = c
+	}
 }
 
 // reset empties the body as a new one would be, keeping the array of its
@@ -213,9 +232,10 @@ func (b *anthropicResponseBody) reset() {
 // complete / count_tokens) request body and returns the body's model.
 func decodeAnthropicRequest(body []byte, res *Result) string {
 	req := res.Request
-	b := anthropicRequestBodies.Get().(*anthropicRequestBody)
-	defer anthropicRequestBodies.Put(b)
-	defer b.reset()
+	room := anthropicRequestBodies.Get().(*anthropicRequestRoom)
+	defer anthropicRequestBodies.Put(room)
+	defer room.reset()
+	b := &room.body
 	if !decodeRequestBody(body, b, res) {
 		finishRequest(req)
 		return ""
@@ -237,12 +257,12 @@ func decodeAnthropicRequest(body []byte, res *Result) string {
 	}
 	// System prompt: a string or an array of text blocks.
 	if len(b.System) > 0 && rawKind(b.System) != 'n' {
-		text, images := flattenAnthropicContent(b.System, nil)
+		text, images := flattenAnthropicContent(b.System, nil, room.content[:])
 		setSystemPrompt(req, text)
 		req.Messages = append(req.Messages, newMessage("system", text, images))
 	}
 	for _, m := range b.Messages {
-		req.Messages = append(req.Messages, anthropicRequestMessage(m, res))
+		req.Messages = append(req.Messages, anthropicRequestMessage(m, res, room.content[:]))
 	}
 	if b.Prompt != "" && len(b.Messages) == 0 {
 		req.Messages = append(req.Messages, splitHumanAssistant(string(b.Prompt))...)
@@ -289,24 +309,31 @@ func anthropicToolType(typ string) string {
 	return "other"
 }
 
-// anthropicRequestMessage flattens one request message and collects its
-// tool results.
-func anthropicRequestMessage(m anthropicMessage, res *Result) oisp.Message {
-	var results []ToolResult
-	text, images := flattenAnthropicContent(m.Content, &results)
+// anthropicRequestMessage flattens one request message and adds its tool
+// results to the result's.
+func anthropicRequestMessage(m anthropicMessage, res *Result, room []anthropicContentList) oisp.Message {
+	first := len(res.ToolResults)
+	text, images := flattenAnthropicContent(m.Content, &res.ToolResults, room)
 	msg := newMessage(string(m.Role), text, images)
-	if len(results) == 1 {
-		msg.ToolCallID = results[0].CallID
+	if len(res.ToolResults)-first == 1 {
+		msg.ToolCallID = res.ToolResults[first].CallID
 	}
-	res.ToolResults = append(res.ToolResults, results...)
 	return msg
 }
+
+// anthropicContentRoom holds the arrays a request's content is read into:
+// a message's blocks, and a tool result's blocks within them.
+type anthropicContentRoom [2]anthropicContentList
 
 // flattenAnthropicContent renders a content value (a string or an array of
 // blocks) as text and counts images. tool_result blocks contribute their
 // text and, when results is not nil, a ToolResult. tool_use and thinking
-// blocks in a request are history, not content: they are skipped.
-func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult) (string, int) {
+// blocks in a request are history, not content: they are skipped. An
+// array is read into room[0] when there is room (a nested one into
+// room[1]), which keeps the array for the next content: the blocks live
+// only while their content is flattened (the strings kept are the
+// blocks' own copies).
+func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult, room []anthropicContentList) (string, int) {
 	switch rawKind(raw) {
 	case '"':
 		s, _ := rawString(raw)
@@ -315,18 +342,22 @@ func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult) (string
 	default:
 		return "", 0
 	}
-	var blocks anthropicContentList
-	decodeLoose(raw, &blocks) //nolint:errcheck // a broken array yields no blocks
-	var parts []string
+	blocks := new(anthropicContentList)
+	if len(room) > 0 {
+		blocks, room = &room[0], room[1:]
+	}
+	decodeLoose(raw, blocks) //nolint:errcheck // a broken array yields no blocks
+	var kept [4]string       // most contents have a block or two
+	parts := kept[:0]
 	images := 0
-	for _, bl := range blocks {
+	for _, bl := range *blocks {
 		switch bl.Type {
 		case "text":
 			parts = append(parts, string(bl.Text))
 		case "image":
 			images++
 		case "tool_result":
-			text, n := flattenAnthropicContent(bl.Content, nil)
+			text, n := flattenAnthropicContent(bl.Content, nil, room)
 			images += n
 			parts = append(parts, text)
 			if results != nil {

@@ -84,3 +84,44 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestAnthropicContentRoom flattens contents one after the other in one
+// room, as a request's messages are: each must flatten as it does alone,
+// whatever the room held, and a tool result's blocks (read into the
+// room's second array, or past it into their own) must not disturb the
+// blocks that hold them.
+func TestAnthropicContentRoom(t *testing.T) {
+	contents := []string{
+		`[{"type":"text","text":"a"},{"type":"text","text":"b"},{"type":"image"},{"type":"text","text":"c"},{"type":"text","text":"d"},{"type":"text","text":"e"}]`,
+		`[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"r1"},{"type":"text","text":"r2"},{"type":"text","text":"r3"}]},{"type":"text","text":"after"}]`,
+		`[{"type":"text","text":"only"}]`,
+		`[{"type":"tool_result","tool_use_id":"t2","is_error":true,"content":[{"type":"tool_result","tool_use_id":"t3","content":[{"type":"text","text":"deep"},{"type":"image"}]},{"type":"text","text":"mid"}]},{"type":"tool_result","tool_use_id":"t4","content":"plain result"}]`,
+		`"a plain string"`,
+		`[{"type":"text","text":"x","text":"twice"},{"type":"document","source":{"media_type":"image/png"}}]`,
+		`[{"type":"text","text":"broken"`,
+		`[]`,
+		`[{"type":"text","text":"last"},{"type":"tool_result","tool_use_id":"t5","content":[{"type":"text","text":"r"}]}]`,
+	}
+	type flat struct {
+		text    string
+		images  int
+		results []ToolResult
+	}
+	flatten := func(content string, room []anthropicContentList) flat {
+		var f flat
+		f.text, f.images = flattenAnthropicContent(json.RawMessage(content), &f.results, room)
+		return f
+	}
+	var room anthropicContentRoom
+	for pass := range 2 {
+		for i, c := range contents {
+			if pass == 1 {
+				c = contents[len(contents)-1-i]
+			}
+			want := flatten(c, nil)
+			if got := flatten(c, room[:]); got.text != want.text || got.images != want.images || !slices.Equal(got.results, want.results) {
+				t.Errorf("%s in a used room: %+v; alone: %+v", c, got, want)
+			}
+		}
+	}
+}
