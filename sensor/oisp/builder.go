@@ -185,25 +185,28 @@ func (b *Builder) New(eventType string, at time.Time, method string, data any) *
 // several events in one allocation. *ev must be the zero Event (a new
 // one): only the fields the builder sets are written.
 func (b *Builder) Init(ev *Event, eventType string, at time.Time, method string, data any) {
-	b.InitWithID(ev, "", eventType, at, method, data)
+	b.InitWithID(ev, "", eventType, at, method, data, nil)
 }
 
 // InitWithID is Init that also returns prefix followed by a fresh ULID,
 // made just before the event's own id (as PrefixedID then Init would),
-// when prefix is not empty. The id, the event id and the timestamp share
-// one string: an event that needs an id of its own (an ai.request's
-// request_id) costs one allocation for all three.
-func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, method string, data any) (id string) {
+// when prefix is not empty, and extra as a string. The id, the event id,
+// the timestamp and extra share one string: an event that needs an id of
+// its own and another value made for it (an ai.request's request_id and
+// conversation_id) costs one allocation for all of them.
+func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, method string, data any, extra []byte) (id, extraString string) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	var buf [64 + ulid.EncodedSize + len(TimeLayout) + 8]byte
+	var buf [64 + ulid.EncodedSize + len(TimeLayout) + 8 + 32]byte
 	out := buf[:0]
 	if prefix != "" {
 		out = b.appendID(out, prefix, at)
 	}
 	idLen := len(out)
 	out = AppendTime(b.appendID(out, "", at), at)
+	tsEnd := len(out)
+	out = append(out, extra...)
 	all := string(out)
 	// Field by field rather than *ev = Event{…}: assigning a whole Event
 	// to the heap copies all of it, with a write barrier on each of its
@@ -211,7 +214,7 @@ func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, 
 	ev.OISPVersion = Version
 	ev.EventID = all[idLen : idLen+ulid.EncodedSize]
 	ev.EventType = eventType
-	ev.TS = all[idLen+ulid.EncodedSize:]
+	ev.TS = all[idLen+ulid.EncodedSize : tsEnd]
 	ev.Host = b.hostRef
 	ev.Source.Collector = Collector
 	ev.Source.CollectorVersion = b.version
@@ -219,5 +222,5 @@ func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, 
 	ev.Confidence.Level = LevelHigh
 	ev.Confidence.Completeness = CompleteFull
 	ev.Data = data
-	return all[:idLen]
+	return all[:idLen], all[tsEnd:]
 }

@@ -1,6 +1,7 @@
 package oisp
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -75,9 +76,13 @@ func TestInitWithID(t *testing.T) {
 		wantID := apart.PrefixedID("req_", at)
 		want := apart.New(TypeAIRequest, at, "replay", i)
 		var got Event
-		id := together.InitWithID(&got, "req_", TypeAIRequest, at, "replay", i)
+		extra := []byte(fmt.Sprintf("conv_%d", i))
+		id, extraString := together.InitWithID(&got, "req_", TypeAIRequest, at, "replay", i, extra)
 		if id != wantID {
 			t.Fatalf("id %q; want %q", id, wantID)
+		}
+		if extraString != string(extra) {
+			t.Fatalf("extra %q; want %q", extraString, extra)
 		}
 		if diff := cmp.Diff(*want, got); diff != "" {
 			t.Fatalf("InitWithID event (-want +got):\n%s", diff)

@@ -129,9 +129,10 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 
 	req := res.Request
 	reqEv := &block.request
-	requestID := p.cfg.Builder.InitWithID(reqEv, "req_", oisp.TypeAIRequest, reqAt, method, req)
+	var conv [conversationIDLen]byte
+	requestID, convID := p.cfg.Builder.InitWithID(reqEv, "req_", oisp.TypeAIRequest, reqAt, method, req, appendConversationID(conv[:0], info, req))
 	req.RequestID = requestID
-	req.ConversationID = conversationID(info, req)
+	req.ConversationID = convID
 	if p.cfg.Content == ContentMetadata {
 		redactRequest(req)
 	}
@@ -441,12 +442,22 @@ func (p *Pipeline) confidence(info *flow.Info, t provider.Target, partial bool, 
 	return c
 }
 
-// conversationID groups the requests of one conversation: the same process,
-// provider, system prompt and first user message (agent loops resend the
-// history, so every step of a loop shares it).
-func conversationID(info *flow.Info, req *oisp.AIRequest) string {
+// conversationPrefix and conversationIDLen are the form of a conversation
+// id: the prefix and 16 hex digits.
+const (
+	conversationPrefix = "conv_"
+	conversationIDLen  = len(conversationPrefix) + 16
+)
+
+// appendConversationID appends the id grouping the requests of one
+// conversation to dst: the same process, provider, system prompt and first
+// user message (agent loops resend the history, so every step of a loop
+// shares it). A request without messages has none. (The id is appended to
+// bytes rather than made a string so that it can share the request's
+// string of ids.)
+func appendConversationID(dst []byte, info *flow.Info, req *oisp.AIRequest) []byte {
 	if len(req.Messages) == 0 {
-		return ""
+		return dst
 	}
 	// The key is hashed piece by piece rather than built as a string first:
 	// the first user message can be long.
@@ -472,11 +483,8 @@ func conversationID(info *flow.Info, req *oisp.AIRequest) string {
 		}
 	}
 	var sum [sha256.Size]byte
-	const prefix = "conv_"
-	var out [len(prefix) + 16]byte
-	copy(out[:], prefix)
-	hex.Encode(out[len(prefix):], h.Sum(sum[:0])[:8])
-	return string(out[:])
+	dst = append(dst, conversationPrefix...)
+	return hex.AppendEncode(dst, h.Sum(sum[:0])[:8])
 }
 
 // writeString writes s to w without copying it: io.Writer implementations
