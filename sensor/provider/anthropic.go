@@ -342,9 +342,11 @@ func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult, room []
 	default:
 		return "", 0
 	}
-	blocks := new(anthropicContentList)
+	var blocks *anthropicContentList
 	if len(room) > 0 {
 		blocks, room = &room[0], room[1:]
+	} else {
+		blocks = new(anthropicContentList)
 	}
 	decodeLoose(raw, blocks) //nolint:errcheck // a broken array yields no blocks
 	var kept [4]string       // most contents have a block or two
