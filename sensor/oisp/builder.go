@@ -67,6 +67,9 @@ type Builder struct {
 	// hostRef is the host every event points at (events share it; it is
 	// never modified after NewBuilder).
 	hostRef *Host
+	// confidence is the confidence every event starts with (high, full),
+	// shared and never modified like the host.
+	confidence Confidence
 
 	mu      sync.Mutex
 	entropy *ulid.MonotonicEntropy
@@ -86,7 +89,7 @@ type BuilderOptions struct {
 
 // NewBuilder returns a builder for this machine.
 func NewBuilder(opt BuilderOptions) *Builder {
-	b := &Builder{version: opt.CollectorVersion}
+	b := &Builder{version: opt.CollectorVersion, confidence: Confidence{Level: LevelHigh, Completeness: CompleteFull}}
 	if opt.Host != nil {
 		b.host = *opt.Host
 	} else {
@@ -173,8 +176,8 @@ func (b *Builder) appendID(out []byte, prefix string, at time.Time) []byte {
 }
 
 // New returns an event of the given type at time at with the builder's host
-// and collector filled in. The caller sets Process, Confidence details and
-// related events.
+// and collector filled in, and a high, full confidence shared with other
+// events. The caller sets Process, its own Confidence and related events.
 func (b *Builder) New(eventType string, at time.Time, method string, data any) *Event {
 	ev := new(Event)
 	b.Init(ev, eventType, at, method, data)
@@ -219,8 +222,7 @@ func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, 
 	ev.Source.Collector = Collector
 	ev.Source.CollectorVersion = b.version
 	ev.Source.CaptureMethod = method
-	ev.Confidence.Level = LevelHigh
-	ev.Confidence.Completeness = CompleteFull
+	ev.Confidence = &b.confidence
 	ev.Data = data
 	return all[:idLen], all[tsEnd:]
 }

@@ -26,7 +26,10 @@ const (
 )
 
 // Event is one OISP envelope. Data holds one of the *Data types of this
-// package (or any JSON object for types without a Go type).
+// package (or any JSON object for types without a Go type). Host,
+// Confidence, Process, Actor and Attrs are usually shared with other
+// events (a builder's host, an exchange's confidence, a flow's process):
+// point them at a value of their own rather than write through them.
 type Event struct {
 	OISPVersion   string         `json:"oisp_version"`
 	EventID       string         `json:"event_id"`
@@ -38,7 +41,7 @@ type Event struct {
 	Process       *Process       `json:"process,omitempty"`
 	App           *App           `json:"app,omitempty"`
 	Source        Source         `json:"source"`
-	Confidence    Confidence     `json:"confidence"`
+	Confidence    *Confidence    `json:"confidence,omitempty"` // never nil in an event a Builder made
 	Data          any            `json:"data,omitempty"`
 	Attrs         *Attrs         `json:"attrs,omitempty"`
 	Ext           map[string]any `json:"ext,omitempty"`

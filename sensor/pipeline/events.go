@@ -118,14 +118,14 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		xPartial, xNotes = false, nil
 	}
 	partial := xPartial || res.Partial
-	conf := p.confidence(info, t, partial, append(append([]string(nil), xNotes...), res.Notes...))
-
 	reqAt := x.Request.Start
 	if reqAt.IsZero() {
 		reqAt = info.Started
 	}
 	method := captureMethod(info)
 	block := new(exchangeEvents)
+	block.confidence = p.confidence(info, t, partial, append(append([]string(nil), xNotes...), res.Notes...))
+	conf := &block.confidence
 
 	req := res.Request
 	reqEv := &block.request
@@ -257,13 +257,16 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 }
 
 // exchangeEvents holds what every AI exchange emits, its ai.request and
-// ai.response events and their links, in one allocation instead of four.
-// (Recorders that keep one of the events keep the block: it is small.)
-// related holds the response's link and an embedding event's; each event
-// gets its own element as a slice capped at its length, so appending to
-// one never writes into another.
+// ai.response events, their confidence and their links, in one allocation
+// instead of five. (Recorders that keep one of the events keep the block:
+// it is small.) Every event of the exchange points at confidence, but for
+// a response that did not complete (see responseConfidence). related holds
+// the response's link and an embedding event's; each event gets its own
+// element as a slice capped at its length, so appending to one never
+// writes into another.
 type exchangeEvents struct {
 	request, response oisp.Event
+	confidence        oisp.Confidence
 	related           [2]oisp.Related
 }
 
@@ -285,11 +288,14 @@ type toolResultBlock struct {
 	related [2]oisp.Related
 }
 
-// responseConfidence is the request's confidence, partial when the
-// response did not complete (and the content did not show it whole).
-func responseConfidence(conf oisp.Confidence, x *httpmsg.Exchange, whole bool) oisp.Confidence {
-	if x.Response != nil && !x.Response.Complete && !whole {
-		conf.Completeness = oisp.CompletePartial
+// responseConfidence is the request's confidence, or a partial copy of it
+// when the response did not complete (and the content did not show it
+// whole).
+func responseConfidence(conf *oisp.Confidence, x *httpmsg.Exchange, whole bool) *oisp.Confidence {
+	if x.Response != nil && !x.Response.Complete && !whole && conf.Completeness != oisp.CompletePartial {
+		partial := *conf
+		partial.Completeness = oisp.CompletePartial
+		return &partial
 	}
 	return conf
 }
@@ -341,7 +347,7 @@ func eventCounter(eventType string) string {
 }
 
 // finish fills the per-flow parts of an envelope.
-func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, actor *oisp.Actor, attrs *oisp.Attrs, conf oisp.Confidence, side string) {
+func (p *Pipeline) finish(ev *oisp.Event, info *flow.Info, proc *oisp.Process, actor *oisp.Actor, attrs *oisp.Attrs, conf *oisp.Confidence, side string) {
 	ev.Process = proc
 	ev.Actor = actor
 	ev.Confidence = conf

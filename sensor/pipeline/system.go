@@ -68,16 +68,26 @@ func (p *Pipeline) System(se flow.SystemEvent) {
 		p.stats.Count("system.unknown_kind", 1)
 		return
 	}
-	ev := p.cfg.Builder.New(string(se.Kind), se.At, method, data)
+	blk := new(systemEvent)
+	ev := &blk.event
+	p.cfg.Builder.Init(ev, string(se.Kind), se.At, method, data)
 	ev.Source.CapturePoint = point
 	info := &flow.Info{Process: se.Process, Method: se.Method}
 	ev.Process = processOf(info)
 	if se.Process.UID >= 0 && se.Process.PID != 0 {
 		ev.Actor = &oisp.Actor{UID: oisp.Ptr(se.Process.UID)}
 	}
-	ev.Confidence = conf
+	blk.confidence = conf
+	ev.Confidence = &blk.confidence
 	p.stats.Count("events."+ev.EventType, 1)
 	p.cfg.Out.Record(ev)
+}
+
+// systemEvent is a host activity event and its confidence, allocated
+// together.
+type systemEvent struct {
+	event      oisp.Event
+	confidence oisp.Confidence
 }
 
 func endpoint(ap netip.AddrPort) oisp.Endpoint {
