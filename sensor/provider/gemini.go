@@ -27,6 +27,7 @@ import (
 	json "github.com/goccy/go-json"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
@@ -490,16 +491,54 @@ func (b *geminiResponseBody) reset() *geminiResponseBody {
 
 // ---------------------------------------------------------------- request
 
+// geminiRequestRoom is a request body and what its system instruction and
+// contents are read into, lent together by geminiRequestRooms: the
+// contents of a conversation, their parts and the tools are kept
+// (cleared) for the next request instead of grown anew. What a result
+// keeps is copied out (strings) or points into the body, never into the
+// room.
+type geminiRequestRoom struct {
+	body     geminiRequestBody
+	system   geminiContent
+	contents geminiContentList
+}
+
+var geminiRequestRooms = sync.Pool{New: func() any { return new(geminiRequestRoom) }}
+
+// reset empties the room as a new one would be, keeping its arrays
+// (cleared: nothing of the body stays reachable).
+func (r *geminiRequestRoom) reset() {
+	tools := r.body.Tools[:0]
+	clear(tools[:cap(tools)])
+	r.body = geminiRequestBody{Tools: tools}
+	r.system = geminiContent{Parts: clearedParts(r.system.Parts)}
+	contents := r.contents[:cap(r.contents)]
+	for i := range contents {
+		contents[i] = geminiContent{Parts: clearedParts(contents[i].Parts)}
+	}
+	r.contents = contents[:0]
+}
+
+// clearedParts is parts emptied, its array cleared for reuse.
+func clearedParts(parts []geminiPart) []geminiPart {
+	parts = parts[:0]
+	clear(parts[:cap(parts)])
+	return parts
+}
+
 // decodeGeminiRequest fills res.Request from a GenerateContentRequest body.
 func decodeGeminiRequest(body []byte, res *Result) {
 	req := res.Request
-	var b geminiRequestBody
-	if !decodeRequestBody(body, &b, res) {
+	room := geminiRequestRooms.Get().(*geminiRequestRoom)
+	defer geminiRequestRooms.Put(room)
+	defer room.reset()
+	b := &room.body
+	if !decodeRequestBody(body, b, res) {
 		finishRequest(req)
 		return
 	}
 	if b.GenerateContentRequest != nil && len(b.Contents) == 0 {
-		b = *b.GenerateContentRequest
+		*b = *b.GenerateContentRequest
 	}
 	if req.Model == nil && b.Model != "" {
 		req.Model = &oisp.Model{ID: strings.TrimPrefix(string(b.Model), "models/")}
@@ -508,12 +547,21 @@ func decodeGeminiRequest(body []byte, res *Result) {
 	if len(sys) == 0 {
 		sys = b.SystemInstructionSnake
 	}
-	if text, images, ok := geminiSystem(sys); ok {
-		setSystemPrompt(req, text)
-		req.Messages = append(req.Messages, newMessage("system", text, images))
+	contents := geminiContents(b.Contents, &room.contents)
+	system, images, hasSystem := geminiSystem(sys, &room.system)
+	if hasSystem {
+		req.Messages = make([]oisp.Message, 0, len(contents)+1)
+		req.Messages = append(req.Messages, newMessage("system", system, images))
+	} else if len(contents) > 0 {
+		req.Messages = make([]oisp.Message, 0, len(contents))
 	}
-	for _, c := range geminiContents(b.Contents) {
-		req.Messages = append(req.Messages, geminiRequestMessage(&c, res))
+	for i := range contents {
+		req.Messages = append(req.Messages, geminiRequestMessage(&contents[i], res))
+	}
+	if hasSystem {
+		// Set once every message is in: the prompt takes the system
+		// message's hash, made with the others'.
+		setSystemPrompt(req, system)
 	}
 	for _, t := range b.Tools {
 		for _, d := range t.FunctionDeclarations {
@@ -541,31 +589,30 @@ func decodeGeminiRequest(body []byte, res *Result) {
 }
 
 // geminiContents reads "contents": an array of contents, or (tolerated) a
-// single content object.
-func geminiContents(raw json.RawMessage) []geminiContent {
-	var out geminiContentList
+// single content object, into room.
+func geminiContents(raw json.RawMessage, room *geminiContentList) []geminiContent {
 	switch rawKind(raw) {
 	case '[':
-		decodeLoose(raw, &out) //nolint:errcheck // a broken array yields what decoded
+		decodeLoose(raw, room) //nolint:errcheck // a broken array yields what decoded
+		return *room
 	case '{':
-		var c geminiContent
-		if _, err := decodeLoose(raw, &c); err == nil {
-			out = append(out, c)
+		c := room.one()
+		if _, err := decodeLoose(raw, c); err == nil {
+			return (*room)[:1]
 		}
 	}
-	return out
+	return nil
 }
 
-// geminiSystem reads a system instruction: a content object, or a plain
-// string (accepted by the SDKs).
-func geminiSystem(raw json.RawMessage) (string, int, bool) {
+// geminiSystem reads a system instruction into c: a content object, or a
+// plain string (accepted by the SDKs).
+func geminiSystem(raw json.RawMessage, c *geminiContent) (string, int, bool) {
 	switch rawKind(raw) {
 	case '"':
 		s, _ := rawString(raw)
 		return s, 0, true
 	case '{':
-		var c geminiContent
-		if _, err := decodeLoose(raw, &c); err != nil {
+		if _, err := decodeLoose(raw, c); err != nil {
 			return "", 0, false
 		}
 		text, images, _ := geminiFlatten(c.Parts, nil)
@@ -580,7 +627,8 @@ func geminiSystem(raw json.RawMessage) (string, int, bool) {
 // is not nil. onlyResults reports whether every part was a function
 // response.
 func geminiFlatten(parts []geminiPart, results *[]ToolResult) (text string, images int, onlyResults bool) {
-	var texts []string
+	var kept [4]string // most contents have a part or two
+	texts := kept[:0]
 	onlyResults = len(parts) > 0
 	for i := range parts {
 		p := &parts[i]
@@ -624,11 +672,13 @@ func geminiResultIsError(raw json.RawMessage) bool {
 	return json.Unmarshal(raw, &m) == nil && len(m.Error) > 0 && rawKind(m.Error) != 'n'
 }
 
-// geminiRequestMessage turns one request content into a message. A user
-// turn made only of function responses is a tool message.
+// geminiRequestMessage turns one request content into a message and adds
+// its function responses to the result's tool results. A user turn made
+// only of function responses is a tool message.
 func geminiRequestMessage(c *geminiContent, res *Result) oisp.Message {
-	var results []ToolResult
-	text, images, onlyResults := geminiFlatten(c.Parts, &results)
+	first := len(res.ToolResults)
+	text, images, onlyResults := geminiFlatten(c.Parts, &res.ToolResults)
+	results := res.ToolResults[first:]
 	role := string(c.Role)
 	if role == "" {
 		role = "user"
@@ -646,7 +696,6 @@ func geminiRequestMessage(c *geminiContent, res *Result) oisp.Message {
 	} else {
 		msg = newMessage(role, text, images)
 	}
-	res.ToolResults = append(res.ToolResults, results...)
 	return msg
 }
 

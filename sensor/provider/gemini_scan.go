@@ -168,9 +168,40 @@ type geminiContentList []geminiContent
 
 func (l *geminiContentList) resetScan() { *l = nil }
 
+// scanJSON is scanSlice's read of the array, except that a content read
+// into the place of one the list held before (a lent list, see
+// geminiRequestRoom) keeps that content's array of parts, emptied.
 func (l *geminiContentList) scanJSON(data []byte, memo *stringMemo) bool {
 	s := &jsonScan{b: data, memo: memo}
-	return scanSlice(s, (*[]geminiContent)(l), s.geminiContent) && s.end()
+	if s.peek() != '[' {
+		return scanSlice(s, (*[]geminiContent)(l), s.geminiContent) && s.end()
+	}
+	out := (*l)[:0]
+	if out == nil {
+		out = geminiContentList{}
+	}
+	ok := s.array(func() bool {
+		return s.geminiContent(out.next())
+	})
+	*l = out
+	return ok && s.end()
+}
+
+// next appends an empty content to l and returns it; the content keeps
+// the array of parts of the one that held its place.
+func (l *geminiContentList) next() *geminiContent {
+	var parts []geminiPart
+	if n := len(*l); n < cap(*l) {
+		parts = (*l)[:n+1][n].Parts[:0]
+	}
+	*l = append(*l, geminiContent{Parts: parts})
+	return &(*l)[len(*l)-1]
+}
+
+// one empties l but for one content, as next made it, and returns it.
+func (l *geminiContentList) one() *geminiContent {
+	*l = (*l)[:0]
+	return l.next()
 }
 
 func (c *geminiContent) resetScan() { *c = geminiContent{} }

@@ -3,6 +3,7 @@ package provider
 import (
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -121,6 +122,65 @@ func TestAnthropicContentRoom(t *testing.T) {
 			want := flatten(c, nil)
 			if got := flatten(c, room[:]); got.text != want.text || got.images != want.images || !slices.Equal(got.results, want.results) {
 				t.Errorf("%s in a used room: %+v; alone: %+v", c, got, want)
+			}
+		}
+	}
+}
+
+// TestGeminiContentsRoom reads contents one request after the other into
+// one room, as lent rooms are: each request's contents and system
+// instruction must read as they do into a new room, whatever the room
+// held (contents in the places of longer or shorter ones, parts arrays
+// kept, a single content object, a broken array the decoder finishes).
+func TestGeminiContentsRoom(t *testing.T) {
+	contents := []string{
+		`[{"role":"user","parts":[{"text":"a"},{"text":"b"},{"inlineData":{"mimeType":"image/png","data":"AAAA"}},{"text":"c"},{"text":"d"}]},{"role":"model","parts":[{"functionCall":{"name":"f","args":{"x":1}}}]},{"role":"user","parts":[{"functionResponse":{"id":"1","name":"f","response":{"y":2}}}]}]`,
+		`[{"role":"user","parts":[{"text":"only"}]}]`,
+		`{"role":"user","parts":[{"text":"one object"},{"text":"thought","thought":true}]}`,
+		`[{"role":"user"},{"parts":[]},{"role":"model","parts":null},{"role":"user","parts":[{"fileData":{"mimeType":"image/jpeg","fileUri":"gs://x"}},{"text":"e"}]}]`,
+		`[{"role":"user","parts":[{"text":"x","text":"twice"}]},{"role":"model","parts":[{"text":"y"}]}]`,
+		`[{"role":"user","parts":[{"text":1}]}]`,
+		`[{"role":"user","parts":[{"text":"broken"`,
+		`[]`,
+		`null`,
+	}
+	type flat struct {
+		role          string
+		text          string
+		images        int
+		onlyResults   bool
+		results       []ToolResult
+		partsPresent  bool
+		contentsCount int
+	}
+	read := func(raw string, room *geminiContentList, system *geminiContent) []flat {
+		var out []flat
+		list := geminiContents(json.RawMessage(raw), room)
+		for i := range list {
+			f := flat{role: string(list[i].Role), partsPresent: len(list[i].Parts) > 0, contentsCount: len(list)}
+			f.text, f.images, f.onlyResults = geminiFlatten(list[i].Parts, &f.results)
+			out = append(out, f)
+		}
+		if text, images, ok := geminiSystem(json.RawMessage(raw), system); ok {
+			out = append(out, flat{role: "system", text: text, images: images})
+		}
+		return out
+	}
+	var room geminiRequestRoom
+	for pass := range 2 {
+		for i := range contents {
+			c := contents[i]
+			if pass == 1 {
+				c = contents[len(contents)-1-i]
+			}
+			var fresh geminiRequestRoom
+			want := read(c, &fresh.contents, &fresh.system)
+			got := read(c, &room.contents, &room.system)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s in a used room: %+v; in a new one: %+v", c, got, want)
+			}
+			if pass == 0 {
+				room.reset() // as decodeGeminiRequest does; the scan needs it not
 			}
 		}
 	}
