@@ -304,6 +304,8 @@ func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err e
 		sb = t
 	case *responsesItemList:
 		sb = t
+	case *responsesRequestBody:
+		sb = t
 	case *openaiPartList:
 		sb = t
 	case *anthropicContentList:

@@ -103,113 +103,145 @@ func (s *jsonScan) value() ([]byte, bool) {
 }
 
 // skip checks the value at s.i and moves past it. Skipped values (a
-// tool's parameter schema, logprobs) can be large, so it walks them in one
-// loop, keeping the kind of each open container in a bit of objects.
+// tool's parameter schema, a message's content, logprobs) are most of
+// what a scan reads, so skip walks them in one loop of jumps that calls
+// nothing for the usual bytes: a short string up to its quote, an
+// integer, a literal, whitespace before a byte above ' '; the kind of
+// each open container is a bit of objects.
 func (s *jsonScan) skip() bool {
 	b, i := s.b, s.i
 	var objects uint64 // bit d: the container at nesting d is an object
 	d := 0
-	var ok bool
-next:
-	for {
-		// A value starts at i.
-		if i >= len(b) {
+	maxD := min(63, maxScanDepth-s.depth) // deeper nesting declines
+	var (
+		c  byte
+		e  int
+		ok bool
+	)
+value:
+	// (Whitespace is passed here and after a value in the same lines:
+	// a function for both, too large to inline, cost 0.4% of the corpus
+	// pass.)
+	if i >= len(b) {
+		return false
+	}
+	if c = b[i]; c <= ' ' {
+		if i = skipWS(b, i); i >= len(b) {
 			return false
 		}
-		switch c := b[i]; {
-		case c == '"':
-			if i, ok = s.skipString(i); !ok {
-				return false
-			}
-		case c == '{' || c == '[':
-			if d >= 63 || s.depth+d >= maxScanDepth {
-				return false
-			}
-			closer := byte(']')
-			if c == '{' {
-				objects |= 1 << d
-				closer = '}'
-			} else {
-				objects &^= 1 << d
-			}
-			d++
-			i = skipWS(b, i+1)
-			if i < len(b) && b[i] == closer {
-				i++
-				d--
-				break
-			}
-			if c == '{' {
-				if i, ok = s.memberName(i); !ok {
-					return false
-				}
-			}
-			continue next
-		case c == 't' || c == 'f' || c == 'n':
-			lit := "null"
-			if c == 't' {
-				lit = "true"
-			} else if c == 'f' {
-				lit = "false"
-			}
-			if !bytes.HasPrefix(b[i:], []byte(lit)) {
-				return false
-			}
-			i += len(lit)
-		case c == '-' || c-'0' < 10:
-			if i, ok = numberEnd(b, i); !ok {
-				return false
-			}
-		default:
+		c = b[i]
+	}
+	switch {
+	case c == '"':
+		if i, ok = s.skipStr(i); !ok {
 			return false
 		}
-		// A value ended at i: close containers, or go on to the next.
-		for d > 0 {
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return false
-			}
-			inObject := objects&(1<<(d-1)) != 0
-			switch b[i] {
-			case ',':
-				i = skipWS(b, i+1)
-				if inObject {
-					if i, ok = s.memberName(i); !ok {
-						return false
-					}
-				}
-				continue next
-			case '}', ']':
-				if (b[i] == '}') != inObject {
-					return false
-				}
-				i++
-				d--
-			default:
+	case c == '{' || c == '[':
+		if d >= maxD {
+			return false
+		}
+		closer := byte(']')
+		if c == '{' {
+			objects |= 1 << d
+			closer = '}'
+		} else {
+			objects &^= 1 << d
+		}
+		d++
+		if i = skipWS(b, i+1); i < len(b) && b[i] == closer {
+			i++
+			d--
+			goto afterValue
+		}
+		if c == '{' {
+			goto key
+		}
+		goto value
+	case c-'1' < 9:
+		// An integer, as most numbers are; numberEnd checks the others.
+		for e = i + 1; e < len(b) && b[e]-'0' < 10; e++ {
+		}
+		if e < len(b) && (b[e] == '.' || b[e]|0x20 == 'e') {
+			if e, ok = numberEnd(b, i); !ok {
 				return false
 			}
 		}
+		i = e
+	case c == '-' || c == '0':
+		if i, ok = numberEnd(b, i); !ok {
+			return false
+		}
+	case c == 'n' || c == 't':
+		if i+4 > len(b) || binary.LittleEndian.Uint32(b[i:]) != litNull && binary.LittleEndian.Uint32(b[i:]) != litTrue {
+			return false
+		}
+		i += 4
+	case c == 'f':
+		if i+5 > len(b) || binary.LittleEndian.Uint32(b[i+1:]) != litAlse {
+			return false
+		}
+		i += 5
+	default:
+		return false
+	}
+afterValue:
+	// A value ended at i: close containers, or go on to the next.
+	if d == 0 {
 		s.i = i
 		return true
 	}
+	if i >= len(b) {
+		return false
+	}
+	if c = b[i]; c <= ' ' {
+		if i = skipWS(b, i); i >= len(b) {
+			return false
+		}
+		c = b[i]
+	}
+	switch c {
+	case ',':
+		i++
+		if objects&(1<<(d-1)) != 0 {
+			i = skipWS(b, i)
+			goto key
+		}
+		goto value
+	case '}', ']':
+		if (c == '}') != (objects&(1<<(d-1)) != 0) {
+			return false
+		}
+		i++
+		d--
+		goto afterValue
+	}
+	return false
+key:
+	// A member's name, its colon, and its value.
+	if i >= len(b) || b[i] != '"' {
+		return false
+	}
+	if i, ok = s.skipStr(i); !ok {
+		return false
+	}
+	if i < len(b) && b[i] == ':' {
+		i++
+		goto value
+	}
+	if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+		return false
+	}
+	i++
+	goto value
 }
 
-// memberName checks the member name and colon at b[i] and returns the
-// offset of the value after them.
-func (s *jsonScan) memberName(i int) (int, bool) {
-	if i >= len(s.b) || s.b[i] != '"' {
-		return 0, false
-	}
-	i, ok := s.skipString(i)
-	if !ok {
-		return 0, false
-	}
-	i = skipWS(s.b, i)
-	if i >= len(s.b) || s.b[i] != ':' {
-		return 0, false
-	}
-	return skipWS(s.b, i+1), true
-}
+// The literals skip compares as words: "null", "true", and "false" after
+// its f.
+const (
+	litNull = 'n' | 'u'<<8 | 'l'<<16 | 'l'<<24
+	litTrue = 't' | 'r'<<8 | 'u'<<16 | 'e'<<24
+	litAlse = 'a' | 'l'<<8 | 's'<<16 | 'e'<<24
+)
 
 func (s *jsonScan) literal(lit string) bool {
 	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
@@ -243,44 +275,29 @@ func (s *jsonScan) str() (ok, plain bool) {
 	return s.strRest(s.i + 1)
 }
 
-// skipString checks the string at b[i] and returns the offset after it.
-// Skipped strings (a schema's names and descriptions) are passed sixteen
-// bytes per step while they hold no quote, backslash or control byte; the
-// first such byte is the end, or str's to look at.
-func (s *jsonScan) skipString(i int) (int, bool) {
-	// rest is the string from the words at hand, which the compiler reads
-	// without bounds checks.
-	rest := s.b[i+1:]
-	for len(rest) >= 16 {
-		m0 := stringSpecials(binary.LittleEndian.Uint64(rest))
-		m1 := stringSpecials(binary.LittleEndian.Uint64(rest[8:]))
-		if m0|m1 != 0 {
-			if m0 == 0 {
-				rest, m0 = rest[8:], m1
+// skipStr checks the string at b[i] and returns the offset after it.
+// Most skipped strings (names, ids, short values) end in their first
+// words, looked at eight bytes per step without a call; a longer one (a
+// prompt, a description) or one with an escape is left to strRest, which
+// searches it with bytes.IndexByte.
+func (s *jsonScan) skipStr(i int) (int, bool) {
+	b := s.b
+	j := i + 1
+	for n := 0; n < 6 && j+8 <= len(b); n++ {
+		if m := stringSpecials(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			switch b[j] {
+			case '"':
+				return j + 1, true
+			case '\\':
+				ok, _ := s.strRest(j)
+				return s.i, ok
 			}
-			if k := bits.TrailingZeros64(m0) >> 3; rest[k] == '"' {
-				return len(s.b) - len(rest) + k + 1, true
-			}
-			return s.skipStringRest(i)
+			return 0, false // a control byte
 		}
-		rest = rest[16:]
+		j += 8
 	}
-	for ; len(rest) >= 8; rest = rest[8:] {
-		if m := stringSpecials(binary.LittleEndian.Uint64(rest)); m != 0 {
-			if k := bits.TrailingZeros64(m) >> 3; rest[k] == '"' {
-				return len(s.b) - len(rest) + k + 1, true
-			}
-			break
-		}
-	}
-	return s.skipStringRest(i)
-}
-
-// skipStringRest is skipString for a string with an escape or a control
-// byte, or near the end of the body.
-func (s *jsonScan) skipStringRest(i int) (int, bool) {
-	s.i = i
-	ok, _ := s.str()
+	ok, _ := s.strRest(j)
 	return s.i, ok
 }
 

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	stdjson "encoding/json"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 )
 
 // ignoreScanMarks leaves out of comparisons what only the scan sets.
-var ignoreScanMarks = cmpopts.IgnoreUnexported(openaiMessage{}, openaiChoiceMessage{}, openaiChatResponseBody{})
+var ignoreScanMarks = cmpopts.IgnoreUnexported(openaiMessage{}, openaiChoiceMessage{}, openaiChatResponseBody{}, responsesRequestBody{})
 
 // checkPlainMarks: content the scan marks plain is what plainStringBytes
 // reads as plain text.
@@ -203,8 +204,12 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 		}
 	}
 	gemini += count(scanAgrees[geminiResponseBody](t, data) && named("candidates"), scanAgrees[geminiContent](t, data) && named("parts"))
-	// Responses API bodies are the decoder's; their item lists and
-	// contents are scanned.
+	// A Responses API request is scanned with its input item list; the
+	// response object is the decoder's, its items and contents are
+	// scanned.
+	if named("input") && scanAgrees[responsesRequestBody](t, data) {
+		checkResponsesInput(t, data)
+	}
 	var rreq responsesRequestBody
 	if named("input") && json.Unmarshal(data, &rreq) == nil && rawKind(rreq.Input) == '[' {
 		responses++
@@ -243,6 +248,30 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 	}
 	arrays += checkArrays(t, data)
 	return gemini, responses, arrays
+}
+
+// checkResponsesInput: a Responses API request the scan takes has its
+// input item list read in place when it is a list, and the items are the
+// ones the decoder reads from the input it returns.
+func checkResponsesInput(t *testing.T, data []byte) {
+	t.Helper()
+	var b responsesRequestBody
+	if !b.scanJSON(bytes.TrimSpace(data), nil) {
+		t.Fatalf("scan of %.200q declines", data)
+	}
+	if b.inputScanned != (rawKind(b.Input) == '[') {
+		t.Fatalf("input %.100q of %.200q: read in place %v", b.Input, data, b.inputScanned)
+	}
+	if !b.inputScanned {
+		return
+	}
+	var decoded responsesItemList
+	if err := json.Unmarshal(b.Input, &decoded); err != nil {
+		t.Fatalf("input %.200q read in place, which the decoder rejects: %v", b.Input, err)
+	}
+	if d := cmp.Diff(decoded, b.inputItems); d != "" {
+		t.Fatalf("input items of %.200q differ from the decoder's (-decoder +scan):\n%s", data, d)
+	}
 }
 
 // checkArrays runs scanAgrees for the shapes decoded from raw members
@@ -591,6 +620,13 @@ func TestGeminiScanChunkReuse(t *testing.T) {
 func TestArrayScanOddJSON(t *testing.T) {
 	type scan func(*testing.T, []byte) bool
 	parts, anthropic, items := scan(scanAgrees[openaiPartList]), scan(scanAgrees[anthropicContentList]), scan(scanAgrees[responsesItemList])
+	request := func(t *testing.T, data []byte) bool {
+		if !scanAgrees[responsesRequestBody](t, data) {
+			return false
+		}
+		checkResponsesInput(t, data)
+		return true
+	}
 	cases := []struct {
 		body string
 		with scan
@@ -610,6 +646,18 @@ func TestArrayScanOddJSON(t *testing.T) {
 		{`[{"type":"image","source":"x"}]`, anthropic, false},
 		{`[{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]},{"type":"function_call_output","call_id":"c","output":"{\"a\":1}"},{"type":"reasoning","summary":[{"type":"summary_text","text":"s"}],"encrypted_content":"eA=="}]`, items, true},
 		{`[{"type":"reasoning","summary":"s"}]`, items, false},
+		{`{"model":"gpt-5","input":[{"role":"user","content":"hi"},{"type":"function_call_output","call_id":"c","output":"o"}],"instructions":null,"tools":[{"type":"function","name":"f","parameters":{"type":"object"}}],"stream":"true","max_output_tokens":"64"}`, request, true},
+		{`{"model":"gpt-5","input":"hi","temperature":1,"top_p":null,"tool_choice":{"type":"function","name":"f"}}`, request, true},
+		{`{"input":null}`, request, true},
+		{`{"input":[]}`, request, true},
+		{`{"input":{"role":"user"}}`, request, true},
+		{`{"input":[{"role":"user","content":"a"}],"Input":"b"}`, request, false},
+		{`{"input":[{"role":"user","content":"a","Role":"x"}]}`, request, false},
+		{`{"input":[{"type":"reasoning","summary":"s"}]}`, request, false},
+		{`{"input":[1]}`, request, false},
+		{`{"input":[{"role":"user"},]}`, request, false},
+		{`{"input":[{"role":"user"}],"input":"x"}`, request, false},
+		{`{"tools":{"type":"function"}}`, request, false},
 	}
 	// A skipped string with a special byte at each offset of its first
 	// three words.
@@ -655,4 +703,33 @@ func TestResponsesEventScanOwnsDelta(t *testing.T) {
 	if ev.scanJSON([]byte(`{"type":"response.created","response":{"id":"resp_1"}}`), &memo) {
 		t.Fatal("an event with a response object was scanned")
 	}
+}
+
+// FuzzJSONSkip: skip, which every scan uses for the values it does not
+// read, takes a document exactly when encoding/json's Valid does, but for
+// nesting deeper than the scan follows (which it declines).
+func FuzzJSONSkip(f *testing.F) {
+	for i, body := range recordedBodies(f) {
+		if i%40 == 0 && len(body) < 2048 {
+			f.Add(body)
+		}
+	}
+	for _, s := range []string{
+		`{"a":[1,-0.5e+3,true,false,null,{},[],""],"b":{"c":"\u00e9\n\"","d":"` + strings.Repeat("x", 70) + `"}}`,
+		`[{"a" : 1 } , [ ] ]`, `"\q"`, "\"a\x01\"", `[01]`, `[1.]`, `-`, `tru`, `fals`, `nul`, `{"a":1,}`, `[1 2]`,
+		"{\n  \"a\": \"b\"\n}", `{"a"` + "\t:\t" + `1}`, "\"\xff\xfe\"", strings.Repeat("[", 70) + strings.Repeat("]", 70),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := jsonScan{b: data}
+		took := s.skip() && s.end()
+		valid := stdjson.Valid(data)
+		if took && !valid {
+			t.Fatalf("skip took %q, which is not valid JSON", data)
+		}
+		if valid && !took && bytes.Count(data, []byte("["))+bytes.Count(data, []byte("{")) < maxScanDepth-1 {
+			t.Fatalf("skip declined valid JSON %q", data)
+		}
+	})
 }

@@ -33,6 +33,10 @@ type responsesRequestBody struct {
 	TopP            jFloat          `json:"top_p"`
 	MaxOutputTokens jInt            `json:"max_output_tokens"`
 	Stream          jBool           `json:"stream"`
+	// inputItems is Input's item list when the scan read it in place
+	// (inputScanned); the decoder leaves it for decodeLoose to read.
+	inputItems   responsesItemList
+	inputScanned bool
 }
 
 // responsesItem is an input or output item of any type.
@@ -103,8 +107,10 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 		s, _ := rawString(b.Input)
 		req.Messages = append(req.Messages, newMessage("user", s, 0))
 	case '[':
-		var items responsesItemList
-		decodeLoose(b.Input, &items) //nolint:errcheck // a broken list yields no items
+		items := b.inputItems
+		if !b.inputScanned {
+			decodeLoose(b.Input, &items) //nolint:errcheck // a broken list yields no items
+		}
 		for _, it := range items {
 			typ := string(it.Type)
 			switch {

@@ -17,6 +17,9 @@ func BenchmarkScanShapes(b *testing.B) {
 	b.Run("gemini-request", func(b *testing.B) {
 		benchScan[geminiRequestBody](b, bodies, "contents")
 	})
+	b.Run("responses-request", func(b *testing.B) {
+		benchScan[responsesRequestBody](b, bodies, "input")
+	})
 
 }
 
