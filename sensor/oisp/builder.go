@@ -188,41 +188,69 @@ func (b *Builder) New(eventType string, at time.Time, method string, data any) *
 // several events in one allocation. *ev must be the zero Event (a new
 // one): only the fields the builder sets are written.
 func (b *Builder) Init(ev *Event, eventType string, at time.Time, method string, data any) {
-	b.InitWithID(ev, "", eventType, at, method, data, nil)
+	b.InitWithID("", nil, method, Stamp{Event: ev, Type: eventType, At: at, Data: data})
 }
 
-// InitWithID is Init that also returns prefix followed by a fresh ULID,
-// made just before the event's own id (as PrefixedID then Init would),
-// when prefix is not empty, and extra as a string. The id, the event id,
-// the timestamp and extra share one string: an event that needs an id of
-// its own and another value made for it (an ai.request's request_id and
-// conversation_id) costs one allocation for all of them.
-func (b *Builder) InitWithID(ev *Event, prefix, eventType string, at time.Time, method string, data any, extra []byte) (id, extraString string) {
-	if at.IsZero() {
-		at = time.Now()
+// Stamp is an event for InitWithID to fill: its type, time and data.
+type Stamp struct {
+	Event *Event
+	Type  string
+	At    time.Time
+	Data  any
+}
+
+// InitWithID fills the events of stamps in turn as Init would, and returns
+// prefix followed by a fresh ULID, made just before the first event's own
+// id (as PrefixedID then Init would), when prefix is not empty, and extra
+// as a string. The ids, the events' ids and timestamps and extra share one
+// string: the events of an exchange (an ai.request with its request_id and
+// conversation_id, and its ai.response) cost one allocation for all of
+// them.
+func (b *Builder) InitWithID(prefix string, extra []byte, method string, stamps ...Stamp) (id, extraString string) {
+	if len(stamps) == 0 {
+		return "", string(extra)
 	}
-	var buf [64 + ulid.EncodedSize + len(TimeLayout) + 8 + 32]byte
+	const stampLen = ulid.EncodedSize + len(TimeLayout) + 8
+	var buf [64 + 2*stampLen + 32]byte
 	out := buf[:0]
-	if prefix != "" {
-		out = b.appendID(out, prefix, at)
+	// ends[i] is where the timestamp of stamps[i] ends in out.
+	var endsBuf [4]int
+	ends := endsBuf[:0]
+	for i := range stamps {
+		at := stamps[i].At
+		if at.IsZero() {
+			at = time.Now()
+		}
+		if i == 0 && prefix != "" {
+			out = b.appendID(out, prefix, at)
+		}
+		out = AppendTime(b.appendID(out, "", at), at)
+		ends = append(ends, len(out))
 	}
-	idLen := len(out)
-	out = AppendTime(b.appendID(out, "", at), at)
-	tsEnd := len(out)
 	out = append(out, extra...)
 	all := string(out)
-	// Field by field rather than *ev = Event{…}: assigning a whole Event
-	// to the heap copies all of it, with a write barrier on each of its
-	// pointer words while the collector marks, to set a third of them.
-	ev.OISPVersion = Version
-	ev.EventID = all[idLen : idLen+ulid.EncodedSize]
-	ev.EventType = eventType
-	ev.TS = all[idLen+ulid.EncodedSize : tsEnd]
-	ev.Host = b.hostRef
-	ev.Source.Collector = Collector
-	ev.Source.CollectorVersion = b.version
-	ev.Source.CaptureMethod = method
-	ev.Confidence = &b.confidence
-	ev.Data = data
-	return all[:idLen], all[tsEnd:]
+	idLen := len(prefix)
+	if prefix != "" {
+		idLen += ulid.EncodedSize
+	}
+	start := idLen
+	for i, st := range stamps {
+		ev := st.Event
+		// Field by field rather than *ev = Event{…}: assigning a whole
+		// Event to the heap copies all of it, with a write barrier on each
+		// of its pointer words while the collector marks, to set a third
+		// of them.
+		ev.OISPVersion = Version
+		ev.EventID = all[start : start+ulid.EncodedSize]
+		ev.EventType = st.Type
+		ev.TS = all[start+ulid.EncodedSize : ends[i]]
+		ev.Host = b.hostRef
+		ev.Source.Collector = Collector
+		ev.Source.CollectorVersion = b.version
+		ev.Source.CaptureMethod = method
+		ev.Confidence = &b.confidence
+		ev.Data = st.Data
+		start = ends[i]
+	}
+	return all[:idLen], all[start:]
 }

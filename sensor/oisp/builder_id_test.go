@@ -64,8 +64,9 @@ func TestAppendTime(t *testing.T) {
 	}
 }
 
-// TestInitWithID checks that an event and id made together equal the ones
-// PrefixedID and New make in turn from the same entropy.
+// TestInitWithID checks that events and an id made together equal the ones
+// PrefixedID and New make in turn from the same entropy, with the extra
+// bytes and with no stamps at all.
 func TestInitWithID(t *testing.T) {
 	entropy := func() *strings.Reader { return strings.NewReader(strings.Repeat("entropy for two builders", 8)) }
 	host := &Host{OS: "linux", Arch: "x86_64"}
@@ -74,18 +75,31 @@ func TestInitWithID(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
 	for i := range 3 {
 		wantID := apart.PrefixedID("req_", at)
-		want := apart.New(TypeAIRequest, at, "replay", i)
-		var got Event
+		want := []*Event{apart.New(TypeAIRequest, at, "replay", i)}
+		stamps := []Stamp{{Type: TypeAIRequest, At: at, Data: i}}
+		// One, two and three events stamped together; the later ones at
+		// the same and at a later millisecond.
+		for k := range i {
+			later := at.Add(time.Duration(k) * time.Millisecond)
+			want = append(want, apart.New(TypeAIResponse, later, "replay", k))
+			stamps = append(stamps, Stamp{Type: TypeAIResponse, At: later, Data: k})
+		}
+		got := make([]Event, len(stamps))
+		for k := range stamps {
+			stamps[k].Event = &got[k]
+		}
 		extra := []byte(fmt.Sprintf("conv_%d", i))
-		id, extraString := together.InitWithID(&got, "req_", TypeAIRequest, at, "replay", i, extra)
+		id, extraString := together.InitWithID("req_", extra, "replay", stamps...)
 		if id != wantID {
 			t.Fatalf("id %q; want %q", id, wantID)
 		}
 		if extraString != string(extra) {
 			t.Fatalf("extra %q; want %q", extraString, extra)
 		}
-		if diff := cmp.Diff(*want, got); diff != "" {
-			t.Fatalf("InitWithID event (-want +got):\n%s", diff)
+		for k := range got {
+			if diff := cmp.Diff(*want[k], got[k]); diff != "" {
+				t.Fatalf("InitWithID event %d of %d (-want +got):\n%s", k, len(got), diff)
+			}
 		}
 		var plain Event
 		together.Init(&plain, TypeAIResponse, at, "replay", nil)
@@ -93,5 +107,8 @@ func TestInitWithID(t *testing.T) {
 			t.Fatalf("Init event (-want +got):\n%s", diff)
 		}
 		at = at.Add(time.Millisecond)
+	}
+	if id, extraString := together.InitWithID("req_", []byte("x"), "replay"); id != "" || extraString != "x" {
+		t.Fatalf("no stamps: id %q, extra %q; want none and %q", id, extraString, "x")
 	}
 }

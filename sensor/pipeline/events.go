@@ -127,10 +127,33 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	block.confidence = p.confidence(info, t, partial, append(append([]string(nil), xNotes...), res.Notes...))
 	conf := &block.confidence
 
+	respAt := time.Time{}
+	if x.Response != nil {
+		respAt = x.Response.End
+		if respAt.IsZero() {
+			respAt = x.Response.Start
+		}
+	}
+	if respAt.IsZero() {
+		respAt = reqAt
+	}
+
 	req := res.Request
 	reqEv := &block.request
+	stamps := [2]oisp.Stamp{{Event: reqEv, Type: oisp.TypeAIRequest, At: reqAt, Data: req}}
+	// The ai.response is stamped with the request, sharing its string,
+	// unless tool result events come between them: ids are made in the
+	// order of the events.
+	respStamped := len(res.ToolResults) == 0 && (res.Embedding != nil || res.Response != nil)
+	if respStamped {
+		stamps[1] = oisp.Stamp{Event: &block.response, Type: oisp.TypeAIResponse, At: respAt}
+	}
 	var conv [conversationIDLen]byte
-	requestID, convID := p.cfg.Builder.InitWithID(reqEv, "req_", oisp.TypeAIRequest, reqAt, method, req, appendConversationID(conv[:0], info, req))
+	n := 1
+	if respStamped {
+		n = 2
+	}
+	requestID, convID := p.cfg.Builder.InitWithID("req_", appendConversationID(conv[:0], info, req), method, stamps[:n]...)
 	req.RequestID = requestID
 	req.ConversationID = convID
 	if p.cfg.Content == ContentMetadata {
@@ -180,17 +203,6 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		p.out(fs, ev)
 	}
 
-	respAt := time.Time{}
-	if x.Response != nil {
-		respAt = x.Response.End
-		if respAt.IsZero() {
-			respAt = x.Response.Start
-		}
-	}
-	if respAt.IsZero() {
-		respAt = reqAt
-	}
-
 	switch {
 	case res.Embedding != nil:
 		// Every ai.request is answered by an ai.response (status, usage,
@@ -200,7 +212,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		e.RequestID = requestID
 		rconf := responseConfidence(conf, x, whole)
 		rev := &block.response
-		p.cfg.Builder.Init(rev, oisp.TypeAIResponse, respAt, method, embeddingResponse(e, req.ConversationID))
+		p.initResponse(rev, respStamped, respAt, method, embeddingResponse(e, req.ConversationID))
 		p.finish(rev, info, proc, actor, attrs, rconf, "response")
 		block.related[0] = oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent}
 		rev.RelatedEvents = block.related[0:1:1]
@@ -220,7 +232,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		}
 		rconf := responseConfidence(conf, x, whole)
 		ev := &block.response
-		p.cfg.Builder.Init(ev, oisp.TypeAIResponse, respAt, method, r)
+		p.initResponse(ev, respStamped, respAt, method, r)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
 		block.related[0] = oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent}
 		ev.RelatedEvents = block.related[0:1:1]
@@ -254,6 +266,16 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			p.out(fs, tev)
 		}
 	}
+}
+
+// initResponse fills ev, an exchange's ai.response, unless it was stamped
+// with the request, and gives it its data.
+func (p *Pipeline) initResponse(ev *oisp.Event, stamped bool, at time.Time, method string, data *oisp.AIResponse) {
+	if stamped {
+		ev.Data = data
+		return
+	}
+	p.cfg.Builder.Init(ev, oisp.TypeAIResponse, at, method, data)
 }
 
 // exchangeEvents holds what every AI exchange emits, its ai.request and
