@@ -256,10 +256,11 @@ func decodeAnthropicRequest(body []byte, res *Result) string {
 		req.Messages = make([]oisp.Message, 0, n+1)
 	}
 	// System prompt: a string or an array of text blocks.
-	if len(b.System) > 0 && rawKind(b.System) != 'n' {
-		text, images := flattenAnthropicContent(b.System, nil, room.content[:])
-		setSystemPrompt(req, text)
-		req.Messages = append(req.Messages, newMessage("system", text, images))
+	system, hasSystem := "", len(b.System) > 0 && rawKind(b.System) != 'n'
+	if hasSystem {
+		var images int
+		system, images = flattenAnthropicContent(b.System, nil, room.content[:])
+		req.Messages = append(req.Messages, newMessage("system", system, images))
 	}
 	for _, m := range b.Messages {
 		req.Messages = append(req.Messages, anthropicRequestMessage(m, res, room.content[:]))
@@ -267,6 +268,11 @@ func decodeAnthropicRequest(body []byte, res *Result) string {
 	if b.Prompt != "" && len(b.Messages) == 0 {
 		req.Messages = append(req.Messages, splitHumanAssistant(string(b.Prompt))...)
 		req.InputCount = 1
+	}
+	if hasSystem {
+		// Set once every message is in: the prompt takes the system
+		// message's hash, made with the others'.
+		setSystemPrompt(req, system)
 	}
 
 	for _, t := range b.Tools {

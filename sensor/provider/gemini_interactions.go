@@ -136,12 +136,18 @@ func decodeInteractionsRequest(body []byte, res *Result) bool {
 		// An agent invocation names no model; the agent id stands in.
 		req.Model = &oisp.Model{ID: string(b.Agent), Name: "agent"}
 	}
-	if len(b.SystemInstruction) > 0 && rawKind(b.SystemInstruction) != 'n' {
-		text, images := interactionsContentText(b.SystemInstruction, nil)
-		setSystemPrompt(req, text)
-		req.Messages = append(req.Messages, newMessage("system", text, images))
+	system, hasSystem := "", len(b.SystemInstruction) > 0 && rawKind(b.SystemInstruction) != 'n'
+	if hasSystem {
+		var images int
+		system, images = interactionsContentText(b.SystemInstruction, nil)
+		req.Messages = append(req.Messages, newMessage("system", system, images))
 	}
 	req.Messages = append(req.Messages, interactionsInput(b.Input, res)...)
+	if hasSystem {
+		// Set once every message is in: the prompt takes the system
+		// message's hash, made with the others'.
+		setSystemPrompt(req, system)
+	}
 	for _, tl := range b.Tools {
 		typ := string(tl.Type)
 		d := oisp.ToolDefinition{Name: string(tl.Name), Description: string(tl.Description), Type: "function"}
