@@ -108,9 +108,6 @@ type Decoder struct {
 	queueInit [2]*exchange
 	nextSeq   int
 	evicted   int // requests given up on whose responses may still come
-	// respFields is the size of the flow's last response header (at most
-	// maxRespFields), the room requestHeader keeps for the next.
-	respFields int
 
 	// early holds server bytes that arrived before any client byte and do
 	// not look like HTTP/1: a server speaking first is HTTP/2 (SETTINGS)
@@ -134,8 +131,10 @@ type exchange struct {
 	// marks hold the first arrival mark of the request and response
 	// bodies: most bodies arrive at once and need no more.
 	marks [2][1]httpmsg.Mark
-	// spare is room for the response header in the request header's
-	// allocation (see requestHeader).
+	// fields is room for the request and response headers: an exchange's
+	// two headers live and die together, and most fit (see
+	// requestHeader). spare is what the request header left of it.
+	fields      [exchangeFields]httpmsg.Field
 	spare       httpmsg.Header
 	reqDone     bool // the request ended (complete or not)
 	respDone    bool // the final response ended (complete or not)
@@ -342,6 +341,7 @@ func (d *Decoder) newExchange(proto string) *exchange {
 	}
 	e := &exchange{xv: httpmsg.Exchange{Flow: d.info, Seq: d.nextSeq, Proto: proto}}
 	e.x = &e.xv
+	e.spare = e.fields[:0]
 	d.nextSeq++
 	d.queue = append(d.queue, e)
 	return e

@@ -535,10 +535,11 @@ func TestHeaderBlockSizes(t *testing.T) {
 	}
 }
 
-// TestResponseHeaderRoom: the response header shares the request header's
-// allocation when it fits the room kept for it (sized by the flow's last
-// response) and has its own when not; a 100 Continue takes no room, and
-// adding to one header never changes the other.
+// TestResponseHeaderRoom: the request header takes the start of the
+// exchange's room for fields, the response header the rest when it fits
+// (the whole room after a request too large for it) and has its own when
+// not; a 100 Continue takes no room, and adding to one header never changes
+// the other.
 func TestResponseHeaderRoom(t *testing.T) {
 	fieldsOf := func(n int) (string, httpmsg.Header) {
 		var b strings.Builder
@@ -549,11 +550,19 @@ func TestResponseHeaderRoom(t *testing.T) {
 		}
 		return b.String(), h
 	}
-	sizes := []int{firstRespFields - 3, firstRespFields + 5, 2, 3, maxRespFields + 4, maxRespFields + 4, 0}
+	// A request has Host, a response Content-Type and Content-Length with
+	// the n fields of sizes: the first fills the room exactly, the second
+	// is one over, the fifth follows a request too large for the room.
+	sizes := []int{exchangeFields - 3, exchangeFields - 2, 2, 3, exchangeFields - 2, exchangeFields + 4, 0}
 	var client, server strings.Builder
 	var want []httpmsg.Header
 	for i, n := range sizes {
-		client.WriteString(get("/h"))
+		if i == 4 {
+			reqExtra, _ := fieldsOf(exchangeFields + 1)
+			client.WriteString(get("/h", reqExtra))
+		} else {
+			client.WriteString(get("/h"))
+		}
 		if i == 1 {
 			server.WriteString("HTTP/1.1 100 Continue\r\nx-interim: 1\r\n\r\n")
 		}

@@ -287,28 +287,26 @@ func (s *side) begin(l startLine, fs httpmsg.Header, bad int, b []byte, at time.
 // message's header.)
 const maxStackFields = 32
 
-// requestHeader copies fs, the fields of e's request, into e's request
-// header, in an allocation with room for the response header after it
-// (e.spare), sized like the flow's last response header: an exchange's
-// two headers live and die together, and most flows' responses come from
-// one server with the same fields each time.
+// requestHeader copies fs, the fields of e's request, into the start of
+// e's room for fields when they fit (or a header of their own), and leaves
+// the rest of the room to the response header (e.spare).
 func (d *Decoder) requestHeader(e *exchange, fs httpmsg.Header) httpmsg.Header {
 	n := len(fs)
-	room := d.respFields
-	if room == 0 {
-		room = firstRespFields
+	var h httpmsg.Header
+	if n <= len(e.fields) {
+		h = e.fields[:n:n]
+		e.spare = e.fields[n:n:len(e.fields)]
+	} else {
+		h = make(httpmsg.Header, n)
 	}
-	h := make(httpmsg.Header, n, n+room)
 	copy(h, fs)
-	e.spare = h[n:n:cap(h)]
-	return h[:n:n]
+	return h
 }
 
 // responseHeader copies fs, the fields of e's response, into e's spare
 // room when they fit, or a header of their own.
 func (d *Decoder) responseHeader(e *exchange, fs httpmsg.Header) httpmsg.Header {
 	n := len(fs)
-	d.respFields = min(max(n, 1), maxRespFields)
 	h := e.spare
 	e.spare = nil
 	if cap(h) < n {
@@ -319,14 +317,11 @@ func (d *Decoder) responseHeader(e *exchange, fs httpmsg.Header) httpmsg.Header 
 	return h
 }
 
-// firstRespFields is the room kept for a flow's first response header
-// (recorded API responses mostly have 10-24 fields; 16 left so many out
-// that their room was wasted); maxRespFields bounds the room whatever came
-// before.
-const (
-	firstRespFields = 24
-	maxRespFields   = 32
-)
+// exchangeFields is the room for fields in an exchange: an exchange with it
+// is in the 1408-byte size class. Recorded API requests have 5-16 fields
+// and responses mostly 2-28: the two fit together in three exchanges out of
+// four, and a response that does not fit has a header of its own.
+const exchangeFields = 22
 
 func (s *side) beginRequest(method, target, proto string, fs httpmsg.Header, at time.Time, complete bool) {
 	d := s.d
