@@ -473,7 +473,7 @@ func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	if b.Completion != nil { // legacy Text Completions
 		text := string(*b.Completion)
 		fr := oisp.FinishReason(string(b.StopReason))
-		resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(text), FinishReason: fr, RawFinishReason: rawIfDifferent(string(b.StopReason), fr)}}
+		resp.Choices = oneChoice(text, fr, rawIfDifferent(string(b.StopReason), fr))
 		resp.FinishReason = fr
 		return
 	}
@@ -518,7 +518,7 @@ func (a *anthropicContent) block(bl *anthropicBlock) {
 func (a *anthropicContent) fill(resp *oisp.AIResponse, stopReason string) {
 	fr := anthropicFinish(stopReason)
 	text := strings.Join(a.text, "")
-	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(text), FinishReason: fr, RawFinishReason: rawIfDifferent(stopReason, fr)}}
+	resp.Choices = oneChoice(text, fr, rawIfDifferent(stopReason, fr))
 	if fr != "" {
 		resp.FinishReason = fr
 	}
@@ -782,7 +782,7 @@ func (s *anthropicStream) finish(res *Result, resp *oisp.AIResponse) {
 	}
 	if s.legacy {
 		fr := oisp.FinishReason(s.stopReason)
-		resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(s.legacyText.String()), FinishReason: fr, RawFinishReason: rawIfDifferent(s.stopReason, fr)}}
+		resp.Choices = oneChoice(s.legacyText.String(), fr, rawIfDifferent(s.stopReason, fr))
 		resp.FinishReason = fr
 	} else if s.events > 0 {
 		var acc anthropicContent

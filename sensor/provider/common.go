@@ -375,10 +375,40 @@ func hashedMessage(rawRole, content string, images int) oisp.Message {
 	return m
 }
 
-// assistantMessage is the message of a response choice.
+// assistantMessage is the message of a response choice: the message and
+// its hash in one allocation.
 func assistantMessage(content string) *oisp.Message {
-	m := hashedMessage("assistant", content, 0)
-	return &m
+	return new(messageRoom).assistant(content)
+}
+
+// messageRoom is a response message and the bytes of its hash, allocated
+// together.
+type messageRoom struct {
+	msg  oisp.Message
+	hash [oisp.HashLen]byte
+}
+
+// assistant makes the room's message the assistant message of content,
+// its hash written into the room's bytes, and returns it.
+func (r *messageRoom) assistant(content string) *oisp.Message {
+	r.msg = newMessage("assistant", content, 0)
+	if content != "" {
+		h := oisp.AppendHash(r.hash[:0], content)
+		// The bytes are written once, here, and the room is the message's.
+		r.msg.ContentHash = unsafe.String(unsafe.SliceData(h), len(h))
+	}
+	return &r.msg
+}
+
+// oneChoice is a response's only choice, the assistant message of
+// content: the choices, the message and its hash in one allocation.
+func oneChoice(content, finish, rawFinish string) []oisp.Choice {
+	a := &struct {
+		choices [1]oisp.Choice
+		room    messageRoom
+	}{}
+	a.choices[0] = oisp.Choice{Message: a.room.assistant(content), FinishReason: finish, RawFinishReason: rawFinish}
+	return a.choices[:]
 }
 
 // hashMessages sets the content hash of every message with content and no

@@ -1030,7 +1030,7 @@ func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
 		raw, fr = a.blockReason, oisp.FinishContentFilter
 	}
 	text := a.text.String()
-	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(text), FinishReason: fr, RawFinishReason: rawIfDifferent(geminiFinishName(raw), fr)}}
+	resp.Choices = oneChoice(text, fr, rawIfDifferent(geminiFinishName(raw), fr))
 	resp.FinishReason = fr
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)

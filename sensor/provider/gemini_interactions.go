@@ -447,7 +447,7 @@ func (a *interactionsAcc) fill(res *Result, resp *oisp.AIResponse) {
 		fr = oisp.FinishToolCalls
 	}
 	text := a.text.String()
-	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(text), FinishReason: fr, RawFinishReason: rawIfDifferent(a.status, fr)}}
+	resp.Choices = oneChoice(text, fr, rawIfDifferent(a.status, fr))
 	resp.FinishReason = fr
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)

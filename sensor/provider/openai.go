@@ -491,9 +491,10 @@ func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	// What the answer points to, allocated together: one allocation
 	// instead of three.
 	a := &struct {
-		model  oisp.Model
-		usage  usageBlock
-		choice [1]oisp.Choice
+		model   oisp.Model
+		usage   usageBlock
+		choice  [1]oisp.Choice
+		message [1]messageRoom
 	}{}
 	if b.ID != "" {
 		resp.ProviderRequestID = string(b.ID)
@@ -530,7 +531,7 @@ func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 		s.choice(c, time.Time{})
 	}
 	resp.Choices = a.choice[:0] // room for the usual single choice
-	s.fillChoices(resp)
+	s.fillChoices(resp, a.message[:])
 	if len(resp.Choices) == 0 {
 		resp.Choices = nil
 	}
@@ -799,15 +800,20 @@ func (a *openaiChoiceAcc) call(tc *openaiToolCallDelta) *openaiCallAcc {
 	return &a.calls[len(a.calls)-1]
 }
 
-// fillChoices writes choices, tool calls, finish reason and thinking.
-func (s *openaiChatStream) fillChoices(resp *oisp.AIResponse) {
+// fillChoices writes choices, tool calls, finish reason and thinking. The
+// choices' messages are made in rooms (one allocation for them all when
+// rooms has too few).
+func (s *openaiChatStream) fillChoices(resp *oisp.AIResponse, rooms []messageRoom) {
+	if len(rooms) < len(s.choices) {
+		rooms = make([]messageRoom, len(s.choices))
+	}
 	var thinking []string
 	for i := range s.choices {
 		c := &s.choices[i]
 		fr := oisp.FinishReason(c.finish)
 		resp.Choices = append(resp.Choices, oisp.Choice{
 			Index:           c.index,
-			Message:         assistantMessage(c.content.String()),
+			Message:         rooms[i].assistant(c.content.String()),
 			FinishReason:    fr,
 			RawFinishReason: rawIfDifferent(c.finish, fr),
 		})
@@ -844,7 +850,7 @@ func (s *openaiChatStream) finish(res *Result, resp *oisp.AIResponse) {
 	if s.model != "" {
 		resp.Model = &oisp.Model{ID: s.model}
 	}
-	s.fillChoices(resp)
+	s.fillChoices(resp, nil)
 	if s.usage != nil {
 		resp.Usage = openaiUsage(s.usage)
 	}

@@ -194,7 +194,7 @@ func mediaResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 		return
 	}
 	if b.Text != nil {
-		resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(string(*b.Text)), FinishReason: oisp.FinishStop}}
+		resp.Choices = oneChoice(string(*b.Text), oisp.FinishStop, "")
 		resp.FinishReason = oisp.FinishStop
 	}
 	for _, r := range b.Results {
@@ -244,6 +244,6 @@ func mediaStream(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse) {
 		}
 	}
 	if text.Len() > 0 {
-		resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(text.String())}}
+		resp.Choices = oneChoice(text.String(), "", "")
 	}
 }

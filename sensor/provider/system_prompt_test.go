@@ -42,3 +42,31 @@ func TestSystemPromptHash(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageRoom holds the assistant messages made in a messageRoom (the
+// hash written into the room's bytes) to hashedMessage's, for every way
+// they are made: alone, as a single choice, and rooms reused in turn.
+func TestMessageRoom(t *testing.T) {
+	contents := []string{"", "x", "a longer answer with\nlines and ünïcode", string(make([]byte, 10000))}
+	var rooms [2]messageRoom
+	var kept []*oisp.Message
+	for i, c := range contents {
+		want := hashedMessage("assistant", c, 0)
+		if got := assistantMessage(c); *got != want {
+			t.Errorf("assistantMessage(%.20q) = %+v; want %+v", c, *got, want)
+		}
+		choices := oneChoice(c, "stop", "end_turn")
+		if len(choices) != 1 || *choices[0].Message != want || choices[0].FinishReason != "stop" || choices[0].RawFinishReason != "end_turn" {
+			t.Errorf("oneChoice(%.20q) = %+v", c, choices)
+		}
+		if got := rooms[i%2].assistant(c); *got != want {
+			t.Errorf("room %d: %+v; want %+v", i%2, *got, want)
+		}
+		kept = append(kept, choices[0].Message)
+	}
+	for i, m := range kept {
+		if want := hashedMessage("assistant", contents[i], 0); *m != want {
+			t.Errorf("message %d changed after later ones: %+v; want %+v", i, *m, want)
+		}
+	}
+}
