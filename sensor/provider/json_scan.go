@@ -283,7 +283,7 @@ func (s *jsonScan) str() (ok, plain bool) {
 func (s *jsonScan) skipStr(i int) (int, bool) {
 	b := s.b
 	j := i + 1
-	for n := 0; n < 6 && j+8 <= len(b); n++ {
+	for last := min(j+40, len(b)-8); j <= last; j += 8 {
 		if m := stringSpecials(binary.LittleEndian.Uint64(b[j:])); m != 0 {
 			j += bits.TrailingZeros64(m) >> 3
 			switch b[j] {
@@ -295,7 +295,6 @@ func (s *jsonScan) skipStr(i int) (int, bool) {
 			}
 			return 0, false // a control byte
 		}
-		j += 8
 	}
 	ok, _ := s.strRest(j)
 	return s.i, ok
