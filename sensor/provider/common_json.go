@@ -306,6 +306,8 @@ func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err e
 		sb = t
 	case *responsesRequestBody:
 		sb = t
+	case *ollamaLine:
+		sb = t
 	case *openaiPartList:
 		sb = t
 	case *anthropicContentList:

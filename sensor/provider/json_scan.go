@@ -634,6 +634,13 @@ func (s *jsonScan) tolerant(v json.Unmarshaler) bool {
 	return v.UnmarshalJSON(raw) == nil
 }
 
+// text is tolerant for a string member seldom repeated (a stream's
+// text), read without the memo, which it would only churn.
+func (s *jsonScan) text(p *jStr) bool {
+	raw, ok := s.value()
+	return ok && p.UnmarshalJSON(raw) == nil
+}
+
 // tolerantPointer reads null (*p = nil) or any other value into a new *p.
 func (s *jsonScan) tolerantPointer(p **jStr) bool {
 	if s.peek() == 'n' {

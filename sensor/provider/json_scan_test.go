@@ -232,6 +232,8 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 			arrays += checkArrays(t, it.Content)
 		}
 	}
+	// Ollama lines and bodies.
+	scanAgrees[ollamaLine](t, data)
 	// Message contents of the other request shapes.
 	var chat openaiChatRequestBody
 	if chat.scanJSON(bytes.TrimSpace(data), nil) {
@@ -318,6 +320,21 @@ func TestOpenAIScanAgreesOnRecordings(t *testing.T) {
 	if gemini < 100 || responsesAPI < 20 || arrays < 500 {
 		t.Fatalf("scan took only %d Gemini bodies and %d arrays of the recordings (%d Responses API requests)", gemini, arrays, responsesAPI)
 	}
+}
+
+// TestOllamaScanTakesRecordedLines: the scan takes the recorded Ollama
+// lines and bodies (and agrees with the decoder, see checkMoreShapes).
+func TestOllamaScanTakesRecordedLines(t *testing.T) {
+	taken := 0
+	for _, body := range recordedBodies(t) {
+		if bytes.Contains(body, []byte(`"done"`)) && scanAgrees[ollamaLine](t, body) {
+			taken++
+		}
+	}
+	if taken < 50 {
+		t.Fatalf("scan took only %d recorded Ollama lines", taken)
+	}
+	t.Logf("scan took %d recorded Ollama lines", taken)
 }
 
 // TestOpenAIScanOddJSON: odd values either are read exactly as the decoder
@@ -620,6 +637,7 @@ func TestGeminiScanChunkReuse(t *testing.T) {
 func TestArrayScanOddJSON(t *testing.T) {
 	type scan func(*testing.T, []byte) bool
 	parts, anthropic, items := scan(scanAgrees[openaiPartList]), scan(scanAgrees[anthropicContentList]), scan(scanAgrees[responsesItemList])
+	line := scan(scanAgrees[ollamaLine])
 	request := func(t *testing.T, data []byte) bool {
 		if !scanAgrees[responsesRequestBody](t, data) {
 			return false
@@ -658,6 +676,16 @@ func TestArrayScanOddJSON(t *testing.T) {
 		{`{"input":[{"role":"user"},]}`, request, false},
 		{`{"input":[{"role":"user"}],"input":"x"}`, request, false},
 		{`{"tools":{"type":"function"}}`, request, false},
+		{`{"model":"gemma3:1b","created_at":"2025-08-20T13:48:22Z","response":"Okay","done":false}`, line, true},
+		{`{"model":"m","message":{"role":"assistant","content":"caf\u00e9","thinking":null,"images":null,"tool_calls":null},"done":"true","done_reason":"stop","prompt_eval_count":"15","eval_count":2.0,"context":[1,2]}`, line, true},
+		{`{"model":"m","response":null,"thinking":5,"error":{"message":"x"},"embeddings":[[0.1,-2e-3]],"embedding":[]}`, line, true},
+		{`{"error":"model not found"}`, line, true},
+		{`{"message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":{}}}]}}`, line, false},
+		{`{"message":{"images":["AAAA"]}}`, line, false},
+		{`{"message":{"tool_calls":[]}}`, line, false},
+		{`{"message":"x"}`, line, false},
+		{`{"Model":"m"}`, line, false},
+		{`{"model":"m","done":true,"done":false}`, line, false},
 	}
 	// A skipped string with a special byte at each offset of its first
 	// three words.

@@ -223,11 +223,13 @@ type ollamaAcc struct {
 	err            *oisp.Error
 	lines, bad     int
 	firstContent   time.Time
+	// strs holds the model the lines repeat (see stringMemo).
+	strs stringMemo
 }
 
 func (a *ollamaAcc) add(data []byte, at time.Time) {
 	var l ollamaLine
-	if _, err := decodeLoose(data, &l); err != nil {
+	if _, err := decodeLooseMemo(data, &l, &a.strs); err != nil {
 		a.bad++
 		return
 	}
