@@ -493,6 +493,24 @@ func toolCall(id, name, typ, args string) oisp.ToolCall {
 	return tc
 }
 
+// optStr is a tolerant string member whose presence counts: null or
+// absent leaves it unset. Held in place, it spares the allocation a *jStr
+// costs for every member read.
+type optStr struct {
+	V  jStr
+	OK bool
+}
+
+// UnmarshalJSON never fails.
+func (o *optStr) UnmarshalJSON(b []byte) error {
+	if string(trimSpace(b)) == "null" {
+		*o = optStr{}
+		return nil
+	}
+	o.OK = true
+	return o.V.UnmarshalJSON(b)
+}
+
 // joinText joins non-empty parts with newlines.
 func joinText(parts []string) string {
 	switch len(parts) {

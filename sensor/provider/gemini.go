@@ -327,7 +327,7 @@ type geminiFunctionCall struct {
 // geminiPart is one part of a content. Both spellings of every field are
 // decoded.
 type geminiPart struct {
-	Text                  *jStr               `json:"text"`
+	Text                  optStr              `json:"text"`
 	Thought               jBool               `json:"thought"`
 	InlineData            *geminiBlob         `json:"inlineData"`
 	InlineDataSnake       *geminiBlob         `json:"inline_data"`
@@ -637,9 +637,9 @@ func geminiFlatten(parts []geminiPart, results *[]ToolResult) (text string, imag
 			onlyResults = false
 		}
 		switch {
-		case p.Text != nil:
+		case p.Text.OK:
 			if !p.Thought.V {
-				texts = append(texts, string(*p.Text))
+				texts = append(texts, string(p.Text.V))
 			}
 		case p.inline() != nil:
 			if strings.HasPrefix(p.inline().mime(), "image/") {
@@ -979,13 +979,13 @@ const maxGeminiCalls = 4096
 
 func (a *geminiAcc) part(p *geminiPart, at time.Time) {
 	switch {
-	case p.Text != nil:
+	case p.Text.OK:
 		if p.Thought.V {
-			a.thinking.WriteString(string(*p.Text))
+			a.thinking.WriteString(string(p.Text.V))
 		} else {
-			a.text.WriteString(string(*p.Text))
+			a.text.WriteString(string(p.Text.V))
 		}
-		if *p.Text != "" {
+		if p.Text.V != "" {
 			a.content(at)
 		}
 	case p.call() != nil:

@@ -224,7 +224,7 @@ func (s *jsonScan) geminiPart(p *geminiPart) bool {
 	return s.fields(&geminiPartNames, func(name string) bool {
 		switch name {
 		case "text":
-			return s.tolerantPointer(&p.Text)
+			return s.tolerant(&p.Text)
 		case "thought":
 			return s.tolerant(&p.Thought)
 		case "inlineData":

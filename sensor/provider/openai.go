@@ -157,7 +157,7 @@ type openaiChoice struct {
 	Index        jInt                 `json:"index"`
 	Message      *openaiChoiceMessage `json:"message"`
 	Delta        *openaiChoiceMessage `json:"delta"`
-	Text         *jStr                `json:"text"` // legacy completions
+	Text         optStr               `json:"text"` // legacy completions
 	FinishReason jStr                 `json:"finish_reason"`
 }
 
@@ -671,8 +671,8 @@ func (s *openaiChatStream) choice(c *openaiChoice, at time.Time) {
 	if c.FinishReason != "" {
 		acc.finish = string(c.FinishReason)
 	}
-	if c.Text != nil && *c.Text != "" {
-		acc.content.WriteString(string(*c.Text))
+	if c.Text.V != "" {
+		acc.content.WriteString(string(c.Text.V))
 		s.content(at)
 	}
 	d := c.Delta

@@ -164,7 +164,7 @@ func (s *jsonScan) openaiChoice(c *openaiChoice, b *openaiChatResponseBody) bool
 		case "delta":
 			return message(&c.Delta)
 		case "text":
-			return s.tolerantPointer(&c.Text)
+			return s.tolerant(&c.Text)
 		case "finish_reason":
 			return s.tolerant(&c.FinishReason)
 		}
