@@ -210,9 +210,14 @@ func (b *Builder) InitWithID(prefix string, extra []byte, method string, stamps 
 	if len(stamps) == 0 {
 		return "", string(extra)
 	}
+	// Room for the id, eight events and extra on the stack; more are
+	// written to a buffer of the size they need.
 	const stampLen = ulid.EncodedSize + len(TimeLayout) + 8
-	var buf [64 + 2*stampLen + 32]byte
+	var buf [64 + 8*stampLen + 32]byte
 	out := buf[:0]
+	if need := len(prefix) + ulid.EncodedSize + len(stamps)*stampLen + len(extra); need > len(buf) {
+		out = make([]byte, 0, need)
+	}
 	// ends[i] is where the timestamp of stamps[i] ends in out.
 	var endsBuf [4]int
 	ends := endsBuf[:0]

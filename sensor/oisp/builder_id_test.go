@@ -68,17 +68,18 @@ func TestAppendTime(t *testing.T) {
 // PrefixedID and New make in turn from the same entropy, with the extra
 // bytes and with no stamps at all.
 func TestInitWithID(t *testing.T) {
-	entropy := func() *strings.Reader { return strings.NewReader(strings.Repeat("entropy for two builders", 8)) }
+	entropy := func() *strings.Reader { return strings.NewReader(strings.Repeat("entropy for two builders", 64)) }
 	host := &Host{OS: "linux", Arch: "x86_64"}
 	apart := NewBuilder(BuilderOptions{Host: host, Entropy: entropy(), CollectorVersion: "v"})
 	together := NewBuilder(BuilderOptions{Host: host, Entropy: entropy(), CollectorVersion: "v"})
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
-	for i := range 3 {
+	for i := range 12 {
 		wantID := apart.PrefixedID("req_", at)
 		want := []*Event{apart.New(TypeAIRequest, at, "replay", i)}
 		stamps := []Stamp{{Type: TypeAIRequest, At: at, Data: i}}
-		// One, two and three events stamped together; the later ones at
-		// the same and at a later millisecond.
+		// One to twelve events stamped together (past the builder's room
+		// on the stack); the later ones at the same and at later
+		// milliseconds.
 		for k := range i {
 			later := at.Add(time.Duration(k) * time.Millisecond)
 			want = append(want, apart.New(TypeAIResponse, later, "replay", k))

@@ -138,22 +138,63 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		respAt = reqAt
 	}
 
+	// Every event of the exchange is stamped at once, in the order the
+	// events go out (ids are made in that order), sharing one string.
 	req := res.Request
 	reqEv := &block.request
-	stamps := [2]oisp.Stamp{{Event: reqEv, Type: oisp.TypeAIRequest, At: reqAt, Data: req}}
-	// The ai.response is stamped with the request, sharing its string,
-	// unless tool result events come between them: ids are made in the
-	// order of the events.
-	respStamped := len(res.ToolResults) == 0 && (res.Embedding != nil || res.Response != nil)
-	if respStamped {
-		stamps[1] = oisp.Stamp{Event: &block.response, Type: oisp.TypeAIResponse, At: respAt}
+	// Tool results carried by this request answer calls made earlier.
+	var resultRoom [4]answeredResult
+	results := resultRoom[:0]
+	for i := range res.ToolResults {
+		call, first := p.links.answer(callerOf(info), res.ToolResults[i].CallID)
+		if !first {
+			p.stats.Count("agent.tool_results_repeated", 1)
+			continue
+		}
+		results = append(results, answeredResult{blk: new(toolResultBlock), result: &res.ToolResults[i], call: call})
+	}
+	var calls []oisp.ToolCall
+	if res.Response != nil {
+		calls = res.Response.ToolCalls
+	}
+
+	var stampRoom [8]oisp.Stamp
+	stamps := stampRoom[:0]
+	if n := 3 + len(results) + len(calls); n > len(stampRoom) {
+		stamps = make([]oisp.Stamp, 0, n)
+	}
+	stamps = append(stamps, oisp.Stamp{Event: reqEv, Type: oisp.TypeAIRequest, At: reqAt, Data: req})
+	for _, a := range results {
+		stamps = append(stamps, oisp.Stamp{Event: &a.blk.event, Type: oisp.TypeToolResult, At: reqAt, Data: &a.blk.data})
+	}
+
+	var (
+		embeddingEv *oisp.Event
+		callRoom    [4]*toolCallBlock
+	)
+	callBlocks := callRoom[:0]
+	if len(calls) > len(callRoom) {
+		callBlocks = make([]*toolCallBlock, 0, len(calls))
+	}
+	switch {
+	case res.Embedding != nil:
+		// Every ai.request is answered by an ai.response (status, usage,
+		// latency), whatever the request type; ai.embedding adds what only
+		// embeddings have (input count, dimensions).
+		embeddingEv = new(oisp.Event)
+		stamps = append(stamps,
+			oisp.Stamp{Event: &block.response, Type: oisp.TypeAIResponse, At: respAt},
+			oisp.Stamp{Event: embeddingEv, Type: oisp.TypeAIEmbedding, At: respAt, Data: res.Embedding})
+	case res.Response != nil:
+		stamps = append(stamps, oisp.Stamp{Event: &block.response, Type: oisp.TypeAIResponse, At: respAt, Data: res.Response})
+		for range calls {
+			blk := new(toolCallBlock)
+			callBlocks = append(callBlocks, blk)
+			stamps = append(stamps, oisp.Stamp{Event: &blk.event, Type: oisp.TypeToolCall, At: respAt, Data: &blk.data})
+		}
 	}
 	var conv [conversationIDLen]byte
-	n := 1
-	if respStamped {
-		n = 2
-	}
-	requestID, convID := p.cfg.Builder.InitWithID("req_", appendConversationID(conv[:0], info, req), method, stamps[:n]...)
+	requestID, convID := p.cfg.Builder.InitWithID("req_", appendConversationID(conv[:0], info, req), method, stamps...)
 	req.RequestID = requestID
 	req.ConversationID = convID
 	if p.cfg.Content == ContentMetadata {
@@ -162,14 +203,8 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	p.finish(reqEv, info, proc, actor, attrs, conf, "request")
 	p.out(fs, reqEv)
 
-	// Tool results carried by this request answer calls made earlier.
-	for _, tr := range res.ToolResults {
-		call, first := p.links.answer(callerOf(info), tr.CallID)
-		if !first {
-			p.stats.Count("agent.tool_results_repeated", 1)
-			continue
-		}
-		blk := new(toolResultBlock)
+	for _, a := range results {
+		blk, tr, call := a.blk, a.result, a.call
 		d := &blk.data
 		d.CallID, d.RequestID = tr.CallID, requestID
 		if tr.Name != "" {
@@ -184,7 +219,6 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			d.Result = tr.Content
 		}
 		ev := &blk.event
-		p.cfg.Builder.Init(ev, oisp.TypeToolResult, reqAt, method, d)
 		p.finish(ev, info, proc, actor, attrs, conf, "request")
 		if call.eventID != "" {
 			blk.related = [2]oisp.Related{
@@ -205,19 +239,16 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 
 	switch {
 	case res.Embedding != nil:
-		// Every ai.request is answered by an ai.response (status, usage,
-		// latency), whatever the request type; ai.embedding adds what only
-		// embeddings have (input count, dimensions).
 		e := res.Embedding
 		e.RequestID = requestID
 		rconf := responseConfidence(conf, x, whole)
 		rev := &block.response
-		p.initResponse(rev, respStamped, respAt, method, embeddingResponse(e, req.ConversationID))
+		rev.Data = embeddingResponse(e, req.ConversationID)
 		p.finish(rev, info, proc, actor, attrs, rconf, "response")
 		block.related[0] = oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent}
 		rev.RelatedEvents = block.related[0:1:1]
 		p.out(fs, rev)
-		ev := p.cfg.Builder.New(oisp.TypeAIEmbedding, respAt, method, e)
+		ev := embeddingEv
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
 		block.related[1] = oisp.Related{EventID: rev.EventID, Relationship: oisp.RelCausedBy}
 		ev.RelatedEvents = block.related[1:2:2]
@@ -226,37 +257,35 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		r := res.Response
 		r.RequestID = requestID
 		r.ConversationID = req.ConversationID
-		calls := r.ToolCalls
 		if p.cfg.Content == ContentMetadata {
 			redactResponse(r)
 		}
 		rconf := responseConfidence(conf, x, whole)
 		ev := &block.response
-		p.initResponse(ev, respStamped, respAt, method, r)
 		p.finish(ev, info, proc, actor, attrs, rconf, "response")
 		block.related[0] = oisp.Related{EventID: reqEv.EventID, Relationship: oisp.RelParent}
 		ev.RelatedEvents = block.related[0:1:1]
 		p.out(fs, ev)
-		for _, c := range calls {
+		for k, c := range calls {
 			// The provider hashed arguments it saw; only empty ones are
 			// left to hash here.
 			argsHash := c.ArgumentsHash
 			if argsHash == "" {
 				argsHash = oisp.Hash(c.Arguments)
 			}
-			blk := &toolCallBlock{data: oisp.ToolCallEvent{
+			blk := callBlocks[k]
+			d := &blk.data
+			*d = oisp.ToolCallEvent{
 				Tool:          oisp.ToolInfo{Name: c.Name, Type: p.toolTypes.of(c.Name)},
 				CallID:        c.ID,
 				TriggeredBy:   "llm_decision",
 				ArgumentsHash: argsHash,
 				RequestID:     requestID,
-			}}
-			d := &blk.data
+			}
 			if p.cfg.Content == ContentFull {
 				d.Arguments = argumentsObject(c.Arguments)
 			}
 			tev := &blk.event
-			p.cfg.Builder.Init(tev, oisp.TypeToolCall, respAt, method, d)
 			p.finish(tev, info, proc, actor, attrs, rconf, "response")
 			blk.related[0] = oisp.Related{EventID: ev.EventID, Relationship: oisp.RelCausedBy}
 			tev.RelatedEvents = blk.related[:]
@@ -268,14 +297,12 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	}
 }
 
-// initResponse fills ev, an exchange's ai.response, unless it was stamped
-// with the request, and gives it its data.
-func (p *Pipeline) initResponse(ev *oisp.Event, stamped bool, at time.Time, method string, data *oisp.AIResponse) {
-	if stamped {
-		ev.Data = data
-		return
-	}
-	p.cfg.Builder.Init(ev, oisp.TypeAIResponse, at, method, data)
+// answeredResult is a tool result event to emit: its block, the result and
+// the call it answers.
+type answeredResult struct {
+	blk    *toolResultBlock
+	result *provider.ToolResult
+	call   link
 }
 
 // exchangeEvents holds what every AI exchange emits, its ai.request and
