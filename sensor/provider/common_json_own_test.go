@@ -3,6 +3,8 @@ package provider
 import (
 	"bytes"
 	"testing"
+
+	json "github.com/goccy/go-json"
 )
 
 // TestJStrOwnsItsBytes: a decoded string field owns its bytes, so it
@@ -73,4 +75,28 @@ func TestTrimSpace(t *testing.T) {
 			t.Fatalf("trimSpace(%q) = %q; bytes.TrimSpace gives %q", s, got, want)
 		}
 	}
+}
+
+// FuzzUnquoteJSON: a string unquoteJSON reads is read the same by the
+// decoder.
+func FuzzUnquoteJSON(f *testing.F) {
+	for _, s := range []string{
+		`"plain"`, `"a\nb\"c\\d\/e\bf\fg\rh\ti"`, `"caf\u00e9 \u00E9 \u0000 \uffff"`, `"\ud83d\ude00"`, `"\ud800"`,
+		`"日本語\n"`, "\"\xff\\n\"", "\"a\x01\\n\"", `"a"b\n"`, `"\x"`, `"\u12G4"`, `"\u12"`, `"\"`, `"`, `"a\n" `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, ok := unquoteJSON(data)
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("unquoteJSON read %q, which the decoder rejects: %v", data, err)
+		}
+		if got != want {
+			t.Fatalf("unquoteJSON read %q as %q, the decoder as %q", data, got, want)
+		}
+	})
 }
