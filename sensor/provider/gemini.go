@@ -193,6 +193,16 @@ func newGeminiAPIs() []API {
 func (a geminiAPI) Name() string { return a.name }
 
 func (a geminiAPI) Match(t Target, x *httpmsg.Exchange) bool {
+	// The target settles most exchanges before the path is parsed (every
+	// API's Match sees every exchange): Vertex's only Vertex hosts,
+	// Gemini's Google's and unknown hosts.
+	if a.vertex {
+		if t.ProviderID != "google_vertex" {
+			return false
+		}
+	} else if t.ProviderID != "google" && (t.ProviderID == "google_vertex" || t.Known) {
+		return false
+	}
 	if !isPost(x) {
 		return false
 	}
@@ -200,18 +210,15 @@ func (a geminiAPI) Match(t Target, x *httpmsg.Exchange) bool {
 	if !ok || !a.verbs[p.Verb] {
 		return false
 	}
-	if a.vertex {
-		return t.ProviderID == "google_vertex" && (p.Publisher == "" || p.Publisher == "google")
-	}
-	switch t.ProviderID {
-	case "google":
+	switch {
+	case a.vertex:
+		return p.Publisher == "" || p.Publisher == "google"
+	case t.ProviderID == "google":
 		return true
-	case "google_vertex":
-		return false
 	}
 	// An unknown host (a gateway, a proxy) speaking the Gemini API: the
 	// model path and verb are distinctive enough.
-	return !t.Known && p.Model != ""
+	return p.Model != ""
 }
 
 func (a geminiAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {

@@ -257,3 +257,49 @@ func FuzzGooglePath(f *testing.F) {
 		}
 	})
 }
+
+// TestGeminiMatchByTarget holds geminiAPI.Match, which consults the target
+// before parsing the path, to the same decision made from the parsed path
+// first, for every Gemini and Vertex instance over paths and targets.
+func TestGeminiMatchByTarget(t *testing.T) {
+	apis := append(newGeminiAPIs()[:3], newVertexAPIs()[:2]...)
+	paths := []string{
+		"/v1beta/models/gemini-2.5-flash:generateContent", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+		"/v1beta/models/gemini-2.5-flash:countTokens", "/v1beta/models/text-embedding-004:embedContent",
+		"/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent",
+		"/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude:rawPredict",
+		"/v1/projects/p/locations/l/endpoints/123:generateContent", "/v1/chat/completions",
+		"/model/us.amazon.nova-micro-v1%3A0/converse",
+	}
+	targets := []Target{
+		{ProviderID: "google", Known: true}, {ProviderID: "google_vertex", Known: true},
+		{ProviderID: "openai", Known: true}, {ProviderID: "other"}, {},
+	}
+	reference := func(a geminiAPI, tg Target, x *httpmsg.Exchange) bool {
+		p, ok := parseGooglePath(x.Request.Path())
+		if !ok || !a.verbs[p.Verb] {
+			return false
+		}
+		if a.vertex {
+			return tg.ProviderID == "google_vertex" && (p.Publisher == "" || p.Publisher == "google")
+		}
+		switch tg.ProviderID {
+		case "google":
+			return true
+		case "google_vertex":
+			return false
+		}
+		return !tg.Known && p.Model != ""
+	}
+	for _, api := range apis {
+		a := api.(geminiAPI)
+		for _, path := range paths {
+			for _, tg := range targets {
+				x := &httpmsg.Exchange{Request: httpmsg.Request{Method: "POST", Target: path}}
+				if got, want := a.Match(tg, x), reference(a, tg, x); got != want {
+					t.Errorf("%s.Match(%+v, %s) = %v; want %v", a.name, tg, path, got, want)
+				}
+			}
+		}
+	}
+}
