@@ -416,10 +416,10 @@ func isZlibHeader(b []byte) bool {
 // sizeHint guesses the decoded size of wire for the first allocation: a
 // lone gzip member states its size (mod 2^32) in its last four bytes, which
 // is believed up to the largest ratio deflate can reach; otherwise four
-// times the wire size. One more byte than the size leaves room to see the
-// end without growing.
+// times the wire size, and at least 4 KiB. One more byte than the stated
+// size leaves room to see the end without growing.
 func sizeHint(codings []coding, wire []byte) int {
-	guess := 4 * len(wire)
+	guess := max(4*len(wire), 4096)
 	if len(codings) != 1 || codings[0] != codingGzip || len(wire) < 18 {
 		return guess
 	}
@@ -434,8 +434,7 @@ func sizeHint(codings []coding, wire []byte) int {
 // reports whether more data followed. It grows the slice only as data
 // actually arrives, so a bomb costs at most max bytes.
 func readCapped(r io.Reader, limit, hint int, consumed func() int, progress progressFunc) ([]byte, bool, error) {
-	size := min(limit, max(hint, 4096))
-	out := make([]byte, 0, size)
+	out := make([]byte, 0, min(limit, hint))
 	for {
 		if len(out) == cap(out) {
 			if len(out) >= limit {

@@ -593,3 +593,28 @@ func BenchmarkDecodeBody(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodedGzipSizedByItsTrailer: a lone gzip member's body is decoded
+// into room for the size its trailer states (and the byte that shows the
+// end), however small, not into a default-sized buffer; a body without a
+// stated size gets room for four times its wire size.
+func TestDecodedGzipSizedByItsTrailer(t *testing.T) {
+	for _, n := range []int{1, 300, 5000} {
+		plain := bytes.Repeat([]byte("a"), n)
+		b := httpmsg.Body{Data: compress(t, "gzip", plain)}
+		if _, err := DecodeBody(&b, "gzip", httpmsg.Limits{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b.Data, plain) || cap(b.Data) != n+1 {
+			t.Errorf("%d bytes decoded into %d (cap %d); want cap %d", n, len(b.Data), cap(b.Data), n+1)
+		}
+	}
+	wire := compress(t, "deflate", plainJSON)
+	b := httpmsg.Body{Data: wire}
+	if _, err := DecodeBody(&b, "deflate", httpmsg.Limits{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Data, plainJSON) || cap(b.Data) < max(4*len(wire), 4096) {
+		t.Errorf("deflate: %d bytes decoded, cap %d; want at least %d", len(b.Data), cap(b.Data), max(4*len(wire), 4096))
+	}
+}
