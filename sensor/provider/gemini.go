@@ -183,16 +183,16 @@ type geminiAPI struct {
 
 func newGeminiAPIs() []API {
 	return []API{
-		geminiAPI{name: apiGeminiGenerate, verbs: map[string]bool{"generateContent": true, "streamGenerateContent": true}},
-		geminiAPI{name: apiGeminiCountTokens, verbs: map[string]bool{"countTokens": true}},
-		geminiAPI{name: apiGeminiEmbed, verbs: map[string]bool{"embedContent": true, "batchEmbedContents": true}},
+		&geminiAPI{name: apiGeminiGenerate, verbs: map[string]bool{"generateContent": true, "streamGenerateContent": true}},
+		&geminiAPI{name: apiGeminiCountTokens, verbs: map[string]bool{"countTokens": true}},
+		&geminiAPI{name: apiGeminiEmbed, verbs: map[string]bool{"embedContent": true, "batchEmbedContents": true}},
 		geminiInteractionsAPI{},
 	}
 }
 
-func (a geminiAPI) Name() string { return a.name }
+func (a *geminiAPI) Name() string { return a.name }
 
-func (a geminiAPI) Match(t Target, x *httpmsg.Exchange) bool {
+func (a *geminiAPI) Match(t Target, x *httpmsg.Exchange) bool {
 	// The target settles most exchanges before the path is parsed (every
 	// API's Match sees every exchange): Vertex's only Vertex hosts,
 	// Gemini's Google's and unknown hosts.
@@ -221,7 +221,7 @@ func (a geminiAPI) Match(t Target, x *httpmsg.Exchange) bool {
 	return p.Model != ""
 }
 
-func (a geminiAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
+func (a *geminiAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
 	p, _ := parseGooglePath(x.Request.Path())
 	return decodeGoogleModelVerb(a.name, t, p, x, env), nil
 }

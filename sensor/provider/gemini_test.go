@@ -275,7 +275,7 @@ func TestGeminiMatchByTarget(t *testing.T) {
 		{ProviderID: "google", Known: true}, {ProviderID: "google_vertex", Known: true},
 		{ProviderID: "openai", Known: true}, {ProviderID: "other"}, {},
 	}
-	reference := func(a geminiAPI, tg Target, x *httpmsg.Exchange) bool {
+	reference := func(a *geminiAPI, tg Target, x *httpmsg.Exchange) bool {
 		p, ok := parseGooglePath(x.Request.Path())
 		if !ok || !a.verbs[p.Verb] {
 			return false
@@ -292,7 +292,7 @@ func TestGeminiMatchByTarget(t *testing.T) {
 		return !tg.Known && p.Model != ""
 	}
 	for _, api := range apis {
-		a := api.(geminiAPI)
+		a := api.(*geminiAPI)
 		for _, path := range paths {
 			for _, tg := range targets {
 				x := &httpmsg.Exchange{Request: httpmsg.Request{Method: "POST", Target: path}}

@@ -32,8 +32,8 @@ const (
 
 func newVertexAPIs() []API {
 	return []API{
-		geminiAPI{name: apiVertexGenerate, vertex: true, verbs: map[string]bool{"generateContent": true, "streamGenerateContent": true}},
-		geminiAPI{name: apiVertexCountTokens, vertex: true, verbs: map[string]bool{"countTokens": true}},
+		&geminiAPI{name: apiVertexGenerate, vertex: true, verbs: map[string]bool{"generateContent": true, "streamGenerateContent": true}},
+		&geminiAPI{name: apiVertexCountTokens, vertex: true, verbs: map[string]bool{"countTokens": true}},
 		vertexEmbedAPI{},
 		vertexRawPredictAPI{},
 		vertexOpenAIChatAPI{},
