@@ -577,6 +577,21 @@ func anyValue(raw json.RawMessage) any {
 	if len(raw) == 0 {
 		return nil
 	}
+	if b, ok := plainStringBytes(raw); ok {
+		// What the decoder makes of a string needing no unescaping; the
+		// usual tool choices are constants, boxed without an allocation.
+		switch string(b) {
+		case "auto":
+			return "auto"
+		case "required":
+			return "required"
+		case "none":
+			return "none"
+		case "any":
+			return "any"
+		}
+		return string(b)
+	}
 	var v any
 	if json.Unmarshal(raw, &v) != nil {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	json "github.com/goccy/go-json"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestJStrOwnsItsBytes: a decoded string field owns its bytes, so it
@@ -99,4 +100,31 @@ func FuzzUnquoteJSON(f *testing.F) {
 			t.Fatalf("unquoteJSON read %q as %q, the decoder as %q", data, got, want)
 		}
 	})
+}
+
+// TestAnyValueAgreesWithDecoder: anyValue reads what the decoder reads
+// into an interface (strings it reads itself among them).
+func TestAnyValueAgreesWithDecoder(t *testing.T) {
+	for _, raw := range []string{`"auto"`, ` "required" `, `"none"`, `"any"`, `"specific"`, `"caf\u00e9"`, `"a\"b"`, `"é"`, `{"type":"function","function":{"name":"f"}}`, `null`, `1`, `"unterminated`, `"a" "b"`} {
+		var want any
+		if json.Unmarshal([]byte(raw), &want) != nil {
+			want = nil
+		}
+		if got := anyValue([]byte(raw)); !cmp.Equal(got, want) {
+			t.Errorf("anyValue(%s) = %#v, the decoder %#v", raw, got, want)
+		}
+	}
+}
+
+// TestAnyValueUsualChoicesAllocateNothing: the usual tool choices are
+// constants.
+func TestAnyValueUsualChoicesAllocateNothing(t *testing.T) {
+	raw := []byte(`"auto"`)
+	if n := testing.AllocsPerRun(100, func() {
+		if anyValue(raw) != "auto" {
+			t.Fatal("misread")
+		}
+	}); n != 0 {
+		t.Fatalf("anyValue(%s) allocates %.0f times", raw, n)
+	}
 }
