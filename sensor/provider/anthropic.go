@@ -616,9 +616,9 @@ type anthropicStreamBlock struct {
 	id, name string
 	data     string // redacted_thinking payload
 	input    string // from content_block_start
-	text     strings.Builder
-	json     strings.Builder
-	thinking strings.Builder
+	text     textBuf
+	json     textBuf
+	thinking textBuf
 }
 
 func newAnthropicStream() *anthropicStream {

@@ -611,8 +611,8 @@ type openaiChatStream struct {
 
 type openaiChoiceAcc struct {
 	index     int
-	content   strings.Builder
-	reasoning strings.Builder
+	content   textBuf
+	reasoning textBuf
 	finish    string
 	calls     []openaiCallAcc
 }
@@ -621,7 +621,7 @@ type openaiCallAcc struct {
 	index    int
 	id, typ  string
 	name     string
-	args     strings.Builder
+	args     textBuf
 	hasIndex bool
 }
 
