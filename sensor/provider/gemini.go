@@ -917,6 +917,17 @@ type geminiAcc struct {
 	strs stringMemo
 }
 
+// geminiAccs lends the accumulators of responses: the chunk target's
+// candidates array is kept (cleared) instead of made for every response.
+var geminiAccs = sync.Pool{New: func() any { return new(geminiAcc) }}
+
+// reset empties the accumulator as a new one would be but for the chunk
+// target's cleared candidates array. What fill handed out (the texts, the
+// calls) is the response's now, not the accumulator's.
+func (a *geminiAcc) reset() {
+	*a = geminiAcc{chunk: *a.chunk.reset()}
+}
+
 // add merges one response object (a whole body or one stream chunk).
 func (a *geminiAcc) add(data []byte, at time.Time) {
 	b := a.chunk.reset()
@@ -1052,7 +1063,9 @@ func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
 // streaming requests are plain JSON.
 func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse, streaming bool, rec stats.Recorder) {
 	body := &x.Response.Body
-	var a geminiAcc
+	a := geminiAccs.Get().(*geminiAcc)
+	defer geminiAccs.Put(a)
+	defer a.reset()
 	switch {
 	case looksSSE(x):
 		for _, ev := range sseEvents(body) {

@@ -185,3 +185,46 @@ func TestGeminiContentsRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestGeminiAccumulatorsKeepNothing decodes Gemini responses (whole
+// bodies, a JSON-array stream, an error, tool calls and thoughts) twice
+// in opposite orders through the lent accumulators: a response must not
+// depend on the ones before, nor change when later ones are decoded.
+func TestGeminiAccumulatorsKeepNothing(t *testing.T) {
+	reg := coreRegistry(t)
+	const url = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+	const req = `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`
+	bodies := []struct {
+		status int
+		body   string
+	}{
+		{200, `{"candidates":[{"content":{"role":"model","parts":[{"text":"one"},{"text":"two"}]},"finishReason":"STOP","index":0},{"content":{"parts":[{"text":"other"}]},"index":1}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"totalTokenCount":5},"modelVersion":"gemini-2.5-flash","responseId":"r1"}`},
+		{200, `[{"candidates":[{"content":{"parts":[{"text":"think","thought":true},{"text":"a"}]},"index":0}],"responseId":"r2"},{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{"x":1}}}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":1,"candidatesTokenCount":1,"totalTokenCount":2}}]`},
+		{400, `{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}`},
+		{200, `{"candidates":[],"promptFeedback":{"blockReason":"SAFETY"}}`},
+		{200, `{"candidates":[{"content":{"parts":[{"text":"x","text":"twice"}]},"finishReason":"MAX_TOKENS"}]}`},
+	}
+	decodeAll := func(order []int) (results []*Result, encoded []string) {
+		results, encoded = make([]*Result, len(order)), make([]string, len(order))
+		for _, i := range order {
+			results[i] = coreDecode(t, reg, coreExchange(url, req, bodies[i].status, bodies[i].body))
+			encoded[i] = mustJSON(t, results[i])
+		}
+		return results, encoded
+	}
+	order := []int{0, 1, 2, 3, 4}
+	first, firstJSON := decodeAll(order)
+	slices.Reverse(order)
+	_, secondJSON := decodeAll(order)
+	for i := range bodies {
+		if secondJSON[i] != firstJSON[i] {
+			t.Errorf("response %d decodes differently after others:\n%s\nthen\n%s", i, firstJSON[i], secondJSON[i])
+		}
+		if again := mustJSON(t, first[i]); again != firstJSON[i] {
+			t.Errorf("response %d's result changed when later ones were decoded:\n%s\nthen\n%s", i, firstJSON[i], again)
+		}
+	}
+	if r := first[1].Response; r == nil || len(r.ToolCalls) != 1 || r.Thinking == nil || r.Choices[0].Message.Content != "a" {
+		t.Errorf("stream response %+v", r)
+	}
+}
