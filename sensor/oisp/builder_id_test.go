@@ -49,6 +49,9 @@ func TestAppendTime(t *testing.T) {
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Unix(1767225600, 5000).UTC(),
+		time.Unix(0, 0), time.Unix(-1, 999999999),
+		time.Date(2000, 2, 29, 23, 59, 59, 0, time.UTC), time.Date(2100, 2, 28, 23, 59, 59, 0, time.UTC),
+		time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC),
 	}
 	for i := range int64(2000) {
 		// Spread over years 1970-2100 with every sub-second digit used.
