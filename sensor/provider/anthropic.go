@@ -36,7 +36,7 @@ package provider
 //	    Runs the stream reassembly over an SSE response body and sets
 //	    Streaming, StreamEvents and TimeToFirstTokenMS.
 //
-//	anthropicUsage(input, output, cacheRead, cacheWrite jInt) *oisp.Usage
+//	anthropicUsage(keep *Result, input, output, cacheRead, cacheWrite jInt) *oisp.Usage
 //	    Usage arithmetic: prompt_tokens = input + cache reads + cache writes.
 //
 // finishResult(env, providerID, res) (common_usage.go) then enriches models
@@ -483,7 +483,7 @@ func decodeAnthropicResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	}
 	acc.fill(resp, string(b.StopReason))
 	if b.Usage != nil {
-		resp.Usage = anthropicUsage(b.Usage.InputTokens, b.Usage.OutputTokens, b.Usage.CacheReadInputTokens, b.Usage.CacheCreationInputTokens)
+		resp.Usage = anthropicUsage(res, b.Usage.InputTokens, b.Usage.OutputTokens, b.Usage.CacheReadInputTokens, b.Usage.CacheCreationInputTokens)
 	}
 }
 
@@ -567,11 +567,12 @@ func compactJSON(raw json.RawMessage) string {
 // anthropicUsage normalises Anthropic usage: prompt_tokens counts every
 // input token, including cache reads and cache writes (which Anthropic
 // reports apart from input_tokens); cached_tokens are the reads.
-func anthropicUsage(input, output, cacheRead, cacheWrite jInt) *oisp.Usage {
+// Its block is keep's (see newUsageBlock).
+func anthropicUsage(keep *Result, input, output, cacheRead, cacheWrite jInt) *oisp.Usage {
 	if !input.OK && !output.OK && !cacheRead.OK && !cacheWrite.OK {
 		return nil
 	}
-	blk := &usageBlock{}
+	blk := keep.newUsageBlock()
 	u := &blk.usage
 	u.CompletionTokens = blk.of(output)
 	if input.OK || cacheRead.OK || cacheWrite.OK {
@@ -810,7 +811,7 @@ func (s *anthropicStream) finish(res *Result, resp *oisp.AIResponse) {
 		acc.fill(resp, s.stopReason)
 	}
 	if s.haveUsage {
-		resp.Usage = anthropicUsage(s.usage.InputTokens, s.usage.OutputTokens, s.usage.CacheReadInputTokens, s.usage.CacheCreationInputTokens)
+		resp.Usage = anthropicUsage(res, s.usage.InputTokens, s.usage.OutputTokens, s.usage.CacheReadInputTokens, s.usage.CacheCreationInputTokens)
 	}
 	if s.err != nil {
 		setFailure(resp, s.err, true)

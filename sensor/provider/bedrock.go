@@ -404,7 +404,7 @@ func converseUsage(u *converseUsageBody) *oisp.Usage {
 	if !write.OK {
 		write = u.CacheWriteInputTokenCount
 	}
-	out := anthropicUsage(u.InputTokens, u.OutputTokens, read, write)
+	out := anthropicUsage(nil, u.InputTokens, u.OutputTokens, read, write)
 	if out != nil && u.TotalTokens.OK {
 		out.TotalTokens = u.TotalTokens.Ptr()
 	}

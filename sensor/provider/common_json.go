@@ -66,6 +66,8 @@ type usageBlock struct {
 	usage oisp.Usage
 	ints  [6]int
 	used  int
+	// costs is where finishResult prices the usage (see Result.usageRoom).
+	costs [3]float64
 }
 
 // count returns a pointer to v, taken from the block while it has room.

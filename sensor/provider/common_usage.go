@@ -51,7 +51,7 @@ func finishResult(env Env, providerID string, res *Result) {
 		reg.DescribeModel(resp.Model, providerID)
 		if resp.Usage != nil {
 			completeTotals(resp.Usage)
-			reg.priceAnswered(resp.Usage, providerID, resp.Model, requested)
+			reg.priceAnswered(resp.Usage, providerID, resp.Model, requested, res.costRoom(resp.Usage))
 		}
 	}
 	if emb := res.Embedding; emb != nil {
@@ -59,9 +59,29 @@ func finishResult(env Env, providerID string, res *Result) {
 		reg.DescribeModel(emb.Model, providerID)
 		if emb.Usage != nil {
 			completeTotals(emb.Usage)
-			reg.priceAnswered(emb.Usage, providerID, emb.Model, requested)
+			reg.priceAnswered(emb.Usage, providerID, emb.Model, requested, res.costRoom(emb.Usage))
 		}
 	}
+}
+
+// costRoom returns where u's costs go: the room of its block when
+// newUsageBlock made it, else nil (Price allocates them).
+func (r *Result) costRoom(u *oisp.Usage) *[3]float64 {
+	if blk := r.usageRoom; blk != nil && u == &blk.usage {
+		return &blk.costs
+	}
+	return nil
+}
+
+// newUsageBlock returns a new block for a usage of the result's response
+// or embedding, kept so that finishResult prices the usage in the block's
+// room for the costs; a nil result gets a block of its own.
+func (r *Result) newUsageBlock() *usageBlock {
+	blk := &usageBlock{}
+	if r != nil {
+		r.usageRoom = blk
+	}
+	return blk
 }
 
 // answeredModel returns the response's model, falling back to the request's
@@ -80,8 +100,8 @@ func answeredModel(answered *oisp.Model, requested string) *oisp.Model {
 }
 
 // priceAnswered prices usage with the answered model, else the requested
-// one.
-func (r *Registry) priceAnswered(u *oisp.Usage, providerID string, m *oisp.Model, requested string) {
+// one, writing the costs to costs when it is not nil.
+func (r *Registry) priceAnswered(u *oisp.Usage, providerID string, m *oisp.Model, requested string, costs *[3]float64) {
 	if r == nil || u == nil {
 		return
 	}
@@ -89,11 +109,11 @@ func (r *Registry) priceAnswered(u *oisp.Usage, providerID string, m *oisp.Model
 	if m != nil && m.ID != "" {
 		id = m.ID
 	}
-	if r.Price(u, providerID, id) {
+	if r.priceIn(u, providerID, id, costs) {
 		return
 	}
 	if requested != "" && requested != id {
-		r.Price(u, providerID, requested)
+		r.priceIn(u, providerID, requested, costs)
 	}
 }
 

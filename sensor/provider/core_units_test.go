@@ -158,18 +158,18 @@ func TestUsageArithmetic(t *testing.T) {
 		want string
 	}{
 		// anthropic/messages_cache.json: input 3, cache read 1111, write 418, output 33.
-		{"anthropic cache", anthropicUsage(n(3), n(33), n(1111), n(418)), "1532/33/1565 cached 1111 write 418 reasoning -"},
+		{"anthropic cache", anthropicUsage(nil, n(3), n(33), n(1111), n(418)), "1532/33/1565 cached 1111 write 418 reasoning -"},
 		// anthropic/messages_stream_tools.json: no cache fields reported.
-		{"anthropic plain", anthropicUsage(n(506), n(153), jInt{}, jInt{}), "506/153/659 cached - write - reasoning -"},
-		{"anthropic output only", anthropicUsage(jInt{}, n(7), jInt{}, jInt{}), "-/7/7 cached - write - reasoning -"},
-		{"anthropic nothing", anthropicUsage(jInt{}, jInt{}, jInt{}, jInt{}), ""},
+		{"anthropic plain", anthropicUsage(nil, n(506), n(153), jInt{}, jInt{}), "506/153/659 cached - write - reasoning -"},
+		{"anthropic output only", anthropicUsage(nil, jInt{}, n(7), jInt{}, jInt{}), "-/7/7 cached - write - reasoning -"},
+		{"anthropic nothing", anthropicUsage(nil, jInt{}, jInt{}, jInt{}, jInt{}), ""},
 		// openai/chat_reasoning.json: prompt already includes cached; reasoning part of completion.
-		{"openai reasoning", openaiUsage(&openaiUsageBody{PromptTokens: n(7), CompletionTokens: n(87), TotalTokens: n(94),
+		{"openai reasoning", openaiUsage(nil, &openaiUsageBody{PromptTokens: n(7), CompletionTokens: n(87), TotalTokens: n(94),
 			CompletionTokensDetails: &openaiReasoningDetails{n(64)}}), "7/87/94 cached - write - reasoning 64"},
 		// Responses API names (openai/responses_stream_tool.json) and a missing total.
-		{"responses", openaiUsage(&openaiUsageBody{InputTokens: n(255), OutputTokens: n(16)}), "255/16/271 cached - write - reasoning -"},
+		{"responses", openaiUsage(nil, &openaiUsageBody{InputTokens: n(255), OutputTokens: n(16)}), "255/16/271 cached - write - reasoning -"},
 		// DeepSeek cache hits.
-		{"deepseek", openaiUsage(&openaiUsageBody{PromptTokens: n(12), CompletionTokens: n(89), PromptCacheHitTokens: n(8)}), "12/89/101 cached 8 write - reasoning -"},
+		{"deepseek", openaiUsage(nil, &openaiUsageBody{PromptTokens: n(12), CompletionTokens: n(89), PromptCacheHitTokens: n(8)}), "12/89/101 cached 8 write - reasoning -"},
 	}
 	for _, tc := range tests {
 		got, _ := coreUsageString(tc.got)

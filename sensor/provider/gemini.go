@@ -847,11 +847,12 @@ func geminiFinish(raw string, calledTools bool) string {
 // includes reasoning (thoughts) and prompt_tokens every input token, so
 // prompt + completion = totalTokenCount. Cached content tokens are part of
 // promptTokenCount already.
-func geminiUsage(u *geminiUsageBody) *oisp.Usage {
+// Its block is keep's (see newUsageBlock).
+func geminiUsage(keep *Result, u *geminiUsageBody) *oisp.Usage {
 	if u == nil || !(u.PromptTokenCount.OK || u.CandidatesTokenCount.OK || u.TotalTokenCount.OK || u.ThoughtsTokenCount.OK) {
 		return nil
 	}
-	blk := &usageBlock{}
+	blk := keep.newUsageBlock()
 	out := &blk.usage
 	out.PromptTokens = blk.count(u.PromptTokenCount.V + u.ToolUsePromptTokenCount.V)
 	out.CompletionTokens = blk.count(u.CandidatesTokenCount.V + u.ThoughtsTokenCount.V)
@@ -1034,7 +1035,7 @@ func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if a.model != "" {
 		resp.Model = &oisp.Model{ID: a.model}
 	}
-	resp.Usage = geminiUsage(a.usage)
+	resp.Usage = geminiUsage(res, a.usage)
 	if a.err != nil {
 		setFailure(resp, a.err, resp.StatusCode > 0 && resp.StatusCode < 400)
 		return

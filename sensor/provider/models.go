@@ -325,6 +325,12 @@ func (r *Registry) DescribeModel(m *oisp.Model, providerID string) {
 // cost field is cleared and u.Cost is "unknown": an unknown price is never
 // reported as zero.
 func (r *Registry) Price(u *oisp.Usage, providerID, modelID string) bool {
+	return r.priceIn(u, providerID, modelID, nil)
+}
+
+// priceIn is Price writing the three costs to costs (allocated when nil):
+// a response's are in the room allocated with its result.
+func (r *Registry) priceIn(u *oisp.Usage, providerID, modelID string, costs *[3]float64) bool {
 	if u == nil {
 		return false
 	}
@@ -345,7 +351,10 @@ func (r *Registry) Price(u *oisp.Usage, providerID, modelID string) bool {
 		return false
 	}
 	u.Cost = ""
-	costs := &[3]float64{roundUSD(in), roundUSD(out), roundUSD(in + out)} // one allocation for the three
+	if costs == nil {
+		costs = new([3]float64) // one allocation for the three
+	}
+	*costs = [3]float64{roundUSD(in), roundUSD(out), roundUSD(in + out)}
 	u.InputCostUSD, u.OutputCostUSD, u.TotalCostUSD = &costs[0], &costs[1], &costs[2]
 	return true
 }

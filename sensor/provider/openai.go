@@ -20,7 +20,7 @@ package provider
 //	    concatenated), finish reasons, usage from the final chunk.
 //	decodeOpenAIChatSSE(x, res, resp)
 //	    The stream reassembly over an SSE body, with TTFT and event count.
-//	openaiUsage(u *openaiUsageBody) *oisp.Usage
+//	openaiUsage(keep *Result, u *openaiUsageBody) *oisp.Usage
 //	    Usage arithmetic for chat, completions, responses and embeddings.
 //	decodeOpenAIError(body []byte) *oisp.Error
 //	    {error:{type,message,code}}, {error:"…"}, {object:"error",message},
@@ -541,16 +541,18 @@ func decodeOpenAIChatResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	}
 	if u != nil {
 		resp.Usage = openaiUsageIn(&a.usage, u)
+		res.usageRoom = &a.usage
 	}
 }
 
 // openaiUsage normalises OpenAI-format usage (chat, completions, responses,
 // embeddings). prompt_tokens already includes cached tokens.
-func openaiUsage(u *openaiUsageBody) *oisp.Usage {
+// Its block is keep's (see newUsageBlock).
+func openaiUsage(keep *Result, u *openaiUsageBody) *oisp.Usage {
 	if u == nil {
 		return nil
 	}
-	return openaiUsageIn(&usageBlock{}, u)
+	return openaiUsageIn(keep.newUsageBlock(), u)
 }
 
 // openaiUsageIn is openaiUsage with the usage and its counts in blk.
@@ -852,7 +854,7 @@ func (s *openaiChatStream) finish(res *Result, resp *oisp.AIResponse) {
 	}
 	s.fillChoices(resp, nil)
 	if s.usage != nil {
-		resp.Usage = openaiUsage(s.usage)
+		resp.Usage = openaiUsage(res, s.usage)
 	}
 	if s.err != nil {
 		setFailure(resp, s.err, true)

@@ -148,7 +148,7 @@ func decodeOpenAIEmbeddingsResponseScanning(body []byte, res *Result, emb *oisp.
 		}
 	}
 	if b.Usage != nil {
-		u := openaiUsage(b.Usage)
+		u := openaiUsage(res, b.Usage)
 		if u != nil {
 			// Embeddings have no completion; a provider that reports
 			// only total_tokens reports the input.

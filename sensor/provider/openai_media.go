@@ -203,7 +203,7 @@ func mediaResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 		}
 	}
 	if b.Usage != nil {
-		resp.Usage = openaiUsage(b.Usage)
+		resp.Usage = openaiUsage(res, b.Usage)
 	}
 }
 
@@ -237,7 +237,7 @@ func mediaStream(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse) {
 			text.WriteString(string(e.Text))
 		}
 		if e.Usage != nil {
-			resp.Usage = openaiUsage(e.Usage)
+			resp.Usage = openaiUsage(res, e.Usage)
 		}
 		if k := rawKind(e.Error); k == '{' || k == '"' {
 			setFailure(resp, openaiErrorMember(e.Error), true)

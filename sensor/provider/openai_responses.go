@@ -181,7 +181,7 @@ func fillResponsesObject(b *responsesObject, items []responsesItem, resp *oisp.A
 		fillResponsesOutput(output, resp)
 	}
 	if b.Usage != nil {
-		resp.Usage = openaiUsage(b.Usage)
+		resp.Usage = openaiUsage(nil, b.Usage)
 	}
 	status := string(b.Status)
 	switch {

@@ -62,10 +62,11 @@ type Result struct {
 	// (OpenAI role "tool" messages, Anthropic tool_result blocks, Gemini
 	// functionResponse parts). The pipeline links them to earlier calls.
 	ToolResults []ToolResult
+	// Notes say why the exchange is Partial (and what else was odd).
+	Notes []string
 	// Partial marks an exchange only partly understood (truncated body,
-	// undecodable stream events); Notes say why.
+	// undecodable stream events).
 	Partial bool
-	Notes   []string
 	// StreamEnded is set when a streamed body carried its format's own end
 	// marker ([DONE], message_stop, the final response object, done:true,
 	// Cohere's stream-end/message-end, Bedrock's metadata event or
@@ -78,6 +79,12 @@ type Result struct {
 	// responseRoom is where newResponse starts the response: allocated
 	// with the result, for an exchange that has one (nil once used).
 	responseRoom *responseParts
+	// usageRoom is the block of the response's (or embedding's) usage
+	// when newUsageBlock made it: finishResult prices the usage in the
+	// block's room for the costs. (Partial and StreamEnded share a word,
+	// so the result allocated with its response room keeps its size
+	// class, 768 bytes with the allocation header.)
+	usageRoom *usageBlock
 }
 
 // ToolResult is a tool output found in a request.
