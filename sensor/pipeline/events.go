@@ -123,7 +123,27 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		reqAt = info.Started
 	}
 	method := captureMethod(info)
-	block := new(exchangeEvents)
+	var calls []oisp.ToolCall
+	if res.Response != nil {
+		calls = res.Response.ToolCalls
+	}
+	// callBlocks holds the response's tool call events (an embedding has
+	// none): a single one is allocated with the exchange's events, more
+	// in one array of their own.
+	var (
+		block      *exchangeEvents
+		callBlocks []toolCallBlock
+	)
+	switch {
+	case res.Embedding != nil || len(calls) == 0:
+		block = new(exchangeEvents)
+	case len(calls) == 1:
+		withCall := new(exchangeWithCall)
+		block, callBlocks = &withCall.exchangeEvents, withCall.call[:]
+	default:
+		block = new(exchangeEvents)
+		callBlocks = make([]toolCallBlock, len(calls))
+	}
 	block.confidence = p.confidence(info, t, partial, append(append([]string(nil), xNotes...), res.Notes...))
 	conf := &block.confidence
 
@@ -151,11 +171,14 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			p.stats.Count("agent.tool_results_repeated", 1)
 			continue
 		}
-		results = append(results, answeredResult{blk: new(toolResultBlock), result: &res.ToolResults[i], call: call})
+		results = append(results, answeredResult{result: &res.ToolResults[i], call: call})
 	}
-	var calls []oisp.ToolCall
-	if res.Response != nil {
-		calls = res.Response.ToolCalls
+	if len(results) > 0 {
+		// One allocation for all the result events of the request.
+		blocks := make([]toolResultBlock, len(results))
+		for i := range results {
+			results[i].blk = &blocks[i]
+		}
 	}
 
 	var stampRoom [8]oisp.Stamp
@@ -168,14 +191,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		stamps = append(stamps, oisp.Stamp{Event: &a.blk.event, Type: oisp.TypeToolResult, At: reqAt, Data: &a.blk.data})
 	}
 
-	var (
-		embeddingEv *oisp.Event
-		callRoom    [4]*toolCallBlock
-	)
-	callBlocks := callRoom[:0]
-	if len(calls) > len(callRoom) {
-		callBlocks = make([]*toolCallBlock, 0, len(calls))
-	}
+	var embeddingEv *oisp.Event
 	switch {
 	case res.Embedding != nil:
 		// Every ai.request is answered by an ai.response (status, usage,
@@ -187,9 +203,8 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			oisp.Stamp{Event: embeddingEv, Type: oisp.TypeAIEmbedding, At: respAt, Data: res.Embedding})
 	case res.Response != nil:
 		stamps = append(stamps, oisp.Stamp{Event: &block.response, Type: oisp.TypeAIResponse, At: respAt, Data: res.Response})
-		for range calls {
-			blk := new(toolCallBlock)
-			callBlocks = append(callBlocks, blk)
+		for k := range callBlocks {
+			blk := &callBlocks[k]
 			stamps = append(stamps, oisp.Stamp{Event: &blk.event, Type: oisp.TypeToolCall, At: respAt, Data: &blk.data})
 		}
 	}
@@ -273,7 +288,7 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 			if argsHash == "" {
 				argsHash = oisp.Hash(c.Arguments)
 			}
-			blk := callBlocks[k]
+			blk := &callBlocks[k]
 			d := &blk.data
 			*d = oisp.ToolCallEvent{
 				Tool:          oisp.ToolInfo{Name: c.Name, Type: p.toolTypes.of(c.Name)},
@@ -319,8 +334,16 @@ type exchangeEvents struct {
 	related           [2]oisp.Related
 }
 
+// exchangeWithCall is the events of an exchange whose response makes one
+// tool call, and that call's event, in one allocation.
+type exchangeWithCall struct {
+	exchangeEvents
+	call [1]toolCallBlock
+}
+
 // toolCallBlock is an agent.tool_call event, its data and its link,
-// allocated together as they live and die together.
+// allocated together as they live and die together; a response's blocks
+// are one array. (Recorders that keep one of the events keep the array.)
 type toolCallBlock struct {
 	event   oisp.Event
 	data    oisp.ToolCallEvent
@@ -328,7 +351,8 @@ type toolCallBlock struct {
 }
 
 // toolResultBlock is an agent.tool_result event and its data with the
-// values the data points to and its links, allocated together.
+// values the data points to and its links, allocated together; a request's
+// blocks are one array.
 type toolResultBlock struct {
 	event   oisp.Event
 	data    oisp.ToolResultEvent
