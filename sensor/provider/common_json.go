@@ -320,6 +320,8 @@ func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err e
 		sb = t
 	case *anthropicContentList:
 		sb = t
+	case *openaiErrorObject:
+		sb = t
 	}
 	if sb != nil {
 		if sb.scanJSON(data, memo) {

@@ -234,6 +234,8 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 	}
 	// Ollama lines and bodies.
 	scanAgrees[ollamaLine](t, data)
+	// OpenAI-style error objects.
+	scanAgrees[openaiErrorObject](t, data)
 	// Message contents of the other request shapes.
 	var chat openaiChatRequestBody
 	if chat.scanJSON(bytes.TrimSpace(data), nil) {
@@ -760,4 +762,32 @@ func FuzzJSONSkip(f *testing.F) {
 			t.Fatalf("skip declined valid JSON %q", data)
 		}
 	})
+}
+
+// TestOpenAIErrorObjectScan: the usual error objects (a numeric or null
+// code, an inner error, a param) are scanned as the decoder reads them,
+// and a name given twice or one only loosely equal declines.
+func TestOpenAIErrorObjectScan(t *testing.T) {
+	for _, tc := range []struct {
+		body  string
+		taken bool
+	}{
+		{`{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}`, true},
+		{`{"message":"Bad \"model\"\n","type":"invalid_request_error","code":400}`, true},
+		{`{"code":null,"message":"","error":{"message":"inner","type":"t"}}`, true},
+		{` {"type":"x","extra":[1,{"a":2}]} `, true},
+		{`{"type":"x","type":"y"}`, false},
+		{`{"Message":"loose"}`, false},
+	} {
+		var e openaiErrorObject
+		if got := e.scanJSON(trimSpace([]byte(tc.body)), nil); got != tc.taken {
+			t.Errorf("%s: scan took it %v, want %v", tc.body, got, tc.taken)
+		}
+		if tc.taken {
+			scanAgrees[openaiErrorObject](t, []byte(tc.body))
+		}
+	}
+	if e := openaiErrorMember(json.RawMessage(`{"code":null,"message":"","error":{"message":"inner","type":"t"}}`)); e == nil || e.Message != "inner" || e.Type != "t" {
+		t.Errorf("inner error: %+v", e)
+	}
 }

@@ -445,16 +445,20 @@ func openaiErrorOf(b *openaiChatResponseBody) *oisp.Error {
 	return nil
 }
 
+// openaiErrorObject is an OpenAI-style error object (some proxies wrap
+// another in its "error").
+type openaiErrorObject struct {
+	Type    jStr            `json:"type"`
+	Message jStr            `json:"message"`
+	Code    jStr            `json:"code"`
+	Inner   json.RawMessage `json:"error"`
+}
+
 // openaiErrorMember reads {"error": {...}} or {"error": "text"}.
 func openaiErrorMember(raw json.RawMessage) *oisp.Error {
 	switch rawKind(raw) {
 	case '{':
-		var e struct {
-			Type    jStr            `json:"type"`
-			Message jStr            `json:"message"`
-			Code    jStr            `json:"code"`
-			Inner   json.RawMessage `json:"error"`
-		}
+		var e openaiErrorObject
 		if _, err := decodeLoose(raw, &e); err != nil {
 			return &oisp.Error{Type: "error"}
 		}

@@ -262,3 +262,24 @@ func (s *jsonScan) openaiUsage(u *openaiUsageBody) bool {
 func (s *jsonScan) openaiReasoningDetails(d *openaiReasoningDetails) bool {
 	return s.fields(&openaiReasoningNames, func(string) bool { return s.tolerant(&d.ReasoningTokens) })
 }
+
+var openaiErrorObjectNames = newFieldNames("type", "message", "code", "error")
+
+func (e *openaiErrorObject) resetScan() { *e = openaiErrorObject{} }
+
+func (e *openaiErrorObject) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
+	return s.fields(&openaiErrorObjectNames, func(name string) bool {
+		switch name {
+		case "type":
+			return s.tolerant(&e.Type)
+		case "message":
+			return s.text(&e.Message)
+		case "code":
+			return s.tolerant(&e.Code)
+		case "error":
+			return s.raw(&e.Inner)
+		}
+		return false
+	}) && s.end()
+}
