@@ -322,6 +322,10 @@ func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err e
 		sb = t
 	case *openaiErrorObject:
 		sb = t
+	case *embeddingsRequestBody:
+		sb = t
+	case *embeddingsResponseBody:
+		sb = t
 	}
 	if sb != nil {
 		if sb.scanJSON(data, memo) {

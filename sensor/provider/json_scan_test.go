@@ -17,7 +17,10 @@ import (
 )
 
 // ignoreScanMarks leaves out of comparisons what only the scan sets.
-var ignoreScanMarks = cmpopts.IgnoreUnexported(openaiMessage{}, openaiChoiceMessage{}, openaiChatResponseBody{}, responsesRequestBody{})
+var ignoreScanMarks = cmp.Options{
+	cmpopts.IgnoreUnexported(openaiMessage{}, openaiChoiceMessage{}, openaiChatResponseBody{}, responsesRequestBody{}),
+	cmp.AllowUnexported(embeddingsResponseBody{}), // its embedded error fields
+}
 
 // checkPlainMarks: content the scan marks plain is what plainStringBytes
 // reads as plain text.
@@ -234,8 +237,10 @@ func checkMoreShapes(t *testing.T, data []byte) (gemini, responses, arrays int) 
 	}
 	// Ollama lines and bodies.
 	scanAgrees[ollamaLine](t, data)
-	// OpenAI-style error objects.
+	// OpenAI-style error objects and embeddings requests.
 	scanAgrees[openaiErrorObject](t, data)
+	scanAgrees[embeddingsRequestBody](t, data)
+	scanAgrees[embeddingsResponseBody](t, data)
 	// Message contents of the other request shapes.
 	var chat openaiChatRequestBody
 	if chat.scanJSON(bytes.TrimSpace(data), nil) {
@@ -789,5 +794,32 @@ func TestOpenAIErrorObjectScan(t *testing.T) {
 	}
 	if e := openaiErrorMember(json.RawMessage(`{"code":null,"message":"","error":{"message":"inner","type":"t"}}`)); e == nil || e.Message != "inner" || e.Type != "t" {
 		t.Errorf("inner error: %+v", e)
+	}
+}
+
+// TestEmbeddingsScan: embeddings requests and responses of the usual
+// shapes (inputs of every kind, float and base64 vectors, no data, an
+// error body) are scanned as the decoder reads them.
+func TestEmbeddingsScan(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"text-embedding-3-small","input":"hello","encoding_format":"float"}`,
+		`{"model":"m","input":["a","b\n"],"dimensions":"256"}`,
+		`{"model":"m","input":[[1,2,3],[4]],"dimensions":64,"user":"u"}`,
+	} {
+		if !scanAgrees[embeddingsRequestBody](t, []byte(body)) {
+			t.Errorf("%s: request not scanned", body)
+		}
+	}
+	for _, body := range []string{
+		`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-2e-3,3]},{"embedding":[1]}],"model":"m","usage":{"prompt_tokens":5,"total_tokens":5}}`,
+		`{"object":"list","data":[{"embedding":"AACAPwAAAEA="}],"model":"m"}`,
+		`{"data":null,"usage":null}`,
+		`{"error":{"message":"bad","type":"invalid_request_error","code":null}}`,
+		`{"object":"error","message":"Too many tokens","type":"BadRequestError","code":400}`,
+		`{"detail":"Not found"}`,
+	} {
+		if !scanAgrees[embeddingsResponseBody](t, []byte(body)) {
+			t.Errorf("%s: response not scanned", body)
+		}
 	}
 }

@@ -22,14 +22,17 @@ type embeddingsRequestBody struct {
 }
 
 type embeddingsResponseBody struct {
-	Object jStr `json:"object"`
-	Model  jStr `json:"model"`
-	ID     jStr `json:"id"`
-	Data   []struct {
-		Embedding embeddingSize `json:"embedding"`
-	} `json:"data"`
-	Usage *openaiUsageBody `json:"usage"`
+	Object jStr              `json:"object"`
+	Model  jStr              `json:"model"`
+	ID     jStr              `json:"id"`
+	Data   []embeddingsDatum `json:"data"`
+	Usage  *openaiUsageBody  `json:"usage"`
 	openaiErrorFields
+}
+
+// embeddingsDatum is one vector of an embeddings response, measured.
+type embeddingsDatum struct {
+	Embedding embeddingSize `json:"embedding"`
 }
 
 // openaiErrorFields are the members an OpenAI-style error body may have.

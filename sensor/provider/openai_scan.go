@@ -283,3 +283,62 @@ func (e *openaiErrorObject) scanJSON(data []byte, memo *stringMemo) bool {
 		return false
 	}) && s.end()
 }
+
+var embeddingsRequestNames = newFieldNames("model", "input", "dimensions", "encoding_format")
+
+func (b *embeddingsRequestBody) resetScan() { *b = embeddingsRequestBody{} }
+
+func (b *embeddingsRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
+	return s.fields(&embeddingsRequestNames, func(name string) bool {
+		switch name {
+		case "model":
+			return s.tolerant(&b.Model)
+		case "input":
+			return s.raw(&b.Input)
+		case "dimensions":
+			return s.tolerant(&b.Dimensions)
+		case "encoding_format":
+			return s.tolerant(&b.EncodingFormat)
+		}
+		return false
+	}) && s.end()
+}
+
+var (
+	embeddingsResponseNames = newFieldNames("object", "model", "id", "data", "usage", "error", "message", "type", "code", "detail")
+	embeddingsDatumNames    = newFieldNames("embedding")
+)
+
+func (b *embeddingsResponseBody) resetScan() { *b = embeddingsResponseBody{} }
+
+func (b *embeddingsResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
+	s := &jsonScan{b: data, memo: memo}
+	return s.fields(&embeddingsResponseNames, func(name string) bool {
+		switch name {
+		case "object":
+			return s.tolerant(&b.Object)
+		case "model":
+			return s.tolerant(&b.Model)
+		case "id":
+			return s.tolerant(&b.ID)
+		case "data":
+			return scanSlice(s, &b.Data, func(d *embeddingsDatum) bool {
+				return s.fields(&embeddingsDatumNames, func(string) bool { return s.tolerant(&d.Embedding) })
+			})
+		case "usage":
+			return scanPointer(s, &b.Usage, s.openaiUsage)
+		case "error":
+			return s.raw(&b.Error)
+		case "message":
+			return s.text(&b.Message)
+		case "type":
+			return s.tolerant(&b.Type)
+		case "code":
+			return s.tolerant(&b.Code)
+		case "detail":
+			return s.raw(&b.Detail)
+		}
+		return false
+	}) && s.end()
+}
