@@ -7,7 +7,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 )
 
-// canonicalNameLenByBytes is canonicalNameLen's contract checked a byte at
+// canonicalNameLenByBytes is httpmsg.CanonicalNameLen's contract checked a byte at
 // a time: the colon's offset when the name before it is non-empty, holds no
 // byte under '!' and has its letters in canonical case, and the colon lies
 // within s's whole eight-byte words; 0 otherwise.
@@ -41,13 +41,13 @@ func FuzzCanonicalNameLen(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n := canonicalNameLen(s)
+		n := httpmsg.CanonicalNameLen(s)
 		if want := canonicalNameLenByBytes(s); n != want {
-			t.Fatalf("canonicalNameLen(%q) = %d, byte by byte %d", s, n, want)
+			t.Fatalf("CanonicalNameLen(%q) = %d, byte by byte %d", s, n, want)
 		}
 		if n > 0 {
 			if name := s[:n]; httpmsg.CanonicalName(name) != name {
-				t.Fatalf("canonicalNameLen(%q) took %q, whose canonical form is %q", s, name, httpmsg.CanonicalName(name))
+				t.Fatalf("CanonicalNameLen(%q) took %q, whose canonical form is %q", s, name, httpmsg.CanonicalName(name))
 			}
 		}
 	})
@@ -59,8 +59,8 @@ func TestParseFieldsCanonicalNamesInPlace(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(responseFields, "\r\n\r\n"), "\r\n")
 	at := 0
 	for _, line := range lines {
-		if n := canonicalNameLen(responseFields[at:]); n != strings.IndexByte(line, ':') {
-			t.Errorf("canonicalNameLen at %q = %d, want its colon's offset", line, n)
+		if n := httpmsg.CanonicalNameLen(responseFields[at:]); n != strings.IndexByte(line, ':') {
+			t.Errorf("CanonicalNameLen at %q = %d, want its colon's offset", line, n)
 		}
 		at += len(line) + 2
 	}

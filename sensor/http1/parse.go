@@ -2,7 +2,6 @@ package http1
 
 import (
 	"bytes"
-	"math/bits"
 	"strings"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
@@ -170,7 +169,7 @@ func parseFields(block string, h httpmsg.Header) (_ httpmsg.Header, bad, end int
 	// folds: the last line was a field, which a continuation line extends.
 	folds := false
 	for rest := block; len(rest) > 0; {
-		if n := canonicalNameLen(rest); n > 0 {
+		if n := httpmsg.CanonicalNameLen(rest); n > 0 {
 			name, value := rest[:n], rest[n+1:]
 			if i := strings.IndexByte(value, '\n'); i >= 0 {
 				value, rest = value[:i], value[i+1:]
@@ -221,71 +220,6 @@ func parseFields(block string, h httpmsg.Header) (_ httpmsg.Header, bad, end int
 		folds = true
 	}
 	return h, bad, -1
-}
-
-// canonicalNameLen returns the length of the field name that starts s and
-// ends at a colon when the name is its own canonical form (letters upper
-// case first and after each '-', lower case elsewhere: what
-// httpmsg.CanonicalName returns unchanged) and holds no byte under '!' (no
-// whitespace to trim, no line end). It returns 0 for any other line, and
-// when the colon is not within s's whole eight-byte words, leaving the line
-// to parseFields' general path. Almost every name a client or server sends
-// is canonical: finding its colon and checking its case in one pass, eight
-// bytes at a time, costs less than a search for the colon, a search for the
-// line's end and a case check of the name after it.
-func canonicalNameLen(s string) int {
-	// carry has the high bit of the next word's first byte set when a
-	// letter there must be upper case: at the start, and after a '-'.
-	carry := uint64(0x80)
-	for i := 0; i+8 <= len(s); i += 8 {
-		w := wordAt(s, i)
-		colons := zeroBytesOf(w ^ ':'*byteOnes)
-		// Bytes under '!' borrow: only the lowest flagged byte is sure,
-		// and only it is looked at.
-		stops := colons | (w-'!'*byteOnes)&^w&byteHighs
-		dash := zeroBytesOf(w ^ '-'*byteOnes)
-		// A letter is in the wrong case where being lower case (bit 5,
-		// shifted to the high bit) and wanting upper case agree.
-		wrong := asciiLetters(w) &^ (w<<2 ^ (dash<<8 | carry))
-		if stops != 0 {
-			first := stops & -stops
-			if colons&first == 0 || wrong&(first-1) != 0 {
-				return 0
-			}
-			return i + bits.TrailingZeros64(first)/8
-		}
-		if wrong != 0 {
-			return 0
-		}
-		carry = dash >> 56
-	}
-	return 0
-}
-
-// wordAt reads the eight bytes of s at i as a little-endian word.
-func wordAt(s string, i int) uint64 {
-	s = s[i : i+8]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
-
-const (
-	byteOnes  = 0x0101010101010101
-	byteHighs = 0x8080808080808080
-)
-
-// zeroBytesOf returns the high bit of each byte of w that is zero, exactly
-// (no borrow crosses bytes).
-func zeroBytesOf(w uint64) uint64 {
-	return ^((w&^byteHighs + ^uint64(byteHighs)) | w) & byteHighs
-}
-
-// asciiLetters returns the high bit of each byte of w that is an ASCII
-// letter: bit 5 set folds upper case onto lower case and nothing else onto
-// a letter, and a byte under 0x80 plus at most 0x7f carries into no other.
-func asciiLetters(w uint64) uint64 {
-	x := (w | 0x20*byteOnes) &^ byteHighs
-	return (x + (0x80-'a')*byteOnes) &^ (x + (0x80-'z'-1)*byteOnes) &^ w & byteHighs
 }
 
 // trimRightOWS drops trailing spaces and tabs (optional whitespace).
