@@ -52,6 +52,15 @@ func TestLentTargetsKeepNothing(t *testing.T) {
 	} {
 		exchanges = append(exchanges, func() *httpmsg.Exchange { return coreExchange(anthropicURL, d[0], 200, d[1]) })
 	}
+	decodeBothWays(t, reg, exchanges)
+}
+
+// decodeBothWays decodes the exchanges in order, then in reverse order,
+// and fails when an exchange decodes differently after the others, or
+// when a result changed while later exchanges were decoded (it pointed
+// into a lent target they reused). It returns the first pass's results.
+func decodeBothWays(t *testing.T, reg *Registry, exchanges []func() *httpmsg.Exchange) []*Result {
+	t.Helper()
 	decodeAll := func(order []int) (results []*Result, encoded []string) {
 		results, encoded = make([]*Result, len(order)), make([]string, len(order))
 		for _, i := range order {
@@ -75,6 +84,7 @@ func TestLentTargetsKeepNothing(t *testing.T) {
 			t.Errorf("exchange %d's result changed when later exchanges were decoded:\n%s\nthen\n%s", i, firstJSON[i], again)
 		}
 	}
+	return first
 }
 
 func mustJSON(t *testing.T, v any) string {
@@ -204,26 +214,11 @@ func TestGeminiAccumulatorsKeepNothing(t *testing.T) {
 		{200, `{"candidates":[],"promptFeedback":{"blockReason":"SAFETY"}}`},
 		{200, `{"candidates":[{"content":{"parts":[{"text":"x","text":"twice"}]},"finishReason":"MAX_TOKENS"}]}`},
 	}
-	decodeAll := func(order []int) (results []*Result, encoded []string) {
-		results, encoded = make([]*Result, len(order)), make([]string, len(order))
-		for _, i := range order {
-			results[i] = coreDecode(t, reg, coreExchange(url, req, bodies[i].status, bodies[i].body))
-			encoded[i] = mustJSON(t, results[i])
-		}
-		return results, encoded
+	var exchanges []func() *httpmsg.Exchange
+	for _, b := range bodies {
+		exchanges = append(exchanges, func() *httpmsg.Exchange { return coreExchange(url, req, b.status, b.body) })
 	}
-	order := []int{0, 1, 2, 3, 4}
-	first, firstJSON := decodeAll(order)
-	slices.Reverse(order)
-	_, secondJSON := decodeAll(order)
-	for i := range bodies {
-		if secondJSON[i] != firstJSON[i] {
-			t.Errorf("response %d decodes differently after others:\n%s\nthen\n%s", i, firstJSON[i], secondJSON[i])
-		}
-		if again := mustJSON(t, first[i]); again != firstJSON[i] {
-			t.Errorf("response %d's result changed when later ones were decoded:\n%s\nthen\n%s", i, firstJSON[i], again)
-		}
-	}
+	first := decodeBothWays(t, reg, exchanges)
 	if r := first[1].Response; r == nil || len(r.ToolCalls) != 1 || r.Thinking == nil || r.Choices[0].Message.Content != "a" {
 		t.Errorf("stream response %+v", r)
 	}
