@@ -13,12 +13,18 @@ import (
 	"testing"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/oisp/oisp-sensor/sensor/capture/replay"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
+	"github.com/oisp/oisp-sensor/sensor/content"
 	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/http1"
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/pipeline"
 	"github.com/oisp/oisp-sensor/sensor/provider"
+	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
 // corpus is every fixture's traffic as synthesized HTTP/1.1 flows.
@@ -141,6 +147,70 @@ func BenchmarkDecodeCorpus(b *testing.B) {
 		b.ReportMetric(float64(baseTime)/float64(max(sensorTime, 1)), "x-faster")
 		b.ReportMetric(float64(c.bytes)*float64(b.N)/sensorTime.Seconds()/1e6, "sensor-MB/s")
 	})
+	// The floor under the sensor's pass: its own HTTP/1.1 and content
+	// decoding with nothing after them, and then with one pass of the
+	// fastest JSON validator at hand over every JSON document the bodies
+	// hold, which any decoder that reads the bodies pays at least. They
+	// bound what decoding AI traffic into events can reach on this machine.
+	b.Run("floor/http+content", func(b *testing.B) {
+		b.SetBytes(c.bytes)
+		b.ReportAllocs()
+		for b.Loop() {
+			floorPass(c, httpmsg.SinkFunc(func(*httpmsg.Exchange) {}))
+		}
+	})
+	b.Run("floor/http+content+json-valid", func(b *testing.B) {
+		b.SetBytes(c.bytes)
+		b.ReportAllocs()
+		for b.Loop() {
+			floorPass(c, httpmsg.SinkFunc(validateBodies))
+		}
+	})
+}
+
+// floorPass runs every flow through the sensor's HTTP/1.1 decoder with
+// content decoding (decompressors shared across flows, as the pipeline
+// shares them) and hands each exchange to sink.
+func floorPass(c *corpus, sink httpmsg.Sink) {
+	var counts stats.Counters
+	var readers content.Readers
+	var d http1.Decoder
+	for i := range c.flows {
+		f := &c.flows[i]
+		info := f.Info
+		d.Init(&info, sink, httpmsg.Limits{MaxBody: 16 << 20}, &counts, http1.Options{Readers: &readers})
+		for _, ch := range f.Chunks {
+			d.Feed(ch)
+		}
+		d.Close(f.Close)
+	}
+}
+
+// validateBodies checks every JSON document of an exchange's bodies: the
+// body itself, or each data line of an event stream.
+func validateBodies(x *httpmsg.Exchange) {
+	validJSON(x.Request.Body.Data, x.Request.Header)
+	if x.Response != nil {
+		validJSON(x.Response.Body.Data, x.Response.Header)
+	}
+}
+
+func validJSON(body []byte, h httpmsg.Header) {
+	if !strings.Contains(h.Get("Content-Type"), "event-stream") {
+		_ = gojson.Valid(body)
+		return
+	}
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if d, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			_ = gojson.Valid(bytes.TrimSpace(d))
+		}
+	}
 }
 
 // baselineFlow parses a flow's two directions with net/http and decodes
