@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +20,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/ca"
 	"github.com/oisp/oisp-sensor/sensor/capture/proxy"
@@ -63,20 +58,9 @@ type benchUpstream struct {
 func startBenchUpstream(b *testing.B) *benchUpstream {
 	b.Helper()
 	u := &benchUpstream{big: bytes.Repeat([]byte("0123456789abcdef"), 1<<16)} // 1 MiB
-	var err error
-	if u.ca, err = ca.Create(b.TempDir(), ca.Options{CommonName: "bench upstream CA"}); err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, u.port, _ = net.SplitHostPort(ln.Addr().String())
-	srv := &http.Server{Handler: u, TLSConfig: &tls.Config{GetCertificate: u.ca.GetCertificate},
-		ErrorLog: log.New(io.Discard, "", 0)}
-	http2.ConfigureServer(srv, &http2.Server{})
-	go srv.ServeTLS(ln, "", "")
-	b.Cleanup(func() { srv.Close() })
+	var addr string
+	u.ca, addr = startTLSUpstream(b, "bench upstream CA", u)
+	_, u.port, _ = net.SplitHostPort(addr)
 	return u
 }
 
@@ -116,17 +100,10 @@ type benchVia struct {
 }
 
 func (v benchVia) client(keepAlive bool) *http.Client {
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: v.roots, NextProtos: []string{"http/1.1"}},
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
-		DisableKeepAlives:   !keepAlive,
-		MaxIdleConnsPerHost: 64,
-		DisableCompression:  true,
-	}
-	if v.proxyURL != "" {
-		pu, _ := url.Parse(v.proxyURL)
-		tr.Proxy = http.ProxyURL(pu)
-	}
+	tr := h1Transport(v.proxyURL, v.roots)
+	tr.DisableKeepAlives = !keepAlive
+	tr.MaxIdleConnsPerHost = 64
+	tr.DisableCompression = true
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
@@ -141,10 +118,6 @@ func startOISPProxy(b *testing.B, up *benchUpstream, h flow.Handler) benchVia {
 // st.
 func startOISPProxyStats(b *testing.B, up *benchUpstream, h flow.Handler, st *stats.Counters) benchVia {
 	b.Helper()
-	sensorCA, err := ca.Create(b.TempDir(), ca.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	if h == nil {
 		// The full pipeline decodes every flow; its events are dropped so
 		// a long run does not hold them.
@@ -155,24 +128,14 @@ func startOISPProxyStats(b *testing.B, up *benchUpstream, h flow.Handler, st *st
 		h = s.Pipeline
 	}
 	cfg := proxy.Config{
-		Addr: "127.0.0.1:0", CA: sensorCA,
-		Intercept:       func(host string, _ int) bool { return host == benchHost },
-		UpstreamRoots:   up.ca.CertPool(),
-		NoProcessLookup: true,
-		Logger:          slog.New(slog.DiscardHandler),
+		Intercept:     func(host string, _ int) bool { return host == benchHost },
+		UpstreamRoots: up.ca.CertPool(),
 	}
 	if st != nil {
 		cfg.Stats = st
 	}
-	px, err := proxy.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { px.Run(ctx, h); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return benchVia{name: "oisp", proxyURL: "http://" + px.Addr().String(), roots: sensorCA.CertPool()}
+	p := startTestProxy(b, cfg, h)
+	return benchVia{name: "oisp", proxyURL: p.url, roots: p.sensorCA.CertPool()}
 }
 
 // nopRecorder drops events.
@@ -253,6 +216,29 @@ func (l *latencies) pct(p float64) time.Duration {
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
+// metrics are the latency percentiles of n requests made in el, and their
+// rate.
+func (l *latencies) metrics(n int, el time.Duration) map[string]float64 {
+	return map[string]float64{
+		"p50-µs": us(l.pct(.5)), "p90-µs": us(l.pct(.9)), "p99-µs": us(l.pct(.99)), "req/s": float64(n) / el.Seconds()}
+}
+
+// timeGets makes b.N GETs of base with c, one after another, from a reset
+// timer, and returns their metrics.
+func timeGets(b *testing.B, c *http.Client, base string) map[string]float64 {
+	var lat latencies
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		t0 := time.Now()
+		if err := benchGet(c, base, ""); err != nil {
+			b.Fatal(err)
+		}
+		lat.add(time.Since(t0))
+	}
+	return lat.metrics(b.N, time.Since(start))
+}
+
 // directResults keeps the direct run's numbers per workload, for the
 // added-* metrics of the proxied runs in the same benchmark run.
 var directResults sync.Map // workload → map[string]float64
@@ -304,19 +290,7 @@ func BenchmarkProxy(b *testing.B) {
 				if err := benchGet(c, base, ""); err != nil { // warm: connection and leaf made
 					b.Fatal(err)
 				}
-				var lat latencies
-				b.ResetTimer()
-				start := time.Now()
-				for range b.N {
-					t0 := time.Now()
-					if err := benchGet(c, base, ""); err != nil {
-						b.Fatal(err)
-					}
-					lat.add(time.Since(t0))
-				}
-				el := time.Since(start)
-				report(b, v.name, "keepalive-json", map[string]float64{
-					"p50-µs": us(lat.pct(.5)), "p90-µs": us(lat.pct(.9)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
+				report(b, v.name, "keepalive-json", timeGets(b, c, base))
 			})
 			b.Run("keepalive-json-8conns", func(b *testing.B) {
 				c := v.client(true)
@@ -340,27 +314,14 @@ func BenchmarkProxy(b *testing.B) {
 				if err, _ := failed.Load().(error); err != nil {
 					b.Fatal(err)
 				}
-				report(b, v.name, "keepalive-json-8conns", map[string]float64{
-					"p50-µs": us(lat.pct(.5)), "p90-µs": us(lat.pct(.9)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
+				report(b, v.name, "keepalive-json-8conns", lat.metrics(b.N, el))
 			})
 			b.Run("newconn-json", func(b *testing.B) {
 				c := v.client(false)
 				if err := benchGet(c, base, ""); err != nil { // the proxy's leaf is cached from here on
 					b.Fatal(err)
 				}
-				var lat latencies
-				b.ResetTimer()
-				start := time.Now()
-				for range b.N {
-					t0 := time.Now()
-					if err := benchGet(c, base, ""); err != nil {
-						b.Fatal(err)
-					}
-					lat.add(time.Since(t0))
-				}
-				el := time.Since(start)
-				report(b, v.name, "newconn-json", map[string]float64{
-					"p50-µs": us(lat.pct(.5)), "p90-µs": us(lat.pct(.9)), "p99-µs": us(lat.pct(.99)), "req/s": float64(b.N) / el.Seconds()})
+				report(b, v.name, "newconn-json", timeGets(b, c, base))
 			})
 			b.Run("keepalive-sse", func(b *testing.B) {
 				c := v.client(true)

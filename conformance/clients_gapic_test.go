@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"net/http"
 	"testing"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
@@ -9,13 +8,8 @@ import (
 )
 
 func gapicRecording(op string, body string, status int, response string) *cassette.Recording {
-	in := cassette.Interaction{
-		Request: cassette.Request{Method: "POST",
-			URL:    "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:" + op + "?" + gapicQuery,
-			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)},
-		Response: cassette.Response{Status: status, Header: http.Header{"Content-Type": {"application/json; charset=UTF-8"}}, Body: []byte(response)},
-	}
-	return &cassette.Recording{Interactions: []cassette.Interaction{in}}
+	return postRecording("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:"+op+"?"+gapicQuery, body,
+		status, "application/json; charset=UTF-8", response)
 }
 
 func TestGAPICApplies(t *testing.T) {
@@ -48,26 +42,12 @@ func TestGAPICFailsOnWrongBytes(t *testing.T) {
 	denied := gapicRecording("generateContent", req, 403, `{"error":{"code":403,"message":"no","status":"PERMISSION_DENIED"}}`)
 	stream := gapicRecording("streamGenerateContent", req, 200, "["+answer("Pa")+",\r\n"+answer("ris")+"]")
 	shortStream := gapicRecording("streamGenerateContent", req, 200, "["+answer("Paris")+"]")
-	for _, c := range []struct {
-		name             string
-		served, expected *cassette.Recording
-		ok               bool
-	}{
+	checkVerdicts(t, []verdict{
 		{"same response", right, right, true},
 		{"different text", wrong, right, false},
 		{"403 for a recorded 200", denied, right, false},
 		{"recorded 403", denied, denied, true},
 		{"same stream", stream, stream, true},
 		{"a stream with fewer responses", shortStream, stream, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			err := driveAgainst(t, loopback.H2, GAPICSDK, c.served, c.expected)
-			if c.ok && err != nil {
-				t.Errorf("want success: %v", err)
-			}
-			if !c.ok && err == nil {
-				t.Error("passed")
-			}
-		})
-	}
+	}, against(loopback.H2, GAPICSDK))
 }

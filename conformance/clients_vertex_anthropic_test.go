@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"net/http"
 	"testing"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
@@ -12,14 +11,8 @@ import (
 // URL and body shapes of one (the model in the URL, anthropic_version in
 // the body).
 func vertexClaudeRecording(op string, status int, contentType, response string) *cassette.Recording {
-	in := cassette.Interaction{
-		Request: cassette.Request{Method: "POST",
-			URL:    "https://us-east5-aiplatform.googleapis.com/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514:" + op,
-			Header: http.Header{"Content-Type": {"application/json"}},
-			Body:   []byte(`{"anthropic_version":"vertex-2023-10-16","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`)},
-		Response: cassette.Response{Status: status, Header: http.Header{"Content-Type": {contentType}}, Body: []byte(response)},
-	}
-	return &cassette.Recording{Interactions: []cassette.Interaction{in}}
+	return postRecording("https://us-east5-aiplatform.googleapis.com/v1/projects/p-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514:"+op,
+		`{"anthropic_version":"vertex-2023-10-16","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, status, contentType, response)
 }
 
 func TestVertexAnthropicOperation(t *testing.T) {
@@ -54,28 +47,11 @@ func TestVertexAnthropicSDK(t *testing.T) {
 		"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\n\n"+
 			"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
 	stream.Interactions[0].Request.Body = []byte(`{"anthropic_version":"vertex-2023-10-16","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
-	for _, c := range []struct {
-		name             string
-		served, expected *cassette.Recording
-		ok               bool
-	}{
+	checkVerdicts(t, []verdict{
 		{"same message", right, right, true},
 		{"different text", wrong, right, false},
 		{"529 for a recorded 200", overloaded, right, false},
 		{"recorded 529", overloaded, overloaded, true},
 		{"stream", stream, stream, true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if !VertexAnthropicSDK.Applies(c.expected) {
-				t.Fatal("driver does not apply")
-			}
-			err := driveAgainst(t, loopback.H2, VertexAnthropicSDK, c.served, c.expected)
-			if c.ok && err != nil {
-				t.Errorf("want success: %v", err)
-			}
-			if !c.ok && err == nil {
-				t.Error("passed")
-			}
-		})
-	}
+	}, appliedAgainst(loopback.H2, VertexAnthropicSDK))
 }

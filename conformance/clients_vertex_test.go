@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -58,12 +57,7 @@ func TestStandardBase64Bytes(t *testing.T) {
 const vertexURL = "https://aiplatform.googleapis.com/v1beta1/projects/p/locations/global/publishers/google/models/gemini-2.0-flash:"
 
 func vertexRecording(op string, status int, contentType, body string) *cassette.Recording {
-	in := cassette.Interaction{
-		Request: cassette.Request{Method: "POST", URL: vertexURL + op, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: []byte(`{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`)},
-		Response: cassette.Response{Status: status, Header: http.Header{"Content-Type": {contentType}}, Body: []byte(body)},
-	}
-	return &cassette.Recording{Interactions: []cassette.Interaction{in}}
+	return postRecording(vertexURL+op, `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`, status, contentType, body)
 }
 
 // TestVertexSDKFailsOnWrongBytes shows the Vertex driver's checks can fail:
@@ -80,11 +74,7 @@ func TestVertexSDKFailsOnWrongBytes(t *testing.T) {
 	count := vertexRecording("countTokens", 200, "application/json", `{"totalTokens":7}`)
 	wrongCount := vertexRecording("countTokens", 200, "application/json", `{"totalTokens":8}`)
 
-	for _, c := range []struct {
-		name             string
-		served, expected *cassette.Recording
-		ok               bool
-	}{
+	checkVerdicts(t, []verdict{
 		{"same response", right, right, true},
 		{"different text", wrong, right, false},
 		{"500 for a recorded 200", failure, right, false},
@@ -94,18 +84,5 @@ func TestVertexSDKFailsOnWrongBytes(t *testing.T) {
 		{"a stream with fewer events", shortStream, stream, false},
 		{"same count", count, count, true},
 		{"different count", wrongCount, count, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if !VertexSDK.Applies(c.expected) {
-				t.Fatal("driver does not apply to the recording")
-			}
-			err := driveAgainst(t, loopback.H2, VertexSDK, c.served, c.expected)
-			if c.ok && err != nil {
-				t.Errorf("want success: %v", err)
-			}
-			if !c.ok && err == nil {
-				t.Error("passed")
-			}
-		})
-	}
+	}, appliedAgainst(loopback.H2, VertexSDK))
 }

@@ -7,11 +7,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,8 +18,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/ca"
 	"github.com/oisp/oisp-sensor/sensor/capture/proxy"
@@ -58,20 +54,7 @@ type faultUpstream struct {
 func newFaultUpstream(t *testing.T) *faultUpstream {
 	t.Helper()
 	u := &faultUpstream{}
-	var err error
-	if u.ca, err = ca.Create(t.TempDir(), ca.Options{CommonName: "fault upstream CA"}); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.addr = ln.Addr().String()
-	srv := &http.Server{Handler: u, TLSConfig: &tls.Config{GetCertificate: u.ca.GetCertificate},
-		ErrorLog: log.New(io.Discard, "", 0)}
-	http2.ConfigureServer(srv, &http2.Server{})
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
+	u.ca, u.addr = startTLSUpstream(t, "fault upstream CA", u)
 	return u
 }
 
@@ -121,56 +104,20 @@ func (u *faultUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, sseEnd)
 }
 
-// faultProxy is a capture proxy in front of the fault upstream.
-type faultProxy struct {
-	sensorCA *ca.CA
-	px       *proxy.Proxy
-	url      string
-	stop     context.CancelFunc
-	done     chan error
-}
-
-func startFaultProxy(t *testing.T, up *faultUpstream, h flow.Handler) *faultProxy {
+// startFaultProxy runs a capture proxy that sends api.openai.com to the
+// fault upstream.
+func startFaultProxy(t *testing.T, up *faultUpstream, h flow.Handler) *testProxy {
 	t.Helper()
-	f := &faultProxy{done: make(chan error, 1)}
-	var err error
-	if f.sensorCA, err = ca.Create(t.TempDir(), ca.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	f.px, err = proxy.New(proxy.Config{
-		Addr:            "127.0.0.1:0",
-		CA:              f.sensorCA,
-		Intercept:       func(host string, _ int) bool { return host == "api.openai.com" },
-		UpstreamRoots:   up.ca.CertPool(),
-		Resolve:         func(string, int) string { return up.addr },
-		NoProcessLookup: true,
-		Logger:          slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.url = "http://" + f.px.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	f.stop = cancel
-	go func() { f.done <- f.px.Run(ctx, h) }()
-	t.Cleanup(func() { f.shutdown() })
-	return f
-}
-
-func (f *faultProxy) shutdown() {
-	f.stop()
-	<-f.done
-	f.done <- nil
+	return startTestProxy(t, proxy.Config{
+		Intercept:     func(host string, _ int) bool { return host == "api.openai.com" },
+		UpstreamRoots: up.ca.CertPool(),
+		Resolve:       func(string, int) string { return up.addr },
+	}, h)
 }
 
 // client is an HTTP/1.1 client configured with the proxy and the sensor CA.
-func (f *faultProxy) client() *http.Client {
-	pu, _ := url.Parse(f.url)
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		Proxy:           http.ProxyURL(pu),
-		TLSClientConfig: &tls.Config{RootCAs: f.sensorCA.CertPool(), NextProtos: []string{"http/1.1"}},
-		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
-	}}
+func (f *testProxy) client() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: h1Transport(f.url, f.sensorCA.CertPool())}
 }
 
 const faultRequest = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"count"}]}`
@@ -186,7 +133,7 @@ func post(ctx context.Context, c *http.Client, path string) (*http.Response, err
 
 // exchange makes one complete streamed exchange through the proxy on a
 // fresh client connection.
-func (f *faultProxy) exchange(t *testing.T) {
+func (f *testProxy) exchange(t *testing.T) {
 	t.Helper()
 	c := f.client()
 	defer c.CloseIdleConnections()
@@ -233,7 +180,7 @@ func countType(evs []*oisp.Event, typ string) int {
 }
 
 // stopAndFlush stops the proxy and closes what the session still holds.
-func stopAndFlush(f *faultProxy, s *session.Session) {
+func stopAndFlush(f *testProxy, s *session.Session) {
 	f.shutdown()
 	s.Pipeline.Flush(flow.CloseInfo{At: time.Now(), Reason: "source_closed"})
 }

@@ -86,25 +86,67 @@ func TsharkArgs(pcapPath, keyLogPath string) []string {
 // streams it dissected (streams with a request HEADERS frame), sorted.
 func TsharkHTTP2Streams(ctx context.Context, tshark, pcapPath, keyLogPath string) ([]WireStream, error) {
 	args := append(TsharkArgs(pcapPath, keyLogPath), "-T", "json", "--no-duplicate-keys", "-J", "tcp http2")
+	var streams []WireStream
+	err := runTshark(ctx, tshark, args, func(out io.Reader) (err error) {
+		streams, err = parseTsharkJSON(out)
+		return err
+	})
+	return streams, err
+}
+
+// runTshark runs tshark with args, hands its standard output to parse as
+// it is written, and waits for it to exit. Its stderr explains a failed
+// run.
+func runTshark(ctx context.Context, tshark string, args []string, parse func(io.Reader) error) error {
 	cmd := exec.CommandContext(ctx, tshark, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("tshark: %w", err)
+		return fmt.Errorf("tshark: %w", err)
 	}
-	streams, perr := parseTsharkJSON(out)
+	perr := parse(out)
 	_, _ = io.Copy(io.Discard, out)
 	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("tshark: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("tshark: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	if perr != nil {
-		return nil, fmt.Errorf("tshark output: %w", perr)
+		return fmt.Errorf("tshark output: %w", perr)
 	}
-	return streams, nil
+	return nil
+}
+
+// eachTsharkPacket reads tshark's `-T json` packet array one packet at a
+// time and hands each packet's layers to each. No output is no packets.
+func eachTsharkPacket(r io.Reader, each func(layers map[string]any) error) error {
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return nil
+		}
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("want a JSON array, got %v", tok)
+	}
+	for dec.More() {
+		var pkt struct {
+			Source struct {
+				Layers map[string]any `json:"layers"`
+			} `json:"_source"`
+		}
+		if err := dec.Decode(&pkt); err != nil {
+			return err
+		}
+		if err := each(pkt.Source.Layers); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tsharkFrame is one HTTP/2 frame from tshark's JSON.
@@ -123,28 +165,8 @@ type tsharkFrame struct {
 // parseTsharkJSON reads tshark's `-T json` packet array one packet at a
 // time and folds the HTTP/2 frames into streams.
 func parseTsharkJSON(r io.Reader) ([]WireStream, error) {
-	dec := json.NewDecoder(r)
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			return nil, nil
-		}
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, fmt.Errorf("want a JSON array, got %v", tok)
-	}
 	var frames []tsharkFrame
-	for dec.More() {
-		var pkt struct {
-			Source struct {
-				Layers map[string]any `json:"layers"`
-			} `json:"_source"`
-		}
-		if err := dec.Decode(&pkt); err != nil {
-			return nil, err
-		}
-		layers := pkt.Source.Layers
+	err := eachTsharkPacket(r, func(layers map[string]any) error {
 		tcp, _ := layers["tcp"].(map[string]any)
 		src, dst := atoiField(tcp, "tcp.srcport"), atoiField(tcp, "tcp.dstport")
 		for _, f := range objectsWith(layers["http2"], "http2.streamid") {
@@ -162,6 +184,10 @@ func parseTsharkJSON(r io.Reader) ([]WireStream, error) {
 			}
 			frames = append(frames, fr)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return foldFrames(frames), nil
 }

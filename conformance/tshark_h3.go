@@ -1,14 +1,11 @@
 package conformance
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,23 +57,14 @@ type quicStreamFrame struct {
 // returns the HTTP/3 request streams they carried, sorted.
 func TsharkHTTP3Streams(ctx context.Context, tshark, pcapPath, keyLogPath string) ([]WireStream, error) {
 	args := append(TsharkQUICArgs(pcapPath, keyLogPath), "-T", "json", "--no-duplicate-keys", "-J", "udp quic")
-	cmd := exec.CommandContext(ctx, tshark, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	var frames []quicStreamFrame
+	var clients map[int64]uint16
+	err := runTshark(ctx, tshark, args, func(out io.Reader) (err error) {
+		frames, clients, err = parseTsharkQUIC(out)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("tshark: %w", err)
-	}
-	frames, clients, perr := parseTsharkQUIC(out)
-	_, _ = io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("tshark: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	if perr != nil {
-		return nil, fmt.Errorf("tshark output: %w", perr)
 	}
 	return foldQUICStreams(frames, clients)
 }
@@ -87,43 +75,24 @@ func TsharkHTTP3Streams(ctx context.Context, tshark, pcapPath, keyLogPath string
 // per host name) to the same relay address, so connections are told apart
 // by tshark's connection number, not by ports.
 func parseTsharkQUIC(r io.Reader) ([]quicStreamFrame, map[int64]uint16, error) {
-	dec := json.NewDecoder(r)
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			return nil, nil, nil
-		}
-		return nil, nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, nil, fmt.Errorf("want a JSON array, got %v", tok)
-	}
 	clients := map[int64]uint16{}
 	var frames []quicStreamFrame
-	for dec.More() {
-		var pkt struct {
-			Source struct {
-				Layers map[string]any `json:"layers"`
-			} `json:"_source"`
-		}
-		if err := dec.Decode(&pkt); err != nil {
-			return nil, nil, err
-		}
-		udp, _ := pkt.Source.Layers["udp"].(map[string]any)
+	err := eachTsharkPacket(r, func(layers map[string]any) error {
+		udp, _ := layers["udp"].(map[string]any)
 		src, dst := uint16(atoiField(udp, "udp.srcport")), uint16(atoiField(udp, "udp.dstport"))
 		// Coalesced QUIC packets share one datagram and connection.
-		conns := objectsWith(pkt.Source.Layers["quic"], "quic.connection.number")
+		conns := objectsWith(layers["quic"], "quic.connection.number")
 		if len(conns) == 0 {
-			continue
+			return nil
 		}
 		conn := atoiField(conns[0], "quic.connection.number")
 		if _, seen := clients[conn]; !seen {
 			clients[conn] = src
 		}
-		for _, f := range objectsWith(pkt.Source.Layers["quic"], "quic.stream.stream_id") {
+		for _, f := range objectsWith(layers["quic"], "quic.stream.stream_id") {
 			data, err := hex.DecodeString(strings.ReplaceAll(firstString(f["quic.stream_data"]), ":", ""))
 			if err != nil {
-				return nil, nil, fmt.Errorf("stream data: %w", err)
+				return fmt.Errorf("stream data: %w", err)
 			}
 			frames = append(frames, quicStreamFrame{
 				conn: conn, src: src, dst: dst,
@@ -132,6 +101,10 @@ func parseTsharkQUIC(r io.Reader) ([]quicStreamFrame, map[int64]uint16, error) {
 				data:     data,
 			})
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return frames, clients, nil
 }

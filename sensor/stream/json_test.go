@@ -3,7 +3,6 @@ package stream
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -22,23 +21,23 @@ type item struct {
 }
 
 func readNDJSON(pieces [][]byte, opts ...Option) ([]item, map[string]int64) {
-	var rec stats.Counters
-	var out []item
-	r := newNDJSON(func(line []byte, start, end int, _ time.Time) {
-		out = append(out, item{string(line), start, end})
-	}, append(opts, WithRecorder(&rec)))
-	for _, p := range pieces {
-		r.Feed(p, t0)
-	}
-	r.Close()
-	return out, rec.Snapshot()
+	return readItems(newNDJSON, pieces, opts)
 }
 
 func readJSONArray(pieces [][]byte, opts ...Option) ([]item, map[string]int64) {
+	return readItems(newJSONArray, pieces, opts)
+}
+
+// readItems feeds pieces at t0 to the reader newReader makes and returns
+// what it emitted and counted.
+func readItems[R interface {
+	Feed([]byte, time.Time)
+	Close()
+}](newReader func(func([]byte, int, int, time.Time), []Option) R, pieces [][]byte, opts []Option) ([]item, map[string]int64) {
 	var rec stats.Counters
 	var out []item
-	r := newJSONArray(func(elem []byte, start, end int, _ time.Time) {
-		out = append(out, item{string(elem), start, end})
+	r := newReader(func(b []byte, start, end int, _ time.Time) {
+		out = append(out, item{string(b), start, end})
 	}, append(opts, WithRecorder(&rec)))
 	for _, p := range pieces {
 		r.Feed(p, t0)
@@ -59,13 +58,8 @@ func checkSplits(t *testing.T, in []byte, read func([][]byte) ([]item, map[strin
 		}
 		t.Fatalf("%s: differs from the whole input:\n%s\n%s", what, cmp.Diff(want, got), cmp.Diff(wantCounts, counts))
 	}
-	for i := 1; i < len(in); i += splitStep(len(in)) {
-		check(fmt.Sprintf("split at %d", i), [][]byte{in[:i], in[i:]})
-	}
-	check("one byte at a time", oneByteEach(in))
-	rng := rand.New(rand.NewPCG(3, uint64(len(in))))
-	for i := range 30 {
-		check(fmt.Sprintf("random split %d", i), pieces(rng, in, 1+rng.IntN(30)))
+	for what, p := range splits(in, 3, 30, 30) {
+		check(what, p)
 	}
 }
 
@@ -92,13 +86,7 @@ func TestNDJSON(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("lines (-want +got):\n%s", diff)
 			}
-			want := tt.counts
-			if want == nil {
-				want = map[string]int64{}
-			}
-			if diff := cmp.Diff(want, counts); diff != "" {
-				t.Errorf("counters (-want +got):\n%s", diff)
-			}
+			checkCounters(t, tt.counts, counts)
 			checkSplits(t, []byte(tt.in), func(p [][]byte) ([]item, map[string]int64) { return readNDJSON(p, tt.opts...) })
 		})
 	}
@@ -160,13 +148,7 @@ func TestJSONArray(t *testing.T) {
 			if diff := cmp.Diff(tt.want, gotData); diff != "" {
 				t.Errorf("elements (-want +got):\n%s", diff)
 			}
-			want := tt.counts
-			if want == nil {
-				want = map[string]int64{}
-			}
-			if diff := cmp.Diff(want, counts); diff != "" {
-				t.Errorf("counters (-want +got):\n%s", diff)
-			}
+			checkCounters(t, tt.counts, counts)
 			checkSplits(t, []byte(tt.in), func(p [][]byte) ([]item, map[string]int64) { return readJSONArray(p, tt.opts...) })
 		})
 	}

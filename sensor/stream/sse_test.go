@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -158,13 +159,7 @@ func TestSSE(t *testing.T) {
 			if diff := cmp.Diff(tt.want, simplify(evs)); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
-			want := tt.counts
-			if want == nil {
-				want = map[string]int64{}
-			}
-			if diff := cmp.Diff(want, counts); diff != "" {
-				t.Errorf("counters (-want +got):\n%s", diff)
-			}
+			checkCounters(t, tt.counts, counts)
 			// The same at every split point.
 			for i := 1; i < len(tt.in); i++ {
 				got, gotCounts := readSSE([][]byte{[]byte(tt.in[:i]), []byte(tt.in[i:])}, tt.opts...)
@@ -227,6 +222,40 @@ func oneByteEach(b []byte) [][]byte {
 	return out
 }
 
+// checkCounters compares what a reader counted with what a test wants
+// (nil: nothing).
+func checkCounters(t *testing.T, want, got map[string]int64) {
+	t.Helper()
+	if want == nil {
+		want = map[string]int64{}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+}
+
+// splits yields ways to cut b, each with a name: in two at every offset
+// (splitStep apart), one byte at a time, then random times cuts into at
+// most maxPieces pieces from a generator seeded with seed and len(b).
+func splits(b []byte, seed uint64, random, maxPieces int) iter.Seq2[string, [][]byte] {
+	return func(yield func(string, [][]byte) bool) {
+		for i := 1; i < len(b); i += splitStep(len(b)) {
+			if !yield(fmt.Sprintf("split at %d", i), [][]byte{b[:i], b[i:]}) {
+				return
+			}
+		}
+		if !yield("one byte at a time", oneByteEach(b)) {
+			return
+		}
+		rng := rand.New(rand.NewPCG(seed, uint64(len(b))))
+		for i := range random {
+			if !yield(fmt.Sprintf("random split %d", i), pieces(rng, b, 1+rng.IntN(maxPieces))) {
+				return
+			}
+		}
+	}
+}
+
 func TestSSESplitAnywhereOnRecordedStreams(t *testing.T) {
 	for name, body := range realBodies(t, "*.sse") {
 		t.Run(name, func(t *testing.T) {
@@ -253,13 +282,8 @@ func TestSSESplitAnywhereOnRecordedStreams(t *testing.T) {
 					t.Fatalf("%s: counters differ:\n%s", what, diff)
 				}
 			}
-			for i := 1; i < len(body); i += splitStep(len(body)) {
-				check(fmt.Sprintf("split at %d", i), [][]byte{body[:i], body[i:]})
-			}
-			check("one byte at a time", oneByteEach(body))
-			rng := rand.New(rand.NewPCG(1, uint64(len(body))))
-			for i := range 50 {
-				check(fmt.Sprintf("random split %d", i), pieces(rng, body, 1+rng.IntN(40)))
+			for what, p := range splits(body, 1, 50, 40) {
+				check(what, p)
 			}
 		})
 	}
