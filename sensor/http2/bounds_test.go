@@ -3,7 +3,6 @@ package http2_test
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	h2 "github.com/oisp/oisp-sensor/sensor/http2"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
@@ -20,26 +20,11 @@ import (
 // decoder holds afterwards (before Close), with its counters.
 func retainedBy(t *testing.T, build func() []flow.Chunk, lim httpmsg.Limits) (uint64, *stats.Counters) {
 	t.Helper()
-	// Built in a function so that whatever made the input is garbage
-	// before the baseline is taken.
-	chunks := build()
 	ctr := &stats.Counters{}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	d := h2.New(&flow.Info{ID: "b"}, httpmsg.SinkFunc(func(*httpmsg.Exchange) {}), lim, ctr)
-	for _, c := range chunks {
-		d.Feed(c)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(d)
-	runtime.KeepAlive(chunks)
-	d.Close(flow.CloseInfo{})
-	if after.HeapAlloc < before.HeapAlloc {
-		return 0, ctr
-	}
-	return after.HeapAlloc - before.HeapAlloc, ctr
+	held := testutil.HeapHeld(build, func() httpmsg.Decoder {
+		return h2.New(&flow.Info{ID: "b"}, httpmsg.SinkFunc(func(*httpmsg.Exchange) {}), lim, ctr)
+	})
+	return held, ctr
 }
 
 // TestMaliciousInputsStayBounded: floods meant to exhaust memory leave the

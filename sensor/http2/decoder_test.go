@@ -19,6 +19,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	h2 "github.com/oisp/oisp-sensor/sensor/http2"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
@@ -261,35 +262,6 @@ func TestRecordedConnection(t *testing.T) {
 	checkChatRecording(t, decodeRecs(t, readRecording(t, "chat.bin")))
 }
 
-// splitChunks cuts every chunk at the given relative positions, keeping the
-// arrival time, so decoding must not depend on where chunks end.
-func splitChunks(chunks []chunk, cut func(i, n int) []int) []chunk {
-	var out []chunk
-	for i, c := range chunks {
-		if len(c.Data) < 2 {
-			out = append(out, c)
-			continue
-		}
-		prev := 0
-		first := true
-		for _, p := range append(cut(i, len(c.Data)), len(c.Data)) {
-			if p <= prev || p > len(c.Data) {
-				continue
-			}
-			part := c
-			part.Data = c.Data[prev:p]
-			part.Fin = c.Fin && p == len(c.Data)
-			if !first {
-				part.Gap = 0
-			}
-			first = false
-			out = append(out, part)
-			prev = p
-		}
-	}
-	return out
-}
-
 func TestSplitAnywhere(t *testing.T) {
 	recs := readRecording(t, "chat.bin")
 	whole := decodeRecs(t, recs)
@@ -308,7 +280,7 @@ func TestSplitAnywhere(t *testing.T) {
 	}
 	for name, cut := range cuts {
 		t.Run(name, func(t *testing.T) {
-			split := decodeChunks(t, splitChunks(base, cut), httpmsg.Limits{})
+			split := decodeChunks(t, testutil.SplitChunks(base, cut), httpmsg.Limits{})
 			if d := diffExchanges(whole.xs, split.xs); d != "" {
 				t.Errorf("split decode differs:\n%s", d)
 			}
@@ -320,7 +292,7 @@ func TestSplitAnywhere(t *testing.T) {
 	want := decodeChunks(t, head, httpmsg.Limits{})
 	for i := range head {
 		for p := 1; p < len(head[i].Data); p++ {
-			split := decodeChunks(t, splitChunks(head, func(j, n int) []int {
+			split := decodeChunks(t, testutil.SplitChunks(head, func(j, n int) []int {
 				if j == i {
 					return []int{p}
 				}
@@ -346,20 +318,7 @@ func TestEOFPrefixes(t *testing.T) {
 	}
 	total := len(all)
 	for cut := 0; cut <= total; cut += max(1, total/700) {
-		var prefix []chunk
-		left := cut
-		for _, c := range chunks {
-			if left == 0 {
-				break
-			}
-			n := min(left, len(c.Data))
-			part := c
-			part.Data = c.Data[:n]
-			part.Fin = c.Fin && n == len(c.Data)
-			prefix = append(prefix, part)
-			left -= n
-		}
-		got := decodeChunks(t, prefix, httpmsg.Limits{})
+		got := decodeChunks(t, testutil.Prefix(chunks, cut), httpmsg.Limits{})
 		if len(got.xs) > len(whole) {
 			t.Fatalf("cut %d: %d exchanges; whole has %d", cut, len(got.xs), len(whole))
 		}

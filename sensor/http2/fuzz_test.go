@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 )
 
 // fuzzSeeds returns recordings: slices of the committed live connection
@@ -65,7 +66,7 @@ func FuzzHTTP2(f *testing.F) {
 		lims := []httpmsg.Limits{{}, {MaxBody: 512, MaxHeaderBytes: 256, MaxMarks: 3}}
 		for _, lim := range lims {
 			whole := decodeChunks(t, chunks, lim)
-			split := decodeChunks(t, splitChunks(chunks, func(i, n int) []int { return []int{(int(cut) + i) % n} }), lim)
+			split := decodeChunks(t, testutil.SplitChunks(chunks, func(i, n int) []int { return []int{(int(cut) + i) % n} }), lim)
 			if whole.count("http2.resync") == 0 && split.count("http2.resync") == 0 {
 				if d := diffExchanges(whole.xs, split.xs); d != "" {
 					t.Fatalf("split at %d changes the result:\n%s", cut, d)

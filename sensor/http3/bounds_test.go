@@ -2,12 +2,12 @@ package http3
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
@@ -15,24 +15,11 @@ import (
 // the live decoder holds afterwards (before Close), with its counters.
 func retainedBy(t *testing.T, build func() []flow.Chunk, lim httpmsg.Limits) (uint64, *stats.Counters) {
 	t.Helper()
-	chunks := build()
 	ctr := &stats.Counters{}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	d := New(&flow.Info{ID: "b", Transport: flow.QUIC}, httpmsg.SinkFunc(func(*httpmsg.Exchange) {}), lim, ctr)
-	for _, c := range chunks {
-		d.Feed(c)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(d)
-	runtime.KeepAlive(chunks)
-	d.Close(flow.CloseInfo{})
-	if after.HeapAlloc < before.HeapAlloc {
-		return 0, ctr
-	}
-	return after.HeapAlloc - before.HeapAlloc, ctr
+	held := testutil.HeapHeld(build, func() httpmsg.Decoder {
+		return New(&flow.Info{ID: "b", Transport: flow.QUIC}, httpmsg.SinkFunc(func(*httpmsg.Exchange) {}), lim, ctr)
+	})
+	return held, ctr
 }
 
 func TestMaliciousInputsStayBounded(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
@@ -460,33 +461,6 @@ func TestMaxTrackedStreams(t *testing.T) {
 	}
 }
 
-// splitEvery cuts every chunk at the given positions, keeping arrival
-// times.
-func splitEvery(chunks []flow.Chunk, cut func(i, n int) []int) []flow.Chunk {
-	var out []flow.Chunk
-	for i, c := range chunks {
-		if len(c.Data) < 2 {
-			out = append(out, c)
-			continue
-		}
-		prev := 0
-		for j, p := range append(cut(i, len(c.Data)), len(c.Data)) {
-			if p <= prev || p > len(c.Data) {
-				continue
-			}
-			part := c
-			part.Data = c.Data[prev:p]
-			part.Fin = c.Fin && p == len(c.Data)
-			if j > 0 {
-				part.Gap = 0
-			}
-			out = append(out, part)
-			prev = p
-		}
-	}
-	return out
-}
-
 func sameExchanges(t *testing.T, want, got []*httpmsg.Exchange) {
 	t.Helper()
 	if len(want) != len(got) {
@@ -517,7 +491,7 @@ func TestSplitAnywhere(t *testing.T) {
 	for name, chunks := range scenarios(t) {
 		t.Run(name, func(t *testing.T) {
 			whole := decodeChunks(t, chunks, httpmsg.Limits{})
-			bytewise := decodeChunks(t, splitEvery(chunks, func(_, n int) []int {
+			bytewise := decodeChunks(t, testutil.SplitChunks(chunks, func(_, n int) []int {
 				out := make([]int, n)
 				for i := range out {
 					out[i] = i + 1
@@ -526,7 +500,7 @@ func TestSplitAnywhere(t *testing.T) {
 			}), httpmsg.Limits{})
 			sameExchanges(t, whole.xs, bytewise.xs)
 			for p := 1; p < 40; p++ {
-				split := decodeChunks(t, splitEvery(chunks, func(i, n int) []int { return []int{p % n, (p*7 + i) % n} }), httpmsg.Limits{})
+				split := decodeChunks(t, testutil.SplitChunks(chunks, func(i, n int) []int { return []int{p % n, (p*7 + i) % n} }), httpmsg.Limits{})
 				sameExchanges(t, whole.xs, split.xs)
 			}
 		})
@@ -543,20 +517,7 @@ func TestEOFPrefixes(t *testing.T) {
 				total += len(c.Data)
 			}
 			for cut := 0; cut <= total; cut += max(1, total/500) {
-				var prefix []flow.Chunk
-				left := cut
-				for _, c := range chunks {
-					if left == 0 {
-						break
-					}
-					n := min(left, len(c.Data))
-					part := c
-					part.Data = c.Data[:n]
-					part.Fin = c.Fin && n == len(c.Data)
-					prefix = append(prefix, part)
-					left -= n
-				}
-				got := decodeChunks(t, prefix, httpmsg.Limits{})
+				got := decodeChunks(t, testutil.Prefix(chunks, cut), httpmsg.Limits{})
 				for _, x := range got.xs {
 					w := whole[x.StreamID]
 					if w == nil {

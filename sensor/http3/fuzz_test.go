@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 )
 
 // FuzzHTTP3 feeds arbitrary chunk recordings (see encodeChunks): the
@@ -26,7 +27,7 @@ func FuzzHTTP3(f *testing.F) {
 		chunks := decodeChunkRecording(in)
 		for _, lim := range []httpmsg.Limits{{}, {MaxBody: 256, MaxHeaderBytes: 128, MaxMarks: 2}} {
 			whole := decodeChunks(t, chunks, lim)
-			split := decodeChunks(t, splitEvery(chunks, func(i, n int) []int { return []int{(int(cut) + i) % n} }), lim)
+			split := decodeChunks(t, testutil.SplitChunks(chunks, func(i, n int) []int { return []int{(int(cut) + i) % n} }), lim)
 			sameExchanges(t, whole.xs, split.xs)
 		}
 	})

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 	"github.com/oisp/oisp-sensor/sensor/stream/eventstream"
 	"github.com/oisp/oisp-sensor/sensor/websocket"
@@ -25,31 +25,7 @@ import (
 
 // wsFrame builds one unfragmented text frame (masked when key is set).
 func wsFrame(key []byte, payload []byte) []byte {
-	var b bytes.Buffer
-	b.WriteByte(0x81)
-	var m byte
-	if key != nil {
-		m = 0x80
-	}
-	switch n := len(payload); {
-	case n < 126:
-		b.WriteByte(m | byte(n))
-	case n < 1<<16:
-		b.WriteByte(m | 126)
-		binary.Write(&b, binary.BigEndian, uint16(n)) //nolint:errcheck // bytes.Buffer
-	default:
-		b.WriteByte(m | 127)
-		binary.Write(&b, binary.BigEndian, uint64(n)) //nolint:errcheck // bytes.Buffer
-	}
-	p := bytes.Clone(payload)
-	if key != nil {
-		b.Write(key)
-		for i := range p {
-			p[i] ^= key[i%4]
-		}
-	}
-	b.Write(p)
-	return b.Bytes()
+	return testutil.WebSocketFrame(true, false, 0x1, key, payload)
 }
 
 func benchDecode(b *testing.B, reg *Registry, x *httpmsg.Exchange) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/flow"
 	"github.com/oisp/oisp-sensor/sensor/http1"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 	"github.com/oisp/oisp-sensor/sensor/websocket"
 )
@@ -370,38 +370,7 @@ func TestRealConnection(t *testing.T) {
 
 // frame builds one frame; mask nil means unmasked.
 func frame(fin bool, rsv1 bool, op websocket.Opcode, mask []byte, payload []byte) []byte {
-	var b bytes.Buffer
-	b0 := byte(op)
-	if fin {
-		b0 |= 0x80
-	}
-	if rsv1 {
-		b0 |= 0x40
-	}
-	b.WriteByte(b0)
-	var m byte
-	if mask != nil {
-		m = 0x80
-	}
-	switch n := len(payload); {
-	case n < 126:
-		b.WriteByte(m | byte(n))
-	case n < 1<<16:
-		b.WriteByte(m | 126)
-		binary.Write(&b, binary.BigEndian, uint16(n)) //nolint:errcheck // bytes.Buffer
-	default:
-		b.WriteByte(m | 127)
-		binary.Write(&b, binary.BigEndian, uint64(n)) //nolint:errcheck // bytes.Buffer
-	}
-	p := bytes.Clone(payload)
-	if mask != nil {
-		b.Write(mask)
-		for i := range p {
-			p[i] ^= mask[i%4]
-		}
-	}
-	b.Write(p)
-	return b.Bytes()
+	return testutil.WebSocketFrame(fin, rsv1, byte(op), mask, payload)
 }
 
 func decodeDir(t *testing.T, dir flow.Direction, ext websocket.Extensions, opt websocket.Options, data []byte, rec stats.Recorder) ([]websocket.Message, *websocket.Conn) {
