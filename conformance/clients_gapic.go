@@ -211,17 +211,23 @@ func gapicCall(ctx context.Context, client *http.Client, in cassette.Interaction
 		if err := checkCallStatus(in, err, gapicStatus); err != nil || failed {
 			return err
 		}
-		var want struct {
-			TotalTokens int32 `json:"totalTokens"`
-		}
-		if err := json.Unmarshal(recorded, &want); err != nil {
-			return fmt.Errorf("recorded response is not JSON: %w", err)
-		}
-		if res.GetTotalTokens() != want.TotalTokens {
-			return fmt.Errorf("client parsed %d total tokens, recorded %d", res.GetTotalTokens(), want.TotalTokens)
-		}
-		return nil
+		return sameTotalTokens(res.GetTotalTokens(), recorded)
 	}
+}
+
+// sameTotalTokens checks the total a client parsed from a countTokens
+// response (Gemini API or Vertex AI) against the recorded JSON.
+func sameTotalTokens(parsed int32, recorded []byte) error {
+	var want struct {
+		TotalTokens int32 `json:"totalTokens"`
+	}
+	if err := json.Unmarshal(recorded, &want); err != nil {
+		return fmt.Errorf("recorded response is not JSON: %w", err)
+	}
+	if parsed != want.TotalTokens {
+		return fmt.Errorf("client parsed %d total tokens, recorded %d", parsed, want.TotalTokens)
+	}
+	return nil
 }
 
 // sameEmbeddings checks parsed embeddings against a recorded

@@ -486,26 +486,29 @@ func bedrockCall(ctx context.Context, client *http.Client, in cassette.Interacti
 		if err := checkCallStatus(in, err, bedrockStatus); err != nil || failed {
 			return err
 		}
-		s := out.GetStream()
-		defer s.Close()
-		n := 0
-		for range s.Events() {
-			n++
-		}
-		return bedrockStreamEnd(n, s.Err())
+		return readBedrockStream(out.GetStream())
 	default: // converse-stream
 		out, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(model)})
 		if err := checkCallStatus(in, err, bedrockStatus); err != nil || failed {
 			return err
 		}
-		s := out.GetStream()
-		defer s.Close()
-		n := 0
-		for range s.Events() {
-			n++
-		}
-		return bedrockStreamEnd(n, s.Err())
+		return readBedrockStream(out.GetStream())
 	}
+}
+
+// readBedrockStream reads one of the SDK's event streams to its end and
+// checks how it ended.
+func readBedrockStream[E any](s interface {
+	Events() <-chan E
+	Err() error
+	Close() error
+}) error {
+	defer s.Close()
+	n := 0
+	for range s.Events() {
+		n++
+	}
+	return bedrockStreamEnd(n, s.Err())
 }
 
 // bedrockStreamEnd checks a stream read to its end. An exception event

@@ -94,10 +94,7 @@ func against(tr loopback.Transport, drv loopback.Driver) func(*testing.T, *casse
 
 // appliedAgainst is against for a driver that says which recordings it
 // can drive: the recording it expects must be one.
-func appliedAgainst(tr loopback.Transport, drv interface {
-	loopback.Driver
-	Applies(*cassette.Recording) bool
-}) func(*testing.T, *cassette.Recording, *cassette.Recording) error {
+func appliedAgainst(tr loopback.Transport, drv sdkDriver) func(*testing.T, *cassette.Recording, *cassette.Recording) error {
 	return func(t *testing.T, served, expected *cassette.Recording) error {
 		if !drv.Applies(expected) {
 			t.Fatal("driver does not apply to the recording it expects")

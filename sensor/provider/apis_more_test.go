@@ -580,6 +580,19 @@ func moreFuzzDecode(t *testing.T, reg *Registry, method, rawURL, contentType str
 	}
 }
 
+// fuzzDecodeVariant is moreFuzzDecode of a POST to one of urls, all
+// picked by variant: the URL (variant mod len(urls)), the response's
+// content type (JSON, or streamType when bit 0x10 is set) and its status
+// (200 + 100 × the top two bits).
+func fuzzDecodeVariant(t *testing.T, reg *Registry, urls []string, streamType string, req, resp []byte, variant uint8) {
+	t.Helper()
+	ct := "application/json"
+	if variant&0x10 != 0 {
+		ct = streamType
+	}
+	moreFuzzDecode(t, reg, "POST", urls[int(variant)%len(urls)], ct, req, resp, 200+int(variant>>6)*100)
+}
+
 // moreSeedBodies adds the request and response bodies of a recording's
 // exchanges as fuzz seeds.
 func moreSeedBodies(f *testing.F, path string, add func(req, resp []byte)) {

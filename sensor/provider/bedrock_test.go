@@ -145,12 +145,7 @@ func FuzzBedrock(f *testing.F) {
 		"https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Asagemaker%3Aus-east-1%3A1%3Aendpoint%2Fe/invoke",
 	}
 	f.Fuzz(func(t *testing.T, req, resp []byte, variant uint8) {
-		u := urls[int(variant)%len(urls)]
-		ct := "application/json"
-		if variant&0x10 != 0 {
-			ct = "application/vnd.amazon.eventstream"
-		}
-		moreFuzzDecode(t, reg, "POST", u, ct, req, resp, 200+int(variant>>6)*100)
+		fuzzDecodeVariant(t, reg, urls, "application/vnd.amazon.eventstream", req, resp, variant)
 	})
 }
 

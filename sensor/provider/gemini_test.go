@@ -106,12 +106,7 @@ func FuzzGemini(f *testing.F) {
 		"https://aiplatform.googleapis.com/v1/projects/p/locations/global/publishers/google/models/text-embedding-005:predict",
 	}
 	f.Fuzz(func(t *testing.T, req, resp []byte, variant uint8) {
-		u := urls[int(variant)%len(urls)]
-		ct := "application/json"
-		if variant&0x10 != 0 {
-			ct = "text/event-stream"
-		}
-		moreFuzzDecode(t, reg, "POST", u, ct, req, resp, 200+int(variant>>6)*100)
+		fuzzDecodeVariant(t, reg, urls, "text/event-stream", req, resp, variant)
 	})
 }
 
