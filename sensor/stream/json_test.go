@@ -39,11 +39,8 @@ func readItems[R interface {
 	r := newReader(func(b []byte, start, end int, _ time.Time) {
 		out = append(out, item{string(b), start, end})
 	}, append(opts, WithRecorder(&rec)))
-	for _, p := range pieces {
-		r.Feed(p, t0)
-	}
-	r.Close()
-	return out, rec.Snapshot()
+	counts := feedAll(r, pieces, &rec)
+	return out, counts
 }
 
 // checkSplits asserts that every split of in reads the same as in whole.

@@ -27,11 +27,21 @@ func readSSE(pieces [][]byte, opts ...Option) ([]SSEEvent, map[string]int64) {
 	var rec stats.Counters
 	var evs []SSEEvent
 	r := NewSSE(func(ev SSEEvent) { evs = append(evs, ev) }, append(opts, WithRecorder(&rec))...)
+	counts := feedAll(r, pieces, &rec)
+	return evs, counts
+}
+
+// feedAll feeds pieces at t0 to r, closes it and returns what it counted
+// in rec.
+func feedAll(r interface {
+	Feed([]byte, time.Time)
+	Close()
+}, pieces [][]byte, rec *stats.Counters) map[string]int64 {
 	for _, p := range pieces {
 		r.Feed(p, t0)
 	}
 	r.Close()
-	return evs, rec.Snapshot()
+	return rec.Snapshot()
 }
 
 type ev struct {
