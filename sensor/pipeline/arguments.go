@@ -3,8 +3,8 @@ package pipeline
 import (
 	"strconv"
 	"strings"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/oisp/oisp-sensor/sensor/jsonstr"
 )
 
 // argumentsObject parses tool-call arguments into the object an
@@ -232,128 +232,9 @@ func digits(s string, i int) int {
 }
 
 // str reads the string at p.i and returns its value: a slice of p.s when
-// it holds no escape and only valid UTF-8, else an unescaped copy.
+// its contents are its value, else an unescaped copy.
 func (p *argsParser) str() (string, bool) {
-	s := p.s
-	start := p.i + 1
-	for i := start; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"':
-			p.i = i + 1
-			return s[start:i], true
-		case c == '\\' || c < ' ':
-			return p.strRest(start, i)
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				return p.strRest(start, i)
-			}
-			i += size
-		}
-	}
-	return "", false
-}
-
-// strRest unescapes the string that began at start from i, its first
-// escape, control byte or invalid UTF-8, on.
-func (p *argsParser) strRest(start, i int) (string, bool) {
-	s := p.s
-	b := make([]byte, 0, i-start+16)
-	b = append(b, s[start:i]...)
-	for i < len(s) {
-		c := s[i]
-		switch {
-		case c == '"':
-			p.i = i + 1
-			return string(b), true
-		case c < ' ':
-			return "", false
-		case c == '\\':
-			if i+1 >= len(s) {
-				return "", false
-			}
-			switch e := s[i+1]; e {
-			case '"', '\\', '/':
-				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r, ok := hex4(s, i+2)
-				if !ok {
-					return "", false
-				}
-				i += 6
-				if utf16.IsSurrogate(r) {
-					// A pair is consumed whole; a surrogate without its
-					// partner is U+FFFD, and what follows is read anew.
-					if r2, ok := hex4u(s, i); ok {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							b = utf8.AppendRune(b, dec)
-							i += 6
-							continue
-						}
-					}
-					r = utf8.RuneError
-				}
-				b = utf8.AppendRune(b, r)
-				continue
-			default:
-				return "", false
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
-				b = append(b, s[i:i+size]...)
-			}
-			i += size
-		}
-	}
-	return "", false
-}
-
-// hex4u reads a `\uXXXX` escape at s[i:].
-func hex4u(s string, i int) (rune, bool) {
-	if i+1 >= len(s) || s[i] != '\\' || s[i+1] != 'u' {
-		return 0, false
-	}
-	return hex4(s, i+2)
-}
-
-// hex4 reads four hex digits at s[i:].
-func hex4(s string, i int) (rune, bool) {
-	if i+4 > len(s) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range []byte(s[i : i+4]) {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
+	v, n, ok := jsonstr.Unquote(p.s[p.i+1:])
+	p.i += 1 + n
+	return v, ok
 }

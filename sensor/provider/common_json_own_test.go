@@ -78,30 +78,6 @@ func TestTrimSpace(t *testing.T) {
 	}
 }
 
-// FuzzUnquoteJSON: a string unquoteJSON reads is read the same by the
-// decoder.
-func FuzzUnquoteJSON(f *testing.F) {
-	for _, s := range []string{
-		`"plain"`, `"a\nb\"c\\d\/e\bf\fg\rh\ti"`, `"caf\u00e9 \u00E9 \u0000 \uffff"`, `"\ud83d\ude00"`, `"\ud800"`,
-		`"日本語\n"`, "\"\xff\\n\"", "\"a\x01\\n\"", `"a"b\n"`, `"\x"`, `"\u12G4"`, `"\u12"`, `"\"`, `"`, `"a\n" `,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got, ok := unquoteJSON(data)
-		if !ok {
-			return
-		}
-		var want string
-		if err := json.Unmarshal(data, &want); err != nil {
-			t.Fatalf("unquoteJSON read %q, which the decoder rejects: %v", data, err)
-		}
-		if got != want {
-			t.Fatalf("unquoteJSON read %q as %q, the decoder as %q", data, got, want)
-		}
-	})
-}
-
 // TestAnyValueAgreesWithDecoder: anyValue reads what the decoder reads
 // into an interface (strings it reads itself among them).
 func TestAnyValueAgreesWithDecoder(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/oisp/oisp-sensor/sensor/jsonstr"
 )
 
 // A chat exchange's bodies (and each event of a chat stream) are small
@@ -312,48 +314,9 @@ func stringSpecials(x uint64) uint64 {
 
 // strRest is str from i, inside the string.
 func (s *jsonScan) strRest(i int) (ok, plain bool) {
-	b := s.b
-	plain = true
-	q := -1 // offset of the first quote at or after i once found (an escape may pass it)
-	for {
-		if q < i {
-			k := bytes.IndexByte(b[i:], '"')
-			if k < 0 {
-				return false, false
-			}
-			q = i + k
-		}
-		seg := b[i:q]
-		e := bytes.IndexByte(seg, '\\')
-		if e >= 0 {
-			seg = seg[:e]
-		}
-		ctl, high := controlOrHigh(seg)
-		if ctl {
-			return false, false
-		}
-		plain = plain && !high
-		if e < 0 {
-			s.i = q + 1
-			return true, plain
-		}
-		plain = false
-		i += e
-		if i+1 >= len(b) {
-			return false, false
-		}
-		switch b[i+1] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			i += 2
-		case 'u':
-			if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
-				return false, false
-			}
-			i += 6
-		default:
-			return false, false
-		}
-	}
+	n, c, ok := jsonstr.Scan(s.b[i:])
+	s.i = i + n
+	return ok, c == 0
 }
 
 // Byte-lane constants of the string scans.
@@ -362,35 +325,6 @@ const (
 	lanesQuote   = '"' * lanes01
 	lanesBackslh = '\\' * lanes01
 )
-
-// controlOrHigh reports whether b has a byte under 0x20, and one of 0x80
-// or more; eight bytes per step ((x-0x20…)&^x sets a lane's top bit
-// exactly when some lane is under 0x20: a borrow only leaves such a lane).
-func controlOrHigh(b []byte) (ctl, high bool) {
-	var acc, hi uint64
-	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		acc |= (x - lanes20) &^ x
-		hi |= x
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c < 0x20 {
-			return true, false
-		}
-		hi |= uint64(c)
-	}
-	return acc&lanes80 != 0, hi&lanes80 != 0
-}
-
-func isHex4(h []byte) bool {
-	for _, c := range h {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
 
 // object reads the object at s.i, calling member with each name (a string
 // of printable ASCII without escapes); member reads the value. (object and
