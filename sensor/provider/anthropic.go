@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // API names of the decoders in this file.
@@ -608,8 +609,8 @@ type anthropicStream struct {
 	// ev is the decode target of every event, emptied before each (one
 	// allocation less per event).
 	ev anthropicEvent
-	// strs holds the strings events repeat (see stringMemo).
-	strs stringMemo
+	// strs holds the strings events repeat (see memo.Strings).
+	strs memo.Strings
 }
 
 type anthropicStreamBlock struct {

@@ -1,5 +1,7 @@
 package provider
 
+import "github.com/oisp/oisp-sensor/sensor/stream/memo"
+
 // The scans of the Anthropic Messages shapes (see json_scan.go): the
 // request, the response, and each stream event.
 
@@ -18,8 +20,8 @@ var (
 
 func (b *anthropicRequestBody) resetScan() { *b = anthropicRequestBody{} }
 
-func (b *anthropicRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *anthropicRequestBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&anthropicRequestNames, func(name string) bool {
 		switch name {
 		case "model":
@@ -74,8 +76,8 @@ func (s *jsonScan) anthropicTool(t *anthropicTool) bool {
 
 func (b *anthropicResponseBody) resetScan() { *b = anthropicResponseBody{} }
 
-func (b *anthropicResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *anthropicResponseBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.anthropicResponse(b) && s.end()
 }
 
@@ -164,8 +166,8 @@ func (s *jsonScan) anthropicUsage(u *anthropicUsageBody) bool {
 
 func (ev *anthropicEvent) resetScan() { *ev = anthropicEvent{} }
 
-func (ev *anthropicEvent) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (ev *anthropicEvent) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&anthropicEventNames, func(name string) bool {
 		switch name {
 		case "type":

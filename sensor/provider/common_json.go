@@ -11,6 +11,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/jsonstr"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // Provider bodies are decoded into typed structs whose scalar fields use the
@@ -278,8 +279,8 @@ func decodeLoose(data []byte, v any) (mismatch bool, err error) {
 }
 
 // decodeLooseMemo is decodeLoose for a stream's event: a scanned shape's
-// strings are taken from memo when it holds them (see stringMemo).
-func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err error) {
+// strings are taken from strs when it holds them (see jsonScan.memo).
+func decodeLooseMemo(data []byte, v any, strs *memo.Strings) (mismatch bool, err error) {
 	data = trimSpace(data)
 	if len(data) == 0 {
 		return false, errNotJSON
@@ -324,7 +325,7 @@ func decodeLooseMemo(data []byte, v any, memo *stringMemo) (mismatch bool, err e
 		sb = t
 	}
 	if sb != nil {
-		if sb.scanJSON(data, memo) {
+		if sb.scanJSON(data, strs) {
 			return false, nil
 		}
 		sb.resetScan()

@@ -33,6 +33,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/stats"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // API names of the Gemini decoders.
@@ -914,8 +915,8 @@ type geminiAcc struct {
 	// geminiResponseBody.reset).
 	chunk geminiResponseBody
 	// strs holds the model version and response id every chunk repeats
-	// (see stringMemo).
-	strs stringMemo
+	// (see memo.Strings).
+	strs memo.Strings
 }
 
 // geminiAccs lends the accumulators of responses: the chunk target's

@@ -1,6 +1,10 @@
 package provider
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
+)
 
 // The scans of the Gemini generateContent shapes (see json_scan.go): the
 // request, its contents (decoded apart from the body, as an array or one
@@ -26,8 +30,8 @@ var (
 
 func (b *geminiRequestBody) resetScan() { *b = geminiRequestBody{} }
 
-func (b *geminiRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *geminiRequestBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.geminiRequest(b) && s.end()
 }
 
@@ -171,8 +175,8 @@ func (l *geminiContentList) resetScan() { *l = nil }
 // scanJSON is scanSlice's read of the array, except that a content read
 // into the place of one the list held before (a lent list, see
 // geminiRequestRoom) keeps that content's array of parts, emptied.
-func (l *geminiContentList) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (l *geminiContentList) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	if s.peek() != '[' {
 		return scanSlice(s, (*[]geminiContent)(l), s.geminiContent) && s.end()
 	}
@@ -206,8 +210,8 @@ func (l *geminiContentList) one() *geminiContent {
 
 func (c *geminiContent) resetScan() { *c = geminiContent{} }
 
-func (c *geminiContent) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (c *geminiContent) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.geminiContent(c) && s.end()
 }
 
@@ -285,8 +289,8 @@ func (s *jsonScan) geminiFunctionCall(f *geminiFunctionCall) bool {
 // resetScan empties the body as reset does (keeping the candidates array).
 func (b *geminiResponseBody) resetScan() { b.reset() }
 
-func (b *geminiResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *geminiResponseBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&geminiResponseNames, func(name string) bool {
 		switch name {
 		case "candidates":

@@ -8,6 +8,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/oisp/oisp-sensor/sensor/jsonstr"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // A chat exchange's bodies (and each event of a chat stream) are small
@@ -27,11 +28,11 @@ import (
 // the decoder, so the result never differs.
 
 // scannedBody is a decode target with a scan of its usual shape: scanJSON
-// reports whether it read data whole (a string member's value from memo
-// when it holds it, see stringMemo); when it did not, resetScan empties the
-// target for the decoder.
+// reports whether it read data whole (a string member's value from strs
+// when it holds it, see jsonScan.memo); when it did not, resetScan empties
+// the target for the decoder.
 type scannedBody interface {
-	scanJSON(data []byte, memo *stringMemo) bool
+	scanJSON(data []byte, strs *memo.Strings) bool
 	resetScan()
 }
 
@@ -44,31 +45,12 @@ type jsonScan struct {
 	b     []byte
 	i     int
 	depth int
-	memo  *stringMemo // nil: every string is copied
-}
-
-// stringMemo holds the last strings a stream's events decoded. Each event
-// of a stream repeats its id and model (and often a tool's name) and
-// would otherwise copy them into new strings one event after the other;
-// a stream keeps a memo for its events' scans, which give the held string
-// to a jStr equal to it.
-type stringMemo struct {
-	held [4]string
-	next int
-}
-
-// str returns b as a string: a held one when equal, else a copy (or
-// tokenString's), which is then held in place of the oldest.
-func (m *stringMemo) str(b []byte) string {
-	for _, h := range m.held {
-		if h == string(b) {
-			return h
-		}
-	}
-	v := tokenString(b)
-	m.held[m.next] = v
-	m.next = (m.next + 1) % len(m.held)
-	return v
+	// memo holds the last strings a stream's events decoded (nil: every
+	// string is copied). Each event of a stream repeats its id and model
+	// (and often a tool's name) and would otherwise copy them into new
+	// strings one event after the other; a stream keeps a memo for its
+	// events' scans, which give the held string to a jStr equal to it.
+	memo *memo.Strings
 }
 
 // end reports whether only whitespace follows the document read. (A scan
@@ -561,8 +543,14 @@ func (s *jsonScan) tolerant(v json.Unmarshaler) bool {
 		return false
 	}
 	if p, isStr := v.(*jStr); isStr && s.memo != nil && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		// jStr.UnmarshalJSON's fast path, with the memo's string.
-		*p = jStr(s.memo.str(raw[1 : len(raw)-1]))
+		// jStr.UnmarshalJSON's fast path, with the memo's string (or
+		// tokenString's, then held).
+		v, held := s.memo.Lookup(raw[1 : len(raw)-1])
+		if !held {
+			v = tokenString(raw[1 : len(raw)-1])
+			s.memo.Hold(v)
+		}
+		*p = jStr(v)
 		return true
 	}
 	return v.UnmarshalJSON(raw) == nil

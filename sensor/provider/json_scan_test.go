@@ -14,6 +14,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/content"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // ignoreScanMarks leaves out of comparisons what only the scan sets.
@@ -73,10 +74,10 @@ func scanAgrees[T any, PT interface {
 	// A stream's events are scanned with a memo of their strings: scanned
 	// twice with one memo, data's second scan takes its strings from it,
 	// and must read the same.
-	var memo stringMemo
+	var strs memo.Strings
 	for range 2 {
 		var withMemo T
-		if !PT(&withMemo).scanJSON(bytes.TrimSpace(data), &memo) {
+		if !PT(&withMemo).scanJSON(bytes.TrimSpace(data), &strs) {
 			t.Fatalf("scan of %.200q with a memo declines", data)
 		}
 		if d := cmp.Diff(decoded, withMemo, ignoreScanMarks); d != "" {
@@ -547,14 +548,14 @@ func TestScanMemo(t *testing.T) {
 	chunk := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","model":"m-1","choices":[]}`)
 	var (
 		b    openaiChatResponseBody
-		memo stringMemo
+		strs memo.Strings
 	)
-	if !b.scanJSON(chunk, &memo) {
+	if !b.scanJSON(chunk, &strs) {
 		t.Fatal("scan declined")
 	}
 	n := testing.AllocsPerRun(100, func() {
 		b = openaiChatResponseBody{}
-		if !b.scanJSON(chunk, &memo) || b.ID != "chatcmpl-1" || b.Model != "m-1" {
+		if !b.scanJSON(chunk, &strs) || b.ID != "chatcmpl-1" || b.Model != "m-1" {
 			t.Fatal("scan declined or misread")
 		}
 	})
@@ -562,7 +563,7 @@ func TestScanMemo(t *testing.T) {
 		t.Fatalf("scan of a repeated chunk allocates %.0f times, want 0", n)
 	}
 	other := bytes.Replace(chunk, []byte("chatcmpl-1"), []byte("chatcmpl-2"), 1)
-	if !b.scanJSON(other, &memo) || b.ID != "chatcmpl-2" || b.Model != "m-1" {
+	if !b.scanJSON(other, &strs) || b.ID != "chatcmpl-2" || b.Model != "m-1" {
 		t.Fatalf("scan with a memo read id %q model %q", b.ID, b.Model)
 	}
 }
@@ -722,9 +723,9 @@ func TestResponsesEventScanOwnsDelta(t *testing.T) {
 	// decoder's append to fit, were the delta a slice of it.)
 	first := []byte(`{"delta":"Hello","type":"response.output_text.delta","item_id":"msg_1","output_index":0,"sequence_number":12345}`)
 	keep := string(first)
-	var memo stringMemo
+	var strs memo.Strings
 	var ev responsesEvent
-	if !ev.scanJSON(first, &memo) || string(ev.Delta) != `"Hello"` || string(ev.ItemID) != "msg_1" {
+	if !ev.scanJSON(first, &strs) || string(ev.Delta) != `"Hello"` || string(ev.ItemID) != "msg_1" {
 		t.Fatalf("delta event not scanned: %+v", ev)
 	}
 	ev.reset()
@@ -735,7 +736,7 @@ func TestResponsesEventScanOwnsDelta(t *testing.T) {
 		t.Fatalf("the scanned body was written over: %s", first)
 	}
 	ev.reset()
-	if ev.scanJSON([]byte(`{"type":"response.created","response":{"id":"resp_1"}}`), &memo) {
+	if ev.scanJSON([]byte(`{"type":"response.created","response":{"id":"resp_1"}}`), &strs) {
 		t.Fatal("an event with a response object was scanned")
 	}
 }

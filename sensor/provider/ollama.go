@@ -25,6 +25,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 	"github.com/oisp/oisp-sensor/sensor/stream"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // API names of the Ollama decoders.
@@ -223,8 +224,8 @@ type ollamaAcc struct {
 	err            *oisp.Error
 	lines, bad     int
 	firstContent   time.Time
-	// strs holds the model the lines repeat (see stringMemo).
-	strs stringMemo
+	// strs holds the model the lines repeat (see memo.Strings).
+	strs memo.Strings
 }
 
 func (a *ollamaAcc) add(data []byte, at time.Time) {

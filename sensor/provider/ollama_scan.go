@@ -1,5 +1,7 @@
 package provider
 
+import "github.com/oisp/oisp-sensor/sensor/stream/memo"
+
 // The scan of an Ollama NDJSON line (see json_scan.go): each line of a
 // chat or generate stream repeats the model, which the stream's memo
 // holds, and carries a few words of text, read without it. A line with
@@ -13,8 +15,8 @@ var (
 
 func (l *ollamaLine) resetScan() { *l = ollamaLine{} }
 
-func (l *ollamaLine) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (l *ollamaLine) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&ollamaLineNames, func(name string) bool {
 		switch name {
 		case "model":

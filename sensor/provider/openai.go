@@ -35,6 +35,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // API names of the OpenAI-format decoders.
@@ -611,8 +612,8 @@ type openaiChatStream struct {
 	// chunk is the decode target of every event, reset before each: its
 	// choices array is reused instead of allocated (and grown) per event.
 	chunk openaiChatResponseBody
-	// strs holds the id and model every event repeats (see stringMemo).
-	strs stringMemo
+	// strs holds the id and model every event repeats (see memo.Strings).
+	strs memo.Strings
 }
 
 type openaiChoiceAcc struct {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 type responsesRequestBody struct {
@@ -279,8 +280,8 @@ type responsesStream struct {
 	// ev is the decode target of every event (see responsesEvent.reset).
 	ev responsesEvent
 	// strs holds the event type and item id the events repeat (see
-	// stringMemo).
-	strs stringMemo
+	// memo.Strings).
+	strs memo.Strings
 }
 
 func newResponsesStream() *responsesStream { return &responsesStream{} }

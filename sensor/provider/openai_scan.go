@@ -1,5 +1,7 @@
 package provider
 
+import "github.com/oisp/oisp-sensor/sensor/stream/memo"
+
 // The scans of the OpenAI chat shapes (see json_scan.go): the request, and
 // the response, which is also the shape of every stream chunk.
 
@@ -23,8 +25,8 @@ var (
 
 func (b *openaiChatRequestBody) resetScan() { *b = openaiChatRequestBody{} }
 
-func (b *openaiChatRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *openaiChatRequestBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&openaiChatRequestNames, func(name string) bool {
 		switch name {
 		case "model":
@@ -109,8 +111,8 @@ func (s *jsonScan) openaiFunction(f *openaiFunction) bool {
 // resetScan empties the body as reset does (keeping the choices array).
 func (b *openaiChatResponseBody) resetScan() { b.reset() }
 
-func (b *openaiChatResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *openaiChatResponseBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&openaiChatResponseNames, func(name string) bool {
 		switch name {
 		case "id":
@@ -267,8 +269,8 @@ var openaiErrorObjectNames = newFieldNames("type", "message", "code", "error")
 
 func (e *openaiErrorObject) resetScan() { *e = openaiErrorObject{} }
 
-func (e *openaiErrorObject) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (e *openaiErrorObject) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&openaiErrorObjectNames, func(name string) bool {
 		switch name {
 		case "type":
@@ -288,8 +290,8 @@ var embeddingsRequestNames = newFieldNames("model", "input", "dimensions", "enco
 
 func (b *embeddingsRequestBody) resetScan() { *b = embeddingsRequestBody{} }
 
-func (b *embeddingsRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *embeddingsRequestBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&embeddingsRequestNames, func(name string) bool {
 		switch name {
 		case "model":
@@ -312,8 +314,8 @@ var (
 
 func (b *embeddingsResponseBody) resetScan() { *b = embeddingsResponseBody{} }
 
-func (b *embeddingsResponseBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *embeddingsResponseBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&embeddingsResponseNames, func(name string) bool {
 		switch name {
 		case "object":

@@ -1,5 +1,7 @@
 package provider
 
+import "github.com/oisp/oisp-sensor/sensor/stream/memo"
+
 // The scans of the arrays decoded apart from their bodies (see
 // json_scan.go): a Responses API request's input items, content-part
 // arrays (chat and Responses content) and Anthropic request content. (The
@@ -23,8 +25,8 @@ type responsesItemList []responsesItem
 
 func (l *responsesItemList) resetScan() { *l = nil }
 
-func (l *responsesItemList) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (l *responsesItemList) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return scanSlice(s, (*[]responsesItem)(l), s.responsesItem) && s.end()
 }
 
@@ -63,8 +65,8 @@ type openaiPartList []openaiPart
 
 func (l *openaiPartList) resetScan() { *l = nil }
 
-func (l *openaiPartList) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (l *openaiPartList) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return scanSlice(s, (*[]openaiPart)(l), s.openaiPart) && s.end()
 }
 
@@ -88,8 +90,8 @@ type anthropicContentList []anthropicContentBlock
 
 func (l *anthropicContentList) resetScan() { *l = nil }
 
-func (l *anthropicContentList) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (l *anthropicContentList) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return scanSlice(s, (*[]anthropicContentBlock)(l), s.anthropicContentBlock) && s.end()
 }
 
@@ -125,8 +127,8 @@ func (e *responsesEvent) resetScan() { e.reset() }
 // .done) with the memo's type and item id. The delta is copied into the
 // event's own buffer: reset keeps that buffer for the decoder to append
 // to, so it must never be the body's bytes.
-func (e *responsesEvent) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (e *responsesEvent) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&responsesEventNames, func(name string) bool {
 		switch name {
 		case "type":

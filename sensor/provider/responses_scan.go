@@ -1,5 +1,7 @@
 package provider
 
+import "github.com/oisp/oisp-sensor/sensor/stream/memo"
+
 // The scan of the OpenAI Responses API request (see json_scan.go), whose
 // input item list it reads in place (the items' scan is in
 // parts_scan.go). The response object is left to the decoder: scanned,
@@ -13,8 +15,8 @@ var responsesRequestNames = newFieldNames("model", "input", "instructions", "too
 
 func (b *responsesRequestBody) resetScan() { *b = responsesRequestBody{} }
 
-func (b *responsesRequestBody) scanJSON(data []byte, memo *stringMemo) bool {
-	s := &jsonScan{b: data, memo: memo}
+func (b *responsesRequestBody) scanJSON(data []byte, strs *memo.Strings) bool {
+	s := &jsonScan{b: data, memo: strs}
 	return s.fields(&responsesRequestNames, func(name string) bool {
 		switch name {
 		case "model":

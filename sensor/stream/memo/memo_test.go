@@ -33,3 +33,28 @@ func TestStrings(t *testing.T) {
 		t.Fatalf("Get after eviction = %q, want an equal new string", got)
 	}
 }
+
+// TestLookupHold: a caller that makes its own strings finds what it held,
+// and a held string is not made again; Lookup alone holds nothing.
+func TestLookupHold(t *testing.T) {
+	var m Strings
+	if _, ok := m.Lookup([]byte("model")); ok {
+		t.Fatal("an empty memo found a string")
+	}
+	if _, ok := m.Lookup([]byte("model")); ok {
+		t.Fatal("Lookup held what it did not find")
+	}
+	const model = "claude-sonnet-4-5"
+	m.Hold(model)
+	b := []byte(model)
+	got, ok := m.Lookup(b)
+	if !ok || got != model || unsafe.StringData(got) != unsafe.StringData(model) {
+		t.Fatalf("Lookup(%q) = %q, %v; want the held string", b, got, ok)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.Lookup(b) }); n != 0 {
+		t.Fatalf("Lookup allocates %.0f times", n)
+	}
+	if got := m.Get(b); unsafe.StringData(got) != unsafe.StringData(model) {
+		t.Fatal("Get made a string Hold held")
+	}
+}
