@@ -10,40 +10,55 @@ import (
 	"unsafe"
 
 	goccy "github.com/goccy/go-json"
+
+	"github.com/oisp/oisp-sensor/sensor/cassette"
 )
 
 // recordedLiterals returns the contents (after the opening quote, up to
-// and including the closing one) of the string literals of the fixtures'
-// expected events, as the sensor wrote them (each once): prompts with escaped line
-// breaks and quotes, \u escapes, non-ASCII text.
+// and including the closing one) of the string literals, each once, of the
+// fixtures' recorded bodies as the clients and providers wrote them
+// (prompts with escaped line breaks and quotes, \u escapes of non-ASCII
+// and of HTML characters, escaped slashes, non-ASCII text) and of the
+// events the sensor wrote of them.
 func recordedLiterals(tb testing.TB) [][]byte {
 	tb.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "..", "fixtures", "*", "*", "expected.jsonl"))
-	if err != nil || len(files) == 0 {
+	root := filepath.Join("..", "..", "fixtures")
+	cassettes, err := filepath.Glob(filepath.Join(root, "*", "*", "cassette.yaml"))
+	if err != nil || len(cassettes) == 0 {
 		tb.Fatalf("no fixtures: %v", err)
 	}
-	var out [][]byte
-	seen := make(map[string]bool)
-	for _, name := range files {
-		data, err := os.ReadFile(name)
+	var texts [][]byte
+	for _, name := range cassettes {
+		rec, err := cassette.ReadFile(name)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		for _, lit := range literalsOf(data) {
+		for _, in := range rec.Interactions {
+			texts = append(texts, in.Request.Body)
+			if in.Response.Header.Get("Content-Encoding") == "" {
+				texts = append(texts, in.Response.Body)
+			}
+		}
+		events, err := os.ReadFile(filepath.Join(filepath.Dir(name), "expected.jsonl"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		texts = append(texts, events)
+	}
+	var out [][]byte
+	seen := make(map[string]bool)
+	for _, text := range texts {
+		for _, lit := range literalsOf(text) {
 			if !seen[string(lit)] {
 				seen[string(lit)] = true
 				out = append(out, lit)
 			}
 		}
 	}
-	if len(out) == 0 {
-		tb.Fatal("the fixtures carry no strings")
-	}
 	return out
 }
 
-// literalsOf splits the string literals out of a line of JSON by the
-// quotes and backslashes alone (what they hold is for the test to judge).
+// literalsOf splits the string literals out of JSON text by the quotes and backslashes alone (what they hold is for the test to judge).
 func literalsOf(line []byte) [][]byte {
 	var out [][]byte
 	for i := 0; i < len(line); i++ {
