@@ -11,9 +11,9 @@
 //
 // Unquote reads a string, so that a caller holding one gets the plain
 // strings as slices of it; the others read bytes. (Functions generic over
-// string | []byte cost a fifth more: which IndexByte and utf8.Valid of the
-// standard library to call cannot be chosen before run time, and the
-// 8-byte checks are not inlined.)
+// string | []byte cost 15 % more instructions over bytes and 35 % over
+// strings: which IndexByte and utf8.Valid of the standard library to call
+// is chosen at run time, and the 8-byte checks are not inlined.)
 package jsonstr
 
 import (
@@ -25,8 +25,8 @@ import (
 )
 
 // Contents says what a literal's contents hold, and so whether they are
-// its value: contents with neither are printable ASCII, their value byte
-// for byte.
+// its value: contents with neither are ASCII (without control bytes, which
+// the grammar forbids), their value byte for byte.
 type Contents uint8
 
 const (
