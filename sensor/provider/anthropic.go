@@ -603,7 +603,7 @@ type anthropicStream struct {
 	events       int
 	badEvents    int
 	stopped      bool
-	firstContent time.Time
+	contentClock // when the first content arrived
 	legacy       bool
 	legacyText   strings.Builder
 	// ev is the decode target of every event, emptied before each (one
@@ -742,12 +742,6 @@ func (s *anthropicStream) mergeUsage(u *anthropicUsageBody) {
 	}
 	if u.CacheCreationInputTokens.OK {
 		s.usage.CacheCreationInputTokens = u.CacheCreationInputTokens
-	}
-}
-
-func (s *anthropicStream) content(at time.Time) {
-	if s.firstContent.IsZero() {
-		s.firstContent = at
 	}
 }
 

@@ -14,7 +14,5 @@ func decodeAnthropicSSE(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse)
 	}
 	s.finish(res, resp)
 	resp.Streaming = oisp.Ptr(true)
-	if !s.firstContent.IsZero() {
-		resp.TimeToFirstTokenMS = msBetween(requestDone(x), s.firstContent)
-	}
+	setTimeToFirstToken(resp, x, s.firstContent)
 }

@@ -422,7 +422,7 @@ type converseAcc struct {
 	err            *oisp.Error
 	events, bad    int
 	ended          bool // the stream's metadata event, its last, arrived
-	firstContent   time.Time
+	contentClock        // when the first content arrived
 }
 
 func (a *converseAcc) message(m *converseMessage) {
@@ -478,7 +478,7 @@ func (a *converseAcc) streamEvent(eventType string, ev *converseStreamEvent, at 
 			a.callAt[idx] = len(a.calls)
 			a.args[idx] = &strings.Builder{}
 			a.calls = append(a.calls, toolCall(string(ev.Start.ToolUse.ToolUseID), string(ev.Start.ToolUse.Name), "function", ""))
-			a.seen(at)
+			a.content(at)
 		}
 	case "contentBlockDelta":
 		d := ev.Delta
@@ -489,7 +489,7 @@ func (a *converseAcc) streamEvent(eventType string, ev *converseStreamEvent, at 
 		case d.Text != nil:
 			a.text.WriteString(string(*d.Text))
 			if *d.Text != "" {
-				a.seen(at)
+				a.content(at)
 			}
 		case d.ToolUse != nil:
 			if b, ok := a.args[idx]; ok {
@@ -508,12 +508,6 @@ func (a *converseAcc) streamEvent(eventType string, ev *converseStreamEvent, at 
 		if ev.Usage != nil {
 			a.usage = ev.Usage
 		}
-	}
-}
-
-func (a *converseAcc) seen(at time.Time) {
-	if a.firstContent.IsZero() && !at.IsZero() {
-		a.firstContent = at
 	}
 }
 
@@ -581,9 +575,7 @@ func decodeBedrockConverse(t Target, p bedrockPath, x *httpmsg.Exchange, rec sta
 			a.streamEvent(m.EventType, &ev, at)
 		}
 		resp.StreamEvents = a.events
-		if !a.firstContent.IsZero() {
-			resp.TimeToFirstTokenMS = msBetween(requestDone(x), a.firstContent)
-		}
+		setTimeToFirstToken(resp, x, a.firstContent)
 	default:
 		var b converseResponseBody
 		mismatch, err := decodeLoose(body.Data, &b)

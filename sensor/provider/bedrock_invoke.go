@@ -305,13 +305,7 @@ type invokeAcc struct {
 	dimensions   int
 	err          *oisp.Error
 	chunks, bad  int
-	firstContent time.Time
-}
-
-func (a *invokeAcc) seen(at time.Time) {
-	if a.firstContent.IsZero() && !at.IsZero() {
-		a.firstContent = at
-	}
+	contentClock // when the first content arrived
 }
 
 // add merges one model JSON body (a whole response or one stream chunk).
@@ -515,7 +509,7 @@ func (a *invokeAcc) embeddings(raw json.RawMessage) {
 func (a *invokeAcc) write(s string, at time.Time) {
 	a.text.WriteString(s)
 	if s != "" {
-		a.seen(at)
+		a.content(at)
 	}
 }
 
@@ -636,9 +630,7 @@ func decodeBedrockInvoke(t Target, p bedrockPath, x *httpmsg.Exchange, rec stats
 		}
 		resp.StreamEvents = a.chunks
 		a.fill(res, resp, nil, bedrockHeaderUsage(x.Response.Header))
-		if !a.firstContent.IsZero() {
-			resp.TimeToFirstTokenMS = msBetween(requestDone(x), a.firstContent)
-		}
+		setTimeToFirstToken(resp, x, a.firstContent)
 	default:
 		if len(bytes.TrimSpace(body.Data)) > 0 {
 			a.add(body.Data, time.Time{}, false)

@@ -351,13 +351,7 @@ type cohereAcc struct {
 	events, bad  int
 	final        bool // a whole response (or v1 stream-end) was seen
 	ended        bool // the stream's last event (stream-end, message-end, is_finished) arrived
-	firstContent time.Time
-}
-
-func (a *cohereAcc) seen(at time.Time) {
-	if a.firstContent.IsZero() && !at.IsZero() {
-		a.firstContent = at
-	}
+	contentClock      // when the first content arrived
 }
 
 // whole merges a complete response object (v1 chat, generate, v2 chat).
@@ -439,14 +433,14 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 	case "text-generation":
 		if e.Text != nil {
 			a.text.WriteString(string(*e.Text))
-			a.seen(at)
+			a.content(at)
 		}
 	case "tool-calls-generation":
 		a.calls = a.calls[:0]
 		for i := range e.ToolCalls {
 			a.calls = append(a.calls, e.ToolCalls[i].call())
 		}
-		a.seen(at)
+		a.content(at)
 	case "stream-end":
 		a.ended = true
 		if e.FinishReason != "" {
@@ -466,7 +460,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 			}
 			if decodeLooseOK(d.Message.Content, &c) && c.Text != "" {
 				a.text.WriteString(string(c.Text))
-				a.seen(at)
+				a.content(at)
 			}
 		}
 	case "tool-plan-delta":
@@ -493,7 +487,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 			a.callArgs[idx] = &strings.Builder{}
 			a.calls = append(a.calls, tc.call())
 			a.calls[len(a.calls)-1].Arguments, a.calls[len(a.calls)-1].ArgumentsHash = "", ""
-			a.seen(at)
+			a.content(at)
 		}
 		if b, ok := a.callArgs[idx]; ok && tc.Function != nil {
 			b.WriteString(string(tc.Function.Arguments))
@@ -513,7 +507,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 		// {"is_finished": true, "finish_reason", "response": {…}}.
 		if e.Text != nil && !e.IsFinished.V {
 			a.text.WriteString(string(*e.Text))
-			a.seen(at)
+			a.content(at)
 		}
 		if e.IsFinished.V {
 			a.ended = true

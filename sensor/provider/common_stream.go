@@ -23,6 +23,27 @@ func summarizeStream(req *oisp.AIRequest, resp *oisp.AIResponse, x *httpmsg.Exch
 	}
 	resp.Streaming = oisp.Ptr(true)
 	resp.StreamEvents = events
+	setTimeToFirstToken(resp, x, firstContent)
+}
+
+// contentClock remembers when a stream's first content arrived, where its
+// time to first token ends. Every stream reassembler embeds one, so that
+// the rule is written once: the first arrival counts, and a zero time
+// never does (a whole body merged as one chunk has no arrival time, and a
+// later chunk's time must not be lost to it).
+type contentClock struct{ firstContent time.Time }
+
+// content records at as the first content's arrival unless one is
+// recorded already.
+func (c *contentClock) content(at time.Time) {
+	if c.firstContent.IsZero() && !at.IsZero() {
+		c.firstContent = at
+	}
+}
+
+// setTimeToFirstToken sets resp's time to first token, from the end of the
+// request to a stream's first content; a stream without content has none.
+func setTimeToFirstToken(resp *oisp.AIResponse, x *httpmsg.Exchange, firstContent time.Time) {
 	if !firstContent.IsZero() {
 		resp.TimeToFirstTokenMS = msBetween(requestDone(x), firstContent)
 	}

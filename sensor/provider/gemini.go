@@ -902,7 +902,7 @@ type geminiAcc struct {
 	err          *oisp.Error
 	chunks       int
 	badChunks    int
-	firstContent time.Time
+	contentClock // when the first content arrived
 	// seen and finished are bit sets of the candidate indexes (below 64)
 	// that appeared and that carried a finishReason; lastFinished says
 	// whether the latest chunk had candidates and all of them finished.
@@ -1019,12 +1019,6 @@ func (a *geminiAcc) part(p *geminiPart, at time.Time) {
 	}
 }
 
-func (a *geminiAcc) content(at time.Time) {
-	if a.firstContent.IsZero() && !at.IsZero() {
-		a.firstContent = at
-	}
-}
-
 // fill writes the reassembled response into resp.
 func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if a.badChunks > 0 {
@@ -1098,9 +1092,7 @@ func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIRespons
 	a.fill(res, resp)
 	if streaming {
 		resp.Streaming = oisp.Ptr(true)
-		if !a.firstContent.IsZero() {
-			resp.TimeToFirstTokenMS = msBetween(requestDone(x), a.firstContent)
-		}
+		setTimeToFirstToken(resp, x, a.firstContent)
 	}
 	if resp.StatusCode >= 400 && resp.Error == nil {
 		httpError(resp, resp.StatusCode, body.Data)

@@ -283,7 +283,7 @@ type interactionsAcc struct {
 	usage             *interactionsUsage
 	err               *oisp.Error
 	events, bad       int
-	firstContent      time.Time
+	contentClock      // when the first content arrived
 }
 
 func (a *interactionsAcc) object(o *interactionObject) {
@@ -321,7 +321,7 @@ func (a *interactionsAcc) step(s *interactionsItem, at time.Time) {
 		if len(a.calls) < maxGeminiCalls {
 			a.calls = append(a.calls, toolCall(string(s.ID), string(s.Name), "function", compactJSON(s.Arguments)))
 		}
-		a.seen(at)
+		a.content(at)
 	case "model_output":
 		text, _ := interactionsContentText(s.Content, nil)
 		a.text.WriteString(text)
@@ -331,12 +331,6 @@ func (a *interactionsAcc) step(s *interactionsItem, at time.Time) {
 		if t, _ := interactionsContentText(s.Summary, nil); t != "" {
 			a.thinking.WriteString(t)
 		}
-	}
-}
-
-func (a *interactionsAcc) seen(at time.Time) {
-	if a.firstContent.IsZero() && !at.IsZero() {
-		a.firstContent = at
 	}
 }
 
@@ -371,7 +365,7 @@ func (a *interactionsAcc) event(data []byte, at time.Time) {
 					a.callArgs[idx].WriteString(args)
 				}
 			}
-			a.seen(at)
+			a.content(at)
 		}
 	case "step.delta", "content.delta":
 		d := ev.Delta
@@ -382,7 +376,7 @@ func (a *interactionsAcc) event(data []byte, at time.Time) {
 		case "text":
 			a.text.WriteString(string(d.Text))
 			if d.Text != "" {
-				a.seen(at)
+				a.content(at)
 			}
 		case "thought_summary", "thought":
 			a.thinking.WriteString(string(d.Text))
@@ -475,9 +469,7 @@ func decodeInteractionsResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIR
 	a.fill(res, resp)
 	if streaming {
 		resp.Streaming = oisp.Ptr(true)
-		if !a.firstContent.IsZero() {
-			resp.TimeToFirstTokenMS = msBetween(requestDone(x), a.firstContent)
-		}
+		setTimeToFirstToken(resp, x, a.firstContent)
 	}
 	if resp.StatusCode >= 400 && resp.Error == nil {
 		httpError(resp, resp.StatusCode, body.Data)

@@ -223,7 +223,7 @@ type ollamaAcc struct {
 	in, out        jInt
 	err            *oisp.Error
 	lines, bad     int
-	firstContent   time.Time
+	contentClock   // when the first content arrived
 	// strs holds the model the lines repeat (see memo.Strings).
 	strs memo.Strings
 }
@@ -250,13 +250,13 @@ func (a *ollamaAcc) add(data []byte, at time.Time) {
 			}
 		}
 		if m.Content != "" || len(m.ToolCalls) > 0 {
-			a.seen(at)
+			a.content(at)
 		}
 	}
 	if l.Response != nil {
 		a.text.WriteString(string(*l.Response))
 		if *l.Response != "" {
-			a.seen(at)
+			a.content(at)
 		}
 	}
 	a.thinking.WriteString(string(l.Thinking))
@@ -269,12 +269,6 @@ func (a *ollamaAcc) add(data []byte, at time.Time) {
 		if l.EvalCount.OK {
 			a.out = l.EvalCount
 		}
-	}
-}
-
-func (a *ollamaAcc) seen(at time.Time) {
-	if a.firstContent.IsZero() && !at.IsZero() {
-		a.firstContent = at
 	}
 }
 

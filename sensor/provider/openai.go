@@ -608,7 +608,7 @@ type openaiChatStream struct {
 	events       int
 	badEvents    int
 	done         bool
-	firstContent time.Time
+	contentClock // when the first content arrived
 	// chunk is the decode target of every event, reset before each: its
 	// choices array is reused instead of allocated (and grown) per event.
 	chunk openaiChatResponseBody
@@ -761,12 +761,6 @@ func argumentsText(raw json.RawMessage) string {
 	return compactJSON(raw)
 }
 
-func (s *openaiChatStream) content(at time.Time) {
-	if s.firstContent.IsZero() && !at.IsZero() {
-		s.firstContent = at
-	}
-}
-
 // choiceAt returns the accumulator of a choice index, creating it.
 func (s *openaiChatStream) choiceAt(idx int) *openaiChoiceAcc {
 	for i := range s.choices {
@@ -879,7 +873,5 @@ func decodeOpenAIChatSSE(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse
 	}
 	s.finish(res, resp)
 	resp.Streaming = oisp.Ptr(true)
-	if !s.firstContent.IsZero() {
-		resp.TimeToFirstTokenMS = msBetween(requestDone(x), s.firstContent)
-	}
+	setTimeToFirstToken(resp, x, s.firstContent)
 }

@@ -276,7 +276,7 @@ type responsesStream struct {
 	err          *oisp.Error
 	events       int
 	badEvents    int
-	firstContent time.Time
+	contentClock // when the first content arrived
 	// ev is the decode target of every event (see responsesEvent.reset).
 	ev responsesEvent
 	// strs holds the event type and item id the events repeat (see
@@ -374,12 +374,6 @@ func (s *responsesStream) add(event string, data []byte, at time.Time) {
 	}
 }
 
-func (s *responsesStream) content(at time.Time) {
-	if s.firstContent.IsZero() && !at.IsZero() {
-		s.firstContent = at
-	}
-}
-
 // finish writes the reassembled response into resp.
 func (s *responsesStream) finish(res *Result, resp *oisp.AIResponse) {
 	resp.StreamEvents = s.events
@@ -418,7 +412,5 @@ func decodeOpenAIResponsesSSE(x *httpmsg.Exchange, res *Result, resp *oisp.AIRes
 	}
 	s.finish(res, resp)
 	resp.Streaming = oisp.Ptr(true)
-	if !s.firstContent.IsZero() {
-		resp.TimeToFirstTokenMS = msBetween(requestDone(x), s.firstContent)
-	}
+	setTimeToFirstToken(resp, x, s.firstContent)
 }

@@ -115,7 +115,7 @@ type realtimeTurnAcc struct {
 	res          *Result
 	askedAt      time.Time
 	createdAt    time.Time
-	firstContent time.Time
+	contentClock // when the first content arrived
 	text         strings.Builder
 	calls        []oisp.ToolCall
 	stream       *responsesStream // Responses over WebSocket
@@ -233,7 +233,7 @@ func (s *RealtimeSession) Message(m websocket.Message) []RealtimeTurn {
 			return s.responsesEvent(m)
 		case !s.responsesWS && m.Dir == flow.ServerToClient && (typ == "response.output_audio.delta" || typ == "response.audio.delta"):
 			if acc := s.current(); acc != nil {
-				acc.seen(m.End)
+				acc.content(m.End)
 			}
 			return nil
 		case !s.responsesWS && m.Dir == flow.ClientToServer && typ == "input_audio_buffer.append":
@@ -428,16 +428,16 @@ func (s *RealtimeSession) serverEvent(m websocket.Message, typ string, ev *realt
 			s.outputs[string(ev.Item.ID)] = true
 		}
 		if acc := s.current(); acc != nil && ev.Item != nil && ev.Item.Type == "function_call" {
-			acc.seen(m.End)
+			acc.content(m.End)
 		}
 	case "response.output_text.delta", "response.output_audio_transcript.delta", "response.text.delta", "response.audio_transcript.delta":
 		if acc := s.current(); acc != nil {
 			acc.text.WriteString(rawText(ev.Delta))
-			acc.seen(m.End)
+			acc.content(m.End)
 		}
 	case "response.output_audio.delta", "response.audio.delta", "response.function_call_arguments.delta":
 		if acc := s.current(); acc != nil {
-			acc.seen(m.End)
+			acc.content(m.End)
 		}
 	case "conversation.item.input_audio_transcription.completed":
 		s.transcript(string(ev.ItemID), string(ev.Transcript))
@@ -494,12 +494,6 @@ func (s *RealtimeSession) current() *realtimeTurnAcc {
 		}
 	}
 	return cur
-}
-
-func (acc *realtimeTurnAcc) seen(at time.Time) {
-	if acc.firstContent.IsZero() && !at.IsZero() {
-		acc.firstContent = at
-	}
 }
 
 // startTurn opens a turn: the request is the session configuration and
