@@ -21,9 +21,8 @@ func summarizeStream(req *oisp.AIRequest, resp *oisp.AIResponse, x *httpmsg.Exch
 	if req.Streaming == nil || !*req.Streaming {
 		return
 	}
-	resp.Streaming = oisp.Ptr(true)
 	resp.StreamEvents = events
-	setTimeToFirstToken(resp, x, firstContent)
+	markStreamed(resp, x, firstContent)
 }
 
 // contentClock remembers when a stream's first content arrived, where its
@@ -39,6 +38,36 @@ func (c *contentClock) content(at time.Time) {
 	if c.firstContent.IsZero() && !at.IsZero() {
 		c.firstContent = at
 	}
+}
+
+// firstContentAt returns when the first content arrived (zero: none did).
+func (c *contentClock) firstContentAt() time.Time { return c.firstContent }
+
+// markStreamed marks resp as a streamed answer, with its time to first
+// token when content arrived.
+func markStreamed(resp *oisp.AIResponse, x *httpmsg.Exchange, firstContent time.Time) {
+	resp.Streaming = oisp.Ptr(true)
+	setTimeToFirstToken(resp, x, firstContent)
+}
+
+// sseStream is a stream reassembler fed an SSE body one event at a time
+// (OpenAI chat and Responses, Anthropic Messages).
+type sseStream interface {
+	addSSE(ev *stream.SSEEvent)
+	finish(res *Result, resp *oisp.AIResponse)
+	firstContentAt() time.Time
+}
+
+// decodeSSEStream runs s over the exchange's SSE response body and marks
+// the answer streamed: what every SSE decoder of a stream reassembler does
+// around the reassembly.
+func decodeSSEStream(s sseStream, x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse) {
+	events := sseEvents(&x.Response.Body)
+	for i := range events {
+		s.addSSE(&events[i])
+	}
+	s.finish(res, resp)
+	markStreamed(resp, x, s.firstContentAt())
 }
 
 // setTimeToFirstToken sets resp's time to first token, from the end of the

@@ -1091,8 +1091,7 @@ func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIRespons
 	}
 	a.fill(res, resp)
 	if streaming {
-		resp.Streaming = oisp.Ptr(true)
-		setTimeToFirstToken(resp, x, a.firstContent)
+		markStreamed(resp, x, a.firstContent)
 	}
 	if resp.StatusCode >= 400 && resp.Error == nil {
 		httpError(resp, resp.StatusCode, body.Data)

@@ -468,8 +468,7 @@ func decodeInteractionsResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIR
 	}
 	a.fill(res, resp)
 	if streaming {
-		resp.Streaming = oisp.Ptr(true)
-		setTimeToFirstToken(resp, x, a.firstContent)
+		markStreamed(resp, x, a.firstContent)
 	}
 	if resp.StatusCode >= 400 && resp.Error == nil {
 		httpError(resp, resp.StatusCode, body.Data)

@@ -36,6 +36,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/stream/memo"
+	"github.com/oisp/oisp-sensor/sensor/stream"
 )
 
 // API names of the OpenAI-format decoders.
@@ -867,11 +868,9 @@ func (s *openaiChatStream) finish(res *Result, resp *oisp.AIResponse) {
 
 // decodeOpenAIChatSSE decodes an SSE chat or legacy completions body.
 func decodeOpenAIChatSSE(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse) {
-	s := newOpenAIChatStream()
-	for _, ev := range sseEvents(&x.Response.Body) {
-		s.add(ev.Data, ev.At)
-	}
-	s.finish(res, resp)
-	resp.Streaming = oisp.Ptr(true)
-	setTimeToFirstToken(resp, x, s.firstContent)
+	decodeSSEStream(newOpenAIChatStream(), x, res, resp)
 }
+
+// addSSE consumes one SSE event: chunks carry their kind in their JSON,
+// the event name is not read.
+func (s *openaiChatStream) addSSE(ev *stream.SSEEvent) { s.add(ev.Data, ev.At) }

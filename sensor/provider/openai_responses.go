@@ -22,6 +22,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/stream/memo"
+	"github.com/oisp/oisp-sensor/sensor/stream"
 )
 
 type responsesRequestBody struct {
@@ -406,11 +407,8 @@ func (s *responsesStream) finish(res *Result, resp *oisp.AIResponse) {
 
 // decodeOpenAIResponsesSSE decodes a Responses API SSE body.
 func decodeOpenAIResponsesSSE(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse) {
-	s := newResponsesStream()
-	for _, ev := range sseEvents(&x.Response.Body) {
-		s.add(ev.Event, ev.Data, ev.At)
-	}
-	s.finish(res, resp)
-	resp.Streaming = oisp.Ptr(true)
-	setTimeToFirstToken(resp, x, s.firstContent)
+	decodeSSEStream(newResponsesStream(), x, res, resp)
 }
+
+// addSSE consumes one SSE event; its name types it when its JSON does not.
+func (s *responsesStream) addSSE(ev *stream.SSEEvent) { s.add(ev.Event, ev.Data, ev.At) }
