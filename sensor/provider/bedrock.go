@@ -415,8 +415,7 @@ func converseUsage(u *converseUsageBody) *oisp.Usage {
 type converseAcc struct {
 	text, thinking strings.Builder
 	calls          []oisp.ToolCall
-	args           map[int]*strings.Builder // streamed tool input by block index
-	callAt         map[int]int              // block index → calls index
+	args           streamedArgs // streamed tool input by block index
 	stopReason     string
 	usage          *converseUsageBody
 	err            *oisp.Error
@@ -472,11 +471,7 @@ func (a *converseAcc) streamEvent(eventType string, ev *converseStreamEvent, at 
 	switch eventType {
 	case "contentBlockStart":
 		if ev.Start != nil && ev.Start.ToolUse != nil && len(a.calls) < maxGeminiCalls {
-			if a.callAt == nil {
-				a.callAt, a.args = map[int]int{}, map[int]*strings.Builder{}
-			}
-			a.callAt[idx] = len(a.calls)
-			a.args[idx] = &strings.Builder{}
+			a.args.start(idx, len(a.calls))
 			a.calls = append(a.calls, toolCall(string(ev.Start.ToolUse.ToolUseID), string(ev.Start.ToolUse.Name), "function", ""))
 			a.content(at)
 		}
@@ -492,9 +487,7 @@ func (a *converseAcc) streamEvent(eventType string, ev *converseStreamEvent, at 
 				a.content(at)
 			}
 		case d.ToolUse != nil:
-			if b, ok := a.args[idx]; ok {
-				b.WriteString(string(d.ToolUse.Input))
-			}
+			a.args.write(idx, string(d.ToolUse.Input))
 		case d.ReasoningContent != nil:
 			a.thinking.WriteString(string(d.ReasoningContent.Text))
 		}
@@ -517,12 +510,7 @@ func (a *converseAcc) fill(res *Result, resp *oisp.AIResponse) {
 		res.note(noteStreamBadEvent)
 	}
 	res.StreamEnded = res.StreamEnded || a.ended
-	for idx, ci := range a.callAt {
-		if args := a.args[idx].String(); args != "" {
-			a.calls[ci].Arguments = args
-			a.calls[ci].ArgumentsHash = oisp.Hash(args)
-		}
-	}
+	a.args.fill(a.calls)
 	resp.Usage = converseUsage(a.usage)
 	if a.err != nil {
 		setFailure(resp, a.err, true)

@@ -343,8 +343,7 @@ type cohereAcc struct {
 	text         strings.Builder
 	toolPlan     strings.Builder
 	calls        []oisp.ToolCall
-	callAt       map[int]int
-	callArgs     map[int]*strings.Builder
+	callArgs     streamedArgs // v2 tool-call deltas' arguments by index
 	finish       string
 	usage        *cohereUsageBody
 	err          *oisp.Error
@@ -476,21 +475,17 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 		if !decodeLooseOK(d.Message.ToolCalls, &tc) {
 			break
 		}
-		if a.callAt == nil {
-			a.callAt, a.callArgs = map[int]int{}, map[int]*strings.Builder{}
-		}
 		if typ == "tool-call-start" {
 			if len(a.calls) >= maxGeminiCalls {
 				break
 			}
-			a.callAt[idx] = len(a.calls)
-			a.callArgs[idx] = &strings.Builder{}
+			a.callArgs.start(idx, len(a.calls))
 			a.calls = append(a.calls, tc.call())
 			a.calls[len(a.calls)-1].Arguments, a.calls[len(a.calls)-1].ArgumentsHash = "", ""
 			a.content(at)
 		}
-		if b, ok := a.callArgs[idx]; ok && tc.Function != nil {
-			b.WriteString(string(tc.Function.Arguments))
+		if tc.Function != nil {
+			a.callArgs.write(idx, string(tc.Function.Arguments))
 		}
 	case "message-end":
 		a.ended = true
@@ -530,12 +525,7 @@ func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
 		res.note(noteStreamBadEvent)
 	}
 	res.StreamEnded = a.ended
-	for idx, ci := range a.callAt {
-		if args := a.callArgs[idx].String(); args != "" {
-			a.calls[ci].Arguments = args
-			a.calls[ci].ArgumentsHash = oisp.Hash(args)
-		}
-	}
+	a.callArgs.fill(a.calls)
 	if a.id != "" {
 		resp.ProviderRequestID = a.id
 	}

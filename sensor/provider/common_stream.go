@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"strings"
 	"time"
 	"unsafe"
 
@@ -92,3 +93,41 @@ func (t *textBuf) Write(p []byte) { t.b = append(t.b, p...) }
 
 // String returns the text so far, without a copy.
 func (t *textBuf) String() string { return unsafe.String(unsafe.SliceData(t.b), len(t.b)) }
+
+// streamedArgs gathers the arguments of a stream's tool calls that arrive
+// in pieces keyed by a stream index (Bedrock ConverseStream content
+// blocks, Cohere v2 tool-call deltas, Gemini Interactions steps): a call
+// starts at an index, the pieces of that index are appended in order, and
+// at the end the whole arguments replace the call's.
+type streamedArgs struct {
+	callAt map[int]int              // stream index → position of the call
+	pieces map[int]*strings.Builder // stream index → its arguments so far
+}
+
+// start makes calls[pos] the call of stream index idx.
+func (s *streamedArgs) start(idx, pos int) {
+	if s.callAt == nil {
+		s.callAt, s.pieces = map[int]int{}, map[int]*strings.Builder{}
+	}
+	s.callAt[idx] = pos
+	s.pieces[idx] = &strings.Builder{}
+}
+
+// write appends a piece of the arguments of stream index idx; a piece of
+// an index no call started at is dropped.
+func (s *streamedArgs) write(idx int, piece string) {
+	if b, ok := s.pieces[idx]; ok {
+		b.WriteString(piece)
+	}
+}
+
+// fill sets the arguments (and their hash) of every call that received
+// pieces; a call without any keeps what it started with.
+func (s *streamedArgs) fill(calls []oisp.ToolCall) {
+	for idx, pos := range s.callAt {
+		if args := s.pieces[idx].String(); args != "" {
+			calls[pos].Arguments = args
+			calls[pos].ArgumentsHash = oisp.Hash(args)
+		}
+	}
+}

@@ -278,8 +278,7 @@ type interactionsAcc struct {
 	id, model, status string
 	text, thinking    strings.Builder
 	calls             []oisp.ToolCall
-	callArgs          map[int]*strings.Builder // streamed arguments by step index
-	callAt            map[int]int              // step index → calls index
+	callArgs          streamedArgs // streamed arguments by step index
 	usage             *interactionsUsage
 	err               *oisp.Error
 	events, bad       int
@@ -354,15 +353,11 @@ func (a *interactionsAcc) event(data []byte, at time.Time) {
 	switch string(ev.EventType) {
 	case "step.start", "content.start":
 		if ev.Step != nil && ev.Step.Type == "function_call" {
-			if a.callAt == nil {
-				a.callAt, a.callArgs = map[int]int{}, map[int]*strings.Builder{}
-			}
 			if len(a.calls) < maxGeminiCalls {
-				a.callAt[idx] = len(a.calls)
+				a.callArgs.start(idx, len(a.calls))
 				a.calls = append(a.calls, toolCall(string(ev.Step.ID), string(ev.Step.Name), "function", ""))
-				a.callArgs[idx] = &strings.Builder{}
 				if args := compactJSON(ev.Step.Arguments); args != "" && args != "{}" {
-					a.callArgs[idx].WriteString(args)
+					a.callArgs.write(idx, args)
 				}
 			}
 			a.content(at)
@@ -381,9 +376,7 @@ func (a *interactionsAcc) event(data []byte, at time.Time) {
 		case "thought_summary", "thought":
 			a.thinking.WriteString(string(d.Text))
 		case "arguments_delta", "arguments":
-			if b, ok := a.callArgs[idx]; ok {
-				b.WriteString(string(d.Arguments))
-			}
+			a.callArgs.write(idx, string(d.Arguments))
 		}
 	}
 }
@@ -392,12 +385,7 @@ func (a *interactionsAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if a.bad > 0 {
 		res.note(noteStreamBadEvent)
 	}
-	for idx, ci := range a.callAt {
-		if args := a.callArgs[idx].String(); args != "" {
-			a.calls[ci].Arguments = args
-			a.calls[ci].ArgumentsHash = oisp.Hash(args)
-		}
-	}
+	a.callArgs.fill(a.calls)
 	if a.id != "" {
 		resp.ProviderRequestID = a.id
 	}
