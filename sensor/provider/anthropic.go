@@ -767,15 +767,8 @@ const maxStreamBlocks = 4096
 // finish writes the reassembled response into resp.
 func (s *anthropicStream) finish(res *Result, resp *oisp.AIResponse) {
 	resp.StreamEvents = s.events
-	if s.badEvents > 0 {
-		res.note(noteStreamBadEvent)
-	}
-	if s.id != "" {
-		resp.ProviderRequestID = s.id
-	}
-	if s.model != "" {
-		resp.Model = &oisp.Model{ID: s.model}
-	}
+	noteBadEvents(res, s.badEvents)
+	nameAnswer(resp, s.id, s.model)
 	if s.legacy {
 		fr := oisp.FinishReason(s.stopReason)
 		resp.Choices = oneChoice(s.legacyText.String(), fr, rawIfDifferent(s.stopReason, fr))
@@ -795,8 +788,7 @@ func (s *anthropicStream) finish(res *Result, resp *oisp.AIResponse) {
 				if compactJSON(bl.Input) == "" { // partial JSON of a cut stream: keep it verbatim
 					acc.block(&bl)
 					if n := len(acc.calls); n > 0 && strings.HasSuffix(b.typ, "tool_use") {
-						acc.calls[n-1].Arguments = in
-						acc.calls[n-1].ArgumentsHash = oisp.Hash(in)
+						setArguments(&acc.calls[n-1], in)
 					}
 					continue
 				}
@@ -808,12 +800,5 @@ func (s *anthropicStream) finish(res *Result, resp *oisp.AIResponse) {
 	if s.haveUsage {
 		resp.Usage = anthropicUsage(res, s.usage.InputTokens, s.usage.OutputTokens, s.usage.CacheReadInputTokens, s.usage.CacheCreationInputTokens)
 	}
-	if s.err != nil {
-		setFailure(resp, s.err, true)
-		return
-	}
-	if s.events > 0 && !s.stopped {
-		res.note(noteStreamUnterminated)
-	}
-	res.StreamEnded = s.stopped
+	endStream(res, resp, s.err, s.events, s.stopped)
 }

@@ -506,9 +506,7 @@ func (a *converseAcc) streamEvent(eventType string, ev *converseStreamEvent, at 
 
 // fill writes the reassembled answer into resp.
 func (a *converseAcc) fill(res *Result, resp *oisp.AIResponse) {
-	if a.bad > 0 {
-		res.note(noteStreamBadEvent)
-	}
+	noteBadEvents(res, a.bad)
 	res.StreamEnded = res.StreamEnded || a.ended
 	a.args.fill(a.calls)
 	resp.Usage = converseUsage(a.usage)

@@ -516,9 +516,7 @@ func (a *invokeAcc) write(s string, at time.Time) {
 // fill writes the reassembled answer into resp; headerUsage is Bedrock's
 // count from the response headers.
 func (a *invokeAcc) fill(res *Result, resp *oisp.AIResponse, body []byte, headerUsage *oisp.Usage) {
-	if a.bad > 0 {
-		res.note(noteStreamBadEvent)
-	}
+	noteBadEvents(res, a.bad)
 	switch a.family {
 	case "anthropic":
 		if a.anthropic != nil && a.anthropic.events > 0 {

@@ -521,9 +521,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 }
 
 func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
-	if a.bad > 0 {
-		res.note(noteStreamBadEvent)
-	}
+	noteBadEvents(res, a.bad)
 	res.StreamEnded = a.ended
 	a.callArgs.fill(a.calls)
 	if a.id != "" {

@@ -94,6 +94,45 @@ func (t *textBuf) Write(p []byte) { t.b = append(t.b, p...) }
 // String returns the text so far, without a copy.
 func (t *textBuf) String() string { return unsafe.String(unsafe.SliceData(t.b), len(t.b)) }
 
+// noteBadEvents notes that n events of a stream did not decode: the answer
+// is made of the others.
+func noteBadEvents(res *Result, n int) {
+	if n > 0 {
+		res.note(noteStreamBadEvent)
+	}
+}
+
+// nameAnswer sets the response's provider request id and model when the
+// answer named them (an unnamed one keeps what the headers gave).
+func nameAnswer(resp *oisp.AIResponse, id, model string) {
+	if id != "" {
+		resp.ProviderRequestID = id
+	}
+	if model != "" {
+		resp.Model = &oisp.Model{ID: model}
+	}
+}
+
+// endStream settles how a reassembled stream ended: an error event fails
+// the answer (in band); else a stream whose events never reached its end
+// marker is noted as cut.
+func endStream(res *Result, resp *oisp.AIResponse, err *oisp.Error, events int, ended bool) {
+	if err != nil {
+		setFailure(resp, err, true)
+		return
+	}
+	if events > 0 && !ended {
+		res.note(noteStreamUnterminated)
+	}
+	res.StreamEnded = ended
+}
+
+// setArguments replaces a tool call's arguments and their hash.
+func setArguments(tc *oisp.ToolCall, args string) {
+	tc.Arguments = args
+	tc.ArgumentsHash = oisp.Hash(args)
+}
+
 // streamedArgs gathers the arguments of a stream's tool calls that arrive
 // in pieces keyed by a stream index (Bedrock ConverseStream content
 // blocks, Cohere v2 tool-call deltas, Gemini Interactions steps): a call
@@ -126,8 +165,7 @@ func (s *streamedArgs) write(idx int, piece string) {
 func (s *streamedArgs) fill(calls []oisp.ToolCall) {
 	for idx, pos := range s.callAt {
 		if args := s.pieces[idx].String(); args != "" {
-			calls[pos].Arguments = args
-			calls[pos].ArgumentsHash = oisp.Hash(args)
+			setArguments(&calls[pos], args)
 		}
 	}
 }

@@ -1021,15 +1021,8 @@ func (a *geminiAcc) part(p *geminiPart, at time.Time) {
 
 // fill writes the reassembled response into resp.
 func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
-	if a.badChunks > 0 {
-		res.note(noteStreamBadEvent)
-	}
-	if a.id != "" {
-		resp.ProviderRequestID = a.id
-	}
-	if a.model != "" {
-		resp.Model = &oisp.Model{ID: a.model}
-	}
+	noteBadEvents(res, a.badChunks)
+	nameAnswer(resp, a.id, a.model)
 	resp.Usage = geminiUsage(res, a.usage)
 	if a.err != nil {
 		setFailure(resp, a.err, resp.StatusCode > 0 && resp.StatusCode < 400)

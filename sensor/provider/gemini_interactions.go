@@ -382,16 +382,9 @@ func (a *interactionsAcc) event(data []byte, at time.Time) {
 }
 
 func (a *interactionsAcc) fill(res *Result, resp *oisp.AIResponse) {
-	if a.bad > 0 {
-		res.note(noteStreamBadEvent)
-	}
+	noteBadEvents(res, a.bad)
 	a.callArgs.fill(a.calls)
-	if a.id != "" {
-		resp.ProviderRequestID = a.id
-	}
-	if a.model != "" {
-		resp.Model = &oisp.Model{ID: a.model}
-	}
+	nameAnswer(resp, a.id, a.model)
 	if u := a.usage; u != nil && (u.Input.OK || u.Output.OK || u.Total.OK) {
 		resp.Usage = &oisp.Usage{
 			PromptTokens:     oisp.Ptr(u.Input.V + u.ToolUse.V),

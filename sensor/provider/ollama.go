@@ -294,9 +294,7 @@ func ollamaError(raw json.RawMessage) *oisp.Error {
 }
 
 func (a *ollamaAcc) fill(res *Result, resp *oisp.AIResponse) {
-	if a.bad > 0 {
-		res.note(noteStreamBadEvent)
-	}
+	noteBadEvents(res, a.bad)
 	if a.model != "" {
 		resp.Model = &oisp.Model{ID: a.model}
 	}

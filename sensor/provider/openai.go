@@ -843,27 +843,13 @@ func (s *openaiChatStream) fillChoices(resp *oisp.AIResponse, rooms []messageRoo
 // finish writes the merged stream into resp.
 func (s *openaiChatStream) finish(res *Result, resp *oisp.AIResponse) {
 	resp.StreamEvents = s.events
-	if s.badEvents > 0 {
-		res.note(noteStreamBadEvent)
-	}
-	if s.id != "" {
-		resp.ProviderRequestID = s.id
-	}
-	if s.model != "" {
-		resp.Model = &oisp.Model{ID: s.model}
-	}
+	noteBadEvents(res, s.badEvents)
+	nameAnswer(resp, s.id, s.model)
 	s.fillChoices(resp, nil)
 	if s.usage != nil {
 		resp.Usage = openaiUsage(res, s.usage)
 	}
-	if s.err != nil {
-		setFailure(resp, s.err, true)
-		return
-	}
-	if s.events > 0 && !s.done {
-		res.note(noteStreamUnterminated)
-	}
-	res.StreamEnded = s.done
+	endStream(res, resp, s.err, s.events, s.done)
 }
 
 // decodeOpenAIChatSSE decodes an SSE chat or legacy completions body.

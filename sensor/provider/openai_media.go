@@ -183,12 +183,7 @@ func mediaResponse(body []byte, res *Result, resp *oisp.AIResponse) {
 	if mismatch {
 		res.note(noteResponseTypeMismatch)
 	}
-	if b.ID != "" {
-		resp.ProviderRequestID = string(b.ID)
-	}
-	if b.Model != "" {
-		resp.Model = &oisp.Model{ID: string(b.Model)}
-	}
+	nameAnswer(resp, string(b.ID), string(b.Model))
 	if e := b.err("", resp.StatusCode); e != nil {
 		setFailure(resp, e, resp.StatusCode > 0 && resp.StatusCode < 400)
 		return

@@ -168,12 +168,7 @@ func decodeOpenAIResponsesResponse(body []byte, res *Result, resp *oisp.AIRespon
 // the object's output when it has none (a stream whose final event lacks
 // output).
 func fillResponsesObject(b *responsesObject, items []responsesItem, resp *oisp.AIResponse) {
-	if b.ID != "" {
-		resp.ProviderRequestID = string(b.ID)
-	}
-	if b.Model != "" {
-		resp.Model = &oisp.Model{ID: string(b.Model)}
-	}
+	nameAnswer(resp, string(b.ID), string(b.Model))
 	output := b.Output
 	if len(output) == 0 {
 		output = items
@@ -378,9 +373,7 @@ func (s *responsesStream) add(event string, data []byte, at time.Time) {
 // finish writes the reassembled response into resp.
 func (s *responsesStream) finish(res *Result, resp *oisp.AIResponse) {
 	resp.StreamEvents = s.events
-	if s.badEvents > 0 {
-		res.note(noteStreamBadEvent)
-	}
+	noteBadEvents(res, s.badEvents)
 	switch {
 	case s.final != nil:
 		fillResponsesObject(s.final, s.items, resp)
