@@ -526,7 +526,7 @@ func (a *anthropicContent) fill(resp *oisp.AIResponse, stopReason string) {
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)
 	if th := strings.Join(a.thinking, ""); th != "" {
-		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
+		setThinking(resp, th)
 	} else if red := strings.Join(a.redacted, ""); red != "" {
 		// Redacted (encrypted) thinking: its size and hash, never as text.
 		resp.Thinking = &oisp.Thinking{ContentLength: len(red), ContentHash: oisp.Hash(red)}

@@ -522,9 +522,7 @@ func (a *converseAcc) fill(res *Result, resp *oisp.AIResponse) {
 	resp.FinishReason = fr
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)
-	if th := a.thinking.String(); th != "" {
-		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
-	}
+	setThinking(resp, a.thinking.String())
 }
 
 func decodeBedrockConverse(t Target, p bedrockPath, x *httpmsg.Exchange, rec stats.Recorder) *Result {

@@ -441,17 +441,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 		}
 		a.content(at)
 	case "stream-end":
-		a.ended = true
-		if e.FinishReason != "" {
-			a.finish = string(e.FinishReason)
-		}
-		if e.Response != nil {
-			text := a.text.String()
-			a.whole(e.Response)
-			if a.text.Len() == 0 {
-				a.text.WriteString(text)
-			}
-		}
+		a.end(&e)
 	case "content-delta", "content-start":
 		if d := e.Delta; d != nil && d.Message != nil {
 			var c struct {
@@ -505,17 +495,24 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 			a.content(at)
 		}
 		if e.IsFinished.V {
-			a.ended = true
-			if e.FinishReason != "" {
-				a.finish = string(e.FinishReason)
-			}
-			if e.Response != nil {
-				text := a.text.String()
-				a.whole(e.Response)
-				if a.text.Len() == 0 {
-					a.text.WriteString(text)
-				}
-			}
+			a.end(&e)
+		}
+	}
+}
+
+// end merges the last event of a v1 stream (chat stream-end, generate
+// is_finished): its finish reason and the whole response it carries,
+// whose text, when it has none, is the streamed text.
+func (a *cohereAcc) end(e *cohereEvent) {
+	a.ended = true
+	if e.FinishReason != "" {
+		a.finish = string(e.FinishReason)
+	}
+	if e.Response != nil {
+		text := a.text.String()
+		a.whole(e.Response)
+		if a.text.Len() == 0 {
+			a.text.WriteString(text)
 		}
 	}
 }
@@ -544,9 +541,7 @@ func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
 	resp.FinishReason = fr
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)
-	if plan := a.toolPlan.String(); plan != "" {
-		resp.Thinking = &oisp.Thinking{Content: plan, ContentLength: len(plan), ContentHash: oisp.Hash(plan)}
-	}
+	setThinking(resp, a.toolPlan.String())
 }
 
 func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
@@ -603,9 +598,7 @@ func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 		acc.fill(res, resp)
 	}
 	summarizeStream(req, resp, x, acc.events, acc.firstContent)
-	if resp.StatusCode >= 400 && resp.Error == nil {
-		httpError(resp, resp.StatusCode, body.Data)
-	}
+	explainFailedStatus(resp, body.Data)
 	finishResult(env, "cohere", res)
 	return res, nil
 }

@@ -472,6 +472,22 @@ func finishRequest(req *oisp.AIRequest) {
 	}
 }
 
+// setThinking gives resp the reasoning text as its thinking (the text, its
+// length and hash); no text leaves resp's thinking as it is.
+func setThinking(resp *oisp.AIResponse, text string) {
+	if text != "" {
+		resp.Thinking = &oisp.Thinking{Content: text, ContentLength: len(text), ContentHash: oisp.Hash(text)}
+	}
+}
+
+// explainFailedStatus gives a failed status (400 and up) whose body said
+// nothing the decoder could read the generic http_error (see httpError).
+func explainFailedStatus(resp *oisp.AIResponse, body []byte) {
+	if resp.StatusCode >= 400 {
+		httpError(resp, resp.StatusCode, body)
+	}
+}
+
 // toolType maps a provider tool type onto the tool_definition enum
 // (function, code_interpreter, file_search, computer_use, other).
 func toolType(raw string) string {

@@ -1041,9 +1041,7 @@ func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
 	resp.FinishReason = fr
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)
-	if th := a.thinking.String(); th != "" {
-		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
-	}
+	setThinking(resp, a.thinking.String())
 }
 
 // decodeGeminiResponse decodes a generateContent response: one JSON object,
@@ -1086,9 +1084,7 @@ func decodeGeminiResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIRespons
 	if streaming {
 		markStreamed(resp, x, a.firstContent)
 	}
-	if resp.StatusCode >= 400 && resp.Error == nil {
-		httpError(resp, resp.StatusCode, body.Data)
-	}
+	explainFailedStatus(resp, body.Data)
 }
 
 // ---------------------------------------------------------------- countTokens
@@ -1112,8 +1108,6 @@ func decodeGeminiCountTokens(x *httpmsg.Exchange, res *Result) {
 			setFailure(resp, e, false)
 		}
 	}
-	if resp.StatusCode >= 400 && resp.Error == nil {
-		httpError(resp, resp.StatusCode, x.Response.Body.Data)
-	}
+	explainFailedStatus(resp, x.Response.Body.Data)
 	res.Response = resp
 }

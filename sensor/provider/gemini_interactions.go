@@ -426,9 +426,7 @@ func (a *interactionsAcc) fill(res *Result, resp *oisp.AIResponse) {
 	resp.FinishReason = fr
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)
-	if th := a.thinking.String(); th != "" {
-		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
-	}
+	setThinking(resp, a.thinking.String())
 }
 
 func decodeInteractionsResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIResponse, streaming bool) {
@@ -451,7 +449,5 @@ func decodeInteractionsResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIR
 	if streaming {
 		markStreamed(resp, x, a.firstContent)
 	}
-	if resp.StatusCode >= 400 && resp.Error == nil {
-		httpError(resp, resp.StatusCode, body.Data)
-	}
+	explainFailedStatus(resp, body.Data)
 }

@@ -320,9 +320,7 @@ func (a *ollamaAcc) fill(res *Result, resp *oisp.AIResponse) {
 	resp.FinishReason = fr
 	resp.ToolCalls = a.calls
 	resp.ToolCallsCount = len(a.calls)
-	if th := a.thinking.String(); th != "" {
-		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
-	}
+	setThinking(resp, a.thinking.String())
 	if !a.done {
 		res.note(noteStreamUnterminated)
 	}
@@ -365,9 +363,7 @@ func (a ollamaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 	}
 	acc.fill(res, resp)
 	summarizeStream(req, resp, x, acc.lines, acc.firstContent)
-	if resp.StatusCode >= 400 && resp.Error == nil {
-		httpError(resp, resp.StatusCode, body.Data)
-	}
+	explainFailedStatus(resp, body.Data)
 	if resp.StatusCode >= 400 {
 		resp.Success = oisp.Ptr(false)
 	}

@@ -835,9 +835,7 @@ func (s *openaiChatStream) fillChoices(resp *oisp.AIResponse, rooms []messageRoo
 		}
 	}
 	resp.ToolCallsCount = len(resp.ToolCalls)
-	if th := strings.Join(thinking, "\n"); th != "" {
-		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
-	}
+	setThinking(resp, strings.Join(thinking, "\n"))
 }
 
 // finish writes the merged stream into resp.

@@ -258,9 +258,7 @@ func fillResponsesOutput(items []responsesItem, resp *oisp.AIResponse) {
 	}
 	resp.ToolCallsCount = len(resp.ToolCalls)
 	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(strings.Join(text, ""))}}
-	if th := joinText(thinking); th != "" {
-		resp.Thinking = &oisp.Thinking{Content: th, ContentLength: len(th), ContentHash: oisp.Hash(th)}
-	}
+	setThinking(resp, joinText(thinking))
 }
 
 // responsesStream reassembles a Responses API event stream.

@@ -135,9 +135,7 @@ func (vertexRawPredictAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Resu
 				setFailure(resp, e, resp.StatusCode < 400)
 			}
 		}
-		if resp.StatusCode >= 400 && resp.Error == nil {
-			httpError(resp, resp.StatusCode, x.Response.Body.Data)
-		}
+		explainFailedStatus(resp, x.Response.Body.Data)
 		res.Response = resp
 	}
 	finishGoogle(env, Target{ProviderID: lookup, Known: true}, p, x, res)
