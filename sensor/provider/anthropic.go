@@ -288,16 +288,12 @@ func decodeAnthropicRequest(body []byte, res *Result) string {
 		req.ToolChoice = oisp.ToolChoice(anyValue(b.ToolChoice))
 	}
 
-	p := &oisp.Parameters{
+	req.Parameters = &oisp.Parameters{
 		Temperature: b.Temperature.Ptr(),
 		TopP:        b.TopP.Ptr(),
-		MaxTokens:   b.MaxTokens.Ptr(),
+		MaxTokens:   b.MaxTokens.or(b.MaxTokensToSample).Ptr(), // the legacy API's name
 		Stop:        stringList(b.StopSequences),
 	}
-	if p.MaxTokens == nil {
-		p.MaxTokens = b.MaxTokensToSample.Ptr()
-	}
-	req.Parameters = p
 	finishRequest(req)
 	return model
 }
@@ -672,26 +668,13 @@ func (s *anthropicStream) add(event string, data []byte, at time.Time) {
 		blk := s.block(ev.Index)
 		switch string(d.Type) {
 		case "text_delta":
-			blk.text.WriteString(string(d.Text))
-			if blk.typ == "" {
-				blk.typ = "text"
-			}
-			if d.Text != "" {
-				s.content(at)
-			}
+			s.appendDelta(&blk.text, d.Text, at)
+			blk.typeIfUnknown("text")
 		case "input_json_delta":
-			blk.json.WriteString(string(d.PartialJSON))
-			if d.PartialJSON != "" {
-				s.content(at)
-			}
+			s.appendDelta(&blk.json, d.PartialJSON, at)
 		case "thinking_delta":
-			blk.thinking.WriteString(string(d.Thinking))
-			if blk.typ == "" {
-				blk.typ = "thinking"
-			}
-			if d.Thinking != "" {
-				s.content(at)
-			}
+			s.appendDelta(&blk.thinking, d.Thinking, at)
+			blk.typeIfUnknown("thinking")
 		}
 	case "message_delta":
 		if ev.Delta != nil && ev.Delta.StopReason != "" {
@@ -723,6 +706,23 @@ func (s *anthropicStream) add(event string, data []byte, at time.Time) {
 		if ev.ID != "" && s.id == "" {
 			s.id = string(ev.ID)
 		}
+	}
+}
+
+// appendDelta appends a content_block_delta's piece to a block's buffer;
+// a piece with content is content for the time to first token.
+func (s *anthropicStream) appendDelta(buf *textBuf, piece jStr, at time.Time) {
+	buf.WriteString(string(piece))
+	if piece != "" {
+		s.content(at)
+	}
+}
+
+// typeIfUnknown types a block whose content_block_start was not seen by
+// the deltas it gets.
+func (b *anthropicStreamBlock) typeIfUnknown(typ string) {
+	if b.typ == "" {
+		b.typ = typ
 	}
 }
 

@@ -545,13 +545,7 @@ func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
 }
 
 func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
-	reqType := oisp.RequestChat
-	switch a.name {
-	case apiCohereGenerate:
-		reqType = oisp.RequestCompletion
-	case apiCohereEmbed:
-		reqType = oisp.RequestEmbedding
-	}
+	reqType := requestTypeOf(a.name, apiCohereGenerate, apiCohereEmbed)
 	res := newResult(a.name, t, x, reqType)
 	req := res.Request
 	decodeCohereRequest(x.Request.Body.Data, res)

@@ -472,6 +472,37 @@ func finishRequest(req *oisp.AIRequest) {
 	}
 }
 
+// or returns n, or alt when n is absent: of two names of one parameter (a
+// newer and an older one, camelCase and snake_case), the first present
+// wins.
+func (n jInt) or(alt jInt) jInt {
+	if n.OK {
+		return n
+	}
+	return alt
+}
+
+// or returns f, or alt when f is absent (see jInt.or).
+func (f jFloat) or(alt jFloat) jFloat {
+	if f.OK {
+		return f
+	}
+	return alt
+}
+
+// requestTypeOf is the request type of one of a provider's chat, generate
+// and embed APIs (Cohere's, Ollama's): generate answers a prompt, embed
+// makes vectors, the others chat.
+func requestTypeOf(api, generateAPI, embedAPI string) string {
+	switch api {
+	case generateAPI:
+		return oisp.RequestCompletion
+	case embedAPI:
+		return oisp.RequestEmbedding
+	}
+	return oisp.RequestChat
+}
+
 // setThinking gives resp the reasoning text as its thinking (the text, its
 // length and hash); no text leaves resp's thinking as it is.
 func setThinking(resp *oisp.AIResponse, text string) {

@@ -281,15 +281,7 @@ func finishGoogle(env Env, t Target, p googlePath, x *httpmsg.Exchange, res *Res
 	if x.Response == nil {
 		res.note(noteNoResponse)
 	} else {
-		if x.Response.Body.Truncated {
-			res.note(noteResponseTruncated)
-		}
-		if !x.Response.Complete {
-			res.note(noteResponseIncomplete)
-		}
-		if x.Response.Body.DecodeError != "" {
-			res.note(noteContentDecodeError)
-		}
+		noteResponseBody(res, x)
 	}
 	id := t.ProviderID
 	if id == "" || id == "other" {
@@ -766,22 +758,13 @@ func geminiToolChoice(tc *geminiToolConfig) string {
 
 // geminiParameters reads generationConfig.
 func geminiParameters(gc *geminiGenerationConfig) *oisp.Parameters {
-	pick := func(a, b jFloat) *float64 {
-		if a.OK {
-			return a.Ptr()
-		}
-		return b.Ptr()
-	}
 	p := &oisp.Parameters{
 		Temperature:      gc.Temperature.Ptr(),
-		TopP:             pick(gc.TopP, gc.TopPSnake),
-		PresencePenalty:  pick(gc.PresencePenalty, gc.PresencePenaltySnake),
-		FrequencyPenalty: pick(gc.FrequencyPenalty, gc.FrequencyPenaltySnake),
-		MaxTokens:        gc.MaxOutputTokens.Ptr(),
+		TopP:             gc.TopP.or(gc.TopPSnake).Ptr(),
+		PresencePenalty:  gc.PresencePenalty.or(gc.PresencePenaltySnake).Ptr(),
+		FrequencyPenalty: gc.FrequencyPenalty.or(gc.FrequencyPenaltySnake).Ptr(),
+		MaxTokens:        gc.MaxOutputTokens.or(gc.MaxOutputTokensSnake).Ptr(),
 		Stop:             stringList(gc.StopSequences),
-	}
-	if p.MaxTokens == nil {
-		p.MaxTokens = gc.MaxOutputTokensSnake.Ptr()
 	}
 	if p.Stop == nil {
 		p.Stop = stringList(gc.StopSequencesSnake)

@@ -328,13 +328,7 @@ func (a *ollamaAcc) fill(res *Result, resp *oisp.AIResponse) {
 }
 
 func (a ollamaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
-	reqType := oisp.RequestChat
-	switch a.name {
-	case apiOllamaGenerate:
-		reqType = oisp.RequestCompletion
-	case apiOllamaEmbed:
-		reqType = oisp.RequestEmbedding
-	}
+	reqType := requestTypeOf(a.name, apiOllamaGenerate, apiOllamaEmbed)
 	res := newResult(a.name, t, x, reqType)
 	if !t.Known {
 		res.Notes = append(res.Notes, noteUnknownHostOllama)

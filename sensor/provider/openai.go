@@ -325,11 +325,8 @@ func decodeOpenAIChatRequest(body []byte, res *Result) string {
 		TopP:             b.TopP.Ptr(),
 		FrequencyPenalty: b.FrequencyPenalty.Ptr(),
 		PresencePenalty:  b.PresencePenalty.Ptr(),
-		MaxTokens:        b.MaxCompletionTokens.Ptr(),
+		MaxTokens:        b.MaxCompletionTokens.or(b.MaxTokens).Ptr(), // the newer name first
 		Stop:             stringList(b.Stop),
-	}
-	if p.MaxTokens == nil {
-		p.MaxTokens = b.MaxTokens.Ptr()
 	}
 	req.Parameters = p
 	finishRequest(req)
