@@ -337,13 +337,9 @@ type anthropicContentRoom [2]anthropicContentList
 // only while their content is flattened (the strings kept are the
 // blocks' own copies).
 func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult, room []anthropicContentList) (string, int) {
-	switch rawKind(raw) {
-	case '"':
-		s, _ := rawString(raw)
-		return s, 0
-	case '[':
-	default:
-		return "", 0
+	text, list := textOrList(raw)
+	if list == nil {
+		return text, 0
 	}
 	var blocks *anthropicContentList
 	if len(room) > 0 {
@@ -351,8 +347,8 @@ func flattenAnthropicContent(raw json.RawMessage, results *[]ToolResult, room []
 	} else {
 		blocks = new(anthropicContentList)
 	}
-	decodeLoose(raw, blocks) //nolint:errcheck // a broken array yields no blocks
-	var kept [4]string       // most contents have a block or two
+	decodeLoose(list, blocks) //nolint:errcheck // a broken array yields no blocks
+	var kept [4]string        // most contents have a block or two
 	parts := kept[:0]
 	images := 0
 	for _, bl := range *blocks {
@@ -636,11 +632,7 @@ func (s *anthropicStream) add(event string, data []byte, at time.Time) {
 		return
 	}
 	s.events++
-	typ := string(ev.Type)
-	if typ == "" {
-		typ = event
-	}
-	switch typ {
+	switch eventType(ev.Type, event) {
 	case "message_start":
 		if m := ev.Message; m != nil {
 			s.id, s.model = string(m.ID), string(m.Model)

@@ -196,6 +196,23 @@ func bedrockFrames(body []byte, res *Result, rec stats.Recorder) []eventstream.M
 	return ms
 }
 
+// bedrockEvents is bedrockFrames less the exception frames, of which the
+// first is the stream's error (Converse and InvokeModel streams alike; the
+// later ones add nothing the answer reports).
+func bedrockEvents(body []byte, res *Result, rec stats.Recorder) ([]eventstream.Message, *oisp.Error) {
+	ms := bedrockFrames(body, res, rec)
+	var first *oisp.Error
+	events := ms[:0] // in place: the frames are this call's
+	for i := range ms {
+		if !ms[i].IsError() {
+			events = append(events, ms[i])
+		} else if first == nil {
+			first = bedrockStreamException(&ms[i])
+		}
+	}
+	return events, first
+}
+
 // isEventStream reports whether the response body is an event stream (a
 // stream request answered with an error is plain JSON).
 func isEventStream(x *httpmsg.Exchange) bool {
@@ -543,14 +560,10 @@ func decodeBedrockConverse(t Target, p bedrockPath, x *httpmsg.Exchange, rec sta
 		bedrockHTTPError(resp, x.Response.Header, body.Data)
 		return res
 	case isEventStream(x):
-		for _, m := range bedrockFrames(body.Data, res, rec) {
+		var events []eventstream.Message
+		events, a.err = bedrockEvents(body.Data, res, rec)
+		for _, m := range events {
 			at := body.TimeAt(int(m.End) - 1)
-			if m.IsError() {
-				if a.err == nil {
-					a.err = bedrockStreamException(&m)
-				}
-				continue
-			}
 			var ev converseStreamEvent
 			if !decodeLooseOK(m.Payload, &ev) {
 				a.bad++

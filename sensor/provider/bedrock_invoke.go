@@ -608,17 +608,13 @@ func decodeBedrockInvoke(t Target, p bedrockPath, x *httpmsg.Exchange, rec stats
 	case resp.StatusCode >= 300:
 		bedrockHTTPError(resp, x.Response.Header, body.Data)
 	case isEventStream(x):
-		for _, m := range bedrockFrames(body.Data, res, rec) {
-			at := body.TimeAt(int(m.End) - 1)
-			if m.IsError() {
-				if a.err == nil {
-					a.err = bedrockStreamException(&m)
-				}
-				continue
-			}
+		var events []eventstream.Message
+		events, a.err = bedrockEvents(body.Data, res, rec)
+		for _, m := range events {
 			if m.EventType != "chunk" {
 				continue
 			}
+			at := body.TimeAt(int(m.End) - 1)
 			inner, err := eventstream.ChunkBytes(m.Payload, rec)
 			if err != nil {
 				res.note(noteBedrockChunk)

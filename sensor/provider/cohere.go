@@ -181,21 +181,15 @@ type cohereRequestBody struct {
 
 // cohereText flattens v2 content (a string or [{type:text,text}…]).
 func cohereText(raw json.RawMessage) (string, int) {
-	switch rawKind(raw) {
-	case '"':
-		s, _ := rawString(raw)
-		return s, 0
-	case '{':
-		raw = json.RawMessage("[" + string(raw) + "]")
-	case '[':
-	default:
-		return "", 0
+	text, list := textOrItems(raw)
+	if list == nil {
+		return text, 0
 	}
 	var parts []struct {
 		Type jStr `json:"type"`
 		Text jStr `json:"text"`
 	}
-	decodeLoose(raw, &parts) //nolint:errcheck // a broken list yields what decoded
+	decodeLoose(list, &parts) //nolint:errcheck // a broken list yields what decoded
 	var texts []string
 	images := 0
 	for _, p := range parts {

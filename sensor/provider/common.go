@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	json "github.com/goccy/go-json"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
@@ -501,6 +502,30 @@ func requestTypeOf(api, generateAPI, embedAPI string) string {
 		return oisp.RequestEmbedding
 	}
 	return oisp.RequestChat
+}
+
+// textOrList reads content that is a string or a list of parts: the
+// string's text, or the list to decode (nil when the content is neither:
+// absent, null, or another kind, which has no text).
+func textOrList(raw json.RawMessage) (string, json.RawMessage) {
+	switch rawKind(raw) {
+	case '"':
+		s, _ := rawString(raw)
+		return s, nil
+	case '[':
+		return "", raw
+	}
+	return "", nil
+}
+
+// textOrItems is textOrList for the APIs that take a lone item where they
+// take a list of items (Cohere v2, Gemini Interactions): an object is read
+// as a list of one.
+func textOrItems(raw json.RawMessage) (string, json.RawMessage) {
+	if rawKind(raw) == '{' {
+		return "", json.RawMessage("[" + string(raw) + "]")
+	}
+	return textOrList(raw)
 }
 
 // setThinking gives resp the reasoning text as its thinking (the text, its

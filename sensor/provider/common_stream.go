@@ -94,6 +94,16 @@ func (t *textBuf) Write(p []byte) { t.b = append(t.b, p...) }
 // String returns the text so far, without a copy.
 func (t *textBuf) String() string { return unsafe.String(unsafe.SliceData(t.b), len(t.b)) }
 
+// eventType is a stream event's type: its JSON "type", or its SSE event
+// name when the JSON has none (Anthropic Messages and OpenAI Responses
+// events carry both, and either may be left out).
+func eventType(jsonType jStr, sseName string) string {
+	if jsonType != "" {
+		return string(jsonType)
+	}
+	return sseName
+}
+
 // noteBadEvents notes that n events of a stream did not decode: the answer
 // is made of the others.
 func noteBadEvents(res *Result, n int) {

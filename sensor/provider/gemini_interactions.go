@@ -177,13 +177,12 @@ func decodeInteractionsRequest(body []byte, res *Result) bool {
 // interactionsInput reads "input": a string, a list of content items (one
 // user turn), or a list of turns {role, content}.
 func interactionsInput(raw json.RawMessage, res *Result) []oisp.Message {
-	switch rawKind(raw) {
-	case '"':
-		s, _ := rawString(raw)
-		return []oisp.Message{newMessage("user", s, 0)}
-	case '{':
-		raw = json.RawMessage("[" + string(raw) + "]")
-	case '[':
+	text, list := textOrItems(raw)
+	switch {
+	case list != nil:
+		raw = list
+	case rawKind(raw) == '"':
+		return []oisp.Message{newMessage("user", text, 0)}
 	default:
 		return nil
 	}
@@ -236,18 +235,12 @@ func resultTexts(rs []ToolResult) []string {
 // interactionsContentText flattens content: a string or a list of items
 // (text, image, function_result…); function calls in history are skipped.
 func interactionsContentText(raw json.RawMessage, results *[]ToolResult) (string, int) {
-	switch rawKind(raw) {
-	case '"':
-		s, _ := rawString(raw)
-		return s, 0
-	case '{':
-		raw = json.RawMessage("[" + string(raw) + "]")
-	case '[':
-	default:
-		return "", 0
+	text, list := textOrItems(raw)
+	if list == nil {
+		return text, 0
 	}
 	var items []interactionsItem
-	decodeLoose(raw, &items) //nolint:errcheck // a broken list yields what decoded
+	decodeLoose(list, &items) //nolint:errcheck // a broken list yields what decoded
 	var texts []string
 	images := 0
 	for _, it := range items {

@@ -314,21 +314,14 @@ func numberEnd(b []byte, i int) (int, bool) {
 	case c == '0':
 		i++
 	case '1' <= c && c <= '9':
-		i++
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
+		i = digitsEnd(b, i+1)
 	default:
 		return 0, false
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return 0, false
+		d := i + 1
+		if i = digitsEnd(b, d); i == d {
+			return 0, false // a fraction needs a digit
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -337,14 +330,19 @@ func numberEnd(b []byte, i int) (int, bool) {
 			i++
 		}
 		d := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return 0, false
+		if i = digitsEnd(b, d); i == d {
+			return 0, false // so does an exponent
 		}
 	}
 	return i, true
+}
+
+// digitsEnd returns the offset after the run of digits at b[i].
+func digitsEnd(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // scanScalar checks the scalar at b[i] (a string of printable ASCII

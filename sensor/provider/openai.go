@@ -391,16 +391,12 @@ func promptTexts(raw json.RawMessage) []string {
 // flattenOpenAIContent renders message content (a string, null, or an array
 // of parts) as text and counts image parts.
 func flattenOpenAIContent(raw json.RawMessage) (string, int) {
-	switch rawKind(raw) {
-	case '"':
-		s, _ := rawString(raw)
-		return s, 0
-	case '[':
-	default:
-		return "", 0
+	text, list := textOrList(raw)
+	if list == nil {
+		return text, 0
 	}
 	var parts openaiPartList
-	decodeLoose(raw, &parts) //nolint:errcheck // a broken array yields no parts
+	decodeLoose(list, &parts) //nolint:errcheck // a broken array yields no parts
 	var texts []string
 	images := 0
 	for _, p := range parts {

@@ -314,10 +314,7 @@ func (s *responsesStream) add(event string, data []byte, at time.Time) {
 		}
 	}
 	s.events++
-	typ := string(ev.Type)
-	if typ == "" {
-		typ = event
-	}
+	typ := eventType(ev.Type, event)
 	switch typ {
 	case "response.created", "response.in_progress", "response.queued":
 		if ev.Response != nil {
