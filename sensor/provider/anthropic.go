@@ -515,8 +515,7 @@ func (a *anthropicContent) fill(resp *oisp.AIResponse, stopReason string) {
 	if fr != "" {
 		resp.FinishReason = fr
 	}
-	resp.ToolCalls = a.calls
-	resp.ToolCallsCount = len(a.calls)
+	setToolCalls(resp, a.calls)
 	if th := strings.Join(a.thinking, ""); th != "" {
 		setThinking(resp, th)
 	} else if red := strings.Join(a.redacted, ""); red != "" {

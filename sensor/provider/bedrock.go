@@ -535,10 +535,9 @@ func (a *converseAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if a.stopReason == "model_context_window_exceeded" {
 		fr = oisp.FinishLength
 	}
-	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(a.text.String()), FinishReason: fr, RawFinishReason: rawIfDifferent(a.stopReason, fr)}}
+	resp.Choices = oneChoice(a.text.String(), fr, rawIfDifferent(a.stopReason, fr))
 	resp.FinishReason = fr
-	resp.ToolCalls = a.calls
-	resp.ToolCallsCount = len(a.calls)
+	setToolCalls(resp, a.calls)
 	setThinking(resp, a.thinking.String())
 }
 

@@ -546,7 +546,7 @@ func (a *invokeAcc) fill(res *Result, resp *oisp.AIResponse, body []byte, header
 			case "CONTENT_FILTERED":
 				fr = oisp.FinishContentFilter
 			}
-			resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(a.text.String()), FinishReason: fr, RawFinishReason: rawIfDifferent(a.finish, fr)}}
+			resp.Choices = oneChoice(a.text.String(), fr, rawIfDifferent(a.finish, fr))
 			resp.FinishReason = fr
 		}
 		if a.in.OK || a.out.OK {

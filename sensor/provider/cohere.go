@@ -531,10 +531,9 @@ func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
 		setFailure(resp, &oisp.Error{Type: "error", Message: a.text.String()}, true)
 		return
 	}
-	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(a.text.String()), FinishReason: fr, RawFinishReason: rawIfDifferent(a.finish, fr)}}
+	resp.Choices = oneChoice(a.text.String(), fr, rawIfDifferent(a.finish, fr))
 	resp.FinishReason = fr
-	resp.ToolCalls = a.calls
-	resp.ToolCallsCount = len(a.calls)
+	setToolCalls(resp, a.calls)
 	setThinking(resp, a.toolPlan.String())
 }
 

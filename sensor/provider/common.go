@@ -528,6 +528,12 @@ func textOrItems(raw json.RawMessage) (string, json.RawMessage) {
 	return textOrList(raw)
 }
 
+// setToolCalls gives resp its tool calls and their count.
+func setToolCalls(resp *oisp.AIResponse, calls []oisp.ToolCall) {
+	resp.ToolCalls = calls
+	resp.ToolCallsCount = len(calls)
+}
+
 // setThinking gives resp the reasoning text as its thinking (the text, its
 // length and hash); no text leaves resp's thinking as it is.
 func setThinking(resp *oisp.AIResponse, text string) {

@@ -1022,8 +1022,7 @@ func (a *geminiAcc) fill(res *Result, resp *oisp.AIResponse) {
 	text := a.text.String()
 	resp.Choices = oneChoice(text, fr, rawIfDifferent(geminiFinishName(raw), fr))
 	resp.FinishReason = fr
-	resp.ToolCalls = a.calls
-	resp.ToolCallsCount = len(a.calls)
+	setToolCalls(resp, a.calls)
 	setThinking(resp, a.thinking.String())
 }
 

@@ -417,8 +417,7 @@ func (a *interactionsAcc) fill(res *Result, resp *oisp.AIResponse) {
 	text := a.text.String()
 	resp.Choices = oneChoice(text, fr, rawIfDifferent(a.status, fr))
 	resp.FinishReason = fr
-	resp.ToolCalls = a.calls
-	resp.ToolCallsCount = len(a.calls)
+	setToolCalls(resp, a.calls)
 	setThinking(resp, a.thinking.String())
 }
 

@@ -316,10 +316,9 @@ func (a *ollamaAcc) fill(res *Result, resp *oisp.AIResponse) {
 	if a.doneReason == "load" || a.doneReason == "unload" {
 		fr = oisp.FinishOther
 	}
-	resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(a.text.String()), FinishReason: fr, RawFinishReason: rawIfDifferent(a.doneReason, fr)}}
+	resp.Choices = oneChoice(a.text.String(), fr, rawIfDifferent(a.doneReason, fr))
 	resp.FinishReason = fr
-	resp.ToolCalls = a.calls
-	resp.ToolCallsCount = len(a.calls)
+	setToolCalls(resp, a.calls)
 	setThinking(resp, a.thinking.String())
 	if !a.done {
 		res.note(noteStreamUnterminated)

@@ -620,7 +620,7 @@ func (s *RealtimeSession) finishTurn(acc *realtimeTurnAcc, r *realtimeResponse, 
 		fr = oisp.FinishToolCalls
 	}
 	if resp.Error == nil {
-		resp.Choices = []oisp.Choice{{Index: 0, Message: assistantMessage(text), FinishReason: fr, RawFinishReason: rawIfDifferent(raw, fr)}}
+		resp.Choices = oneChoice(text, fr, rawIfDifferent(raw, fr))
 		resp.FinishReason = fr
 		resp.ToolCalls = acc.calls
 		resp.ToolCallsCount = len(acc.calls)
