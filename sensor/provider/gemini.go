@@ -339,32 +339,25 @@ type geminiPart struct {
 	FunctionResponseSnake *geminiFunctionCall `json:"function_response"`
 }
 
-func (p *geminiPart) inline() *geminiBlob {
-	if p.InlineData != nil {
-		return p.InlineData
+// camelOrSnake returns a member given in camelCase, else its snake_case
+// spelling: Gemini accepts both (jInt.or is the same rule for numbers).
+func camelOrSnake[T any](camel, snake *T) *T {
+	if camel != nil {
+		return camel
 	}
-	return p.InlineDataSnake
+	return snake
 }
 
-func (p *geminiPart) file() *geminiBlob {
-	if p.FileData != nil {
-		return p.FileData
-	}
-	return p.FileDataSnake
-}
+func (p *geminiPart) inline() *geminiBlob { return camelOrSnake(p.InlineData, p.InlineDataSnake) }
+
+func (p *geminiPart) file() *geminiBlob { return camelOrSnake(p.FileData, p.FileDataSnake) }
 
 func (p *geminiPart) call() *geminiFunctionCall {
-	if p.FunctionCall != nil {
-		return p.FunctionCall
-	}
-	return p.FunctionCallSnake
+	return camelOrSnake(p.FunctionCall, p.FunctionCallSnake)
 }
 
 func (p *geminiPart) result() *geminiFunctionCall {
-	if p.FunctionResponse != nil {
-		return p.FunctionResponse
-	}
-	return p.FunctionResponseSnake
+	return camelOrSnake(p.FunctionResponse, p.FunctionResponseSnake)
 }
 
 type geminiContent struct {
@@ -571,17 +564,11 @@ func decodeGeminiRequest(body []byte, res *Result) {
 			req.Tools = append(req.Tools, oisp.ToolDefinition{Name: geminiBuiltinName(k), Type: geminiBuiltinType(k)})
 		}
 	}
-	tc := b.ToolConfig
-	if tc == nil {
-		tc = b.ToolConfigSnake
-	}
+	tc := camelOrSnake(b.ToolConfig, b.ToolConfigSnake)
 	if tc != nil {
 		req.ToolChoice = geminiToolChoice(tc)
 	}
-	gc := b.GenerationConfig
-	if gc == nil {
-		gc = b.GenerationConfigSnake
-	}
+	gc := camelOrSnake(b.GenerationConfig, b.GenerationConfigSnake)
 	if gc != nil {
 		req.Parameters = geminiParameters(gc)
 	}
@@ -730,10 +717,7 @@ func geminiBuiltinType(key string) string {
 // geminiToolChoice renders functionCallingConfig: AUTO → auto, NONE →
 // none, ANY → required (or the one allowed function's name).
 func geminiToolChoice(tc *geminiToolConfig) string {
-	fc := tc.FunctionCallingConfig
-	if fc == nil {
-		fc = tc.FunctionCallingConfigSnake
-	}
+	fc := camelOrSnake(tc.FunctionCallingConfig, tc.FunctionCallingConfigSnake)
 	if fc == nil {
 		return ""
 	}
