@@ -47,21 +47,25 @@ func finishResult(env Env, providerID string, res *Result) {
 		reg.DescribeModel(req.Model, providerID)
 	}
 	if resp := res.Response; resp != nil {
-		resp.Model = answeredModel(resp.Model, requested)
-		reg.DescribeModel(resp.Model, providerID)
-		if resp.Usage != nil {
-			completeTotals(resp.Usage)
-			reg.priceAnswered(resp.Usage, providerID, resp.Model, requested, res.costRoom(resp.Usage))
-		}
+		resp.Model = res.settleAnswer(reg, providerID, requested, resp.Model, resp.Usage)
 	}
 	if emb := res.Embedding; emb != nil {
-		emb.Model = answeredModel(emb.Model, requested)
-		reg.DescribeModel(emb.Model, providerID)
-		if emb.Usage != nil {
-			completeTotals(emb.Usage)
-			reg.priceAnswered(emb.Usage, providerID, emb.Model, requested, res.costRoom(emb.Usage))
-		}
+		emb.Model = res.settleAnswer(reg, providerID, requested, emb.Model, emb.Usage)
 	}
+}
+
+// settleAnswer enriches an answer (a response or an embedding) alike: its
+// model is the one answered, else the one requested, described from the
+// registry; its usage gets its totals and is priced at that model. It
+// returns the model.
+func (r *Result) settleAnswer(reg *Registry, providerID, requested string, answered *oisp.Model, u *oisp.Usage) *oisp.Model {
+	m := answeredModel(answered, requested)
+	reg.DescribeModel(m, providerID)
+	if u != nil {
+		completeTotals(u)
+		reg.priceAnswered(u, providerID, m, requested, r.costRoom(u))
+	}
+	return m
 }
 
 // costRoom returns where u's costs go: the room of its block when
