@@ -35,8 +35,8 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
-	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 	"github.com/oisp/oisp-sensor/sensor/stream"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 // API names of the OpenAI-format decoders.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
-	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 	"github.com/oisp/oisp-sensor/sensor/stream"
+	"github.com/oisp/oisp-sensor/sensor/stream/memo"
 )
 
 type responsesRequestBody struct {
