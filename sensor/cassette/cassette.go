@@ -91,7 +91,7 @@ func ReadFile(path string) (*Recording, error) {
 func readBounded(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("cassette %s: %w", path, err)
+		return nil, fmt.Errorf("cassette: %w", err) // the error names the path
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxRecordingSize+1))

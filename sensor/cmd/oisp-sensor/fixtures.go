@@ -42,7 +42,7 @@ AI host in the recording and the name from the file name, unless given.`,
 			for _, f := range args {
 				where, err := importFixture(cmd.Context(), f, dir, prov, name, origin)
 				if err != nil {
-					fmt.Fprintf(g.stderr, "oisp-sensor: %s: %v\n", f, err)
+					reportFileError(g.stderr, f, err)
 					failed++
 					continue
 				}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,16 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// reportFileError writes a per-file failure to w, naming the file once:
+// errors from reading a recording already carry its name.
+func reportFileError(w io.Writer, name string, err error) {
+	msg := err.Error()
+	if !strings.Contains(msg, name) {
+		msg = name + ": " + msg
+	}
+	fmt.Fprintf(w, "oisp-sensor: %s\n", msg)
+}
 
 func main() {
 	session.TuneRuntime()

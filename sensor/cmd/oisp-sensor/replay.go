@@ -89,7 +89,7 @@ func runReplay(cmd *cobra.Command, g *globals, f *replayFlags, files []string) e
 	failed := 0
 	for _, name := range files {
 		if err := replayFile(cmd, g, f, mode, name, jsonl, total); err != nil {
-			fmt.Fprintf(g.stderr, "oisp-sensor: %s: %v\n", name, err)
+			reportFileError(g.stderr, name, err)
 			failed++
 		}
 	}
