@@ -366,7 +366,7 @@ func (a *cohereAcc) whole(e *cohereEvent) {
 		}
 	}
 	if len(e.ToolCalls) > 0 {
-		a.calls = a.calls[:0]
+		a.dropCalls()
 		for i := range e.ToolCalls {
 			a.calls = append(a.calls, e.ToolCalls[i].call())
 		}
@@ -379,7 +379,7 @@ func (a *cohereAcc) whole(e *cohereEvent) {
 			a.toolPlan.Reset()
 			a.toolPlan.WriteString(string(m.ToolPlan))
 			if len(m.ToolCalls) > 0 {
-				a.calls = a.calls[:0]
+				a.dropCalls()
 				for i := range m.ToolCalls {
 					a.calls = append(a.calls, m.ToolCalls[i].call())
 				}
@@ -429,7 +429,7 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 			a.content(at)
 		}
 	case "tool-calls-generation":
-		a.calls = a.calls[:0]
+		a.dropCalls()
 		for i := range e.ToolCalls {
 			a.calls = append(a.calls, e.ToolCalls[i].call())
 		}
@@ -492,6 +492,14 @@ func (a *cohereAcc) event(data []byte, at time.Time) {
 			a.end(&e)
 		}
 	}
+}
+
+// dropCalls empties the tool calls for a whole set that replaces them;
+// the arguments streamed for the dropped calls go with them (their
+// positions would name the new calls, or none).
+func (a *cohereAcc) dropCalls() {
+	a.calls = a.calls[:0]
+	a.callArgs = streamedArgs{}
 }
 
 // end merges the last event of a v1 stream (chat stream-end, generate

@@ -1,7 +1,13 @@
 package provider
 
 import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/cassette"
 )
 
 // Recorded Cohere exchanges (testdata/cohere/README.md lists the sources).
@@ -54,4 +60,48 @@ func FuzzCohere(f *testing.F) {
 		ct := []string{"application/json", "text/event-stream", "application/stream+json"}[int(variant>>2)%3]
 		moreFuzzDecode(t, reg, "POST", u, ct, req, resp, 200+int(variant>>6)*100)
 	})
+}
+
+// TestCohereCallsReplacedMidStream: when a stream's tool calls are replaced
+// (a v1 tool-calls-generation event after v2 tool-call deltas), the
+// arguments streamed for the calls it dropped go with them: they neither
+// land on the calls that replace them nor index past them (which panicked).
+func TestCohereCallsReplacedMidStream(t *testing.T) {
+	reg := moreRegistry(t)
+	start := `{"type":"tool-call-start","index":%d,"delta":{"message":{"tool_calls":{"id":"c%d","type":"function","function":{"name":"f","arguments":""}}}}}`
+	delta := `{"type":"tool-call-delta","index":%d,"delta":{"message":{"tool_calls":{"function":{"arguments":"{\"streamed\":%d}"}}}}}`
+	events := func(tail string) []byte {
+		var b strings.Builder
+		for i := range 2 {
+			fmt.Fprintf(&b, "event: tool-call-start\ndata: "+start+"\n\n", i, i)
+			fmt.Fprintf(&b, "event: tool-call-delta\ndata: "+delta+"\n\n", i, i)
+		}
+		b.WriteString("data: " + tail + "\n\n")
+		return []byte(b.String())
+	}
+	for _, tc := range []struct {
+		name, tail string
+		want       []string // the arguments of the calls answered
+	}{
+		{"all dropped", `{"event_type":"tool-calls-generation","tool_calls":[]}`, nil},
+		{"one replaces two", `{"event_type":"tool-calls-generation","tool_calls":[{"name":"g","parameters":{"own":true}}]}`, []string{`{"own":true}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := cassette.Interaction{
+				Request:  cassette.Request{Method: "POST", URL: "https://api.cohere.com/v2/chat", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"model":"command-r","stream":true,"messages":[{"role":"user","content":"hi"}]}`)},
+				Response: cassette.Response{Status: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: events(tc.tail)},
+			}
+			res, _ := moreDecode(t, reg, moreExchange(t, in))
+			if res == nil || res.Response == nil {
+				t.Fatal("no response decoded")
+			}
+			var got []string
+			for _, c := range res.Response.ToolCalls {
+				got = append(got, c.Arguments)
+			}
+			if !slices.Equal(got, tc.want) || res.Response.ToolCallsCount != len(tc.want) {
+				t.Fatalf("tool call arguments %q (count %d), want %q", got, res.Response.ToolCallsCount, tc.want)
+			}
+		})
+	}
 }

@@ -147,7 +147,8 @@ func setArguments(tc *oisp.ToolCall, args string) {
 // in pieces keyed by a stream index (Bedrock ConverseStream content
 // blocks, Cohere v2 tool-call deltas, Gemini Interactions steps): a call
 // starts at an index, the pieces of that index are appended in order, and
-// at the end the whole arguments replace the call's.
+// at the end the whole arguments replace the call's. The positions are
+// of the caller's calls: a caller that drops calls resets its streamedArgs.
 type streamedArgs struct {
 	callAt map[int]int              // stream index → position of the call
 	pieces map[int]*strings.Builder // stream index → its arguments so far
@@ -171,10 +172,11 @@ func (s *streamedArgs) write(idx int, piece string) {
 }
 
 // fill sets the arguments (and their hash) of every call that received
-// pieces; a call without any keeps what it started with.
+// pieces; a call without any keeps what it started with, and a position
+// past calls (calls dropped without a reset) is skipped, never a panic.
 func (s *streamedArgs) fill(calls []oisp.ToolCall) {
 	for idx, pos := range s.callAt {
-		if args := s.pieces[idx].String(); args != "" {
+		if args := s.pieces[idx].String(); args != "" && pos < len(calls) {
 			setArguments(&calls[pos], args)
 		}
 	}
