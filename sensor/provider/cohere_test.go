@@ -70,9 +70,9 @@ func TestCohereCallsReplacedMidStream(t *testing.T) {
 	reg := moreRegistry(t)
 	start := `{"type":"tool-call-start","index":%d,"delta":{"message":{"tool_calls":{"id":"c%d","type":"function","function":{"name":"f","arguments":""}}}}}`
 	delta := `{"type":"tool-call-delta","index":%d,"delta":{"message":{"tool_calls":{"function":{"arguments":"{\"streamed\":%d}"}}}}}`
-	events := func(tail string) []byte {
+	events := func(streamed int, tail string) []byte {
 		var b strings.Builder
-		for i := range 2 {
+		for i := range streamed {
 			fmt.Fprintf(&b, "event: tool-call-start\ndata: "+start+"\n\n", i, i)
 			fmt.Fprintf(&b, "event: tool-call-delta\ndata: "+delta+"\n\n", i, i)
 		}
@@ -80,16 +80,19 @@ func TestCohereCallsReplacedMidStream(t *testing.T) {
 		return []byte(b.String())
 	}
 	for _, tc := range []struct {
-		name, tail string
-		want       []string // the arguments of the calls answered
+		name     string
+		streamed int
+		tail     string
+		want     []string // the arguments of the calls answered
 	}{
-		{"all dropped", `{"event_type":"tool-calls-generation","tool_calls":[]}`, nil},
-		{"one replaces two", `{"event_type":"tool-calls-generation","tool_calls":[{"name":"g","parameters":{"own":true}}]}`, []string{`{"own":true}`}},
+		{"all dropped", 2, `{"event_type":"tool-calls-generation","tool_calls":[]}`, nil},
+		{"one replaces two", 2, `{"event_type":"tool-calls-generation","tool_calls":[{"name":"g","parameters":{"own":true}}]}`, []string{`{"own":true}`}},
+		{"one replaces one", 1, `{"event_type":"tool-calls-generation","tool_calls":[{"name":"g","parameters":{"own":true}}]}`, []string{`{"own":true}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := cassette.Interaction{
 				Request:  cassette.Request{Method: "POST", URL: "https://api.cohere.com/v2/chat", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"model":"command-r","stream":true,"messages":[{"role":"user","content":"hi"}]}`)},
-				Response: cassette.Response{Status: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: events(tc.tail)},
+				Response: cassette.Response{Status: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: events(tc.streamed, tc.tail)},
 			}
 			res, _ := moreDecode(t, reg, moreExchange(t, in))
 			if res == nil || res.Response == nil {
