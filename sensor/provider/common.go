@@ -542,8 +542,9 @@ func setThinking(resp *oisp.AIResponse, text string) {
 	}
 }
 
-// explainFailedStatus gives a failed status (400 and up) whose body said
-// nothing the decoder could read the generic http_error (see httpError).
+// explainFailedStatus gives resp the generic http_error when its status
+// failed (400 and up) and the decoder read no error from the body:
+// httpError keeps an error already set.
 func explainFailedStatus(resp *oisp.AIResponse, body []byte) {
 	if resp.StatusCode >= 400 {
 		httpError(resp, resp.StatusCode, body)

@@ -622,8 +622,7 @@ func (s *RealtimeSession) finishTurn(acc *realtimeTurnAcc, r *realtimeResponse, 
 	if resp.Error == nil {
 		resp.Choices = oneChoice(text, fr, rawIfDifferent(raw, fr))
 		resp.FinishReason = fr
-		resp.ToolCalls = acc.calls
-		resp.ToolCallsCount = len(acc.calls)
+		setToolCalls(resp, acc.calls)
 	}
 	resp.LatencyMS = msBetween(acc.askedAt, at)
 	if !acc.firstContent.IsZero() {
