@@ -121,12 +121,7 @@ func (a bedrockAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, err
 	if x.Response == nil {
 		res.note(noteNoResponse)
 	} else {
-		if x.Response.Body.Truncated {
-			res.note(noteResponseTruncated)
-		}
-		if !x.Response.Complete {
-			res.note(noteResponseIncomplete)
-		}
+		noteResponseBody(res, x)
 	}
 	finishResult(env, "aws_bedrock", res)
 	return res, nil

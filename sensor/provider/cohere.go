@@ -555,9 +555,7 @@ func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 		finishResult(env, "cohere", res)
 		return res, nil
 	}
-	if x.Response.Body.Truncated {
-		res.note(noteResponseTruncated)
-	}
+	noteResponseBody(res, x)
 	body := &x.Response.Body
 	if reqType == oisp.RequestEmbedding {
 		res.Embedding = decodeCohereEmbed(x, res)
