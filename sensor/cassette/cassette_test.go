@@ -292,6 +292,9 @@ func TestHTTPRR(t *testing.T) {
 	}{
 		{"trace.httprr", []byte(httprrTrace())},
 		{"trace.httprr.gz", gz(t, []byte(httprrTrace()))},
+		// an editor's final newline is not a record
+		{"newline.httprr", []byte(httprrTrace() + "\n")},
+		{"crlf.httprr", []byte(httprrTrace() + "\r\n")},
 	} {
 		rec, err := Parse(tc.name, tc.data)
 		if err != nil {

@@ -21,7 +21,9 @@ const httprrMagic = "httprr trace v1\n"
 func parseHTTPRR(data []byte) (*Recording, error) {
 	rest := data[len(httprrMagic):]
 	rec := &Recording{Format: FormatHTTPRR}
-	for k := 0; len(rest) > 0; k++ {
+	// Whitespace after the last record (a final newline an editor added)
+	// is not a record.
+	for k := 0; len(bytes.TrimSpace(rest)) > 0; k++ {
 		nl := bytes.IndexByte(rest, '\n')
 		if nl < 0 {
 			return nil, fmt.Errorf("record %d: no length line", k)

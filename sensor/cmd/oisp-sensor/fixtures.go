@@ -23,7 +23,7 @@ func newFixturesCmd(g *globals) *cobra.Command {
 		Use:   "fixtures",
 		Short: "Manage conformance fixtures (recorded traffic + expected events)",
 	}
-	var dir, name, prov, origin string
+	var o importOptions
 	imp := &cobra.Command{
 		Use:   "import FILE...",
 		Short: "Turn recorded traffic into conformance fixtures",
@@ -35,12 +35,12 @@ AI host in the recording and the name from the file name, unless given.`,
 		Example: `  oisp-sensor fixtures import --origin "pydantic-ai @ 4fda389 (MIT)" ../shared/cassettes/pydantic-ai/tests/models/cassettes/test_openai/test_request_simple_success.yaml`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if name != "" && len(args) > 1 {
+			if o.name != "" && len(args) > 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--name needs exactly one FILE")}
 			}
 			failed := 0
 			for _, f := range args {
-				where, err := importFixture(cmd.Context(), f, dir, prov, name, origin)
+				where, err := importFixture(cmd.Context(), f, o)
 				if err != nil {
 					reportFileError(g.stderr, f, err)
 					failed++
@@ -54,15 +54,18 @@ AI host in the recording and the name from the file name, unless given.`,
 			return nil
 		},
 	}
-	imp.Flags().StringVar(&dir, "dir", "fixtures", "fixtures `DIR`ectory")
-	imp.Flags().StringVar(&name, "name", "", "fixture name (default: from the file name)")
-	imp.Flags().StringVar(&prov, "provider", "", "provider folder (default: from the recording's hosts)")
-	imp.Flags().StringVar(&origin, "origin", "", "where the recording comes from (project, commit, licence), written to SOURCE")
+	imp.Flags().StringVar(&o.dir, "dir", "fixtures", "fixtures `DIR`ectory")
+	imp.Flags().StringVar(&o.name, "name", "", "fixture name (default: from the file name)")
+	imp.Flags().StringVar(&o.provider, "provider", "", "provider folder (default: from the recording's hosts)")
+	imp.Flags().StringVar(&o.origin, "origin", "", "where the recording comes from (project, commit, licence), written to SOURCE")
+	imp.Flags().BoolVar(&o.force, "force", false, "replace a fixture that already exists")
 	cmd.AddCommand(imp)
 	return cmd
 }
 
-var unsafeName = regexp.MustCompile(`[^a-z0-9._-]+`)
+// unsafeName matches what a fixture name may not hold: names are
+// lower-case words joined by dashes, as the corpus's are.
+var unsafeName = regexp.MustCompile(`[^a-z0-9.-]+`)
 
 func fixtureName(file string) string {
 	base := filepath.Base(file)
@@ -90,12 +93,23 @@ func recordingProvider(rec *cassette.Recording) (string, error) {
 	return "other", nil
 }
 
-// importFixture writes one fixture and returns its folder.
-func importFixture(ctx context.Context, file, dir, prov, name, origin string) (string, error) {
+// importOptions are the import command's flags.
+type importOptions struct {
+	dir, name, provider, origin string
+	// force replaces a fixture that exists: its expected.jsonl is a
+	// reviewed golden, not to be overwritten by accident.
+	force bool
+}
+
+// importFixture writes one fixture and returns its folder. Every file is
+// made before any is written, so a recording that fails leaves nothing
+// behind.
+func importFixture(ctx context.Context, file string, o importOptions) (string, error) {
 	rec, err := cassette.ReadFile(file)
 	if err != nil {
 		return "", err
 	}
+	prov, name := o.provider, o.name
 	if prov == "" {
 		if prov, err = recordingProvider(rec); err != nil {
 			return "", err
@@ -104,19 +118,17 @@ func importFixture(ctx context.Context, file, dir, prov, name, origin string) (s
 	if name == "" {
 		name = fixtureName(file)
 	}
-	where := filepath.Join(dir, prov, name)
-	if err := os.MkdirAll(where, 0o755); err != nil {
-		return "", err
+	where := filepath.Join(o.dir, prov, name)
+	if _, err := os.Stat(where); err == nil && !o.force {
+		return "", fmt.Errorf("%s exists (its expected.jsonl is a reviewed golden): --force replaces it, --name imports beside it", where)
 	}
 	var cas bytes.Buffer
 	if err := cassette.Write(&cas, rec); err != nil {
 		return "", fmt.Errorf("write cassette: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(where, "cassette.yaml"), cas.Bytes(), 0o644); err != nil {
-		return "", err
-	}
-	// Replay the cassette as written, so the golden describes the fixture.
-	written, err := cassette.ReadFile(filepath.Join(where, "cassette.yaml"))
+	// Replay the cassette as it will be written, so that the golden
+	// describes the fixture.
+	written, err := cassette.Parse(filepath.Join(where, "cassette.yaml"), cas.Bytes())
 	if err != nil {
 		return "", fmt.Errorf("re-read written cassette: %w", err)
 	}
@@ -128,17 +140,27 @@ func importFixture(ctx context.Context, file, dir, prov, name, origin string) (s
 	if err := golden.WriteJSONL(&exp, evs); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(where, "expected.jsonl"), exp.Bytes(), 0o644); err != nil {
-		return "", err
-	}
+	origin := o.origin
 	if origin == "" {
 		origin = file
 		if i := strings.Index(file, "cassettes/"); i >= 0 {
 			origin = file[i+len("cassettes/"):]
 		}
 	}
-	if err := os.WriteFile(filepath.Join(where, "SOURCE"), []byte(origin+"\n"), 0o644); err != nil {
+	if err := os.MkdirAll(where, 0o755); err != nil {
 		return "", err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{"cassette.yaml", cas.Bytes()},
+		{"expected.jsonl", exp.Bytes()},
+		{"SOURCE", []byte(origin + "\n")},
+	} {
+		if err := os.WriteFile(filepath.Join(where, f.name), f.data, 0o644); err != nil {
+			return "", err
+		}
 	}
 	return where, nil
 }
