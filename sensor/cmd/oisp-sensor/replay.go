@@ -44,7 +44,7 @@ over that protocol, and the plaintext is tapped at the server's TLS boundary.
 
 A file that cannot be read is reported on stderr with the reason; the other
 files are still processed, and the exit status is 1.`,
-		Example: `  oisp-sensor replay fixtures/openai/chat-basic/cassette.yaml
+		Example: `  oisp-sensor replay fixtures/openai/lcg-testllmchain/cassette.yaml
   oisp-sensor replay --transport h2 -o events.jsonl recordings/*.yaml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
