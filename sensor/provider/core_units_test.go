@@ -567,38 +567,14 @@ func TestAuthSchemeCase(t *testing.T) {
 // is noted on the result (and so marks its events partial).
 func TestEveryAPINotesResponseBodyProblems(t *testing.T) {
 	reg := coreRegistry(t)
-	chat := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
-	for _, c := range []struct{ url, body string }{
-		{"https://api.openai.com/v1/chat/completions", chat},
-		{"https://api.openai.com/v1/responses", `{"model":"gpt-4o","input":"hi"}`},
-		{"https://api.openai.com/v1/embeddings", `{"model":"e","input":"hi"}`},
-		{"https://api.anthropic.com/v1/messages", `{"model":"c","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`},
-		{"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent", `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`},
-		{"https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-micro-v1%3A0/converse", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`},
-		{"https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.titan-text-express-v1/invoke", `{"inputText":"hi"}`},
-		{"https://api.cohere.com/v2/chat", `{"model":"command-r","messages":[{"role":"user","content":"hi"}]}`},
-		{"https://api.cohere.com/v2/embed", `{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}`},
-		{"http://localhost:11434/api/chat", chat},
-		{"http://localhost:11434/api/generate", `{"model":"llama3","prompt":"hi"}`},
-		{"https://api.openai.com/v1/completions", `{"model":"davinci-002","prompt":"hi"}`},
-		{"https://api.anthropic.com/v1/complete", `{"model":"c","prompt":"hi"}`},
-		{"https://api.anthropic.com/v1/messages/count_tokens", `{"model":"c","messages":[{"role":"user","content":"hi"}]}`},
-		{"https://generativelanguage.googleapis.com/v1beta/models/text-embedding-004:embedContent", `{"content":{"parts":[{"text":"hi"}]}}`},
-		{"https://generativelanguage.googleapis.com/v1beta/interactions", `{"model":"gemini-2.5-flash","input":"hi"}`},
-		{"https://api.openai.com/v1/images/generations", `{"model":"dall-e-3","prompt":"hi"}`},
-	} {
+	for _, c := range everyAPICases() {
 		x := coreExchange(c.url, c.body, 200, `{}`)
 		name, tg := coreMatch(reg, x)
-		if name == "" {
-			t.Errorf("%s: no API matched", c.url)
+		if name != c.api {
+			t.Errorf("%s: matched %q, want %q", c.url, name, c.api)
 			continue
 		}
-		var api API
-		for _, a := range BuiltinAPIs() {
-			if a.Name() == name {
-				api = a
-			}
-		}
+		api := apiNamed(t, name)
 		x.Response.Body.Truncated = true
 		x.Response.Body.DecodeError = "gzip: invalid header"
 		x.Response.Complete = false

@@ -1069,7 +1069,7 @@ func decodeGeminiCountTokens(x *httpmsg.Exchange, res *Result) {
 		TotalTokens jInt            `json:"totalTokens"`
 		Error       json.RawMessage `json:"error"`
 	}
-	if _, err := decodeLoose(x.Response.Body.Data, &b); err == nil {
+	if decodeResponseBody(x.Response.Body.Data, &b, res) {
 		if e := googleError(b.Error); e != nil {
 			setFailure(resp, e, false)
 		}

@@ -116,6 +116,11 @@ func (a openaiMediaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result,
 			mediaStream(x, res, resp)
 		case strings.Contains(ct, "json") || rawKind(body) == '{':
 			mediaResponse(body, res, resp)
+		case a.requestType != oisp.RequestAudio && len(bytes.TrimSpace(body)) > 0:
+			// Images and moderations always answer JSON: anything else
+			// (a proxy's HTML page) is noted. Audio may answer audio
+			// bytes or plain text.
+			mediaResponse(body, res, resp)
 		}
 		endResponse(res, resp, x)
 	}
