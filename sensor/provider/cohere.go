@@ -531,6 +531,11 @@ func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
 		setFailure(resp, a.err, true)
 		return
 	}
+	if a.events > 0 && !a.ended {
+		// As endStream: events that never reached stream-end or
+		// message-end are a cut stream.
+		res.note(noteStreamUnterminated)
+	}
 	if a.events == 0 && !a.final {
 		return
 	}

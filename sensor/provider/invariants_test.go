@@ -31,11 +31,25 @@ type everyAPICase struct {
 	// has no streaming form); streamResp is a minimal streamed answer with
 	// streamType its Content-Type.
 	streamURL, streamBody, streamResp, streamType string
+	// streamCut is a streamed answer that stops before the format's end
+	// marker; "" for formats without one (Gemini's SSE stream ends with a
+	// chunk finishing every candidate, which a blocked prompt or a
+	// usage-only last chunk never sends; the Interactions stream is read
+	// without one) and for Bedrock's binary eventstream.
+	streamCut string
 	// fail is a 429 answer in the provider's own error format.
 	fail providerError
 	// noJSONAnswer is true when a 200 body need not be JSON (audio
 	// speech returns audio bytes), so a non-JSON body is no problem.
 	noJSONAnswer bool
+}
+
+// streamEndpoint is the URL of c's streamed call.
+func (c everyAPICase) streamEndpoint() string {
+	if c.streamURL != "" {
+		return c.streamURL
+	}
+	return c.url
 }
 
 // name is the case's test name: its Result's API.
@@ -72,11 +86,12 @@ func everyAPICases() []everyAPICase {
 	chat := `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 	chatStream := `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`
 	openaiSSE := "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"yo\"}}]}\n\ndata: [DONE]\n\n"
+	openaiCut := "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"yo\"}}]}\n\n"
 	gemini := `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`
 	geminiSSE := "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"yo\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n"
 	vertex := "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro"
-	anthropicSSE := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"role\":\"assistant\",\"content\":[]}}\n\n" +
-		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	anthropicCut := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"role\":\"assistant\",\"content\":[]}}\n\n"
+	anthropicSSE := anthropicCut + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 	anthropicMsg := `{"model":"c","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`
 	anthropicMsgStream := `{"model":"c","max_tokens":1,"messages":[{"role":"user","content":"hi"}],"stream":true}`
 	vertexClaude := "https://us-east5-aiplatform.googleapis.com/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514"
@@ -85,21 +100,21 @@ func everyAPICases() []everyAPICase {
 	bedrock := "https://bedrock-runtime.us-east-1.amazonaws.com/model/"
 	ollamaNDJSON := "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n{\"model\":\"m\",\"done\":true}\n"
 	return []everyAPICase{
-		{api: apiOpenAIChat, url: "https://api.openai.com/v1/chat/completions", body: chat, model: "m", fail: openaiErr,
+		{api: apiOpenAIChat, url: "https://api.openai.com/v1/chat/completions", body: chat, model: "m", fail: openaiErr, streamCut: openaiCut,
 			streamBody: chatStream, streamResp: openaiSSE, streamType: sseType},
-		{api: apiOpenAIResponses, url: "https://api.openai.com/v1/responses", body: `{"model":"gpt-4o","input":"hi"}`, model: "gpt-4o", fail: openaiErr,
+		{api: apiOpenAIResponses, url: "https://api.openai.com/v1/responses", body: `{"model":"gpt-4o","input":"hi"}`, model: "gpt-4o", fail: openaiErr, streamCut: "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\",\"model\":\"gpt-4o\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
 			streamBody: `{"model":"gpt-4o","input":"hi","stream":true}`,
 			streamResp: "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"model\":\"gpt-4o\",\"status\":\"completed\",\"output\":[]}}\n\n", streamType: sseType},
 		{api: apiOpenAIEmbeddings, url: "https://api.openai.com/v1/embeddings", body: `{"model":"e","input":"hi"}`, model: "e", fail: openaiErr},
-		{api: apiOpenAICompletions, url: "https://api.openai.com/v1/completions", body: `{"model":"davinci-002","prompt":"hi"}`, model: "davinci-002", fail: openaiErr,
+		{api: apiOpenAICompletions, url: "https://api.openai.com/v1/completions", body: `{"model":"davinci-002","prompt":"hi"}`, model: "davinci-002", fail: openaiErr, streamCut: "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"yo\"}]}\n\n",
 			streamBody: `{"model":"davinci-002","prompt":"hi","stream":true}`,
 			streamResp: "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"yo\"}]}\n\ndata: [DONE]\n\n", streamType: sseType},
 		{api: apiOpenAIImages, url: "https://api.openai.com/v1/images/generations", body: `{"model":"dall-e-3","prompt":"hi"}`, model: "dall-e-3", fail: openaiErr},
 		{api: apiOpenAIAudio, url: "https://api.openai.com/v1/audio/speech", body: `{"model":"tts-1","input":"hi","voice":"alloy"}`, model: "tts-1", fail: openaiErr, noJSONAnswer: true},
 		{api: apiOpenAIModerations, url: "https://api.openai.com/v1/moderations", body: `{"model":"omni-moderation-latest","input":"hi"}`, model: "omni-moderation-latest", fail: openaiErr},
-		{api: apiAnthropicMessages, url: "https://api.anthropic.com/v1/messages", body: anthropicMsg, model: "c", fail: anthropicErr,
+		{api: apiAnthropicMessages, url: "https://api.anthropic.com/v1/messages", body: anthropicMsg, model: "c", fail: anthropicErr, streamCut: anthropicCut,
 			streamBody: anthropicMsgStream, streamResp: anthropicSSE, streamType: sseType},
-		{api: apiAnthropicComplete, url: "https://api.anthropic.com/v1/complete", body: `{"model":"c","prompt":"hi"}`, model: "c", fail: anthropicErr,
+		{api: apiAnthropicComplete, url: "https://api.anthropic.com/v1/complete", body: `{"model":"c","prompt":"hi"}`, model: "c", fail: anthropicErr, streamCut: "event: completion\ndata: {\"type\":\"completion\",\"completion\":\"yo\",\"stop_reason\":null,\"model\":\"c\"}\n\n",
 			streamBody: `{"model":"c","prompt":"hi","stream":true}`,
 			streamResp: "event: completion\ndata: {\"type\":\"completion\",\"completion\":\"yo\",\"stop_reason\":\"stop_sequence\",\"model\":\"c\"}\n\n", streamType: sseType},
 		{api: apiAnthropicCountTokens, url: "https://api.anthropic.com/v1/messages/count_tokens", body: `{"model":"c","messages":[{"role":"user","content":"hi"}]}`, model: "c", fail: anthropicErr},
@@ -114,11 +129,11 @@ func everyAPICases() []everyAPICase {
 			streamURL: vertex + ":streamGenerateContent?alt=sse", streamBody: gemini, streamResp: geminiSSE, streamType: sseType},
 		{api: apiVertexCountTokens, url: vertex + ":countTokens", body: gemini, model: "gemini-2.5-pro", fail: googleErr},
 		{api: apiVertexEmbed, url: "https://aiplatform.googleapis.com/v1/projects/p/locations/global/publishers/google/models/text-embedding-005:predict", body: `{"instances":[{"content":"hi"}]}`, model: "text-embedding-005", fail: googleErr},
-		{api: apiVertexRawPredict, resultAPI: apiVertexAnthropic, url: vertexClaude + ":rawPredict", body: vertexClaudeBody, model: "claude-sonnet-4@20250514", fail: anthropicErr,
+		{api: apiVertexRawPredict, resultAPI: apiVertexAnthropic, url: vertexClaude + ":rawPredict", body: vertexClaudeBody, model: "claude-sonnet-4@20250514", fail: anthropicErr, streamCut: anthropicCut,
 			streamURL: vertexClaude + ":streamRawPredict", streamBody: vertexClaudeBody, streamResp: anthropicSSE, streamType: sseType},
-		{api: apiVertexRawPredict, url: vertexMistral + ":rawPredict", body: chat, model: "m", fail: openaiErr,
+		{api: apiVertexRawPredict, url: vertexMistral + ":rawPredict", body: chat, model: "m", fail: openaiErr, streamCut: openaiCut,
 			streamURL: vertexMistral + ":streamRawPredict", streamBody: chatStream, streamResp: openaiSSE, streamType: sseType},
-		{api: apiVertexOpenAIChat, url: "https://us-central1-aiplatform.googleapis.com/v1beta1/projects/p/locations/us-central1/endpoints/openapi/chat/completions", fail: openaiErr,
+		{api: apiVertexOpenAIChat, url: "https://us-central1-aiplatform.googleapis.com/v1beta1/projects/p/locations/us-central1/endpoints/openapi/chat/completions", fail: openaiErr, streamCut: openaiCut,
 			body: `{"model":"google/gemini-2.0-flash","messages":[{"role":"user","content":"hi"}]}`, model: "google/gemini-2.0-flash",
 			streamBody: `{"model":"google/gemini-2.0-flash","messages":[{"role":"user","content":"hi"}],"stream":true}`, streamResp: openaiSSE, streamType: sseType},
 		{api: apiBedrockConverse, url: bedrock + "amazon.nova-micro-v1%3A0/converse", body: `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`, model: "amazon.nova-micro-v1:0", fail: bedrockErr,
@@ -127,19 +142,19 @@ func everyAPICases() []everyAPICase {
 		{api: apiBedrockInvoke, url: bedrock + "amazon.titan-text-express-v1/invoke", body: `{"inputText":"hi"}`, model: "amazon.titan-text-express-v1", fail: bedrockErr,
 			streamURL: bedrock + "amazon.titan-text-express-v1/invoke-with-response-stream", streamBody: `{"inputText":"hi"}`,
 			streamType: "application/vnd.amazon.eventstream"},
-		{api: apiCohereChatV2, url: "https://api.cohere.com/v2/chat", body: `{"model":"command-r","messages":[{"role":"user","content":"hi"}]}`, model: "command-r", fail: cohereErr,
+		{api: apiCohereChatV2, url: "https://api.cohere.com/v2/chat", body: `{"model":"command-r","messages":[{"role":"user","content":"hi"}]}`, model: "command-r", fail: cohereErr, streamCut: "event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"text\":\"yo\"}}}}\n\n",
 			streamBody: `{"model":"command-r","messages":[{"role":"user","content":"hi"}],"stream":true}`,
 			streamResp: "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\"}}\n\n", streamType: sseType},
-		{api: apiCohereChatV1, url: "https://api.cohere.com/v1/chat", body: `{"model":"command-r","message":"hi"}`, model: "command-r", fail: providerError{body: `{"message":"slow down"}`, message: "slow down"},
+		{api: apiCohereChatV1, url: "https://api.cohere.com/v1/chat", body: `{"model":"command-r","message":"hi"}`, model: "command-r", fail: providerError{body: `{"message":"slow down"}`, message: "slow down"}, streamCut: "{\"is_finished\":false,\"event_type\":\"text-generation\",\"text\":\"yo\"}\n",
 			streamBody: `{"model":"command-r","message":"hi","stream":true}`,
 			streamResp: "{\"is_finished\":true,\"event_type\":\"stream-end\",\"finish_reason\":\"COMPLETE\"}\n", streamType: "application/stream+json"},
-		{api: apiCohereGenerate, url: "https://api.cohere.com/v1/generate", body: `{"model":"command","prompt":"hi"}`, model: "command", fail: providerError{body: `{"message":"slow down"}`, message: "slow down"},
+		{api: apiCohereGenerate, url: "https://api.cohere.com/v1/generate", body: `{"model":"command","prompt":"hi"}`, model: "command", fail: providerError{body: `{"message":"slow down"}`, message: "slow down"}, streamCut: "{\"is_finished\":false,\"text\":\"yo\"}\n",
 			streamBody: `{"model":"command","prompt":"hi","stream":true}`,
 			streamResp: "{\"is_finished\":true,\"finish_reason\":\"COMPLETE\"}\n", streamType: "application/stream+json"},
 		{api: apiCohereEmbed, url: "https://api.cohere.com/v2/embed", body: `{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}`, model: "embed-v4.0", fail: cohereErr},
-		{api: apiOllamaChat, url: "http://localhost:11434/api/chat", body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`, model: "m", fail: ollamaErr,
+		{api: apiOllamaChat, url: "http://localhost:11434/api/chat", body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`, model: "m", fail: ollamaErr, streamCut: "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n",
 			streamBody: chatStream, streamResp: ollamaNDJSON, streamType: "application/x-ndjson"},
-		{api: apiOllamaGenerate, url: "http://localhost:11434/api/generate", body: `{"model":"llama3","prompt":"hi","stream":false}`, model: "llama3", fail: ollamaErr,
+		{api: apiOllamaGenerate, url: "http://localhost:11434/api/generate", body: `{"model":"llama3","prompt":"hi","stream":false}`, model: "llama3", fail: ollamaErr, streamCut: "{\"model\":\"llama3\",\"response\":\"yo\",\"done\":false}\n",
 			streamBody: `{"model":"llama3","prompt":"hi"}`, streamResp: "{\"model\":\"llama3\",\"response\":\"yo\",\"done\":false}\n{\"model\":\"llama3\",\"done\":true}\n", streamType: "application/x-ndjson"},
 		{api: apiOllamaEmbed, url: "http://localhost:11434/api/embed", body: `{"model":"nomic-embed-text","input":"hi"}`, model: "nomic-embed-text", fail: ollamaErr},
 	}
@@ -179,6 +194,23 @@ func decodeCase(t *testing.T, reg *Registry, c everyAPICase, url, reqBody string
 	return res
 }
 
+// forEveryAPI runs check as a subtest for every case of everyAPICases.
+func forEveryAPI(t *testing.T, check func(t *testing.T, reg *Registry, c everyAPICase)) {
+	reg := coreRegistry(t)
+	for _, c := range everyAPICases() {
+		t.Run(c.name(), func(t *testing.T) { check(t, reg, c) })
+	}
+}
+
+// decodeStream decodes c's streamed call answered 200 with respBody (of
+// c's stream Content-Type).
+func decodeStream(t *testing.T, reg *Registry, c everyAPICase, respBody string) *Result {
+	t.Helper()
+	return decodeCase(t, reg, c, c.streamEndpoint(), c.streamBody, 200, respBody, func(x *httpmsg.Exchange) {
+		x.Response.Header.Set("Content-Type", c.streamType)
+	})
+}
+
 // outcome is the answer's HTTP outcome, from the ai.response or, for
 // embedding APIs, the ai.embedding.
 type outcome struct {
@@ -210,18 +242,15 @@ func outcomeOf(t *testing.T, res *Result) outcome {
 }
 
 func TestInvariantNoResponse(t *testing.T) {
-	reg := coreRegistry(t)
-	for _, c := range everyAPICases() {
-		t.Run(c.name(), func(t *testing.T) {
-			res := decodeCase(t, reg, c, c.url, c.body, 200, "", func(x *httpmsg.Exchange) { x.Response = nil })
-			if !slices.Contains(res.Notes, noteNoResponse) || !res.Partial {
-				t.Errorf("notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteNoResponse)
-			}
-			if res.Response != nil || res.Embedding != nil {
-				t.Errorf("an answer invented: response %s embedding %s", jsonOf(t, res.Response), jsonOf(t, res.Embedding))
-			}
-		})
-	}
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		res := decodeCase(t, reg, c, c.url, c.body, 200, "", func(x *httpmsg.Exchange) { x.Response = nil })
+		if !slices.Contains(res.Notes, noteNoResponse) || !res.Partial {
+			t.Errorf("notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteNoResponse)
+		}
+		if res.Response != nil || res.Embedding != nil {
+			t.Errorf("an answer invented: response %s embedding %s", jsonOf(t, res.Response), jsonOf(t, res.Embedding))
+		}
+	})
 }
 
 func TestInvariantFailedStatus(t *testing.T) {
@@ -267,133 +296,154 @@ func TestInvariantFailedStatus(t *testing.T) {
 }
 
 func TestInvariantAnswerNotJSON(t *testing.T) {
-	reg := coreRegistry(t)
-	for _, c := range everyAPICases() {
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
 		if c.noJSONAnswer {
-			continue
+			t.Skip("the API may answer other than JSON")
 		}
-		t.Run(c.name(), func(t *testing.T) {
-			res := decodeCase(t, reg, c, c.url, c.body, 200, "<html><body>Access denied by proxy</body></html>", func(x *httpmsg.Exchange) {
+		// A proxy's page answers the call, streamed or not.
+		calls := [][2]string{{c.url, c.body}}
+		if c.streamBody != "" {
+			calls = append(calls, [2]string{c.streamEndpoint(), c.streamBody})
+		}
+		for _, call := range calls {
+			res := decodeCase(t, reg, c, call[0], call[1], 200, "<html><body>Access denied by proxy</body></html>", func(x *httpmsg.Exchange) {
 				x.Response.Header.Set("Content-Type", "text/html")
 			})
-			// Ollama answers NDJSON by default: its not-JSON line is a bad
-			// stream event.
+			// Ollama answers NDJSON by default: its not-JSON line is a
+			// bad stream event.
 			if !slices.Contains(res.Notes, noteResponseNotJSON) && !slices.Contains(res.Notes, noteStreamBadEvent) {
-				t.Errorf("notes %v lack %s", res.Notes, noteResponseNotJSON)
+				t.Errorf("%s: notes %v lack %s", call[1], res.Notes, noteResponseNotJSON)
 			}
 			if !res.Partial {
-				t.Error("not partial")
+				t.Errorf("%s: not partial", call[1])
 			}
 			if o := outcomeOf(t, res); o.content != "" {
-				t.Errorf("content %q invented", o.content)
+				t.Errorf("%s: content %q invented", call[1], o.content)
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestInvariantRequestNotJSON(t *testing.T) {
-	reg := coreRegistry(t)
-	for _, c := range everyAPICases() {
-		t.Run(c.name(), func(t *testing.T) {
-			// The API matches on the good body (unknown hosts need its
-			// shape); the decoder then sees a form-encoded one.
-			res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, func(x *httpmsg.Exchange) {
-				x.Request.Body.Data = []byte("model=m&prompt=hi")
-			})
-			if !slices.Contains(res.Notes, noteRequestNotJSON) || !res.Partial {
-				t.Errorf("notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteRequestNotJSON)
-			}
-			if p := res.Request.Provider; p == nil || p.Name == "" {
-				t.Errorf("request provider %s", jsonOf(t, p))
-			}
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		// The API matches on the good body (unknown hosts need its
+		// shape); the decoder then sees a form-encoded one.
+		res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, func(x *httpmsg.Exchange) {
+			x.Request.Body.Data = []byte("model=m&prompt=hi")
 		})
-	}
+		if !slices.Contains(res.Notes, noteRequestNotJSON) || !res.Partial {
+			t.Errorf("notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteRequestNotJSON)
+		}
+		if p := res.Request.Provider; p == nil || p.Name == "" {
+			t.Errorf("request provider %s", jsonOf(t, p))
+		}
+	})
 }
 
 func TestInvariantRequestIdentity(t *testing.T) {
-	reg := coreRegistry(t)
-	for _, c := range everyAPICases() {
-		t.Run(c.name(), func(t *testing.T) {
-			res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
-			if want := c.name(); res.API != want {
-				t.Errorf("result API %q, want %q", res.API, want)
-			}
-			req := res.Request
-			if p := req.Provider; p == nil || p.Name == "" || p.Endpoint == "" {
-				t.Errorf("request provider %s: want name and endpoint", jsonOf(t, p))
-			}
-			if req.RequestType == "" {
-				t.Error("no request_type")
-			}
-			if req.Model == nil || req.Model.ID != c.model {
-				t.Errorf("request model %s, want %q", jsonOf(t, req.Model), c.model)
-			}
-		})
-	}
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
+		if want := c.name(); res.API != want {
+			t.Errorf("result API %q, want %q", res.API, want)
+		}
+		req := res.Request
+		if p := req.Provider; p == nil || p.Name == "" || p.Endpoint == "" {
+			t.Errorf("request provider %s: want name and endpoint", jsonOf(t, p))
+		}
+		if req.RequestType == "" {
+			t.Error("no request_type")
+		}
+		if req.Model == nil || req.Model.ID != c.model {
+			t.Errorf("request model %s, want %q", jsonOf(t, req.Model), c.model)
+		}
+	})
 }
 
 func TestInvariantStreaming(t *testing.T) {
-	reg := coreRegistry(t)
-	for _, c := range everyAPICases() {
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
 		if c.streamBody == "" {
-			continue
+			t.Skip("no streaming form")
 		}
-		url := c.url
-		if c.streamURL != "" {
-			url = c.streamURL
+		res := decodeStream(t, reg, c, c.streamResp)
+		if s := res.Request.Streaming; s == nil || !*s {
+			t.Errorf("request streaming %s", jsonOf(t, s))
 		}
-		t.Run(c.name(), func(t *testing.T) {
-			res := decodeCase(t, reg, c, url, c.streamBody, 200, c.streamResp, func(x *httpmsg.Exchange) {
-				x.Response.Header.Set("Content-Type", c.streamType)
-			})
-			if s := res.Request.Streaming; s == nil || !*s {
-				t.Errorf("request streaming %s", jsonOf(t, s))
-			}
-			if s := outcomeOf(t, res).streaming; s == nil || !*s {
-				t.Errorf("response streaming %s", jsonOf(t, s))
-			}
-			// And the same call not streamed says so.
-			res = decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
-			if s := res.Request.Streaming; s != nil && *s {
-				t.Errorf("unstreamed call: request streaming %s", jsonOf(t, s))
-			}
-		})
-	}
+		if s := outcomeOf(t, res).streaming; s == nil || !*s {
+			t.Errorf("response streaming %s", jsonOf(t, s))
+		}
+		// And the same call not streamed says so.
+		res = decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
+		if s := res.Request.Streaming; s != nil && *s {
+			t.Errorf("unstreamed call: request streaming %s", jsonOf(t, s))
+		}
+	})
 }
 
 func TestInvariantCredentialsNeverOutput(t *testing.T) {
-	reg := coreRegistry(t)
 	const secret = "sk-invariant-0123456789abcdefghijklmnopqrstuvwxyz"
-	for _, c := range everyAPICases() {
-		t.Run(c.name(), func(t *testing.T) {
-			url := c.url
-			if strings.Contains(url, "?") {
-				url += "&key=" + secret
-			} else {
-				url += "?key=" + secret
-			}
-			for _, status := range []int{200, 401} {
-				res := decodeCase(t, reg, c, url, c.body, status, `{}`, func(x *httpmsg.Exchange) {
-					for _, h := range []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"} {
-						v := secret
-						if h == "Authorization" {
-							v = "Bearer " + secret
-						}
-						x.Request.Header.Set(h, v)
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		url := c.url
+		if strings.Contains(url, "?") {
+			url += "&key=" + secret
+		} else {
+			url += "?key=" + secret
+		}
+		for _, status := range []int{200, 401} {
+			res := decodeCase(t, reg, c, url, c.body, status, `{}`, func(x *httpmsg.Exchange) {
+				for _, h := range []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"} {
+					v := secret
+					if h == "Authorization" {
+						v = "Bearer " + secret
 					}
-				})
-				out, err := json.Marshal([]any{res.Request, res.Response, res.Embedding, res.ToolResults, res.Notes})
-				if err != nil {
-					t.Fatal(err)
+					x.Request.Header.Set(h, v)
 				}
-				// At most the schema's key prefix (8 characters) is kept.
-				if strings.Contains(string(out), secret[8:]) {
-					t.Errorf("status %d: the credential is in the result: %s", status, out)
-				}
-				if a := res.Request.Auth; a != nil && len(a.KeyPrefix) > 8 {
-					t.Errorf("status %d: key prefix %q longer than 8", status, a.KeyPrefix)
-				}
+			})
+			out, err := json.Marshal([]any{res.Request, res.Response, res.Embedding, res.ToolResults, res.Notes})
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
+			// At most the schema's key prefix (8 characters) is kept.
+			if strings.Contains(string(out), secret[8:]) {
+				t.Errorf("status %d: the credential is in the result: %s", status, out)
+			}
+			if a := res.Request.Auth; a != nil && len(a.KeyPrefix) > 8 {
+				t.Errorf("status %d: key prefix %q longer than 8", status, a.KeyPrefix)
+			}
+		}
+	})
+}
+
+func TestInvariantStreamCut(t *testing.T) {
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		if c.streamCut == "" {
+			t.Skip("no end marker to miss (see everyAPICase.streamCut)")
+		}
+		// The transport saw the whole body; the format's end marker
+		// never came.
+		res := decodeStream(t, reg, c, c.streamCut)
+		if !slices.Contains(res.Notes, noteStreamUnterminated) || !res.Partial || res.StreamEnded {
+			t.Errorf("cut: notes %v partial %v ended %v: want %s, partial, not ended", res.Notes, res.Partial, res.StreamEnded, noteStreamUnterminated)
+		}
+		// With its end the same stream is whole.
+		res = decodeStream(t, reg, c, c.streamCut+c.streamResp)
+		if len(res.Notes) > 0 || res.Partial || !res.StreamEnded {
+			t.Errorf("whole: notes %v partial %v ended %v: want none, not partial, ended", res.Notes, res.Partial, res.StreamEnded)
+		}
+	})
+}
+
+func TestInvariantStreamBadEvent(t *testing.T) {
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		if c.streamResp == "" {
+			t.Skip("no text stream to spoil")
+		}
+		bad := "data: <html>\n\n"
+		if c.streamType != sseType {
+			bad = "<html>\n"
+		}
+		res := decodeStream(t, reg, c, bad+c.streamResp)
+		if !slices.Contains(res.Notes, noteStreamBadEvent) || !res.Partial {
+			t.Errorf("notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteStreamBadEvent)
+		}
+	})
 }
