@@ -131,14 +131,15 @@ func (a bedrockAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, err
 
 // bedrockHTTPError fills the error of a failed (non-2xx) Bedrock reply:
 // {"message": …} or {"Message": …} with the type from x-amzn-ErrorType
-// ("ValidationException:http://internal.amazon.com/…").
-func bedrockHTTPError(resp *oisp.AIResponse, h httpmsg.Header, body []byte) {
+// ("ValidationException:http://internal.amazon.com/…"). A body that is
+// not JSON (a proxy's page) is noted, as every API notes it.
+func bedrockHTTPError(res *Result, resp *oisp.AIResponse, h httpmsg.Header, body []byte) {
 	var b struct {
 		Message  jStr `json:"message"`
 		Message2 jStr `json:"Message"`
 		Type     jStr `json:"__type"`
 	}
-	decodeLoose(body, &b) //nolint:errcheck // an unreadable body still fails by status
+	decodeResponseBody(body, &b, res) // an unreadable body still fails by status
 	e := &oisp.Error{Message: string(b.Message), Code: itoa(resp.StatusCode)}
 	if e.Message == "" {
 		e.Message = string(b.Message2)
@@ -551,7 +552,7 @@ func decodeBedrockConverse(t Target, p bedrockPath, x *httpmsg.Exchange, rec sta
 	var a converseAcc
 	switch {
 	case resp.StatusCode >= 300:
-		bedrockHTTPError(resp, x.Response.Header, body.Data)
+		bedrockHTTPError(res, resp, x.Response.Header, body.Data)
 		return res
 	case isEventStream(x):
 		var events []eventstream.Message

@@ -606,7 +606,7 @@ func decodeBedrockInvoke(t Target, p bedrockPath, x *httpmsg.Exchange, rec stats
 	var a invokeAcc
 	switch {
 	case resp.StatusCode >= 300:
-		bedrockHTTPError(resp, x.Response.Header, body.Data)
+		bedrockHTTPError(res, resp, x.Response.Header, body.Data)
 	case isEventStream(x):
 		var events []eventstream.Message
 		events, a.err = bedrockEvents(body.Data, res, rec)

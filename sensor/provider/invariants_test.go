@@ -290,6 +290,11 @@ func TestInvariantFailedStatus(t *testing.T) {
 				if o.content != "" {
 					t.Errorf("content %q invented for a failed call", o.content)
 				}
+				// Providers fail in JSON: a page in its place (a proxy's)
+				// is noted, as for a 200. Ollama reads it as NDJSON.
+				if tc.status == 502 && !slices.Contains(res.Notes, noteResponseNotJSON) && !slices.Contains(res.Notes, noteStreamBadEvent) {
+					t.Errorf("notes %v lack %s", res.Notes, noteResponseNotJSON)
+				}
 			})
 		}
 	}

@@ -116,10 +116,10 @@ func (a openaiMediaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result,
 			mediaStream(x, res, resp)
 		case strings.Contains(ct, "json") || rawKind(body) == '{':
 			mediaResponse(body, res, resp)
-		case a.requestType != oisp.RequestAudio && len(bytes.TrimSpace(body)) > 0:
-			// Images and moderations always answer JSON: anything else
-			// (a proxy's HTML page) is noted. Audio may answer audio
-			// bytes or plain text.
+		case (a.requestType != oisp.RequestAudio || resp.StatusCode >= 400) && len(bytes.TrimSpace(body)) > 0:
+			// Images and moderations always answer JSON, and every
+			// endpoint fails in JSON: anything else (a proxy's HTML
+			// page) is noted. Audio may answer audio bytes or text.
 			mediaResponse(body, res, resp)
 		}
 		endResponse(res, resp, x)
