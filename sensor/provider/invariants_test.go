@@ -14,8 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
 // everyAPICase is one API's minimal exchange: its URL and a request body
@@ -449,6 +451,53 @@ func TestInvariantStreamBadEvent(t *testing.T) {
 		res := decodeStream(t, reg, c, bad+c.streamResp)
 		if !slices.Contains(res.Notes, noteStreamBadEvent) || !res.Partial {
 			t.Errorf("notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteStreamBadEvent)
+		}
+	})
+}
+
+// TestInvariantNotesCounted: every note a decoder makes is counted once
+// under provider.<note>, and nothing else is counted under provider.
+func TestInvariantNotesCounted(t *testing.T) {
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		for _, tc := range []struct {
+			name string
+			edit func(*httpmsg.Exchange)
+		}{
+			{"no response", func(x *httpmsg.Exchange) { x.Response = nil }},
+			{"request not JSON", func(x *httpmsg.Exchange) { x.Request.Body.Data = []byte("model=m") }},
+			{"answer not JSON", func(x *httpmsg.Exchange) { x.Response.Body.Data = []byte("<html>denied</html>") }},
+			{"answer cut", func(x *httpmsg.Exchange) {
+				x.Response.Body.Truncated, x.Response.Complete = true, false
+				x.Response.Body.DecodeError = "gzip: invalid header"
+			}},
+		} {
+			if c.noJSONAnswer && tc.name == "answer not JSON" {
+				continue // audio bytes are a good answer
+			}
+			x := coreExchange(c.url, c.body, 200, `{}`)
+			_, tg := coreMatch(reg, x)
+			tc.edit(x)
+			var counts stats.Counters
+			res, err := apiNamed(t, c.api).Decode(tg, x, Env{Registry: reg, Stats: &counts})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if len(res.Notes) == 0 {
+				t.Errorf("%s: nothing noted", tc.name)
+			}
+			want := map[string]int64{}
+			for _, n := range res.Notes {
+				want["provider."+n] = 1
+			}
+			got := map[string]int64{}
+			for token, n := range counts.Snapshot() {
+				if strings.HasPrefix(token, "provider.") {
+					got[token] = n
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s: provider counters (-notes +counted):\n%s", tc.name, diff)
+			}
 		}
 	})
 }
