@@ -221,6 +221,8 @@ type outcome struct {
 	err       *oisp.Error
 	streaming *bool
 	content   string
+	model     *oisp.Model
+	provider  *oisp.Provider
 }
 
 func outcomeOf(t *testing.T, res *Result) outcome {
@@ -228,7 +230,7 @@ func outcomeOf(t *testing.T, res *Result) outcome {
 	switch {
 	case res.Response != nil:
 		r := res.Response
-		o := outcome{status: r.StatusCode, success: r.Success, err: r.Error, streaming: r.Streaming}
+		o := outcome{status: r.StatusCode, success: r.Success, err: r.Error, streaming: r.Streaming, model: r.Model, provider: r.Provider}
 		for _, ch := range r.Choices {
 			if ch.Message != nil {
 				o.content += ch.Message.Content
@@ -237,7 +239,7 @@ func outcomeOf(t *testing.T, res *Result) outcome {
 		return o
 	case res.Embedding != nil:
 		e := res.Embedding
-		return outcome{status: e.StatusCode, success: e.Success, err: e.Error}
+		return outcome{status: e.StatusCode, success: e.Success, err: e.Error, model: e.Model, provider: e.Provider}
 	}
 	t.Fatal("no ai.response or ai.embedding for an exchange with a response")
 	return outcome{}
@@ -362,6 +364,21 @@ func TestInvariantRequestIdentity(t *testing.T) {
 		}
 		if req.Model == nil || req.Model.ID != c.model {
 			t.Errorf("request model %s, want %q", jsonOf(t, req.Model), c.model)
+		}
+		// An answer that names no model, good or failed, is the
+		// requested model's, from the request's provider.
+		for _, status := range []int{200, 429} {
+			body := `{}`
+			if status != 200 {
+				body = c.fail.body
+			}
+			o := outcomeOf(t, decodeCase(t, reg, c, c.url, c.body, status, body, nil))
+			if o.model == nil || o.model.ID != c.model {
+				t.Errorf("status %d: answer model %s, want %q", status, jsonOf(t, o.model), c.model)
+			}
+			if o.provider == nil || req.Provider == nil || o.provider.Name != req.Provider.Name {
+				t.Errorf("status %d: answer provider %s, request's %s", status, jsonOf(t, o.provider), jsonOf(t, req.Provider))
+			}
 		}
 	})
 }
