@@ -35,6 +35,9 @@ const (
 	noteStreamUnterminated   = "stream_not_terminated"
 	noteNoResponse           = "no_response"
 	noteContentDecodeError   = "content_decode_error"
+	// The request body's Content-Encoding could not be undone: its raw
+	// bytes were read.
+	noteRequestDecodeError = "request_content_decode_error"
 )
 
 // resultParts is a Result and the values its request points to, allocated
@@ -85,6 +88,9 @@ func newResult(api string, t Target, x *httpmsg.Exchange, requestType string) *R
 	res.Request = req
 	if x.Request.Body.Truncated {
 		res.note(noteRequestTruncated)
+	}
+	if x.Request.Body.DecodeError != "" {
+		res.note(noteRequestDecodeError)
 	}
 	if !t.Known {
 		switch {

@@ -349,6 +349,30 @@ func TestInvariantRequestNotJSON(t *testing.T) {
 	})
 }
 
+// TestInvariantRequestBodyProblems: a request body cut at the cap or
+// whose Content-Encoding could not be undone is noted whatever the API,
+// and the request event is still made.
+func TestInvariantRequestBodyProblems(t *testing.T) {
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, func(x *httpmsg.Exchange) {
+			x.Request.Body.Truncated = true
+			x.Request.Body.Data = x.Request.Body.Data[:len(x.Request.Body.Data)/2]
+		})
+		if !slices.Contains(res.Notes, noteRequestTruncated) || !res.Partial {
+			t.Errorf("cut: notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteRequestTruncated)
+		}
+		// Data holds the raw bytes when decoding failed.
+		res = decodeCase(t, reg, c, c.url, c.body, 200, `{}`, func(x *httpmsg.Exchange) {
+			x.Request.Body.DecodeError = "gzip: invalid header"
+			x.Request.Body.ContentEncoding = "gzip"
+			x.Request.Body.Data = []byte("\x1f\x8b\x08\x00garbage")
+		})
+		if !slices.Contains(res.Notes, noteRequestDecodeError) || !res.Partial {
+			t.Errorf("undecodable: notes %v partial %v: want %s and partial", res.Notes, res.Partial, noteRequestDecodeError)
+		}
+	})
+}
+
 func TestInvariantRequestIdentity(t *testing.T) {
 	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
 		res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
