@@ -275,7 +275,8 @@ type interactionsAcc struct {
 	usage             *interactionsUsage
 	err               *oisp.Error
 	events, bad       int
-	contentClock      // when the first content arrived
+	ended             bool // interaction.completed, the stream's end, arrived
+	contentClock           // when the first content arrived
 }
 
 func (a *interactionsAcc) object(o *interactionObject) {
@@ -344,6 +345,8 @@ func (a *interactionsAcc) event(data []byte, at time.Time) {
 	}
 	idx := ev.Index.V
 	switch string(ev.EventType) {
+	case "interaction.completed":
+		a.ended = true
 	case "step.start", "content.start":
 		if ev.Step != nil && ev.Step.Type == "function_call" {
 			if len(a.calls) < maxGeminiCalls {
@@ -429,6 +432,13 @@ func decodeInteractionsResponse(x *httpmsg.Exchange, res *Result, resp *oisp.AIR
 			a.event(ev.Data, ev.At)
 		}
 		resp.StreamEvents = a.events
+		// As endStream: an error event fails the answer (in fill);
+		// else events that never reached interaction.completed are a
+		// cut stream.
+		if a.err == nil && a.events > 0 && !a.ended {
+			res.note(noteStreamUnterminated)
+		}
+		res.StreamEnded = a.ended
 	} else if len(bytes.TrimSpace(body.Data)) > 0 {
 		var o interactionObject
 		if _, err := decodeLoose(body.Data, &o); err != nil {

@@ -36,8 +36,8 @@ type everyAPICase struct {
 	// streamCut is a streamed answer that stops before the format's end
 	// marker; "" for formats without one (Gemini's SSE stream ends with a
 	// chunk finishing every candidate, which a blocked prompt or a
-	// usage-only last chunk never sends; the Interactions stream is read
-	// without one) and for Bedrock's binary eventstream.
+	// usage-only last chunk never sends) and for Bedrock's binary
+	// eventstream.
 	streamCut string
 	// fail is a 429 answer in the provider's own error format.
 	fail providerError
@@ -124,9 +124,9 @@ func everyAPICases() []everyAPICase {
 			streamURL: "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse", streamBody: gemini, streamResp: geminiSSE, streamType: sseType},
 		{api: apiGeminiCountTokens, url: "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:countTokens", body: gemini, model: "gemini-2.0-flash", fail: googleErr},
 		{api: apiGeminiEmbed, url: "https://generativelanguage.googleapis.com/v1beta/models/text-embedding-004:embedContent", body: `{"content":{"parts":[{"text":"hi"}]}}`, model: "text-embedding-004", fail: googleErr},
-		{api: apiGeminiInteractions, url: "https://generativelanguage.googleapis.com/v1beta/interactions", body: `{"model":"gemini-2.5-flash","input":"hi"}`, model: "gemini-2.5-flash", fail: googleErr,
+		{api: apiGeminiInteractions, url: "https://generativelanguage.googleapis.com/v1beta/interactions", body: `{"model":"gemini-2.5-flash","input":"hi"}`, model: "gemini-2.5-flash", fail: googleErr, streamCut: "event: interaction.created\ndata: {\"event_type\":\"interaction.created\",\"interaction\":{\"id\":\"i\",\"status\":\"in_progress\"}}\n\n",
 			streamBody: `{"model":"gemini-2.5-flash","input":"hi","stream":true}`,
-			streamResp: "event: interaction.complete\ndata: {\"event_type\":\"interaction.complete\",\"interaction\":{\"id\":\"i\",\"status\":\"completed\"}}\n\n", streamType: sseType},
+			streamResp: "event: interaction.completed\ndata: {\"event_type\":\"interaction.completed\",\"interaction\":{\"id\":\"i\",\"status\":\"completed\"}}\n\n", streamType: sseType},
 		{api: apiVertexGenerate, url: vertex + ":generateContent", body: gemini, model: "gemini-2.5-pro", fail: googleErr,
 			streamURL: vertex + ":streamGenerateContent?alt=sse", streamBody: gemini, streamResp: geminiSSE, streamType: sseType},
 		{api: apiVertexCountTokens, url: vertex + ":countTokens", body: gemini, model: "gemini-2.5-pro", fail: googleErr},

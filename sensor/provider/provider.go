@@ -71,7 +71,8 @@ type Result struct {
 	// marker ([DONE], message_stop, the final response object, done:true,
 	// Cohere's stream-end/message-end, Bedrock's metadata event or
 	// invocation metrics, the closing bracket of Gemini's JSON array, a
-	// Gemini SSE chunk that finishes every candidate):
+	// Gemini SSE chunk that finishes every candidate, the Interactions
+	// API's interaction.completed):
 	// the response is whole even if the transport saw the client reset the
 	// stream before the server's end-of-stream arrived.
 	StreamEnded bool
