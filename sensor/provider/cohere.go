@@ -521,20 +521,14 @@ func (a *cohereAcc) end(e *cohereEvent) {
 
 func (a *cohereAcc) fill(res *Result, resp *oisp.AIResponse) {
 	noteBadEvents(res, a.bad)
-	res.StreamEnded = a.ended
 	a.callArgs.fill(a.calls)
 	if a.id != "" {
 		resp.ProviderRequestID = a.id
 	}
 	resp.Usage = cohereUsage(a.usage)
+	endStream(res, resp, a.err, a.events, a.ended)
 	if a.err != nil {
-		setFailure(resp, a.err, true)
 		return
-	}
-	if a.events > 0 && !a.ended {
-		// As endStream: events that never reached stream-end or
-		// message-end are a cut stream.
-		res.note(noteStreamUnterminated)
 	}
 	if a.events == 0 && !a.final {
 		return

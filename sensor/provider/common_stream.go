@@ -123,10 +123,12 @@ func nameAnswer(resp *oisp.AIResponse, id, model string) {
 	}
 }
 
-// endStream settles how a reassembled stream ended: an error event fails
-// the answer (in band); else a stream whose events never reached its end
-// marker is noted as cut.
+// endStream settles how a reassembled stream ended: whether its end
+// marker arrived (an error event does not change that); an error event
+// fails the answer (in band); else a stream whose events never reached its
+// end marker is noted as cut.
 func endStream(res *Result, resp *oisp.AIResponse, err *oisp.Error, events int, ended bool) {
+	res.StreamEnded = ended
 	if err != nil {
 		setFailure(resp, err, true)
 		return
@@ -134,7 +136,6 @@ func endStream(res *Result, resp *oisp.AIResponse, err *oisp.Error, events int, 
 	if events > 0 && !ended {
 		res.note(noteStreamUnterminated)
 	}
-	res.StreamEnded = ended
 }
 
 // setArguments replaces a tool call's arguments and their hash.

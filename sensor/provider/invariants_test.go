@@ -542,3 +542,36 @@ func TestInvariantNotesCounted(t *testing.T) {
 		}
 	})
 }
+
+// TestEndStream: whether a stream reached its end marker is recorded
+// whatever else happened; an error event fails the answer in band and is
+// not also a cut stream; events without the end marker are a cut stream.
+func TestEndStream(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		err         *oisp.Error
+		events      int
+		ended       bool
+		wantCut     bool
+		wantFailure bool
+	}{
+		{"whole", nil, 3, true, false, false},
+		{"cut", nil, 3, false, true, false},
+		{"no events", nil, 0, false, false, false},
+		{"error then end marker", &oisp.Error{Type: "overloaded_error"}, 3, true, false, true},
+		{"error, no end marker", &oisp.Error{Type: "overloaded_error"}, 3, false, false, true},
+	} {
+		res, resp := &Result{}, &oisp.AIResponse{}
+		endStream(res, resp, tc.err, tc.events, tc.ended)
+		if res.StreamEnded != tc.ended {
+			t.Errorf("%s: StreamEnded %v, want %v", tc.name, res.StreamEnded, tc.ended)
+		}
+		if cut := slices.Contains(res.Notes, noteStreamUnterminated); cut != tc.wantCut {
+			t.Errorf("%s: noted cut %v, want %v (notes %v)", tc.name, cut, tc.wantCut, res.Notes)
+		}
+		failed := resp.Success != nil && !*resp.Success && resp.FinishReason == oisp.FinishError
+		if failed != tc.wantFailure {
+			t.Errorf("%s: failed in band %v, want %v", tc.name, failed, tc.wantFailure)
+		}
+	}
+}
