@@ -28,10 +28,11 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 // reportFileError writes a per-file failure to w, naming the file once:
-// errors from reading a recording already carry its name.
+// errors from reading a recording already carry its name ("cassette
+// NAME: …", "open NAME: …").
 func reportFileError(w io.Writer, name string, err error) {
 	msg := err.Error()
-	if !strings.Contains(msg, name) {
+	if !strings.Contains(msg, name+":") {
 		msg = name + ": " + msg
 	}
 	fmt.Fprintf(w, "oisp-sensor: %s\n", msg)
