@@ -31,7 +31,7 @@ func Features() []Feature {
 	}
 	_, btfErr := os.Stat("/sys/kernel/btf/vmlinux")
 	tracefs := "not mounted: syscall hooks fall back to the raw sys_enter/sys_exit tracepoints, which every syscall of the machine pays for (about 200 ns here)"
-	if raw, err := os.ReadFile("/proc/mounts"); err == nil && strings.Contains(string(raw), " tracefs ") {
+	if tracefsMounted() {
 		tracefs = "mounted: syscall hooks attach to the hooked syscalls' own tracepoints"
 	}
 	return []Feature{
@@ -45,4 +45,11 @@ func Features() []Feature {
 		check("kernel BTF", false, btfErr, "/sys/kernel/btf/vmlinux: CO-RE field offsets"),
 		{Name: "tracefs", OK: true, Detail: tracefs},
 	}
+}
+
+// tracefsMounted says whether tracefs is mounted anywhere, which the
+// per-syscall tracepoints need (the kernel lists their ids there).
+func tracefsMounted() bool {
+	raw, err := os.ReadFile("/proc/mounts")
+	return err == nil && strings.Contains(string(raw), " tracefs ")
 }
