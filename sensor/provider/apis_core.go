@@ -71,7 +71,6 @@ func decodeOpenAIChatExchange(api, requestType string, t Target, x *httpmsg.Exch
 		if looksSSE(x) {
 			decodeOpenAIChatSSE(x, res, resp)
 		} else {
-			resp.Streaming = oisp.Ptr(false)
 			decodeOpenAIChatResponse(x.Response.Body.Data, res, resp)
 		}
 		endResponse(res, resp, x)
@@ -100,7 +99,6 @@ func (openaiResponsesAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Resul
 		if looksSSE(x) {
 			decodeOpenAIResponsesSSE(x, res, resp)
 		} else {
-			resp.Streaming = oisp.Ptr(false)
 			decodeOpenAIResponsesResponse(x.Response.Body.Data, res, resp)
 		}
 		endResponse(res, resp, x)
@@ -214,7 +212,6 @@ func decodeAnthropicExchange(api, requestType string, t Target, x *httpmsg.Excha
 		if looksSSE(x) {
 			decodeAnthropicSSE(x, res, resp)
 		} else {
-			resp.Streaming = oisp.Ptr(false)
 			decodeAnthropicResponse(x.Response.Body.Data, res, resp)
 		}
 		endResponse(res, resp, x)
@@ -243,7 +240,6 @@ func (anthropicCountTokensAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*
 	decodeAnthropicRequest(x.Request.Body.Data, res)
 	res.Request.Streaming = oisp.Ptr(false)
 	if resp := startResponse(res, x); resp != nil {
-		resp.Streaming = oisp.Ptr(false)
 		var b anthropicResponseBody
 		if _, err := decodeLoose(x.Response.Body.Data, &b); err == nil {
 			if b.Type == "error" || rawKind(b.Error) == '{' {

@@ -52,9 +52,10 @@ type resultParts struct {
 // responseParts is a response and the values its pointers start with,
 // allocated together (with the result when the exchange has a response).
 type responseParts struct {
-	resp    oisp.AIResponse
-	success bool
-	latency int64
+	resp      oisp.AIResponse
+	success   bool
+	streaming bool // false until a decoder finds a stream (it then replaces the pointer)
+	latency   int64
 }
 
 // result starts a Result for api with the request's provider, endpoint and
@@ -228,7 +229,8 @@ func describeAuth(h httpmsg.Header) (auth oisp.Auth, ok bool) {
 
 // newResponse starts an ai.response for an exchange that has one: provider,
 // status, success (refined by the decoder when an error is found in the
-// body), latency and the provider's request id from headers.
+// body), streaming false (until a decoder reads a stream), latency and
+// the provider's request id from headers.
 func newResponse(res *Result, x *httpmsg.Exchange) *oisp.AIResponse {
 	a := res.responseRoom
 	if a == nil {
@@ -240,6 +242,8 @@ func newResponse(res *Result, x *httpmsg.Exchange) *oisp.AIResponse {
 	resp.Provider = res.Request.Provider
 	resp.StatusCode = x.Response.Status
 	resp.Success = &a.success
+	a.streaming = false
+	resp.Streaming = &a.streaming
 	if ms, ok := msSince(requestDone(x), x.Response.End); ok {
 		a.latency = ms
 		resp.LatencyMS = &a.latency

@@ -424,6 +424,11 @@ func TestInvariantStreaming(t *testing.T) {
 		if s := res.Request.Streaming; s != nil && *s {
 			t.Errorf("unstreamed call: request streaming %s", jsonOf(t, s))
 		}
+		if res.Response != nil {
+			if s := res.Response.Streaming; s == nil || *s {
+				t.Errorf("unstreamed call: response streaming %s, want false", jsonOf(t, s))
+			}
+		}
 	})
 }
 

@@ -107,7 +107,6 @@ func (a openaiMediaAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result,
 	}
 
 	if resp := startResponse(res, x); resp != nil {
-		resp.Streaming = oisp.Ptr(false)
 		body := x.Response.Body.Data
 		ct := strings.ToLower(x.Response.Header.Get("Content-Type"))
 		switch {
