@@ -144,6 +144,9 @@ func bedrockHTTPError(res *Result, resp *oisp.AIResponse, h httpmsg.Header, body
 	if e.Message == "" {
 		e.Message = string(b.Message2)
 	}
+	if e.Message == "" {
+		e.Message = httpFailureMessage(resp.StatusCode, body)
+	}
 	typ := h.Get("X-Amzn-Errortype")
 	if typ == "" {
 		typ = string(b.Type)

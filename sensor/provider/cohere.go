@@ -580,8 +580,11 @@ func (a cohereAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, erro
 			break
 		}
 		if resp.StatusCode >= 400 {
-			msg, _ := rawString(e.Message)
-			setFailure(resp, &oisp.Error{Type: "http_error", Code: itoa(resp.StatusCode), Message: msg}, false)
+			fail := httpFailure(resp.StatusCode, body.Data)
+			if msg, _ := rawString(e.Message); msg != "" {
+				fail.Message = msg
+			}
+			setFailure(resp, fail, false)
 			break
 		}
 		acc.whole(&e)
@@ -625,7 +628,10 @@ func decodeCohereEmbed(x *httpmsg.Exchange, res *Result) *oisp.AIEmbedding {
 	}
 	if emb.StatusCode >= 400 {
 		emb.Success = oisp.Ptr(false)
-		emb.Error = &oisp.Error{Type: "http_error", Code: itoa(emb.StatusCode), Message: string(b.Message)}
+		emb.Error = httpFailure(emb.StatusCode, x.Response.Body.Data)
+		if b.Message != "" {
+			emb.Error.Message = string(b.Message)
+		}
 	}
 	return emb
 }

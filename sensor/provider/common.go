@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	json "github.com/goccy/go-json"
@@ -318,21 +319,43 @@ func setFailure(resp *oisp.AIResponse, e *oisp.Error, inBand bool) {
 	}
 }
 
-// httpError fills a generic error for a failed status without a readable
-// error body.
+// httpError fills the generic error of a failed status whose body carries
+// no error the API's decoder could read (httpFailure).
 func httpError(resp *oisp.AIResponse, status int, body []byte) {
 	if resp.Error != nil {
 		return
 	}
-	msg := strings.TrimSpace(string(body))
-	if len(msg) > 512 {
-		msg = msg[:512]
-	}
-	resp.Error = &oisp.Error{Type: "http_error", Code: http.StatusText(status), Message: msg}
-	if resp.Error.Code == "" {
-		resp.Error.Code = itoa(status)
-	}
+	resp.Error = httpFailure(status, body)
 	resp.Success = oisp.Ptr(false)
+}
+
+// httpFailure is the error every API reports for a failed status without
+// a provider error in its body: type http_error, the status as code, and
+// httpFailureMessage.
+func httpFailure(status int, body []byte) *oisp.Error {
+	return &oisp.Error{Type: "http_error", Code: itoa(status), Message: httpFailureMessage(status, body)}
+}
+
+// maxHTTPFailureMessage bounds the body text kept as a generic error's
+// message: enough for a proxy's reason, not a whole page.
+const maxHTTPFailureMessage = 512
+
+// httpFailureMessage is the message of a failed status without a provider
+// error: the body's text (a proxy's page, a plain-text reason, JSON of
+// another shape), cut on a rune boundary, else the status text.
+func httpFailureMessage(status int, body []byte) string {
+	body = bytes.TrimSpace(body)
+	if len(body) > maxHTTPFailureMessage {
+		n := maxHTTPFailureMessage
+		for n > 0 && !utf8.RuneStart(body[n]) {
+			n--
+		}
+		body = body[:n]
+	}
+	if len(body) == 0 {
+		return http.StatusText(status)
+	}
+	return string(body)
 }
 
 func itoa(n int) string {

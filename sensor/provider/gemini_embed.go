@@ -82,7 +82,7 @@ func decodeGoogleEmbedding(p googlePath, x *httpmsg.Exchange, res *Result) {
 	decodeGoogleEmbeddingResponse(x.Response.Body.Data, res, emb, true)
 	if emb.StatusCode >= 400 && emb.Error == nil {
 		emb.Success = oisp.Ptr(false)
-		emb.Error = &oisp.Error{Type: "http_error", Code: itoa(emb.StatusCode)}
+		emb.Error = httpFailure(emb.StatusCode, x.Response.Body.Data)
 	}
 }
 

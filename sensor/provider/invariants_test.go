@@ -10,7 +10,9 @@ package provider
 
 import (
 	"encoding/json"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -269,6 +271,9 @@ func TestInvariantFailedStatus(t *testing.T) {
 			{"empty body", 503, ""},
 			{"html body", 502, "<html><body>502 Bad Gateway</body></html>"},
 			{"json not an error", 500, `{"ok":false}`},
+			{"text body", 503, "upstream connect error or disconnect/reset before headers"},
+			// 511 bytes of ASCII, then a 3-byte rune across the cut.
+			{"long text body", 502, strings.Repeat("x", 511) + "€" + strings.Repeat("y", 100)},
 		} {
 			t.Run(c.name()+"/"+tc.name, func(t *testing.T) {
 				res := decodeCase(t, reg, c, c.url, c.body, tc.status, tc.body, func(x *httpmsg.Exchange) {
@@ -289,6 +294,20 @@ func TestInvariantFailedStatus(t *testing.T) {
 					}
 					if o.err.Message != c.fail.message {
 						t.Errorf("error message %q, want the provider's %q", o.err.Message, c.fail.message)
+					}
+				}
+				if tc.status != 429 {
+					// No provider error to read: every API reports the
+					// same generic one.
+					want := strings.TrimSpace(tc.body)
+					switch {
+					case want == "":
+						want = http.StatusText(tc.status)
+					case len(want) > 512:
+						want = strings.Repeat("x", 511)
+					}
+					if o.err.Type != "http_error" || o.err.Code != strconv.Itoa(tc.status) || o.err.Message != want {
+						t.Errorf("error %s, want type http_error, code %d, message %q", jsonOf(t, o.err), tc.status, want)
 					}
 				}
 				if o.content != "" {

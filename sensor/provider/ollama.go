@@ -396,7 +396,7 @@ func decodeOllamaEmbed(x *httpmsg.Exchange, res *Result) *oisp.AIEmbedding {
 		emb.Success, emb.Error = oisp.Ptr(false), e
 	} else if emb.StatusCode >= 400 {
 		emb.Success = oisp.Ptr(false)
-		emb.Error = &oisp.Error{Type: "http_error", Code: itoa(emb.StatusCode)}
+		emb.Error = httpFailure(emb.StatusCode, x.Response.Body.Data)
 	}
 	return emb
 }
