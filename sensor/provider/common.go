@@ -435,8 +435,14 @@ func (r *messageRoom) assistant(content string) *oisp.Message {
 }
 
 // oneChoice is a response's only choice, the assistant message of
-// content: the choices, the message and its hash in one allocation.
+// content: the choices, the message and its hash in one allocation. An
+// answer with neither content nor a finish reason (an empty object, a
+// stream cut before its first delta) has no choice, as the OpenAI family
+// reads an empty choices list.
 func oneChoice(content, finish, rawFinish string) []oisp.Choice {
+	if content == "" && finish == "" && rawFinish == "" {
+		return nil
+	}
 	a := &struct {
 		choices [1]oisp.Choice
 		room    messageRoom

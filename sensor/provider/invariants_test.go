@@ -392,6 +392,17 @@ func TestInvariantRequestBodyProblems(t *testing.T) {
 	})
 }
 
+// TestInvariantEmptyAnswer: a 200 answer of an empty object carries no
+// content and no finish reason, and no API invents a choice for it.
+func TestInvariantEmptyAnswer(t *testing.T) {
+	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
+		res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
+		if r := res.Response; r != nil && (len(r.Choices) > 0 || r.FinishReason != "") {
+			t.Errorf("choices %s finish_reason %q invented from {}", jsonOf(t, r.Choices), r.FinishReason)
+		}
+	})
+}
+
 func TestInvariantRequestIdentity(t *testing.T) {
 	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
 		res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
