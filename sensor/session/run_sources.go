@@ -79,6 +79,14 @@ type Summary struct {
 	Exchanges       int64
 	PartialExchange int64
 	DecodeErrors    int64
+	// Exporters counts, per exporter (kafka, otlp, web), the events it
+	// delivered and lost, from its sink.<name>.* counters.
+	Exporters map[string]ExporterSummary
+}
+
+// ExporterSummary is what one exporter delivered and lost.
+type ExporterSummary struct {
+	Sent, Dropped, Errors int64
 }
 
 // Summary reads the session's counters.
@@ -98,6 +106,22 @@ func (s *Session) Summary() Summary {
 		if t, ok := strings.CutPrefix(k, "events."); ok {
 			sum.Events += v
 			sum.EventsByType[t] = v
+		}
+		if rest, ok := strings.CutPrefix(k, "sink."); ok {
+			name, what, _ := strings.Cut(rest, ".")
+			if sum.Exporters == nil {
+				sum.Exporters = map[string]ExporterSummary{}
+			}
+			e := sum.Exporters[name]
+			switch what {
+			case "sent":
+				e.Sent = v
+			case "dropped":
+				e.Dropped = v
+			case "errors":
+				e.Errors = v
+			}
+			sum.Exporters[name] = e
 		}
 	}
 	return sum

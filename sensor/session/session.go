@@ -37,6 +37,9 @@ type Options struct {
 	Host *oisp.Host
 	// Entropy fixes event id randomness (tests); crypto/rand when nil.
 	Entropy io.Reader
+	// Stats are the session's counters; new ones when nil. Given, they
+	// let exporters made before the session count into them (sink.*).
+	Stats *stats.Counters
 }
 
 // Session is one run.
@@ -57,7 +60,10 @@ func New(opt Options) (*Session, error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	b := oisp.NewBuilder(oisp.BuilderOptions{CollectorVersion: Version, Host: opt.Host, Entropy: opt.Entropy})
-	st := &stats.Counters{}
+	st := opt.Stats
+	if st == nil {
+		st = &stats.Counters{}
+	}
 	p := pipeline.New(pipeline.Config{
 		Registry: reg,
 		Builder:  b,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,6 +115,13 @@ func summaryLine(s session.Summary) string {
 	fmt.Fprintf(&b, ", %s captured, %s dropped, %d partial", humanBytes(s.Bytes), humanBytes(s.Dropped), s.PartialExchange)
 	if s.DecodeErrors > 0 {
 		fmt.Fprintf(&b, ", %d decode errors", s.DecodeErrors)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Exporters)) {
+		e := s.Exporters[name]
+		fmt.Fprintf(&b, "; %s: %d sent, %d dropped", name, e.Sent, e.Dropped)
+		if e.Errors > 0 {
+			fmt.Fprintf(&b, ", %d errors", e.Errors)
+		}
 	}
 	return b.String()
 }
