@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,10 +141,7 @@ type Exporter struct {
 	// from then on.
 	closing atomic.Bool
 	lost    atomic.Int64
-	// nextFailureLog rate-limits the delivery-failure log (unix nanos);
-	// unlogged counts failures since the last line.
-	nextFailureLog atomic.Int64
-	unlogged       atomic.Int64
+	limit   *warnLimiter
 
 	records sync.Pool // of *pending
 }
@@ -164,7 +163,7 @@ type pending struct {
 // event does not pin its memory in the pool.
 const maxPooledBuffer = 1 << 20
 
-// failureLogEvery is how often delivery failures are logged at most.
+// failureLogEvery is how often each kind of failure is logged at most.
 const failureLogEvery = 30 * time.Second
 
 // New returns an Exporter connecting to cfg.Brokers. It does not wait for
@@ -197,6 +196,7 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	limit := &warnLimiter{}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
@@ -207,7 +207,8 @@ func New(cfg Config) (*Exporter, error) {
 		// still counts while their promises run.
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords + 1024),
 		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes + 1<<20),
-		kgo.WithLogger(clientLogger{cfg.Logger}),
+		kgo.WithLogger(clientLogger{cfg.Logger, limit}),
+		kgo.WithHooks(connectHook{cfg.Logger, limit}),
 	}
 	if cfg.DeliveryTimeout > 0 {
 		opts = append(opts, kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout))
@@ -237,6 +238,7 @@ func New(cfg Config) (*Exporter, error) {
 		maxBytes: int64(cfg.MaxBufferedBytes),
 		rec:      cfg.Stats,
 		log:      cfg.Logger,
+		limit:    limit,
 	}
 	e.records.New = func() any {
 		p := &pending{}
@@ -369,17 +371,9 @@ func (e *Exporter) release(p *pending) {
 	}
 }
 
-// logFailure logs err at most once per failureLogEvery, with the number of
-// failures not logged since the last line.
+// logFailure logs a failed event through the limiter.
 func (e *Exporter) logFailure(what string, err error, attrs ...any) {
-	now := time.Now().UnixNano()
-	next := e.nextFailureLog.Load()
-	if now < next || !e.nextFailureLog.CompareAndSwap(next, now+int64(failureLogEvery)) {
-		e.unlogged.Add(1)
-		return
-	}
-	attrs = append(attrs, "err", err, "failures_not_logged", e.unlogged.Swap(0))
-	e.log.Warn("kafka: could not "+what+" (counted in "+TokenErrors+")", attrs...)
+	e.limit.warn(e.log, "kafka: could not "+what+" (counted in "+TokenErrors+")", append(attrs, "err", err)...)
 }
 
 // Buffered returns the number of events waiting for the broker.
@@ -414,23 +408,66 @@ func (e *Exporter) Close(ctx context.Context) error {
 		return nil
 	}
 	if flushErr != nil {
-		return fmt.Errorf("kafka: %d events not delivered before the deadline (is the broker reachable?): %w", lost, flushErr)
+		return fmt.Errorf("kafka: %d events not delivered before the deadline (is the broker down or refusing the login? see the log): %w", lost, flushErr)
 	}
 	return fmt.Errorf("kafka: %d events failed while closing (see the %s counter and the log)", lost, TokenErrors)
 }
 
-// clientLogger passes the Kafka client's log lines to slog, one level
-// lower than the client's: it warns on every failed reconnect to a broker
-// that is down, which would flood the sensor's log.
-type clientLogger struct{ log *slog.Logger }
+// warnLimiter lets each kind of warning through at most once per
+// failureLogEvery and counts the ones held back: a broker that stays down
+// (or a refused login) fails again on every retry, and the sensor's log
+// must not be flooded by it.
+type warnLimiter struct {
+	mu   sync.Mutex
+	next map[string]time.Time
+	held map[string]int
+}
+
+// allow reports whether a warning of this kind may be logged now, and how
+// many were held back since the last one. The kinds are a fixed set of
+// constant strings (ours and the client's messages).
+func (w *warnLimiter) allow(kind string) (ok bool, held int) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now.Before(w.next[kind]) {
+		w.held[kind]++
+		return false, 0
+	}
+	if w.next == nil {
+		w.next, w.held = map[string]time.Time{}, map[string]int{}
+	}
+	w.next[kind] = now.Add(failureLogEvery)
+	held = w.held[kind]
+	w.held[kind] = 0
+	return true, held
+}
+
+// warn logs msg at warn level if the limiter lets it through, else at
+// debug level.
+func (w *warnLimiter) warn(log *slog.Logger, msg string, attrs ...any) {
+	lv := slog.LevelDebug
+	if ok, held := w.allow(msg); ok {
+		lv = slog.LevelWarn
+		attrs = append(attrs, "like_lines_not_logged", held)
+	}
+	log.Log(context.Background(), lv, msg, attrs...)
+}
+
+// clientLogger passes the Kafka client's log lines to slog, its warnings
+// and errors through the limiter.
+type clientLogger struct {
+	log   *slog.Logger
+	limit *warnLimiter
+}
 
 // Level tells the client the most detailed level worth producing.
 func (l clientLogger) Level() kgo.LogLevel {
 	switch ctx := context.Background(); {
 	case l.log.Enabled(ctx, slog.LevelDebug):
-		return kgo.LogLevelWarn
+		return kgo.LogLevelInfo
 	case l.log.Enabled(ctx, slog.LevelWarn):
-		return kgo.LogLevelError
+		return kgo.LogLevelWarn
 	default:
 		return kgo.LogLevelNone
 	}
@@ -438,9 +475,26 @@ func (l clientLogger) Level() kgo.LogLevel {
 
 // Log writes one client line.
 func (l clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	lv := slog.LevelDebug
-	if level == kgo.LogLevelError {
-		lv = slog.LevelWarn
+	if level == kgo.LogLevelWarn || level == kgo.LogLevelError {
+		l.limit.warn(l.log, "kafka client: "+msg, keyvals...)
+		return
 	}
-	l.log.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
+	l.log.Debug("kafka client: "+msg, keyvals...)
+}
+
+// connectHook warns when a broker cannot be reached or refuses the login:
+// the client retries quietly, and without this a wrong password or a
+// broker that never came up would only show as events piling up.
+type connectHook struct {
+	log   *slog.Logger
+	limit *warnLimiter
+}
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (h connectHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil {
+		return
+	}
+	h.limit.warn(h.log, "kafka: cannot connect to or log in to a broker; events wait in the buffer (dropped and counted once it is full)",
+		"broker", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), "err", err)
 }

@@ -281,6 +281,18 @@ func TestDeliversToKcat(t *testing.T) {
 	checkDelivered(t, kcatRead(t, c.ListenAddrs()[0], testTopic), want)
 }
 
+// TestDefaultTopicCreated: with no topic configured the events go to
+// DefaultTopic, which the exporter asks the broker to create.
+func TestDefaultTopicCreated(t *testing.T) {
+	c := newCluster(t, kfake.AllowAutoTopicCreation())
+	e, err := New(Config{Brokers: c.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := recordAndClose(t, e, 6, 2)
+	checkDelivered(t, kcatRead(t, c.ListenAddrs()[0], DefaultTopic), want)
+}
+
 // TestEventNotRetained checks that Record copies what it needs: the
 // pipeline reuses an event's memory once Record returns.
 func TestEventNotRetained(t *testing.T) {
@@ -522,7 +534,7 @@ func TestSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			c, caFile := tlsCluster(t, kfake.EnableSASL(), kfake.Superuser(mech, user, password))
 			counters := &stats.Counters{}
-			var logs bytes.Buffer
+			var logs syncBuffer
 			sasl := SASL{Mechanism: mech, User: user, Password: password}
 			e, err := New(Config{
 				Brokers: c.ListenAddrs(), Topic: testTopic, CAFile: caFile, SASL: sasl,
@@ -585,7 +597,7 @@ func TestWrongPassword(t *testing.T) {
 	const user, wrong = "sensor", "pw-wrong-Kx7-never-logged"
 	c, caFile := tlsCluster(t, kfake.EnableSASL(), kfake.Superuser(MechanismSCRAMSHA256, user, "the-right-one"))
 	counters := &stats.Counters{}
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cfg := Config{
 		Brokers: c.ListenAddrs(), Topic: testTopic, CAFile: caFile,
 		SASL:  SASL{Mechanism: MechanismSCRAMSHA256, User: user, Password: wrong},
@@ -606,7 +618,7 @@ func TestWrongPassword(t *testing.T) {
 	defer cancel()
 	closeErr := e.Close(ctx)
 	checkCounts(t, counters, 0, 0, 5)
-	if !strings.Contains(logs.String(), "could not deliver") {
+	if !strings.Contains(logs.String(), "could not deliver") || !strings.Contains(logs.String(), "cannot connect to or log in") {
 		t.Errorf("the failure was not logged:\n%s", logs.String())
 	}
 	printed := logs.String() + fmt.Sprint(closeErr) + fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)
@@ -617,6 +629,44 @@ func TestWrongPassword(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&l, nil)).Info("config", "cfg", cfg, "sasl", cfg.SASL)
 	if strings.Contains(l.String(), wrong) {
 		t.Errorf("the password was logged: %s", l.String())
+	}
+}
+
+// syncBuffer is a log destination read while the client writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestUnreachableBrokerIsLogged: the client retries a broker that is down
+// (or refuses the login) quietly; the exporter says so at warn level,
+// once per interval rather than per retry.
+func TestUnreachableBrokerIsLogged(t *testing.T) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	var logs syncBuffer
+	e, err := New(Config{Brokers: []string{addr}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Record(testEvent(1, "flow"))
+	waitFor(t, "a warning about the broker", func() bool { return strings.Contains(logs.String(), "cannot connect to or log in to a broker") })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	e.Close(ctx)
+	if n := strings.Count(logs.String(), "cannot connect"); n != 1 {
+		t.Errorf("%d warnings about the broker within the interval, want 1:\n%s", n, logs.String())
 	}
 }
 
