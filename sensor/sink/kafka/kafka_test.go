@@ -729,6 +729,24 @@ func BenchmarkRecord(b *testing.B) {
 		}
 		b.ReportMetric(float64(counters.Get(TokenDropped)), "dropped")
 	})
+	// The path every event takes while the broker is away and the buffer
+	// is full: reserve, find no room, count.
+	b.Run("kafka-full", func(b *testing.B) {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(b)))
+		e, err := New(Config{Brokers: []string{addr}, MaxBufferedRecords: 1, Stats: &stats.Counters{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.Record(ev)
+		b.ReportAllocs()
+		for b.Loop() {
+			e.Record(ev)
+		}
+		b.StopTimer()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		e.Close(ctx)
+	})
 }
 
 // discard is io.Discard without its ReaderFrom (irrelevant here).
