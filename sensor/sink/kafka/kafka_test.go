@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os/exec"
 	"strconv"
@@ -291,6 +292,23 @@ func TestDefaultTopicCreated(t *testing.T) {
 	}
 	want := recordAndClose(t, e, 6, 2)
 	checkDelivered(t, kcatRead(t, c.ListenAddrs()[0], DefaultTopic), want)
+}
+
+// TestUnencodableEvent: an event JSON cannot carry is counted as an
+// error and produces nothing; the events around it go through.
+func TestUnencodableEvent(t *testing.T) {
+	c := newCluster(t)
+	counters := &stats.Counters{}
+	e, err := New(Config{Brokers: c.ListenAddrs(), Topic: testTopic, Stats: counters})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := testEvent(1, "flow")
+	bad.Data = map[string]any{"ratio": math.Inf(1)}
+	e.Record(bad)
+	want := recordAndClose(t, e, 3, 1)
+	checkCounts(t, counters, 3, 0, 1)
+	checkDelivered(t, kcatRead(t, c.ListenAddrs()[0], testTopic), want)
 }
 
 // TestEventNotRetained checks that Record copies what it needs: the
