@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/oisp/oisp-sensor/sensor/capture/socket"
 	"github.com/oisp/oisp-sensor/sensor/session"
 	"github.com/oisp/oisp-sensor/sensor/sink"
+	"github.com/oisp/oisp-sensor/sensor/stats"
 	"github.com/spf13/cobra"
 )
 
@@ -26,6 +28,7 @@ type recordFlags struct {
 	output       string
 	content      string
 	summaryEvery time.Duration
+	exporters    exporterFlags
 }
 
 func newRecordCmd(g *globals) *cobra.Command {
@@ -76,6 +79,7 @@ is printed every --summary-every and at exit.`,
 	fl.StringVarP(&f.output, "output", "o", "", "append events to `FILE` (\"-\" for standard output; default: events-DATE.jsonl in the user's data directory)")
 	fl.StringVar(&f.content, "content", "full", "event content: full (prompts and responses) or metadata (lengths and hashes only)")
 	fl.DurationVar(&f.summaryEvery, "summary-every", 30*time.Second, "print a one-line summary this often (0: only at exit)")
+	f.exporters.register(fl)
 	return cmd
 }
 
@@ -151,8 +155,18 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	defer closeOut()
 	// A tail -f of the output sees each event within sink.TailLatency.
 	jsonl := sink.NewJSONL(w, sink.TailLatency)
-	s, err := session.New(session.Options{Out: jsonl, Content: mode, Logger: log, ExtraHosts: rules.extraHosts()})
+	counters := &stats.Counters{}
+	exps, err := openExporters(&f.exporters, counters, log, st)
 	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	out := sink.Tee{jsonl}
+	for _, e := range exps {
+		out = append(out, e.rec)
+	}
+	s, err := session.New(session.Options{Out: out, Content: mode, Logger: log, ExtraHosts: rules.extraHosts(), Stats: counters})
+	if err != nil {
+		closeExporters(context.Background(), exps)
 		return &exitError{code: 1, err: err}
 	}
 
@@ -220,9 +234,14 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	})
 	stopTicker()
 	flushErr := jsonl.Flush()
+	// Exporters get a bounded time to deliver what they hold: a peer
+	// that is gone must not keep the sensor from exiting.
+	drain, cancel := context.WithTimeout(context.Background(), exporterDrain)
+	exportErr := closeExporters(drain, exps)
+	cancel()
 	summarise(true)
 	st.printf("%d events written to %s\n", jsonl.Count(), outName)
-	if err := errors.Join(runErr, flushErr); err != nil {
+	if err := errors.Join(runErr, flushErr, exportErr); err != nil {
 		return fail(err)
 	}
 	return nil
