@@ -1,7 +1,9 @@
 package otlp
 
 import (
+	"bytes"
 	"encoding/hex"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -12,7 +14,6 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 )
@@ -20,6 +21,12 @@ import (
 // encoder turns an OISP event into the wire bytes of one OTLP LogRecord.
 // It holds only settings fixed at construction, so it is safe for
 // concurrent use.
+//
+// It writes the protobuf wire format directly rather than building the
+// generated LogRecord and marshalling it: an event has some forty
+// attributes, each a KeyValue and an AnyValue to allocate, which cost
+// more than the encoding itself. The tests decode every record with the
+// official OTLP types.
 type encoder struct {
 	// legacySystem also writes gen_ai.system beside gen_ai.provider.name,
 	// for backends that still read the pre-1.37 name.
@@ -27,44 +34,85 @@ type encoder struct {
 	// resourceHost is the host.name of the resource: an event from another
 	// host carries its own host.name attribute.
 	resourceHost string
-	marshal      proto.MarshalOptions
 }
 
-// encode returns the serialised LogRecord for ev. It reads ev only while
+// LogRecord field numbers.
+const (
+	fieldTime           = 1
+	fieldSeverityNumber = 2
+	fieldSeverityText   = 3
+	fieldBody           = 5
+	fieldAttributes     = 6
+	fieldTraceID        = 9
+	fieldSpanID         = 10
+	fieldObservedTime   = 11
+	fieldEventName      = 12
+)
+
+// encode appends the serialised LogRecord for ev to dst; body is scratch
+// space for the data's JSON, returned for reuse. It reads ev only while
 // it runs: the bytes share no memory with the event.
-func (e *encoder) encode(ev *oisp.Event, observed time.Time) ([]byte, error) {
-	rec := &logspb.LogRecord{
-		EventName:            ev.EventType,
-		ObservedTimeUnixNano: uint64(observed.UnixNano()),
-		SeverityNumber:       logspb.SeverityNumber_SEVERITY_NUMBER_INFO,
-		SeverityText:         "INFO",
-	}
-	if ts, err := time.Parse(time.RFC3339Nano, ev.TS); err == nil {
-		rec.TimeUnixNano = uint64(ts.UnixNano())
-	}
-	if ev.TraceContext != nil {
-		if id, err := hex.DecodeString(ev.TraceContext.TraceID); err == nil && len(id) == 16 {
-			rec.TraceId = id
-		}
-		if id, err := hex.DecodeString(ev.TraceContext.SpanID); err == nil && len(id) == 8 {
-			rec.SpanId = id
-		}
-	}
+func (e *encoder) encode(dst, body []byte, ev *oisp.Event, observed time.Time) (out, scratch []byte, err error) {
 	if ev.Data != nil {
-		body, err := json.Marshal(ev.Data)
-		if err != nil {
-			return nil, err
+		w := bytes.NewBuffer(body[:0])
+		enc := json.NewEncoder(w)
+		if err := enc.Encode(ev.Data); err != nil {
+			return dst, body, err
 		}
-		rec.Body = str(string(body))
+		body = bytes.TrimSuffix(w.Bytes(), []byte("\n"))
+		// AnyValue{string_value: body}
+		dst = protowire.AppendTag(dst, fieldBody, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(1+protowire.SizeBytes(len(body))))
+		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, body)
 	}
-	a := attrs{kvs: make([]*commonpb.KeyValue, 0, 32)}
+	dst = appendString(dst, fieldEventName, ev.EventType)
+	if ts, err := time.Parse(time.RFC3339Nano, ev.TS); err == nil && ts.UnixNano() > 0 {
+		dst = protowire.AppendTag(dst, fieldTime, protowire.Fixed64Type)
+		dst = protowire.AppendFixed64(dst, uint64(ts.UnixNano()))
+	}
+	dst = protowire.AppendTag(dst, fieldObservedTime, protowire.Fixed64Type)
+	dst = protowire.AppendFixed64(dst, uint64(observed.UnixNano()))
+	if tc := ev.TraceContext; tc != nil {
+		dst = appendHexID(dst, fieldTraceID, tc.TraceID, 16)
+		dst = appendHexID(dst, fieldSpanID, tc.SpanID, 8)
+	}
+	a := attrs{b: dst}
 	e.envelope(&a, ev)
-	if e.data(&a, ev) {
-		rec.SeverityNumber = logspb.SeverityNumber_SEVERITY_NUMBER_ERROR
-		rec.SeverityText = "ERROR"
+	failed := e.data(&a, ev)
+	dst = a.b
+	severity, text := logspb.SeverityNumber_SEVERITY_NUMBER_INFO, "INFO"
+	if failed {
+		severity, text = logspb.SeverityNumber_SEVERITY_NUMBER_ERROR, "ERROR"
 	}
-	rec.Attributes = a.kvs
-	return e.marshal.Marshal(rec)
+	dst = protowire.AppendTag(dst, fieldSeverityNumber, protowire.VarintType)
+	dst = protowire.AppendVarint(dst, uint64(severity))
+	dst = appendString(dst, fieldSeverityText, text)
+	return dst, body, nil
+}
+
+// appendString appends a string field, leaving out an empty one as
+// proto3 does.
+func appendString(b []byte, field protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+// appendHexID appends a trace or span id given in lowercase hex, if it is
+// one of n bytes.
+func appendHexID(b []byte, field protowire.Number, id string, n int) []byte {
+	var raw [16]byte
+	if len(id) != 2*n {
+		return b
+	}
+	if _, err := hex.Decode(raw[:n], []byte(id)); err != nil {
+		return b
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	return protowire.AppendBytes(b, raw[:n])
 }
 
 // envelope adds the attributes every event has: the OISP envelope, the
@@ -107,17 +155,26 @@ func (e *encoder) envelope(a *attrs, ev *oisp.Event) {
 		a.str("process.user.name", ac.User)
 	}
 	if p := ev.Process; p != nil {
+		exe, args, cwd := p.Exe, p.CmdlineArgs, p.Cwd
+		// process.exec's data names the new image: it wins over the
+		// envelope's process, which may still describe the caller.
+		if x, ok := ev.Data.(*oisp.ProcessExec); ok {
+			exe, args, cwd = nonEmpty(x.Exe, exe), x.Args, nonEmpty(x.Cwd, cwd)
+			if len(args) == 0 {
+				args = p.CmdlineArgs
+			}
+		}
 		if p.PID != 0 {
 			a.int("process.pid", int64(p.PID))
 		}
 		if p.PPID != 0 {
 			a.int("process.parent_pid", int64(p.PPID))
 		}
-		a.str("process.executable.path", p.Exe)
+		a.str("process.executable.path", exe)
 		a.str("process.executable.name", p.Name)
 		a.str("process.command_line", p.Cmdline)
-		a.strs("process.command_args", p.CmdlineArgs)
-		a.str("process.working_directory", p.Cwd)
+		a.strs("process.command_args", args)
+		a.str("process.working_directory", cwd)
 		a.str("container.id", p.ContainerID)
 		a.str("oisp.process.bundle_id", p.BundleID)
 		a.str("oisp.process.cgroup", p.Cgroup)
@@ -170,13 +227,13 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 			a.bool("gen_ai.request.stream", *d.Streaming)
 		}
 		if p := d.Parameters; p != nil {
-			a.float("gen_ai.request.temperature", p.Temperature)
-			a.float("gen_ai.request.top_p", p.TopP)
+			a.floatp("gen_ai.request.temperature", p.Temperature)
+			a.floatp("gen_ai.request.top_p", p.TopP)
 			if p.MaxTokens != nil {
 				a.int("gen_ai.request.max_tokens", int64(*p.MaxTokens))
 			}
-			a.float("gen_ai.request.frequency_penalty", p.FrequencyPenalty)
-			a.float("gen_ai.request.presence_penalty", p.PresencePenalty)
+			a.floatp("gen_ai.request.frequency_penalty", p.FrequencyPenalty)
+			a.floatp("gen_ai.request.presence_penalty", p.PresencePenalty)
 			a.strs("gen_ai.request.stop_sequences", p.Stop)
 		}
 	case *oisp.AIResponse:
@@ -191,7 +248,7 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 		a.strs("gen_ai.response.finish_reasons", finishReasons(d))
 		usage(a, d.Usage)
 		if d.TimeToFirstTokenMS != nil {
-			a.kv("gen_ai.response.time_to_first_chunk", &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: float64(*d.TimeToFirstTokenMS) / 1000}})
+			a.float("gen_ai.response.time_to_first_chunk", float64(*d.TimeToFirstTokenMS)/1000)
 		}
 		if d.Streaming != nil {
 			a.bool("gen_ai.request.stream", *d.Streaming)
@@ -227,13 +284,11 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 		a.str("oisp.request_id", d.RequestID)
 		failed = outcome(a, 0, d.Success, d.Error)
 	case *oisp.ProcessExec:
-		// The data names the new image: it wins over the envelope's
-		// process, which may still describe the image that called exec.
-		a.replace = true
-		a.str("process.executable.path", d.Exe)
-		a.strs("process.command_args", d.Args)
-		a.str("process.working_directory", d.Cwd)
-		a.replace = false
+		if ev.Process == nil { // else envelope wrote them
+			a.str("process.executable.path", d.Exe)
+			a.strs("process.command_args", d.Args)
+			a.str("process.working_directory", d.Cwd)
+		}
 	case *oisp.ProcessExit:
 		a.int("process.exit.code", int64(d.ExitCode))
 		if d.Signal != 0 {
@@ -433,35 +488,45 @@ func nonEmpty(s, fallback string) string {
 	return fallback
 }
 
-// attrs collects attributes, leaving out empty values so that a record
-// carries only what the event knew.
-type attrs struct {
-	kvs []*commonpb.KeyValue
-	// replace makes an attribute replace an earlier one of its key (a
-	// record never repeats a key); off, keys are not looked up.
-	replace bool
+// attrs appends LogRecord attributes (KeyValue messages), leaving out
+// empty values so that a record carries only what the event knew. Every
+// key is written at most once per record.
+type attrs struct{ b []byte }
+
+// header appends the framing of an attribute whose AnyValue is anyLen
+// bytes long; the AnyValue's content follows.
+func (a *attrs) header(key string, anyLen int) {
+	kvLen := 1 + protowire.SizeBytes(len(key)) + 1 + protowire.SizeBytes(anyLen)
+	a.b = protowire.AppendTag(a.b, fieldAttributes, protowire.BytesType)
+	a.b = protowire.AppendVarint(a.b, uint64(kvLen))
+	a.b = protowire.AppendTag(a.b, 1, protowire.BytesType) // KeyValue.key
+	a.b = protowire.AppendString(a.b, key)
+	a.b = protowire.AppendTag(a.b, 2, protowire.BytesType) // KeyValue.value
+	a.b = protowire.AppendVarint(a.b, uint64(anyLen))
 }
 
-func (a *attrs) kv(key string, v *commonpb.AnyValue) {
-	if a.replace {
-		for _, kv := range a.kvs {
-			if kv.Key == key {
-				kv.Value = v
-				return
-			}
-		}
-	}
-	a.kvs = append(a.kvs, &commonpb.KeyValue{Key: key, Value: v})
-}
+// AnyValue field numbers.
+const (
+	anyString = 1
+	anyBool   = 2
+	anyInt    = 3
+	anyDouble = 4
+	anyArray  = 5
+)
 
 func (a *attrs) str(key, v string) {
-	if v != "" {
-		a.kv(key, str(v))
+	if v == "" {
+		return
 	}
+	a.header(key, 1+protowire.SizeBytes(len(v)))
+	a.b = protowire.AppendTag(a.b, anyString, protowire.BytesType)
+	a.b = protowire.AppendString(a.b, v)
 }
 
 func (a *attrs) int(key string, v int64) {
-	a.kv(key, &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}})
+	a.header(key, 1+protowire.SizeVarint(uint64(v)))
+	a.b = protowire.AppendTag(a.b, anyInt, protowire.VarintType)
+	a.b = protowire.AppendVarint(a.b, uint64(v))
 }
 
 func (a *attrs) intp(key string, v *int) {
@@ -470,25 +535,42 @@ func (a *attrs) intp(key string, v *int) {
 	}
 }
 
-func (a *attrs) float(key string, v *float64) {
+func (a *attrs) float(key string, v float64) {
+	a.header(key, 1+8)
+	a.b = protowire.AppendTag(a.b, anyDouble, protowire.Fixed64Type)
+	a.b = protowire.AppendFixed64(a.b, math.Float64bits(v))
+}
+
+func (a *attrs) floatp(key string, v *float64) {
 	if v != nil {
-		a.kv(key, &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: *v}})
+		a.float(key, *v)
 	}
 }
 
 func (a *attrs) bool(key string, v bool) {
-	a.kv(key, &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: v}})
+	a.header(key, 1+1)
+	a.b = protowire.AppendTag(a.b, anyBool, protowire.VarintType)
+	a.b = protowire.AppendVarint(a.b, protowire.EncodeBool(v))
 }
 
+// strs appends an array of strings (an ArrayValue of string AnyValues).
 func (a *attrs) strs(key string, vs []string) {
 	if len(vs) == 0 {
 		return
 	}
-	arr := &commonpb.ArrayValue{Values: make([]*commonpb.AnyValue, len(vs))}
-	for i, v := range vs {
-		arr.Values[i] = str(v)
+	arrayLen := 0
+	for _, v := range vs {
+		arrayLen += 1 + protowire.SizeBytes(1+protowire.SizeBytes(len(v)))
 	}
-	a.kv(key, &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: arr}})
+	a.header(key, 1+protowire.SizeBytes(arrayLen))
+	a.b = protowire.AppendTag(a.b, anyArray, protowire.BytesType)
+	a.b = protowire.AppendVarint(a.b, uint64(arrayLen))
+	for _, v := range vs {
+		a.b = protowire.AppendTag(a.b, 1, protowire.BytesType) // ArrayValue.values
+		a.b = protowire.AppendVarint(a.b, uint64(1+protowire.SizeBytes(len(v))))
+		a.b = protowire.AppendTag(a.b, anyString, protowire.BytesType)
+		a.b = protowire.AppendString(a.b, v)
+	}
 }
 
 func str(v string) *commonpb.AnyValue {

@@ -10,6 +10,7 @@
 package otlp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,6 +123,7 @@ type Config struct {
 type Exporter struct {
 	cfg       Config
 	enc       encoder
+	scratch   sync.Pool // of *scratch
 	transport transport
 	rec       stats.Recorder
 	log       *slog.Logger
@@ -145,6 +147,9 @@ type Exporter struct {
 	lost, dropped atomic.Int64
 	closeOnce     sync.Once
 }
+
+// scratch is the space Record encodes in.
+type scratch struct{ record, body []byte }
 
 // New returns an Exporter for cfg and starts its sender. It connects
 // lazily: a collector that is not up yet only costs retries.
@@ -180,13 +185,14 @@ func New(cfg Config) (*Exporter, error) {
 		return nil, fmt.Errorf("otlp: compression %q: use gzip or none", cfg.Compression)
 	}
 	e := &Exporter{
-		cfg:   cfg,
-		enc:   encoder{legacySystem: cfg.LegacySystem, resourceHost: cfg.HostName},
-		rec:   cfg.Stats,
-		log:   cfg.Logger,
-		queue: make(chan []byte, cfg.MaxQueue),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		scratch: sync.Pool{New: func() any { return &scratch{} }},
+		cfg:     cfg,
+		enc:     encoder{legacySystem: cfg.LegacySystem, resourceHost: cfg.HostName},
+		rec:     cfg.Stats,
+		log:     cfg.Logger,
+		queue:   make(chan []byte, cfg.MaxQueue),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if e.rec == nil {
 		e.rec = stats.Discard{}
@@ -257,7 +263,19 @@ func (e *Exporter) Record(ev *oisp.Event) {
 		e.drop(1, false)
 		return
 	}
-	b, err := e.enc.encode(ev, time.Now())
+	if len(e.queue) == cap(e.queue) {
+		// Full: spare the encoding (the check races with the sender, so
+		// the send below still guards the bound).
+		e.drop(1, false)
+		return
+	}
+	scratch := e.scratch.Get().(*scratch)
+	var err error
+	scratch.record, scratch.body, err = e.enc.encode(scratch.record[:0], scratch.body, ev, time.Now())
+	// The queue owns a copy of exactly the record's size; the scratch
+	// space, grown to the largest event seen, serves the next Record.
+	b := bytes.Clone(scratch.record)
+	e.scratch.Put(scratch)
 	if err != nil {
 		e.rec.Count(CountErrors, 1)
 		e.drop(1, false)
