@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -97,6 +98,7 @@ func appendString(b []byte, field protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
+	s = validUTF8(s)
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	return protowire.AppendString(b, s)
 }
@@ -481,6 +483,17 @@ func toolType(t string) string {
 	return t
 }
 
+// validUTF8 returns s with invalid UTF-8 replaced by U+FFFD, as JSON
+// encoding does: protobuf string fields must be UTF-8, and a collector
+// refuses the whole request over one bad string (process arguments and
+// paths are bytes, not text).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 func nonEmpty(s, fallback string) string {
 	if s != "" {
 		return s
@@ -518,6 +531,7 @@ func (a *attrs) str(key, v string) {
 	if v == "" {
 		return
 	}
+	v = validUTF8(v)
 	a.header(key, 1+protowire.SizeBytes(len(v)))
 	a.b = protowire.AppendTag(a.b, anyString, protowire.BytesType)
 	a.b = protowire.AppendString(a.b, v)
@@ -557,6 +571,16 @@ func (a *attrs) bool(key string, v bool) {
 func (a *attrs) strs(key string, vs []string) {
 	if len(vs) == 0 {
 		return
+	}
+	for i, v := range vs {
+		if !utf8.ValidString(v) {
+			// Copy before fixing: vs belongs to the event.
+			vs = append([]string(nil), vs...)
+			for j := i; j < len(vs); j++ {
+				vs[j] = validUTF8(vs[j])
+			}
+			break
+		}
 	}
 	arrayLen := 0
 	for _, v := range vs {

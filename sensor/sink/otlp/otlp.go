@@ -385,6 +385,12 @@ func (e *Exporter) export(buf []byte, batch [][]byte) []byte {
 			e.rec.Count(CountSent, n-rejected)
 			return buf
 		}
+		if e.sendCtx.Err() != nil {
+			// Close's deadline cut the request off: not the collector's
+			// failure.
+			e.drop(n, true)
+			return buf
+		}
 		e.rec.Count(CountErrors, 1)
 		var re *retryableError
 		if !errors.As(err, &re) {
@@ -409,10 +415,10 @@ func (e *Exporter) export(buf []byte, batch [][]byte) []byte {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
+			e.rec.Count(CountRetries, 1)
 		case <-e.sendCtx.Done():
 			t.Stop()
 		}
-		e.rec.Count(CountRetries, 1)
 	}
 }
 

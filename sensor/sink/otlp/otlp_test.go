@@ -63,7 +63,8 @@ func agentRun() []*oisp.Event {
 		Tool: oisp.ToolInfo{Name: "get_weather", Type: "function", Description: "Weather by city"}, CallID: "call_1",
 		Arguments: map[string]any{"city": "Paris"}, RequestID: "req-1",
 	})
-	exec := ev(oisp.TypeProcessExec, "01EXEC", "2026-11-30T12:00:01.7Z", &oisp.ProcessExec{Exe: "/usr/bin/curl", Args: []string{"curl", "wttr.in/Paris"}, Cwd: "/tmp"})
+	// Arguments are bytes, not text: the collector must still get UTF-8.
+	exec := ev(oisp.TypeProcessExec, "01EXEC", "2026-11-30T12:00:01.7Z", &oisp.ProcessExec{Exe: "/usr/bin/curl", Args: []string{"curl", "wttr.in/Paris", "bad\xff\xfeutf8"}, Cwd: "/tmp/\xc3"})
 	exec.Host = &oisp.Host{Hostname: "other-box"}
 	limited := ev(oisp.TypeAIResponse, "01FAIL", "2026-11-30T12:00:02Z", &oisp.AIResponse{
 		RequestID: "req-2", Provider: &oisp.Provider{Name: "google", ID: "google_vertex", Endpoint: "https://us-central1-aiplatform.googleapis.com:8443/v1/x"},
@@ -195,8 +196,8 @@ func TestMapping(t *testing.T) {
 				}),
 				with(env, map[string]any{
 					"oisp.event_id": "01EXEC", "host.name": "other-box",
-					"process.executable.path": "/usr/bin/curl", "process.command_args": []any{"curl", "wttr.in/Paris"},
-					"process.working_directory": "/tmp",
+					"process.executable.path": "/usr/bin/curl", "process.command_args": []any{"curl", "wttr.in/Paris", "bad\ufffdutf8"},
+					"process.working_directory": "/tmp/\ufffd",
 				}),
 				with(env, map[string]any{
 					"oisp.event_id": "01FAIL", "oisp.request_id": "req-2", "gen_ai.provider.name": "gcp.vertex_ai",
