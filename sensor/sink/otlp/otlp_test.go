@@ -105,6 +105,57 @@ func with(base map[string]any, kv map[string]any) map[string]any {
 	return out
 }
 
+// agentRunAttrs are the attributes of agentRun's records, exported with
+// HostName "dev-box" and LegacySystem.
+func agentRunAttrs() []map[string]any {
+	env := envelopeAttrs()
+	openaiReq := map[string]any{
+		"gen_ai.provider.name": "openai", "gen_ai.system": "openai",
+		"server.address": "api.openai.com", "server.port": int64(443), "oisp.request_id": "req-1",
+	}
+	want := []map[string]any{
+		with(env, with(openaiReq, map[string]any{
+			"oisp.event_id": "01REQ", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+			"gen_ai.request.stream": true, "gen_ai.request.temperature": 0.2, "gen_ai.request.top_p": 0.9,
+			"gen_ai.request.max_tokens": int64(256), "gen_ai.request.frequency_penalty": 0.5,
+			"gen_ai.request.presence_penalty": 0.25, "gen_ai.request.stop_sequences": []any{"END", "STOP"},
+		})),
+		with(env, with(openaiReq, map[string]any{
+			"oisp.event_id": "01RESP", "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.request.model": "gpt-4o",
+			"gen_ai.response.id": "chatcmpl-abc", "gen_ai.response.finish_reasons": []any{"tool_calls", "stop"},
+			"gen_ai.usage.input_tokens": int64(1200), "gen_ai.usage.output_tokens": int64(30),
+			"gen_ai.usage.cache_read.input_tokens": int64(1000), "gen_ai.usage.cache_creation.input_tokens": int64(50),
+			"gen_ai.usage.reasoning.output_tokens": int64(0), "gen_ai.response.time_to_first_chunk": 0.25,
+			"gen_ai.request.stream": true, "http.response.status_code": int64(200),
+			"oisp.related_events": []any{"caused_by:01REQ"},
+		})),
+		with(env, map[string]any{
+			"oisp.event_id": "01CALL", "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
+			"gen_ai.tool.call.id": "call_1", "gen_ai.tool.type": "function", "gen_ai.tool.description": "Weather by city",
+			"oisp.request_id": "req-1",
+		}),
+		with(env, map[string]any{
+			"oisp.event_id": "01EXEC", "host.name": "other-box",
+			"process.executable.path": "/usr/bin/curl", "process.command_args": []any{"curl", "wttr.in/Paris", "bad\ufffdutf8"},
+			"process.working_directory": "/tmp/\ufffd",
+		}),
+		with(env, map[string]any{
+			"oisp.event_id": "01FAIL", "oisp.request_id": "req-2", "gen_ai.provider.name": "gcp.vertex_ai",
+			"gen_ai.system": "gcp.vertex_ai", "server.address": "us-central1-aiplatform.googleapis.com",
+			"server.port": int64(8443), "gen_ai.response.model": "gemini-2.0-flash",
+			"http.response.status_code": int64(429), "error.type": "rate_limit_error",
+		}),
+		with(env, map[string]any{
+			"oisp.event_id": "01EMB", "oisp.request_id": "req-3", "gen_ai.operation.name": "embeddings",
+			"gen_ai.provider.name": "mistral_ai", "gen_ai.system": "mistral_ai", "server.address": "api.mistral.ai",
+			"server.port": int64(443), "gen_ai.request.model": "mistral-embed", "gen_ai.usage.input_tokens": int64(17),
+			"http.response.status_code": int64(200),
+		}),
+	}
+	delete(want[3], "host.id") // exec's own host has no device id
+	return want
+}
+
 // deliver records evs, closes the exporter and returns what the collector
 // received: one record per event.
 func deliver(t *testing.T, exp *otlp.Exporter, col *collector, evs []*oisp.Event) []received {
@@ -168,51 +219,7 @@ func TestMapping(t *testing.T) {
 				t.Errorf("scope %q", got[0].scope.Name)
 			}
 
-			env := envelopeAttrs()
-			openaiReq := map[string]any{
-				"gen_ai.provider.name": "openai", "gen_ai.system": "openai",
-				"server.address": "api.openai.com", "server.port": int64(443), "oisp.request_id": "req-1",
-			}
-			want := []map[string]any{
-				with(env, with(openaiReq, map[string]any{
-					"oisp.event_id": "01REQ", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
-					"gen_ai.request.stream": true, "gen_ai.request.temperature": 0.2, "gen_ai.request.top_p": 0.9,
-					"gen_ai.request.max_tokens": int64(256), "gen_ai.request.frequency_penalty": 0.5,
-					"gen_ai.request.presence_penalty": 0.25, "gen_ai.request.stop_sequences": []any{"END", "STOP"},
-				})),
-				with(env, with(openaiReq, map[string]any{
-					"oisp.event_id": "01RESP", "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.request.model": "gpt-4o",
-					"gen_ai.response.id": "chatcmpl-abc", "gen_ai.response.finish_reasons": []any{"tool_calls", "stop"},
-					"gen_ai.usage.input_tokens": int64(1200), "gen_ai.usage.output_tokens": int64(30),
-					"gen_ai.usage.cache_read.input_tokens": int64(1000), "gen_ai.usage.cache_creation.input_tokens": int64(50),
-					"gen_ai.usage.reasoning.output_tokens": int64(0), "gen_ai.response.time_to_first_chunk": 0.25,
-					"gen_ai.request.stream": true, "http.response.status_code": int64(200),
-					"oisp.related_events": []any{"caused_by:01REQ"},
-				})),
-				with(env, map[string]any{
-					"oisp.event_id": "01CALL", "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
-					"gen_ai.tool.call.id": "call_1", "gen_ai.tool.type": "function", "gen_ai.tool.description": "Weather by city",
-					"oisp.request_id": "req-1",
-				}),
-				with(env, map[string]any{
-					"oisp.event_id": "01EXEC", "host.name": "other-box",
-					"process.executable.path": "/usr/bin/curl", "process.command_args": []any{"curl", "wttr.in/Paris", "bad\ufffdutf8"},
-					"process.working_directory": "/tmp/\ufffd",
-				}),
-				with(env, map[string]any{
-					"oisp.event_id": "01FAIL", "oisp.request_id": "req-2", "gen_ai.provider.name": "gcp.vertex_ai",
-					"gen_ai.system": "gcp.vertex_ai", "server.address": "us-central1-aiplatform.googleapis.com",
-					"server.port": int64(8443), "gen_ai.response.model": "gemini-2.0-flash",
-					"http.response.status_code": int64(429), "error.type": "rate_limit_error",
-				}),
-				with(env, map[string]any{
-					"oisp.event_id": "01EMB", "oisp.request_id": "req-3", "gen_ai.operation.name": "embeddings",
-					"gen_ai.provider.name": "mistral_ai", "gen_ai.system": "mistral_ai", "server.address": "api.mistral.ai",
-					"server.port": int64(443), "gen_ai.request.model": "mistral-embed", "gen_ai.usage.input_tokens": int64(17),
-					"http.response.status_code": int64(200),
-				}),
-			}
-			delete(want[3], "host.id") // exec's own host has no device id
+			want := agentRunAttrs()
 			for i, ev := range evs {
 				r := got[i].record
 				if r.EventName != ev.EventType {
