@@ -224,7 +224,11 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 		if d.Model != nil {
 			a.str("gen_ai.request.model", d.Model.ID)
 		}
-		a.str("gen_ai.conversation.id", d.ConversationID)
+		// The sensor's conversation id is its own grouping (a hash of
+		// process, provider, system prompt and first user message), not
+		// an id the provider or client gave: the conventions reserve
+		// gen_ai.conversation.id for those.
+		a.str("oisp.conversation_id", d.ConversationID)
 		if d.Streaming != nil {
 			a.bool("gen_ai.request.stream", *d.Streaming)
 		}
@@ -246,7 +250,7 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 			a.str("gen_ai.request.model", d.Model.Requested)
 		}
 		a.str("gen_ai.response.id", d.ProviderRequestID)
-		a.str("gen_ai.conversation.id", d.ConversationID)
+		a.str("oisp.conversation_id", d.ConversationID)
 		a.strs("gen_ai.response.finish_reasons", finishReasons(d))
 		usage(a, d.Usage)
 		if d.TimeToFirstTokenMS != nil {

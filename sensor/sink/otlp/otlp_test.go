@@ -44,7 +44,7 @@ func agentRun() []*oisp.Event {
 			Data: data, Attrs: &oisp.Attrs{FlowID: "flow-9"}}
 	}
 	req := ev(oisp.TypeAIRequest, "01REQ", "2026-11-30T12:00:00.123456Z", &oisp.AIRequest{
-		RequestID: "req-1", Provider: openai, Model: &oisp.Model{ID: "gpt-4o"}, RequestType: oisp.RequestChat,
+		RequestID: "req-1", ConversationID: "conv_1f2e", Provider: openai, Model: &oisp.Model{ID: "gpt-4o"}, RequestType: oisp.RequestChat,
 		Streaming: ptr(true), Messages: []oisp.Message{{Role: "user", Content: "weather in Paris?"}}, MessagesCount: 1,
 		Tools: []oisp.ToolDefinition{{Name: "get_weather", Type: "function"}}, ToolsCount: 1,
 		Parameters: &oisp.Parameters{Temperature: ptr(0.2), TopP: ptr(0.9), MaxTokens: ptr(256), FrequencyPenalty: ptr(0.5), PresencePenalty: ptr(0.25), Stop: []string{"END", "STOP"}},
@@ -116,6 +116,7 @@ func agentRunAttrs() []map[string]any {
 	want := []map[string]any{
 		with(env, with(openaiReq, map[string]any{
 			"oisp.event_id": "01REQ", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+			"oisp.conversation_id":  "conv_1f2e",
 			"gen_ai.request.stream": true, "gen_ai.request.temperature": 0.2, "gen_ai.request.top_p": 0.9,
 			"gen_ai.request.max_tokens": int64(256), "gen_ai.request.frequency_penalty": 0.5,
 			"gen_ai.request.presence_penalty": 0.25, "gen_ai.request.stop_sequences": []any{"END", "STOP"},
