@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -645,5 +646,30 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("New does not need a collector up: %v", err)
 	} else if errors.Is(err, context.Canceled) {
 		t.Error("unreachable")
+	}
+}
+
+// TestNoRedirect: a collector URL that redirects does not get the API key
+// sent on to where it points; the batch fails as refused.
+func TestNoRedirect(t *testing.T) {
+	col := newCollector(t)
+	_, target := col.serveHTTP(false)
+	redirector := httptest.NewServer(http.RedirectHandler(target, http.StatusTemporaryRedirect))
+	t.Cleanup(redirector.Close)
+	var counts stats.Counters
+	exp, err := otlp.New(otlp.Config{Endpoint: redirector.URL, Headers: map[string]string{"X-Api-Key": "k1"}, Stats: &counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp.Record(agentRun()[0])
+	if err := exp.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := col.callCount(); n != 0 {
+		t.Errorf("the redirect was followed: %d requests reached its target", n)
+	}
+	want := map[string]int64{otlp.CountErrors: 1, otlp.CountDropped: 1}
+	if d := cmp.Diff(want, counts.Snapshot()); d != "" {
+		t.Errorf("counters (-want +got):\n%s", d)
 	}
 }

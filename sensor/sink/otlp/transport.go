@@ -116,7 +116,12 @@ func newHTTPTransport(cfg Config) (*httpTransport, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	t := &httpTransport{
-		client:  &http.Client{Transport: tr},
+		client: &http.Client{
+			Transport: tr,
+			// A redirect would carry the headers (API keys) to wherever it
+			// points: answer it as the failure it is for an OTLP endpoint.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		url:     u.String(),
 		shown:   redactedURL(u),
 		headers: http.Header{},
