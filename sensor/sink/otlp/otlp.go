@@ -145,7 +145,9 @@ type Exporter struct {
 	// lost counts events Close's deadline cut off (they are counted as
 	// dropped too); dropped counts every drop.
 	lost, dropped atomic.Int64
-	closeOnce     sync.Once
+	// warnedFull is set once a full queue was logged.
+	warnedFull atomic.Bool
+	closeOnce  sync.Once
 }
 
 // scratch is the space Record encodes in.
@@ -266,7 +268,7 @@ func (e *Exporter) Record(ev *oisp.Event) {
 	if len(e.queue) == cap(e.queue) {
 		// Full: spare the encoding (the check races with the sender, so
 		// the send below still guards the bound).
-		e.drop(1, false)
+		e.dropFull()
 		return
 	}
 	scratch := e.scratch.Get().(*scratch)
@@ -284,14 +286,24 @@ func (e *Exporter) Record(ev *oisp.Event) {
 	}
 	if e.queuedBytes.Add(int64(len(b))) > e.cfg.MaxQueueBytes {
 		e.queuedBytes.Add(-int64(len(b)))
-		e.drop(1, false)
+		e.dropFull()
 		return
 	}
 	select {
 	case e.queue <- b:
 	default:
 		e.queuedBytes.Add(-int64(len(b)))
-		e.drop(1, false)
+		e.dropFull()
+	}
+}
+
+// dropFull drops an event the full queue has no room for, saying so once
+// until the collector takes a batch again (not once per event: the
+// counter has the number).
+func (e *Exporter) dropFull() {
+	e.drop(1, false)
+	if !e.warnedFull.Swap(true) {
+		e.log.Warn("otlp: queue full, dropping events until the collector catches up", "max_queue", e.cfg.MaxQueue, "max_queue_bytes", e.cfg.MaxQueueBytes, "counter", CountDropped)
 	}
 }
 
@@ -383,6 +395,7 @@ func (e *Exporter) export(buf []byte, batch [][]byte) []byte {
 				e.log.Warn("otlp: collector rejected records", "rejected", rejected, "of", n)
 			}
 			e.rec.Count(CountSent, n-rejected)
+			e.warnedFull.Store(false)
 			return buf
 		}
 		if e.sendCtx.Err() != nil {

@@ -475,7 +475,10 @@ func TestCollectorDown(t *testing.T) {
 				endpoint = col.serve(tc.protocol)
 			}
 			var counts stats.Counters
-			exp, err := otlp.New(otlp.Config{Endpoint: endpoint, Protocol: tc.protocol, BatchSize: 4, MaxQueue: 16, Timeout: time.Hour, Stats: &counts})
+			var mu sync.Mutex
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+			exp, err := otlp.New(otlp.Config{Endpoint: endpoint, Protocol: tc.protocol, BatchSize: 4, MaxQueue: 16, Timeout: time.Hour, Stats: &counts, Logger: logger})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -483,6 +486,12 @@ func TestCollectorDown(t *testing.T) {
 			recordAll(t, exp, agentRun()[1], n)
 			if counts.Get(otlp.CountDropped) < n-16-4 {
 				t.Errorf("%d dropped of %d with a queue of 16 and a batch of 4", counts.Get(otlp.CountDropped), n)
+			}
+			mu.Lock()
+			full := strings.Count(logs.String(), "queue full")
+			mu.Unlock()
+			if full != 1 {
+				t.Errorf("the full queue was logged %d times, want once", full)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
