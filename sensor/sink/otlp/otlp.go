@@ -71,9 +71,11 @@ const (
 // Config configures an Exporter. The zero value sends OTLP/HTTP to a
 // collector on localhost with the defaults above.
 type Config struct {
-	// Endpoint is the collector's URL. For http/protobuf it is the full
-	// logs URL (a URL with no path gets /v1/logs); for grpc the scheme
-	// says plaintext (http) or TLS (https) and the path is ignored.
+	// Endpoint is the collector's URL, http:// or https://. For
+	// http/protobuf it is the full logs URL, used as given (a URL with no
+	// path gets /v1/logs); for grpc the scheme says plaintext (http) or
+	// TLS (https), the path is ignored and the port defaults to 4317.
+	// Credentials in it (user:password@, ?token=) are never logged.
 	Endpoint string
 	// Protocol is HTTPProtobuf (default) or GRPC.
 	Protocol string
