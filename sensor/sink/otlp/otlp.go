@@ -1,0 +1,486 @@
+// Package otlp owns the OpenTelemetry exporter of OISP events: every event
+// becomes one OTLP log record (event name = the OISP event type, body =
+// the event's data as JSON, attributes = the OISP envelope plus the GenAI,
+// process, network and file semantic-convention attributes its data maps
+// to) sent in batches to a collector over OTLP/HTTP (protobuf) or
+// OTLP/gRPC. Record encodes on the caller's goroutine and queues bytes in
+// a bounded queue; one goroutine batches, sends and retries, so a
+// collector that is down or slow costs dropped, counted events, never a
+// stalled pipeline.
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/stats"
+)
+
+// Protocols.
+const (
+	HTTPProtobuf = "http/protobuf"
+	GRPC         = "grpc"
+)
+
+// Counter tokens.
+const (
+	// CountSent counts events the collector accepted.
+	CountSent = "sink.otlp.sent"
+	// CountDropped counts events that will never reach the collector: the
+	// queue was full or closed, the collector refused the batch for good,
+	// retries ran out, or Close's deadline came first.
+	CountDropped = "sink.otlp.dropped"
+	// CountErrors counts failed export attempts (each request that did
+	// not succeed, retryable or not) and events that could not be encoded.
+	CountErrors = "sink.otlp.errors"
+	// CountRetries counts export attempts repeated after a retryable failure.
+	CountRetries = "sink.otlp.retries"
+	// CountRejected counts records a collector refused in a partial
+	// success (they are counted as dropped too).
+	CountRejected = "sink.otlp.rejected"
+)
+
+// Defaults of Config.
+const (
+	DefaultHTTPEndpoint  = "http://localhost:4318/v1/logs"
+	DefaultGRPCEndpoint  = "http://localhost:4317"
+	DefaultBatchSize     = 512
+	DefaultBatchTimeout  = time.Second
+	DefaultMaxQueue      = 8192
+	DefaultMaxQueueBytes = 64 << 20
+	DefaultTimeout       = 10 * time.Second
+	DefaultMaxRetryTime  = 5 * time.Minute
+	DefaultServiceName   = "oisp-sensor"
+)
+
+// Config configures an Exporter. The zero value sends OTLP/HTTP to a
+// collector on localhost with the defaults above.
+type Config struct {
+	// Endpoint is the collector's URL, http:// or https://. For
+	// http/protobuf it is the full logs URL, used as given (a URL with no
+	// path gets /v1/logs); for grpc the scheme says plaintext (http) or
+	// TLS (https), the path is ignored and the port defaults to 4317.
+	// Credentials in it (user:password@, ?token=) are never logged.
+	Endpoint string
+	// Protocol is HTTPProtobuf (default) or GRPC.
+	Protocol string
+	// Headers are sent with every request (HTTP headers or gRPC
+	// metadata), e.g. an API key. They are never logged.
+	Headers map[string]string
+	// CAFile is a PEM file of CAs to trust for https endpoints, beside the
+	// system's.
+	CAFile string
+	// InsecureSkipVerify accepts any server certificate. For tests and
+	// labs only.
+	InsecureSkipVerify bool
+	// Compression is "gzip" or "" (none).
+	Compression string
+	// BatchSize is the most records in one request (default 512).
+	BatchSize int
+	// BatchTimeout is the longest a recorded event waits for its batch to
+	// fill before it is sent (default 1s).
+	BatchTimeout time.Duration
+	// MaxQueue is the most events waiting to be sent (default 8192);
+	// MaxQueueBytes bounds their encoded size (default 64 MiB). Events
+	// past either bound are dropped and counted.
+	MaxQueue      int
+	MaxQueueBytes int64
+	// Timeout bounds one export request (default 10s).
+	Timeout time.Duration
+	// MaxRetryTime is how long a batch is retried before it is dropped
+	// (default 5m).
+	MaxRetryTime time.Duration
+	// ServiceName, ServiceVersion and HostName are resource attributes
+	// (defaults: "oisp-sensor", "", os.Hostname()). ResourceAttributes
+	// adds more (e.g. deployment.environment.name).
+	ServiceName        string
+	ServiceVersion     string
+	HostName           string
+	ResourceAttributes map[string]string
+	// LegacySystem also writes gen_ai.system (the attribute's name before
+	// gen_ai.provider.name) for backends that read only the old name.
+	LegacySystem bool
+	// Stats receives the sink.otlp.* counts (nil: discard).
+	Stats stats.Recorder
+	// Logger reports export failures (nil: discard).
+	Logger *slog.Logger
+}
+
+// Exporter sends events to an OTLP collector. It is safe for concurrent use.
+type Exporter struct {
+	cfg       Config
+	enc       encoder
+	scratch   sync.Pool // of *scratch
+	transport transport
+	rec       stats.Recorder
+	log       *slog.Logger
+	// resource and scope are the serialised fields every batch repeats.
+	resource, scope []byte
+
+	queue       chan []byte
+	queuedBytes atomic.Int64
+	// closing is held shared by Record while it queues and exclusively by
+	// Close to set closed, so no event is queued after Close drained.
+	closing sync.RWMutex
+	closed  bool
+	// stop tells the sender to flush and return; abort cancels its
+	// requests and waits once Close's deadline has passed.
+	stop    chan struct{}
+	done    chan struct{}
+	abort   context.CancelFunc
+	sendCtx context.Context
+	// lost counts events Close's deadline cut off (they are counted as
+	// dropped too); dropped counts every drop.
+	lost, dropped atomic.Int64
+	// warnedFull is set once a full queue was logged.
+	warnedFull atomic.Bool
+	closeOnce  sync.Once
+}
+
+// scratch is the space Record encodes in.
+type scratch struct{ record, body []byte }
+
+// New returns an Exporter for cfg and starts its sender. It connects
+// lazily: a collector that is not up yet only costs retries.
+func New(cfg Config) (*Exporter, error) {
+	if cfg.Protocol == "" {
+		cfg.Protocol = HTTPProtobuf
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.BatchTimeout <= 0 {
+		cfg.BatchTimeout = DefaultBatchTimeout
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = DefaultMaxQueue
+	}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxRetryTime <= 0 {
+		cfg.MaxRetryTime = DefaultMaxRetryTime
+	}
+	if cfg.ServiceName == "" {
+		cfg.ServiceName = DefaultServiceName
+	}
+	if cfg.HostName == "" {
+		cfg.HostName, _ = os.Hostname()
+	}
+	if cfg.Compression != "" && cfg.Compression != "gzip" {
+		return nil, fmt.Errorf("otlp: compression %q: use gzip or none", cfg.Compression)
+	}
+	e := &Exporter{
+		scratch: sync.Pool{New: func() any { return &scratch{} }},
+		cfg:     cfg,
+		enc:     encoder{legacySystem: cfg.LegacySystem, resourceHost: cfg.HostName},
+		rec:     cfg.Stats,
+		log:     cfg.Logger,
+		queue:   make(chan []byte, cfg.MaxQueue),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if e.rec == nil {
+		e.rec = stats.Discard{}
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	switch cfg.Protocol {
+	case HTTPProtobuf:
+		if cfg.Endpoint == "" {
+			cfg.Endpoint = DefaultHTTPEndpoint
+		}
+		e.transport, err = newHTTPTransport(cfg)
+	case GRPC:
+		if cfg.Endpoint == "" {
+			cfg.Endpoint = DefaultGRPCEndpoint
+		}
+		e.transport, err = newGRPCTransport(cfg)
+	default:
+		return nil, fmt.Errorf("otlp: protocol %q: use %s or %s", cfg.Protocol, HTTPProtobuf, GRPC)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.resource, e.scope, err = resourceAndScope(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.sendCtx, e.abort = context.WithCancel(context.Background())
+	go e.run()
+	return e, nil
+}
+
+// resourceAndScope serialises the resource and scope fields of a batch.
+func resourceAndScope(cfg Config) (resource, scope []byte, err error) {
+	res := &resourcepb.Resource{}
+	add := func(k, v string) {
+		if v != "" {
+			res.Attributes = append(res.Attributes, &commonpb.KeyValue{Key: k, Value: str(v)})
+		}
+	}
+	add("service.name", cfg.ServiceName)
+	add("service.version", cfg.ServiceVersion)
+	add("host.name", cfg.HostName)
+	add("os.type", runtime.GOOS)
+	add("host.arch", runtime.GOARCH) // Go's names are OTel's (amd64, arm64)
+	add("telemetry.sdk.name", "oisp-sensor")
+	add("telemetry.sdk.language", "go")
+	for k, v := range cfg.ResourceAttributes {
+		add(k, v)
+	}
+	if resource, err = proto.Marshal(&logspb.ResourceLogs{Resource: res}); err != nil {
+		return nil, nil, fmt.Errorf("otlp: encode resource: %w", err)
+	}
+	if scope, err = proto.Marshal(&logspb.ScopeLogs{Scope: &commonpb.InstrumentationScope{Name: "github.com/oisp/oisp-sensor/sensor/sink/otlp", Version: oisp.Version}}); err != nil {
+		return nil, nil, fmt.Errorf("otlp: encode scope: %w", err)
+	}
+	return resource, scope, nil
+}
+
+// Record encodes ev and queues it. It never blocks: when the queue is
+// full or the exporter closed the event is dropped and counted.
+func (e *Exporter) Record(ev *oisp.Event) {
+	e.closing.RLock()
+	defer e.closing.RUnlock()
+	if e.closed {
+		e.drop(1, false)
+		return
+	}
+	if len(e.queue) == cap(e.queue) {
+		// Full: spare the encoding (the check races with the sender, so
+		// the send below still guards the bound).
+		e.dropFull()
+		return
+	}
+	scratch := e.scratch.Get().(*scratch)
+	var err error
+	scratch.record, scratch.body, err = e.enc.encode(scratch.record[:0], scratch.body, ev, time.Now())
+	// The queue owns a copy of exactly the record's size; the scratch
+	// space, grown to the largest event seen, serves the next Record.
+	b := bytes.Clone(scratch.record)
+	e.scratch.Put(scratch)
+	if err != nil {
+		e.rec.Count(CountErrors, 1)
+		e.drop(1, false)
+		e.log.Warn("otlp: cannot encode event", "event_type", ev.EventType, "event_id", ev.EventID, "err", err)
+		return
+	}
+	if e.queuedBytes.Add(int64(len(b))) > e.cfg.MaxQueueBytes {
+		e.queuedBytes.Add(-int64(len(b)))
+		e.dropFull()
+		return
+	}
+	select {
+	case e.queue <- b:
+	default:
+		e.queuedBytes.Add(-int64(len(b)))
+		e.dropFull()
+	}
+}
+
+// dropFull drops an event the full queue has no room for, saying so once
+// until the collector takes a batch again (not once per event: the
+// counter has the number).
+func (e *Exporter) dropFull() {
+	e.drop(1, false)
+	if !e.warnedFull.Swap(true) {
+		e.log.Warn("otlp: queue full, dropping events until the collector catches up", "max_queue", e.cfg.MaxQueue, "max_queue_bytes", e.cfg.MaxQueueBytes, "counter", CountDropped)
+	}
+}
+
+// drop counts n events that will not be sent; atClose says Close's
+// deadline cut them off (Close reports those).
+func (e *Exporter) drop(n int64, atClose bool) {
+	e.rec.Count(CountDropped, n)
+	e.dropped.Add(n)
+	if atClose {
+		e.lost.Add(n)
+	}
+}
+
+// run is the sender: it gathers batches from the queue and exports them
+// until Close.
+func (e *Exporter) run() {
+	defer close(e.done)
+	batch := make([][]byte, 0, e.cfg.BatchSize)
+	var buf []byte
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		buf = e.export(buf[:0], batch)
+		var n int64
+		for _, b := range batch {
+			n += int64(len(b))
+		}
+		e.queuedBytes.Add(-n)
+		clear(batch)
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case b := <-e.queue:
+			if len(batch) == 0 {
+				timer.Reset(e.cfg.BatchTimeout)
+			}
+			batch = append(batch, b)
+			if len(batch) >= e.cfg.BatchSize {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		case <-e.stop:
+			timer.Stop()
+			// Drain what was queued before Close: Record no longer adds.
+			for {
+				select {
+				case b := <-e.queue:
+					batch = append(batch, b)
+					if len(batch) >= e.cfg.BatchSize {
+						flush()
+					}
+					continue
+				default:
+				}
+				break
+			}
+			flush()
+			return
+		}
+	}
+}
+
+// export sends one batch, retrying while the failure is retryable, and
+// counts the outcome. It returns buf for reuse.
+func (e *Exporter) export(buf []byte, batch [][]byte) []byte {
+	buf = assemble(buf, e.resource, e.scope, batch)
+	n := int64(len(batch))
+	start := time.Now()
+	backoff := newBackoff()
+	for attempt := 0; ; attempt++ {
+		if e.sendCtx.Err() != nil {
+			e.drop(n, true)
+			return buf
+		}
+		ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.Timeout)
+		rejected, err := e.transport.export(ctx, buf)
+		cancel()
+		if err == nil {
+			if rejected > 0 {
+				rejected = min(rejected, n)
+				e.rec.Count(CountRejected, rejected)
+				e.drop(rejected, false)
+				e.log.Warn("otlp: collector rejected records", "rejected", rejected, "of", n)
+			}
+			e.rec.Count(CountSent, n-rejected)
+			e.warnedFull.Store(false)
+			return buf
+		}
+		if e.sendCtx.Err() != nil {
+			// Close's deadline cut the request off: not the collector's
+			// failure.
+			e.drop(n, true)
+			return buf
+		}
+		e.rec.Count(CountErrors, 1)
+		var re *retryableError
+		if !errors.As(err, &re) {
+			e.drop(n, false)
+			e.log.Error("otlp: collector refused the batch; dropped", "events", n, "err", err)
+			return buf
+		}
+		wait := backoff.next()
+		if re.after > 0 {
+			wait = re.after
+		}
+		if time.Since(start)+wait > e.cfg.MaxRetryTime {
+			e.drop(n, false)
+			e.log.Error("otlp: collector unavailable past the retry time; batch dropped", "events", n, "retry_time", e.cfg.MaxRetryTime, "err", err)
+			return buf
+		}
+		if attempt == 0 {
+			e.log.Warn("otlp: export failed; retrying", "events", n, "wait", wait, "err", err)
+		} else {
+			e.log.Debug("otlp: export failed; retrying", "events", n, "attempt", attempt+1, "wait", wait, "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+			e.rec.Count(CountRetries, 1)
+		case <-e.sendCtx.Done():
+			t.Stop()
+		}
+	}
+}
+
+// Close stops accepting events, delivers what is queued until ctx ends,
+// then stops the sender. When ctx ended first it returns an error saying
+// how many events were cut off (and how many were dropped over the
+// exporter's life); drops before Close are in the counters only.
+func (e *Exporter) Close(ctx context.Context) error {
+	var err error
+	e.closeOnce.Do(func() {
+		e.closing.Lock()
+		e.closed = true
+		e.closing.Unlock()
+		close(e.stop)
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			// Stop retrying and sending: the batch in flight and what is
+			// still queued are lost.
+			e.abort()
+			<-e.done
+		}
+		for {
+			select {
+			case <-e.queue:
+				e.drop(1, true)
+				continue
+			default:
+			}
+			break
+		}
+		e.abort()
+		e.transport.close()
+		if lost := e.lost.Load(); lost > 0 {
+			err = fmt.Errorf("otlp: %d events not delivered to %s before the close deadline (%v; %d dropped in all, counted as %s): give Close more time or check the collector",
+				lost, e.transport.target(), context.Cause(ctx), e.dropped.Load(), CountDropped)
+		}
+	})
+	return err
+}
+
+// redactedURL is u without credentials or query (where tokens hide).
+func redactedURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	c.ForceQuery = false
+	c.Fragment = ""
+	return c.String()
+}
