@@ -349,13 +349,16 @@ type Stats struct {
 	EncodeErrors     int64            `json:"encode_errors"`
 	Clients          int              `json:"clients"`
 	ClientsDropped   int64            `json:"clients_dropped"`
-	Missed           int64            `json:"missed"`
-	DroppedAtClose   int64            `json:"dropped_at_close"`
-	LastSeq          uint64           `json:"last_seq"`
-	RingFirstSeq     uint64           `json:"ring_first_seq"`
-	RingEvents       int              `json:"ring_events"`
-	RingBytes        int              `json:"ring_bytes"`
-	RingEvicted      int64            `json:"ring_evicted"`
+	// Backlog is the longest stream queue: how many events the slowest
+	// client is behind (past the socket buffers).
+	Backlog        int    `json:"backlog"`
+	Missed         int64  `json:"missed"`
+	DroppedAtClose int64  `json:"dropped_at_close"`
+	LastSeq        uint64 `json:"last_seq"`
+	RingFirstSeq   uint64 `json:"ring_first_seq"`
+	RingEvents     int    `json:"ring_events"`
+	RingBytes      int    `json:"ring_bytes"`
+	RingEvicted    int64  `json:"ring_evicted"`
 }
 
 // Snapshot returns the sink's counters.
@@ -366,7 +369,12 @@ func (s *Sink) Snapshot() Stats {
 	for k, v := range s.tally.byType {
 		byType[k] = v
 	}
+	backlog := 0
+	for _, c := range s.clients {
+		backlog = max(backlog, len(c.queue))
+	}
 	return Stats{
+		Backlog:          backlog,
 		Events:           s.tally.events,
 		ByType:           byType,
 		PromptTokens:     s.tally.promptTokens,

@@ -19,6 +19,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,6 +133,10 @@ type Sink struct {
 	// so that a bad event type repeated on every request does not flood
 	// the log.
 	encodeErrors int64
+	// encoders are encoders with their buffers, reused across events.
+	encoders sync.Pool
+	// slab holds the encoded events of the ring (under mu).
+	slab slab
 	// clientsDropped, missed and droppedAtClose mirror TokenClientDropped,
 	// TokenMissed and TokenDropped for the dashboard's own counters.
 	clientsDropped int64
@@ -144,6 +149,11 @@ func New(cfg Config) *Sink {
 	cfg = cfg.withDefaults()
 	s := &Sink{cfg: cfg, ring: newRing(cfg.RingEvents, cfg.RingBytes)}
 	s.tally.byType = make(map[string]int64)
+	s.encoders.New = func() any {
+		eb := new(encodeBuffer)
+		eb.enc = json.NewEncoder(&eb.buf)
+		return eb
+	}
 	s.handler = s.routes()
 	return s
 }
@@ -151,8 +161,12 @@ func New(cfg Config) *Sink {
 // Record encodes ev and offers it to the ring and every open stream. It
 // does not retain ev.
 func (s *Sink) Record(ev *oisp.Event) {
-	data, err := json.Marshal(ev)
-	if err != nil {
+	// Encoding, the bulk of the work, runs outside the lock so that
+	// events recorded concurrently encode in parallel.
+	eb := s.encoders.Get().(*encodeBuffer)
+	defer s.encoders.Put(eb)
+	eb.buf.Reset()
+	if err := eb.enc.Encode(ev); err != nil {
 		s.cfg.Stats.Count(TokenErrors, 1)
 		s.mu.Lock()
 		s.encodeErrors++
@@ -164,6 +178,7 @@ func (s *Sink) Record(ev *oisp.Event) {
 		}
 		return
 	}
+	encoded := bytes.TrimSuffix(eb.buf.Bytes(), []byte("\n"))
 	var dropped []*client
 	s.mu.Lock()
 	if s.closed {
@@ -173,7 +188,7 @@ func (s *Sink) Record(ev *oisp.Event) {
 		return
 	}
 	s.seq++
-	e := entry{seq: s.seq, data: data}
+	e := entry{seq: s.seq, data: s.slab.copy(encoded)}
 	s.ring.push(e)
 	s.tally.add(ev)
 	for i := 0; i < len(s.clients); {
@@ -199,6 +214,35 @@ func (s *Sink) Record(ev *oisp.Event) {
 		s.cfg.Logger.Info("web dashboard: dropped a stream whose client fell behind; it may reconnect and resume",
 			"remote", c.remote, "queue", s.cfg.ClientQueue, "seq", e.seq)
 	}
+}
+
+// encodeBuffer is an encoder writing into its own buffer.
+type encodeBuffer struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// slabSize is the size of the blocks encoded events are copied into: one
+// allocation for many events instead of one each. A block lives while any
+// event in it is in the ring or a stream queue; both drop events oldest
+// first, so the blocks alive span at most the buffered events plus one
+// block.
+const slabSize = 256 << 10
+
+// slab copies encoded events into shared blocks.
+type slab struct{ block []byte }
+
+// copy returns a copy of p that is never written again.
+func (b *slab) copy(p []byte) []byte {
+	if len(p) > slabSize/8 {
+		return bytes.Clone(p) // big events would waste the rest of a block
+	}
+	if cap(b.block)-len(b.block) < len(p) {
+		b.block = make([]byte, 0, slabSize)
+	}
+	start := len(b.block)
+	b.block = append(b.block, p...)
+	return b.block[start:len(b.block):len(b.block)]
 }
 
 // removeLocked removes the client at i from the open streams.
