@@ -90,6 +90,8 @@ func (s *Sink) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", s.serveAsset("assets/index.html", "text/html; charset=utf-8"))
 	mux.HandleFunc("GET /app.js", s.serveAsset("assets/app.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /app.css", s.serveAsset("assets/app.css", "text/css; charset=utf-8"))
+	// No icon: answered so that browsers do not log a missing one.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /api/events", s.serveEvents)
 	mux.HandleFunc("GET /api/recent", s.serveRecent)
 	mux.HandleFunc("GET /api/stats", s.serveStats)

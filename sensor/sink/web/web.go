@@ -164,7 +164,11 @@ func (s *Sink) Record(ev *oisp.Event) {
 	// Encoding, the bulk of the work, runs outside the lock so that
 	// events recorded concurrently encode in parallel.
 	eb := s.encoders.Get().(*encodeBuffer)
-	defer s.encoders.Put(eb)
+	defer func() {
+		if eb.buf.Cap() <= maxPooledBuffer {
+			s.encoders.Put(eb)
+		}
+	}()
 	eb.buf.Reset()
 	if err := eb.enc.Encode(ev); err != nil {
 		s.cfg.Stats.Count(TokenErrors, 1)
@@ -215,6 +219,10 @@ func (s *Sink) Record(ev *oisp.Event) {
 			"remote", c.remote, "queue", s.cfg.ClientQueue, "seq", e.seq)
 	}
 }
+
+// maxPooledBuffer is the largest encoding buffer kept for reuse: one
+// huge event should not pin its buffer for the rest of the run.
+const maxPooledBuffer = 1 << 20
 
 // encodeBuffer is an encoder writing into its own buffer.
 type encodeBuffer struct {

@@ -739,3 +739,19 @@ func TestPageRendersHostileTextAsText(t *testing.T) {
 		t.Errorf("summary %v does not show the event's own text", sum)
 	}
 }
+
+// TestRecordDoesNotRetainEvent: the pipeline reuses an event's memory once
+// Record returns; what the dashboard serves must not change with it.
+func TestRecordDoesNotRetainEvent(t *testing.T) {
+	srv, _ := start(t, web.Config{})
+	ev := interaction(1, "original prompt")[0]
+	srv.Record(ev)
+	ev.EventID = "reused"
+	ev.Data.(*oisp.AIRequest).Messages[0].Content = "overwritten"
+	var got recent
+	getJSON(t, srv.URL()+"api/recent", &got)
+	if len(got.Events) != 1 || got.Events[0].Event["event_id"] != "evt_req_0001" ||
+		!strings.Contains(fmt.Sprint(got.Events[0].Event["data"]), "original prompt") {
+		t.Fatalf("the ring changed with the event after Record: %v", got.Events)
+	}
+}

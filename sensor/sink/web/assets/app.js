@@ -156,10 +156,10 @@
     }
     var tools = '';
     var nCalls = it.toolCalls.length || rs.tool_calls_count || 0;
-    if (nCalls || it.toolResults.length) {
-      tools = nCalls + ' call' + (nCalls === 1 ? '' : 's');
-      if (it.toolResults.length) tools += ', ' + it.toolResults.length + ' result' + (it.toolResults.length === 1 ? '' : 's');
-    }
+    var parts = [];
+    if (nCalls) parts.push(nCalls + ' call' + (nCalls === 1 ? '' : 's'));
+    if (it.toolResults.length) parts.push(it.toolResults.length + ' result' + (it.toolResults.length === 1 ? '' : 's'));
+    tools = parts.join(', ');
     if (rq.streaming || rs.streaming) latency += (latency ? ' ' : '') + '(stream)';
     return {
       time: clock(first.ts), process: processOf(first), provider: providerOf(it), model: str(model),
