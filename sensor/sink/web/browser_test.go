@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/sink/web"
 )
 
@@ -147,12 +146,7 @@ func (d *devtools) waitPage(what, cond string) {
 // or script error.
 func TestPageInBrowser(t *testing.T) {
 	srv, _ := start(t, web.Config{})
-	evs := interaction(1, hostile)
-	for _, ev := range evs {
-		ev.Process = &oisp.Process{PID: 7, Name: hostile}
-	}
-	evs[1].Data.(*oisp.AIResponse).Error = &oisp.Error{Message: hostile}
-	for _, ev := range evs {
+	for _, ev := range hostileInteraction() {
 		srv.Record(ev)
 	}
 	replayFixtures(t, srv, fixtures...)
@@ -202,7 +196,7 @@ func TestPageInBrowser(t *testing.T) {
 	d.eval(`document.getElementById('tab-system').click()`)
 	d.waitPage("the system view", `document.querySelectorAll('#system-rows tr.row').length === 0 && !document.getElementById('system-table').classList.contains('hidden')`)
 	d.eval(`(() => { const f = document.getElementById('f-text'); f.value = ''; f.dispatchEvent(new Event('input')); })()`)
-	d.waitPage("the system events", `document.querySelectorAll('#system-rows tr.row').length === 3`)
+	d.waitPage("the system events", `document.querySelectorAll('#system-rows tr.row').length === 4`)
 
 	if path := os.Getenv("OISP_WEB_SCREENSHOT"); path != "" {
 		d.eval(`document.getElementById('tab-ai').click()`)

@@ -696,10 +696,10 @@ type renderResult struct {
 	} `json:"interactions"`
 }
 
-// TestPageRendersHostileTextAsText: prompts, responses, tool arguments,
-// names and command lines full of markup are shown as text, verbatim.
-func TestPageRendersHostileTextAsText(t *testing.T) {
-	srv, _ := start(t, web.Config{})
+// hostileInteraction is an exchange whose every free text is hostile:
+// process name, provider, model, prompt, response, error, tool name and
+// arguments; and a process.exec whose command line is.
+func hostileInteraction() []*oisp.Event {
 	evs := interaction(1, hostile)
 	for _, ev := range evs {
 		ev.Process = &oisp.Process{PID: 7, Name: hostile}
@@ -716,7 +716,14 @@ func TestPageRendersHostileTextAsText(t *testing.T) {
 	exec := &oisp.Event{OISPVersion: oisp.Version, EventID: "evt_exec", EventType: oisp.TypeProcessExec, TS: evs[0].TS,
 		Process: &oisp.Process{PID: 8, Name: hostile}, Source: evs[0].Source,
 		Data: &oisp.ProcessExec{Exe: "/bin/sh", Args: []string{"sh", "-c", hostile}}}
-	for _, ev := range append(evs, exec) {
+	return append(evs, exec)
+}
+
+// TestPageRendersHostileTextAsText: prompts, responses, tool arguments,
+// names and command lines full of markup are shown as text, verbatim.
+func TestPageRendersHostileTextAsText(t *testing.T) {
+	srv, _ := start(t, web.Config{})
+	for _, ev := range hostileInteraction() {
 		srv.Record(ev)
 	}
 	res := render(t, srv)
