@@ -198,9 +198,24 @@ func TestPageInBrowser(t *testing.T) {
 	d.eval(`(() => { const f = document.getElementById('f-text'); f.value = ''; f.dispatchEvent(new Event('input')); })()`)
 	d.waitPage("the system events", `document.querySelectorAll('#system-rows tr.row').length === 4`)
 
+	// Paused, the view holds still while events wait; resumed, they show.
+	d.eval(`document.getElementById('tab-ai').click()`)
+	d.waitPage("the AI view", `document.querySelectorAll('#ai-rows tr.row').length === 8`)
+	d.eval(`document.getElementById('pause').click()`)
+	for _, ev := range interaction(3, "while paused") {
+		srv.Record(ev)
+	}
+	d.waitPage("the paused count", `document.getElementById('pending').textContent === '3 new while paused'`)
+	if n := d.eval(`document.querySelectorAll('#ai-rows tr.row').length`); n != float64(8) {
+		t.Errorf("paused, the table has %v rows, want still 8", n)
+	}
+	d.eval(`document.getElementById('pause').click()`)
+	d.waitPage("the resumed view", `document.querySelectorAll('#ai-rows tr.row').length === 9 && document.getElementById('pending').textContent === ''`)
+
 	if path := os.Getenv("OISP_WEB_SCREENSHOT"); path != "" {
-		d.eval(`document.getElementById('tab-ai').click()`)
-		d.waitPage("the AI view", `document.querySelectorAll('#ai-rows tr.row').length >= 8`)
+		// A look at the page for a person: wide, the hostile exchange open.
+		d.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": false})
+		d.waitPage("the opened exchange", `document.querySelector('#ai-rows tr.detail')`)
 		shot := d.call("Page.captureScreenshot", map[string]any{"format": "png"})["data"].(string)
 		png, _ := base64.StdEncoding.DecodeString(shot)
 		os.WriteFile(path, png, 0o644)

@@ -358,7 +358,9 @@
     }
 
     function render() {
-      if (!dirty || paused) return;
+      // While paused the model does not change (new events wait in
+      // pending), so filters and clicks still redraw the frozen view.
+      if (!dirty) return;
       dirty = false;
       updateProviders();
       var body = $(view === 'ai' ? 'ai-rows' : 'system-rows');
@@ -392,7 +394,7 @@
 
     function connect() {
       var es = new win.EventSource('/api/events?since=0');
-      es.onopen = function () { $('conn').textContent = 'live'; $('conn').className = 'conn live'; };
+      es.onopen = function () { $('conn').textContent = 'live'; $('conn').className = 'conn live'; pollStats(); };
       es.onerror = function () { $('conn').textContent = 'reconnecting…'; $('conn').className = 'conn down'; };
       es.onmessage = function (m) {
         var ev;
