@@ -44,13 +44,15 @@ type client struct {
 // cut makes the stream's pending and later writes fail at once, so that a
 // handler blocked writing to a client that does not read returns and its
 // connection closes.
-func (c *client) cut() {
+// It reports whether the handler was still running.
+func (c *client) cut() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.isCut = true
 	if !c.finished {
 		c.rc.SetWriteDeadline(time.Unix(1, 0))
 	}
+	return !c.finished
 }
 
 // extendDeadline gives the next write writeTimeout, unless the stream is

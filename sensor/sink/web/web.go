@@ -291,11 +291,14 @@ func (s *Sink) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		stuck := 0
 		for _, c := range clients {
-			c.cut()
+			if c.cut() {
+				stuck++
+			}
 		}
 		<-done
-		return fmt.Errorf("web dashboard: %d streams were cut before their queued events were written: %w", len(clients), ctx.Err())
+		return fmt.Errorf("web dashboard: event streams cut before their queued events were written: %d (a client stopped reading): %w", stuck, ctx.Err())
 	}
 }
 

@@ -762,3 +762,38 @@ func TestRecordDoesNotRetainEvent(t *testing.T) {
 		t.Fatalf("the ring changed with the event after Record: %v", got.Events)
 	}
 }
+
+// TestCloseCutsStuckStream: a client that reads nothing cannot hold Close
+// past its context; Close cuts it and says so.
+func TestCloseCutsStuckStream(t *testing.T) {
+	srv, err := web.Listen(web.Config{Addr: "127.0.0.1:0", ClientQueue: 1 << 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/events HTTP/1.1\r\nHost: %s\r\n\r\n", srv.Addr())
+	waitFor(t, "the stream to register", func() bool { return srv.Snapshot().Clients == 1 })
+	// Enough to fill the socket buffers, not the queue: the stream's
+	// handler is left blocked in a write with events still queued.
+	prompt := strings.Repeat("stuck ", 40<<10)
+	for i := 0; i < 400; i++ {
+		srv.Record(interaction(i, prompt)[0])
+	}
+	waitFor(t, "events to queue behind the blocked write", func() bool { return srv.Snapshot().Backlog > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if err == nil || !strings.Contains(err.Error(), "event streams cut before their queued events were written: 1") {
+			t.Fatalf("Close with a stuck stream: %v, want the cut stream reported", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("Close waited on a client that reads nothing")
+	}
+}
