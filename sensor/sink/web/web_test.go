@@ -777,10 +777,12 @@ func TestCloseCutsStuckStream(t *testing.T) {
 	defer conn.Close()
 	fmt.Fprintf(conn, "GET /api/events HTTP/1.1\r\nHost: %s\r\n\r\n", srv.Addr())
 	waitFor(t, "the stream to register", func() bool { return srv.Snapshot().Clients == 1 })
-	// Enough to fill the socket buffers, not the queue: the stream's
-	// handler is left blocked in a write with events still queued.
+	// Enough to fill the socket buffers and then 48 MB more queued (more
+	// than both ends' socket buffers hold here, 4 + 32 MB at most), not
+	// the queue: the stream's handler is left blocked in a write with
+	// events still queued, however it was scheduled.
 	prompt := strings.Repeat("stuck ", 40<<10)
-	for i := 0; srv.Snapshot().Backlog < 2; i++ {
+	for i := 0; srv.Snapshot().Backlog < 200; i++ {
 		if i == 2000 {
 			t.Fatal("the stream's writes never blocked")
 		}
