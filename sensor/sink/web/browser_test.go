@@ -51,24 +51,50 @@ func startBrowser(t *testing.T) *devtools {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The profile is removed after the browser has exited, children and
+	// all (t.TempDir could be removed while a helper process still
+	// writes to it).
+	profile, err := os.MkdirTemp("", "oisp-web-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--user-data-dir="+t.TempDir(), "--remote-debugging-pipe", "about:blank")
+		"--user-data-dir="+profile, "--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{toBrowser, toTest} // fd 3: commands, fd 4: answers
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	toBrowser.Close()
 	toTest.Close()
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
 	// A browser that stops answering is killed, which ends the test's
 	// reads instead of hanging it.
 	watchdog := time.AfterFunc(5*patience, cancel)
 	t.Cleanup(func() {
 		watchdog.Stop()
+		// Browser.close shuts every browser process down; killing only
+		// the main one would leave its helpers running.
+		fromTest.Write([]byte(`{"id":999999,"method":"Browser.close"}` + "\x00"))
+		select {
+		case <-exited:
+		case <-time.After(patience):
+			cancel()
+			<-exited
+		}
 		cancel()
-		cmd.Wait()
 		fromTest.Close()
 		fromBrowser.Close()
+		for i := 0; i < 50; i++ {
+			if os.RemoveAll(profile) == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	return &devtools{t: t, in: fromTest, out: bufio.NewReader(fromBrowser)}
 }
