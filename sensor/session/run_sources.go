@@ -114,7 +114,7 @@ func (s *Session) Summary() Summary {
 			}
 			e := sum.Exporters[name]
 			switch what {
-			case "sent":
+			case "sent", "events": // the dashboard's events are those it shows
 				e.Sent = v
 			case "dropped":
 				e.Dropped = v

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -12,7 +14,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/oisp/oisp-sensor/sensor/oisp"
+	redact "github.com/oisp/oisp-sensor/sensor/secret"
+	"github.com/oisp/oisp-sensor/sensor/session"
 	"github.com/oisp/oisp-sensor/sensor/sink/kafka"
+	"github.com/oisp/oisp-sensor/sensor/sink/otlp"
+	"github.com/oisp/oisp-sensor/sensor/sink/web"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 )
 
@@ -26,7 +32,20 @@ type exporterFlags struct {
 	kafkaPasswordFile string
 	kafkaTLS          bool
 	kafkaCAFile       string
+
+	otlpEndpoint    string
+	otlpProtocol    string
+	otlpHeaders     []string
+	otlpCAFile      string
+	otlpCompression string
+
+	webAddr       string
+	webAllowHosts []string
 }
+
+// otlpHeadersEnv is OpenTelemetry's variable for exporter headers
+// (key=value,…, values URL-encoded): where an API key stays out of ps.
+const otlpHeadersEnv = "OTEL_EXPORTER_OTLP_HEADERS"
 
 // kafkaPasswordEnv holds the Kafka SASL password when no file is given:
 // never a flag, because command lines show in ps.
@@ -40,6 +59,15 @@ func (f *exporterFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.kafkaPasswordFile, "kafka-sasl-password-file", "", "`FILE` holding the Kafka SASL password (else $"+kafkaPasswordEnv+")")
 	fl.BoolVar(&f.kafkaTLS, "kafka-tls", false, "connect to the Kafka brokers over TLS (system roots)")
 	fl.StringVar(&f.kafkaCAFile, "kafka-ca-file", "", "verify the Kafka brokers against this CA `FILE` (PEM); implies --kafka-tls")
+
+	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "also send events as OTLP logs to an OpenTelemetry collector at `URL` (http/protobuf: http://HOST:4318/v1/logs; grpc: http://HOST:4317, https for TLS)")
+	fl.StringVar(&f.otlpProtocol, "otlp-protocol", otlp.HTTPProtobuf, "OTLP transport: http/protobuf or grpc")
+	fl.StringArrayVar(&f.otlpHeaders, "otlp-header", nil, "`KEY=VALUE` header sent with every OTLP export (repeatable; never logged; $"+otlpHeadersEnv+" is read too and keeps keys out of ps)")
+	fl.StringVar(&f.otlpCAFile, "otlp-ca-file", "", "verify an https collector against this CA `FILE` (PEM)")
+	fl.StringVar(&f.otlpCompression, "otlp-compression", "gzip", "OTLP request compression: gzip or none")
+
+	fl.StringVar(&f.webAddr, "web", "", "serve a live dashboard of the events at `ADDR` while recording (e.g. 127.0.0.1:7777); events carry prompts, so keep it on loopback")
+	fl.StringArrayVar(&f.webAllowHosts, "web-allow-host", nil, "also answer dashboard requests addressed to host `NAME` (repeatable; IP literals and localhost always are)")
 }
 
 // exporter is one running output besides the JSONL file.
@@ -83,7 +111,71 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 		exps = append(exps, exporter{name: "kafka", rec: e, close: e.Close})
 		status.printf("events also go to Kafka topic %s via %s\n", cfg.Topic, strings.Join(f.kafkaBrokers, ","))
 	}
+	if f.otlpEndpoint != "" {
+		headers, err := otlpHeaders(os.Getenv(otlpHeadersEnv), f.otlpHeaders)
+		if err != nil {
+			return exps, err
+		}
+		compression := f.otlpCompression
+		if compression == "none" {
+			compression = ""
+		}
+		e, err := otlp.New(otlp.Config{
+			Endpoint:       f.otlpEndpoint,
+			Protocol:       f.otlpProtocol,
+			Headers:        headers,
+			CAFile:         f.otlpCAFile,
+			Compression:    compression,
+			ServiceVersion: session.Version,
+			Stats:          st,
+			Logger:         log,
+		})
+		if err != nil {
+			return exps, err // "otlp: …"
+		}
+		exps = append(exps, exporter{name: "otlp", rec: e, close: e.Close})
+		status.printf("events also go to the OTLP collector at %s (%s)\n", redact.RedactURL(f.otlpEndpoint), f.otlpProtocol)
+	}
+	if f.webAddr != "" {
+		srv, err := web.Listen(web.Config{Addr: f.webAddr, AllowedHosts: f.webAllowHosts, Stats: st, Logger: log})
+		if err != nil {
+			return exps, err
+		}
+		exps = append(exps, exporter{name: "web", rec: srv, close: srv.Close})
+		status.printf("live dashboard at %s\n", srv.URL())
+		if ip, err := netip.ParseAddrPort(srv.Addr().String()); err == nil && !ip.Addr().IsLoopback() {
+			status.printf("the dashboard is reachable from other machines: it shows every captured prompt and response\n")
+		}
+	}
 	return exps, nil
+}
+
+// otlpHeaders merges the OpenTelemetry environment variable's headers
+// (key=value pairs, comma-separated, URL-encoded) with --otlp-header
+// flags, which win.
+func otlpHeaders(env string, flags []string) (map[string]string, error) {
+	h := map[string]string{}
+	for _, kv := range strings.Split(env, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		key, errK := url.QueryUnescape(strings.TrimSpace(k))
+		val, errV := url.QueryUnescape(strings.TrimSpace(v))
+		if !ok || key == "" || errK != nil || errV != nil {
+			// The value may be a key: name the variable, never the text.
+			return nil, fmt.Errorf("$%s: an entry is not key=value (URL-encoded)", otlpHeadersEnv)
+		}
+		h[key] = val
+	}
+	for _, kv := range flags {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--otlp-header %q: want KEY=VALUE", k)
+		}
+		h[strings.TrimSpace(k)] = v
+	}
+	return h, nil
 }
 
 // kafkaPassword reads the SASL password from file, else from the

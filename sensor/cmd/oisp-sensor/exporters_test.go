@@ -1,17 +1,25 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 )
@@ -20,6 +28,13 @@ import (
 // replays a streamed chat completion through it, stops it and returns the
 // JSONL output's lines and the status output.
 func recordThroughProxy(t *testing.T, extra ...string) (lines [][]byte, status string) {
+	t.Helper()
+	return recordThroughProxyWith(t, nil, extra...)
+}
+
+// recordThroughProxyWith is recordThroughProxy calling started with the
+// running command before any traffic.
+func recordThroughProxyWith(t *testing.T, started func(*command), extra ...string) (lines [][]byte, status string) {
 	t.Helper()
 	srv, rec := upstream(t, "openai/lcg-testclient-createchatcompletionstream", loopback.H2)
 	dir := t.TempDir()
@@ -30,6 +45,9 @@ func recordThroughProxy(t *testing.T, extra ...string) (lines [][]byte, status s
 		"--output", out, "--summary-every", "0"}, extra...)
 	cmd := start(t, args...)
 	addr := waitFor(t, cmd.stderr, proxyLine, cmd.done)
+	if started != nil {
+		started(cmd)
+	}
 	replayThrough(t, proxiedClient(t, addr, caDir), rec, secret)
 	// Both events are decoded once the exchange is: wait for them before
 	// stopping, so that the exporters are fed before they drain.
@@ -108,5 +126,140 @@ func TestRecordKafkaNeedsPassword(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("record did not refuse")
+	}
+}
+
+// otlpCollector is an OTLP/HTTP logs endpoint decoding requests with the
+// official OTLP types, keeping the records' event names and the headers.
+type otlpCollector struct {
+	mu      sync.Mutex
+	names   []string
+	bodies  []string
+	headers http.Header
+}
+
+func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	raw, err := io.ReadAll(body)
+	var req collogspb.ExportLogsServiceRequest
+	if err == nil {
+		err = proto.Unmarshal(raw, &req)
+	}
+	if err != nil || r.URL.Path != "/v1/logs" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+		http.Error(w, "bad export", http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	c.headers = r.Header.Clone()
+	for _, rl := range req.ResourceLogs {
+		for _, sl := range rl.ScopeLogs {
+			for _, lr := range sl.LogRecords {
+				c.names = append(c.names, lr.EventName)
+				c.bodies = append(c.bodies, lr.Body.GetStringValue())
+			}
+		}
+	}
+	c.mu.Unlock()
+	out, _ := proto.Marshal(&collogspb.ExportLogsServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Write(out)
+}
+
+// TestRecordOTLP: with --otlp-endpoint every event also reaches an OTLP
+// collector as a log record named by its event type, with the headers of
+// $OTEL_EXPORTER_OTLP_HEADERS and --otlp-header, which never show in the
+// status output.
+func TestRecordOTLP(t *testing.T) {
+	const apiKey = "otlp-key-0123456789abcdef"
+	col := &otlpCollector{}
+	srv := httptest.NewServer(col)
+	t.Cleanup(srv.Close)
+	t.Setenv(otlpHeadersEnv, "x-api-key="+apiKey+",x-team=ai%20platform")
+	lines, status := recordThroughProxy(t, "--otlp-endpoint", srv.URL+"/v1/logs", "--otlp-header", "x-tenant=lab")
+	for _, want := range []string{"events also go to the OTLP collector at " + srv.URL + "/v1/logs (http/protobuf)", "otlp: 2 sent, 0 dropped"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status output lacks %q:\n%s", want, status)
+		}
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if got := strings.Join(col.names, ","); got != "ai.request,ai.response" || len(lines) != 2 {
+		t.Fatalf("collector got %s for %d events", got, len(lines))
+	}
+	for i, b := range col.bodies {
+		if !bytes.Contains(lines[i], []byte(`"data":`+b)) {
+			t.Errorf("record %d body is not the event's data:\n%s\n%s", i, b, lines[i])
+		}
+	}
+	for k, want := range map[string]string{"X-Api-Key": apiKey, "X-Team": "ai platform", "X-Tenant": "lab"} {
+		if got := col.headers.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	if strings.Contains(status, apiKey) {
+		t.Error("the collector's API key reached the status output")
+	}
+}
+
+// TestRecordWeb: with --web the dashboard serves, on its event stream,
+// every event record writes to its file, byte for byte, and its page.
+func TestRecordWeb(t *testing.T) {
+	dashLine := regexp.MustCompile(`live dashboard at (\S+)`)
+	var (
+		got     [][]byte
+		gotDone = make(chan struct{})
+		page    string
+	)
+	lines, status := recordThroughProxyWith(t, func(cmd *command) {
+		base := waitFor(t, cmd.stderr, dashLine, cmd.done)
+		resp, err := http.Get(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page = string(raw)
+		stream, err := http.Get(base + "api/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer close(gotDone)
+			defer stream.Body.Close()
+			sc := bufio.NewScanner(stream.Body)
+			sc.Buffer(nil, 16<<20)
+			for sc.Scan() {
+				if data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: ")); ok && bytes.HasPrefix(data, []byte("{")) {
+					got = append(got, bytes.Clone(data))
+				}
+			}
+		}()
+	}, "--web", "127.0.0.1:0")
+	select {
+	case <-gotDone: // record's exit ends the stream
+	case <-time.After(20 * time.Second):
+		t.Fatal("the event stream did not end when record stopped")
+	}
+	if !strings.Contains(page, "<html") {
+		t.Errorf("dashboard page:\n%.300s", page)
+	}
+	if len(got) != len(lines) {
+		t.Fatalf("%d events on the stream, %d in the file\n%s", len(got), len(lines), status)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], lines[i]) {
+			t.Errorf("stream event %d differs from the file's line:\n%s\n%s", i, got[i], lines[i])
+		}
+	}
+	if !strings.Contains(status, "web: 2 sent, 0 dropped") {
+		t.Errorf("status output lacks the dashboard's count:\n%s", status)
 	}
 }
