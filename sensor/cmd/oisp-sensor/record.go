@@ -155,6 +155,7 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	defer closeOut()
 	// A tail -f of the output sees each event within sink.TailLatency.
 	jsonl := sink.NewJSONL(w, sink.TailLatency)
+	st.printf("oisp-sensor %s recording; events go to %s\n", session.Version, outName)
 	counters := &stats.Counters{}
 	exps, err := openExporters(&f.exporters, counters, log, st)
 	if err != nil {
@@ -179,7 +180,6 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	}()
 	fail := func(err error) error { return &exitError{code: 1, err: err} }
 
-	st.printf("oisp-sensor %s recording; events go to %s\n", session.Version, outName)
 	if f.proxyAddr != "" {
 		cp, err := newCaptureProxy(f.proxyAddr, &f.capture, s.Registry, s.Stats, log)
 		if err != nil {
