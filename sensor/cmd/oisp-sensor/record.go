@@ -56,6 +56,15 @@ Sources, all running at once into one pipeline:
                    --pid, --exe and --cgroup limit it to those processes and
                    their descendants (any of them; all processes without).
 
+Outputs besides the JSONL file, any of them at once:
+  --web ADDR              a live dashboard of the events (keep it on loopback,
+                          e.g. 127.0.0.1:7777: events carry prompts)
+  --kafka-brokers LIST    one Kafka record per event (--kafka-topic, SASL, TLS)
+  --otlp-endpoint URL     OTLP logs to an OpenTelemetry collector, with the
+                          GenAI semantic conventions (--otlp-protocol grpc)
+Each has a bounded queue: a peer that is down never stalls capture; what it
+cannot take is dropped and counted in the summary.
+
 Stop it with Ctrl-C (SIGINT) or SIGTERM: flows in flight are decoded and
 written before it exits. A one-line summary (flows, events, bytes, drops)
 is printed every --summary-every and at exit.`,
