@@ -13,9 +13,11 @@ import (
 	"time"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -38,13 +40,15 @@ type reply struct {
 	hang bool
 }
 
-// collector is an OTLP logs receiver over real HTTP and gRPC servers: it
-// decodes every request with the official OTLP types and keeps it.
+// collector is an OTLP logs and traces receiver over real HTTP and gRPC
+// servers: it decodes every request with the official OTLP types and
+// keeps it. The script answers log exports only; trace exports succeed.
 type collector struct {
 	collogspb.UnimplementedLogsServiceServer
 	t        *testing.T
 	mu       sync.Mutex
 	requests []*collogspb.ExportLogsServiceRequest
+	traces   []*coltracepb.ExportTraceServiceRequest
 	headers  []http.Header
 	arrived  []time.Time
 	// script answers the requests in turn; past its end, 200.
@@ -130,6 +134,23 @@ func (c *collector) serveHTTP(tls bool) (*httptest.Server, string) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.Write(out)
 	})
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
+		raw, err := io.ReadAll(r.Body)
+		if err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(raw, &req); err != nil {
+			c.t.Errorf("collector: the request does not decode as ExportTraceServiceRequest: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.keepTraces(&req)
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	})
 	var srv *httptest.Server
 	if tls {
 		srv = httptest.NewTLSServer(mux)
@@ -149,6 +170,7 @@ func (c *collector) serveGRPC() string {
 	}
 	srv := grpc.NewServer()
 	collogspb.RegisterLogsServiceServer(srv, c)
+	coltracepb.RegisterTraceServiceServer(srv, traceService{c: c})
 	go srv.Serve(lis)
 	c.t.Cleanup(srv.Stop)
 	return "http://" + lis.Addr().String()
@@ -197,6 +219,43 @@ func (c *collector) Export(ctx context.Context, req *collogspb.ExportLogsService
 		resp.PartialSuccess = &collogspb.ExportLogsPartialSuccess{RejectedLogRecords: rep.rejected}
 	}
 	return resp, nil
+}
+
+// keepTraces stores an accepted trace export.
+func (c *collector) keepTraces(req *coltracepb.ExportTraceServiceRequest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.traces = append(c.traces, req)
+}
+
+// traceService is the collector's TraceService.
+type traceService struct {
+	coltracepb.UnimplementedTraceServiceServer
+	c *collector
+}
+
+func (s traceService) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	s.c.keepTraces(req)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// spans returns every span received, in order, checking the resource
+// each came under.
+func (c *collector) spans() []*tracepb.Span {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*tracepb.Span
+	for _, req := range c.traces {
+		for _, rs := range req.ResourceSpans {
+			if name := attrMap(rs.Resource.GetAttributes())["service.name"]; name != "oisp-sensor" {
+				c.t.Errorf("spans' resource service.name %v", name)
+			}
+			for _, ss := range rs.ScopeSpans {
+				out = append(out, ss.Spans...)
+			}
+		}
+	}
+	return out
 }
 
 // received is one record as the collector got it.

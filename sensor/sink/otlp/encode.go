@@ -53,7 +53,10 @@ const (
 // encode appends the serialised LogRecord for ev to dst; body is scratch
 // space for the data's JSON, returned for reuse. It reads ev only while
 // it runs: the bytes share no memory with the event.
-func (e *encoder) encode(dst, body []byte, ev *oisp.Event, observed time.Time) (out, scratch []byte, err error) {
+//
+// ids, when not nil, are the trace and span ids of the GenAI span the
+// event belongs to; else the record carries the event's trace context.
+func (e *encoder) encode(dst, body []byte, ev *oisp.Event, observed time.Time, ids *spanIDs) (out, scratch []byte, err error) {
 	if ev.Data != nil {
 		w := bytes.NewBuffer(body[:0])
 		enc := json.NewEncoder(w)
@@ -74,11 +77,16 @@ func (e *encoder) encode(dst, body []byte, ev *oisp.Event, observed time.Time) (
 	}
 	dst = protowire.AppendTag(dst, fieldObservedTime, protowire.Fixed64Type)
 	dst = protowire.AppendFixed64(dst, uint64(observed.UnixNano()))
-	if tc := ev.TraceContext; tc != nil {
+	if ids != nil {
+		dst = protowire.AppendTag(dst, fieldTraceID, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, ids.trace[:])
+		dst = protowire.AppendTag(dst, fieldSpanID, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, ids.span[:])
+	} else if tc := ev.TraceContext; tc != nil {
 		dst = appendHexID(dst, fieldTraceID, tc.TraceID, 16)
 		dst = appendHexID(dst, fieldSpanID, tc.SpanID, 8)
 	}
-	a := attrs{b: dst}
+	a := attrs{b: dst, field: fieldAttributes}
 	e.envelope(&a, ev)
 	failed := e.data(&a, ev)
 	dst = a.b
@@ -323,6 +331,11 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 
 // operation adds gen_ai.operation.name for an OISP request type.
 func (e *encoder) operation(a *attrs, requestType string, p *oisp.Provider) {
+	a.str("gen_ai.operation.name", operationName(requestType, p))
+}
+
+// operationName is the gen_ai.operation.name of an OISP request type.
+func operationName(requestType string, p *oisp.Provider) string {
 	var op string
 	switch requestType {
 	case oisp.RequestChat:
@@ -336,7 +349,7 @@ func (e *encoder) operation(a *attrs, requestType string, p *oisp.Provider) {
 	case oisp.RequestEmbedding:
 		op = "embeddings"
 	}
-	a.str("gen_ai.operation.name", op)
+	return op
 }
 
 // provider adds gen_ai.provider.name (and gen_ai.system when asked) and
@@ -505,16 +518,20 @@ func nonEmpty(s, fallback string) string {
 	return fallback
 }
 
-// attrs appends LogRecord attributes (KeyValue messages), leaving out
-// empty values so that a record carries only what the event knew. Every
-// key is written at most once per record.
-type attrs struct{ b []byte }
+// attrs appends LogRecord or Span attributes (KeyValue messages), leaving
+// out empty values so that a record carries only what the event knew.
+// Every key is written at most once per record.
+type attrs struct {
+	b []byte
+	// field is the attributes' field number in the enclosing message.
+	field protowire.Number
+}
 
 // header appends the framing of an attribute whose AnyValue is anyLen
 // bytes long; the AnyValue's content follows.
 func (a *attrs) header(key string, anyLen int) {
 	kvLen := 1 + protowire.SizeBytes(len(key)) + 1 + protowire.SizeBytes(anyLen)
-	a.b = protowire.AppendTag(a.b, fieldAttributes, protowire.BytesType)
+	a.b = protowire.AppendTag(a.b, a.field, protowire.BytesType)
 	a.b = protowire.AppendVarint(a.b, uint64(kvLen))
 	a.b = protowire.AppendTag(a.b, 1, protowire.BytesType) // KeyValue.key
 	a.b = protowire.AppendString(a.b, key)
@@ -613,7 +630,10 @@ const (
 )
 
 // assemble writes an ExportLogsServiceRequest holding records under one
-// resource and scope. The records are already serialised, so the batch is
+// resource and scope (or an ExportTraceServiceRequest holding spans: its
+// ResourceSpans and ScopeSpans number their fields as ResourceLogs and
+// ScopeLogs do, so the same framing and the same resource and scope bytes
+// serve both). The records are already serialised, so the batch is
 // built by framing them rather than by decoding and encoding them again:
 // a repeated message field is its elements, each tagged and
 // length-prefixed, in any order of appearance.

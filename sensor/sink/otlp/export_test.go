@@ -14,6 +14,6 @@ type Encoder struct{ record, body []byte }
 func (x *Encoder) Encode(ev *oisp.Event) ([]byte, error) {
 	var e encoder
 	var err error
-	x.record, x.body, err = e.encode(x.record[:0], x.body, ev, time.Now())
+	x.record, x.body, err = e.encode(x.record[:0], x.body, ev, time.Now(), nil)
 	return x.record, err
 }

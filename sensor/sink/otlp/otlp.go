@@ -6,7 +6,10 @@
 // OTLP/gRPC. Record encodes on the caller's goroutine and queues bytes in
 // a bounded queue; one goroutine batches, sends and retries, so a
 // collector that is down or slow costs dropped, counted events, never a
-// stalled pipeline.
+// stalled pipeline. With Config.Spans it also sends one GenAI client span
+// per AI call (request to response) to the collector's traces endpoint,
+// through the same queue and sender, and the call's log records carry the
+// span's trace and span ids.
 package otlp
 
 import (
@@ -115,6 +118,22 @@ type Config struct {
 	// LegacySystem also writes gen_ai.system (the attribute's name before
 	// gen_ai.provider.name) for backends that read only the old name.
 	LegacySystem bool
+	// Spans also sends one GenAI client span per AI call, from its
+	// ai.request to the ai.response (or ai.embedding) naming it as parent,
+	// and gives the call's log records the span's trace and span ids: the
+	// events' trace context where they have one, else ids derived from the
+	// request's event id. Default false: logs only.
+	Spans bool
+	// TracesEndpoint is the collector's traces URL for http/protobuf
+	// (default: Endpoint with its trailing /v1/logs replaced by
+	// /v1/traces). gRPC sends spans to Endpoint's TraceService.
+	TracesEndpoint string
+	// MaxPendingSpans bounds the requests waiting for their response
+	// (default 10000); MaxSpanWait is how long one waits (default 10m).
+	// Requests past either bound are counted as sink.otlp.spans_unpaired
+	// and give no span.
+	MaxPendingSpans int
+	MaxSpanWait     time.Duration
 	// Stats receives the sink.otlp.* counts (nil: discard).
 	Stats stats.Recorder
 	// Logger reports export failures (nil: discard).
@@ -132,8 +151,10 @@ type Exporter struct {
 	// resource and scope are the serialised fields every batch repeats.
 	resource, scope []byte
 
-	queue       chan []byte
+	queue       chan item
 	queuedBytes atomic.Int64
+	// pending holds requests waiting for their response (Config.Spans).
+	pending *pendingTable
 	// closing is held shared by Record while it queues and exclusively by
 	// Close to set closed, so no event is queued after Close drained.
 	closing sync.RWMutex
@@ -144,8 +165,8 @@ type Exporter struct {
 	done    chan struct{}
 	abort   context.CancelFunc
 	sendCtx context.Context
-	// lost counts events Close's deadline cut off (they are counted as
-	// dropped too); dropped counts every drop.
+	// lost counts events and spans Close's deadline cut off (they are
+	// counted as dropped too); dropped counts every drop.
 	lost, dropped atomic.Int64
 	// warnedFull is set once a full queue was logged.
 	warnedFull atomic.Bool
@@ -154,6 +175,28 @@ type Exporter struct {
 
 // scratch is the space Record encodes in.
 type scratch struct{ record, body []byte }
+
+// item is one serialised LogRecord or Span in the queue.
+type item struct {
+	b    []byte
+	kind kind
+}
+
+// kind says what an item is, and so where it goes and what counts it.
+type kind uint8
+
+const (
+	logRecord kind = iota
+	span
+)
+
+// counters returns the sent and dropped tokens of k.
+func (k kind) counters() (sent, dropped string) {
+	if k == span {
+		return CountSpansSent, CountSpansDropped
+	}
+	return CountSent, CountDropped
+}
 
 // New returns an Exporter for cfg and starts its sender. It connects
 // lazily: a collector that is not up yet only costs retries.
@@ -179,6 +222,12 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.MaxRetryTime <= 0 {
 		cfg.MaxRetryTime = DefaultMaxRetryTime
 	}
+	if cfg.MaxPendingSpans <= 0 {
+		cfg.MaxPendingSpans = DefaultMaxPendingSpans
+	}
+	if cfg.MaxSpanWait <= 0 {
+		cfg.MaxSpanWait = DefaultMaxSpanWait
+	}
 	if cfg.ServiceName == "" {
 		cfg.ServiceName = DefaultServiceName
 	}
@@ -194,12 +243,15 @@ func New(cfg Config) (*Exporter, error) {
 		enc:     encoder{legacySystem: cfg.LegacySystem, resourceHost: cfg.HostName},
 		rec:     cfg.Stats,
 		log:     cfg.Logger,
-		queue:   make(chan []byte, cfg.MaxQueue),
+		queue:   make(chan item, cfg.MaxQueue),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	if e.rec == nil {
 		e.rec = stats.Discard{}
+	}
+	if cfg.Spans {
+		e.pending = newPendingTable(cfg.MaxPendingSpans, cfg.MaxSpanWait)
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -259,116 +311,184 @@ func resourceAndScope(cfg Config) (resource, scope []byte, err error) {
 }
 
 // Record encodes ev and queues it. It never blocks: when the queue is
-// full or the exporter closed the event is dropped and counted.
+// full or the exporter closed the event is dropped and counted. With
+// Config.Spans an ai.response or ai.embedding also queues the span of its
+// call.
 func (e *Exporter) Record(ev *oisp.Event) {
 	e.closing.RLock()
 	defer e.closing.RUnlock()
 	if e.closed {
-		e.drop(1, false)
+		e.drop(logRecord, 1, false)
 		return
 	}
 	if len(e.queue) == cap(e.queue) {
 		// Full: spare the encoding (the check races with the sender, so
 		// the send below still guards the bound).
-		e.dropFull()
+		e.dropFull(logRecord)
 		return
+	}
+	var ids *spanIDs
+	var spanOf func(dst []byte) []byte
+	if e.pending != nil {
+		ids, spanOf = e.call(ev)
 	}
 	scratch := e.scratch.Get().(*scratch)
 	var err error
-	scratch.record, scratch.body, err = e.enc.encode(scratch.record[:0], scratch.body, ev, time.Now())
+	scratch.record, scratch.body, err = e.enc.encode(scratch.record[:0], scratch.body, ev, time.Now(), ids)
 	// The queue owns a copy of exactly the record's size; the scratch
 	// space, grown to the largest event seen, serves the next Record.
 	b := bytes.Clone(scratch.record)
+	var spanBytes []byte
+	if err == nil && spanOf != nil {
+		scratch.record = spanOf(scratch.record[:0])
+		spanBytes = bytes.Clone(scratch.record)
+	}
 	e.scratch.Put(scratch)
 	if err != nil {
 		e.rec.Count(CountErrors, 1)
-		e.drop(1, false)
+		e.drop(logRecord, 1, false)
 		e.log.Warn("otlp: cannot encode event", "event_type", ev.EventType, "event_id", ev.EventID, "err", err)
 		return
 	}
-	if e.queuedBytes.Add(int64(len(b))) > e.cfg.MaxQueueBytes {
-		e.queuedBytes.Add(-int64(len(b)))
-		e.dropFull()
+	e.enqueue(item{b: b, kind: logRecord})
+	if spanBytes != nil {
+		e.enqueue(item{b: spanBytes, kind: span})
+	}
+}
+
+// call returns the span ids ev's record carries when ev is part of an AI
+// call, and for the event that completes the call the function appending
+// its span. A request is held in the pending table until then.
+func (e *Exporter) call(ev *oisp.Event) (*spanIDs, func(dst []byte) []byte) {
+	switch d := ev.Data.(type) {
+	case *oisp.AIRequest:
+		ids := idsFor(ev.TraceContext, ev.EventID)
+		if n := e.pending.put(e.enc.pendingOf(ev, d, ids, time.Now())); n > 0 {
+			e.rec.Count(CountSpansUnpaired, int64(n))
+		}
+		return &ids, nil
+	case *oisp.AIResponse, *oisp.AIEmbedding:
+		parent := parentRequest(ev)
+		if parent == "" {
+			if ev.EventType == oisp.TypeAIEmbedding {
+				// The pipeline's ai.embedding follows its ai.response
+				// (caused_by), whose span covers the call.
+				return nil, nil
+			}
+			// A response whose request was not seen: its own span.
+			parent = ev.EventID
+		}
+		req := e.pending.take(parent)
+		var ids spanIDs
+		if req != nil {
+			ids = req.ids
+		} else {
+			ids = idsFor(ev.TraceContext, parent)
+		}
+		return &ids, func(dst []byte) []byte { return e.enc.span(dst, ids, req, ev) }
+	}
+	return nil, nil
+}
+
+// enqueue queues it unless the queue is full.
+func (e *Exporter) enqueue(it item) {
+	if e.queuedBytes.Add(int64(len(it.b))) > e.cfg.MaxQueueBytes {
+		e.queuedBytes.Add(-int64(len(it.b)))
+		e.dropFull(it.kind)
 		return
 	}
 	select {
-	case e.queue <- b:
+	case e.queue <- it:
 	default:
-		e.queuedBytes.Add(-int64(len(b)))
-		e.dropFull()
+		e.queuedBytes.Add(-int64(len(it.b)))
+		e.dropFull(it.kind)
 	}
 }
 
 // dropFull drops an event the full queue has no room for, saying so once
 // until the collector takes a batch again (not once per event: the
 // counter has the number).
-func (e *Exporter) dropFull() {
-	e.drop(1, false)
+func (e *Exporter) dropFull(k kind) {
+	e.drop(k, 1, false)
 	if !e.warnedFull.Swap(true) {
 		e.log.Warn("otlp: queue full, dropping events until the collector catches up", "max_queue", e.cfg.MaxQueue, "max_queue_bytes", e.cfg.MaxQueueBytes, "counter", CountDropped)
 	}
 }
 
-// drop counts n events that will not be sent; atClose says Close's
-// deadline cut them off (Close reports those).
-func (e *Exporter) drop(n int64, atClose bool) {
-	e.rec.Count(CountDropped, n)
+// drop counts n events or spans that will not be sent; atClose says
+// Close's deadline cut them off (Close reports those).
+func (e *Exporter) drop(k kind, n int64, atClose bool) {
+	_, dropped := k.counters()
+	e.rec.Count(dropped, n)
 	e.dropped.Add(n)
 	if atClose {
 		e.lost.Add(n)
 	}
 }
 
-// run is the sender: it gathers batches from the queue and exports them
-// until Close.
+// run is the sender: it gathers batches from the queue (log records and
+// spans apart, as they go to different services) and exports them until
+// Close.
 func (e *Exporter) run() {
 	defer close(e.done)
-	batch := make([][]byte, 0, e.cfg.BatchSize)
+	var batches [span + 1][][]byte
+	for k := range batches {
+		batches[k] = make([][]byte, 0, e.cfg.BatchSize)
+	}
 	var buf []byte
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	flush := func() {
+	flush := func(k kind) {
+		batch := batches[k]
 		if len(batch) == 0 {
 			return
 		}
-		buf = e.export(buf[:0], batch)
+		buf = e.export(buf[:0], k, batch)
 		var n int64
 		for _, b := range batch {
 			n += int64(len(b))
 		}
 		e.queuedBytes.Add(-n)
 		clear(batch)
-		batch = batch[:0]
+		batches[k] = batch[:0]
 	}
+	flushAll := func() {
+		for k := range batches {
+			flush(kind(k))
+		}
+	}
+	add := func(it item) {
+		batches[it.kind] = append(batches[it.kind], it.b)
+		if len(batches[it.kind]) >= e.cfg.BatchSize {
+			flush(it.kind)
+		}
+	}
+	waiting := func() bool { return len(batches[logRecord])+len(batches[span]) > 0 }
 	for {
 		select {
-		case b := <-e.queue:
-			if len(batch) == 0 {
+		case it := <-e.queue:
+			if !waiting() {
 				timer.Reset(e.cfg.BatchTimeout)
 			}
-			batch = append(batch, b)
-			if len(batch) >= e.cfg.BatchSize {
+			add(it)
+			if !waiting() {
 				timer.Stop()
-				flush()
 			}
 		case <-timer.C:
-			flush()
+			flushAll()
 		case <-e.stop:
 			timer.Stop()
 			// Drain what was queued before Close: Record no longer adds.
 			for {
 				select {
-				case b := <-e.queue:
-					batch = append(batch, b)
-					if len(batch) >= e.cfg.BatchSize {
-						flush()
-					}
+				case it := <-e.queue:
+					add(it)
 					continue
 				default:
 				}
 				break
 			}
-			flush()
+			flushAll()
 			return
 		}
 	}
@@ -376,40 +496,41 @@ func (e *Exporter) run() {
 
 // export sends one batch, retrying while the failure is retryable, and
 // counts the outcome. It returns buf for reuse.
-func (e *Exporter) export(buf []byte, batch [][]byte) []byte {
+func (e *Exporter) export(buf []byte, k kind, batch [][]byte) []byte {
 	buf = assemble(buf, e.resource, e.scope, batch)
 	n := int64(len(batch))
+	sent, _ := k.counters()
 	start := time.Now()
 	backoff := newBackoff()
 	for attempt := 0; ; attempt++ {
 		if e.sendCtx.Err() != nil {
-			e.drop(n, true)
+			e.drop(k, n, true)
 			return buf
 		}
 		ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.Timeout)
-		rejected, err := e.transport.export(ctx, buf)
+		rejected, err := e.transport.export(ctx, k == span, buf)
 		cancel()
 		if err == nil {
 			if rejected > 0 {
 				rejected = min(rejected, n)
 				e.rec.Count(CountRejected, rejected)
-				e.drop(rejected, false)
+				e.drop(k, rejected, false)
 				e.log.Warn("otlp: collector rejected records", "rejected", rejected, "of", n)
 			}
-			e.rec.Count(CountSent, n-rejected)
+			e.rec.Count(sent, n-rejected)
 			e.warnedFull.Store(false)
 			return buf
 		}
 		if e.sendCtx.Err() != nil {
 			// Close's deadline cut the request off: not the collector's
 			// failure.
-			e.drop(n, true)
+			e.drop(k, n, true)
 			return buf
 		}
 		e.rec.Count(CountErrors, 1)
 		var re *retryableError
 		if !errors.As(err, &re) {
-			e.drop(n, false)
+			e.drop(k, n, false)
 			e.log.Error("otlp: collector refused the batch; dropped", "events", n, "err", err)
 			return buf
 		}
@@ -418,7 +539,7 @@ func (e *Exporter) export(buf []byte, batch [][]byte) []byte {
 			wait = re.after
 		}
 		if time.Since(start)+wait > e.cfg.MaxRetryTime {
-			e.drop(n, false)
+			e.drop(k, n, false)
 			e.log.Error("otlp: collector unavailable past the retry time; batch dropped", "events", n, "retry_time", e.cfg.MaxRetryTime, "err", err)
 			return buf
 		}
@@ -458,8 +579,8 @@ func (e *Exporter) Close(ctx context.Context) error {
 		}
 		for {
 			select {
-			case <-e.queue:
-				e.drop(1, true)
+			case it := <-e.queue:
+				e.drop(it.kind, 1, true)
 				continue
 			default:
 			}
@@ -467,8 +588,13 @@ func (e *Exporter) Close(ctx context.Context) error {
 		}
 		e.abort()
 		e.transport.close()
+		if e.pending != nil {
+			if n := e.pending.clear(); n > 0 {
+				e.rec.Count(CountSpansUnpaired, int64(n))
+			}
+		}
 		if lost := e.lost.Load(); lost > 0 {
-			err = fmt.Errorf("otlp: %d events not delivered to %s before the close deadline (%v; %d dropped in all, counted as %s): give Close more time or check the collector",
+			err = fmt.Errorf("otlp: %d events or spans not delivered to %s before the close deadline (%v; %d dropped in all, counted as %s): give Close more time or check the collector",
 				lost, e.transport.target(), context.Cause(ctx), e.dropped.Load(), CountDropped)
 		}
 	})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -31,11 +32,13 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// transport sends one serialised ExportLogsServiceRequest.
+// transport sends one serialised ExportLogsServiceRequest, or
+// ExportTraceServiceRequest when traces is set.
 type transport interface {
-	// export returns the records the collector rejected in a partial
-	// success; an error is a *retryableError when trying again may help.
-	export(ctx context.Context, request []byte) (rejected int64, err error)
+	// export returns the records (or spans) the collector rejected in a
+	// partial success; an error is a *retryableError when trying again
+	// may help.
+	export(ctx context.Context, traces bool, request []byte) (rejected int64, err error)
 	// target names the collector without credentials, for messages.
 	target() string
 	close()
@@ -99,6 +102,8 @@ type httpTransport struct {
 	shown   string
 	headers http.Header
 	gzip    bool
+	// tracesURL is where spans go ("" without Config.Spans).
+	tracesURL, tracesShown string
 }
 
 func newHTTPTransport(cfg Config) (*httpTransport, error) {
@@ -130,6 +135,13 @@ func newHTTPTransport(cfg Config) (*httpTransport, error) {
 	for k, v := range cfg.Headers {
 		t.headers.Set(k, v)
 	}
+	if cfg.Spans {
+		traces, err := tracesURL(cfg, u)
+		if err != nil {
+			return nil, err
+		}
+		t.tracesURL, t.tracesShown = traces.String(), redactedURL(traces)
+	}
 	t.headers.Set("Content-Type", "application/x-protobuf")
 	if t.gzip {
 		t.headers.Set("Content-Encoding", "gzip")
@@ -141,7 +153,34 @@ func (t *httpTransport) target() string { return t.shown }
 
 func (t *httpTransport) close() { t.client.CloseIdleConnections() }
 
-func (t *httpTransport) export(ctx context.Context, body []byte) (int64, error) {
+// tracesURL is Config.TracesEndpoint, else the logs URL with its trailing
+// /v1/logs replaced by /v1/traces.
+func tracesURL(cfg Config, logs *url.URL) (*url.URL, error) {
+	if cfg.TracesEndpoint != "" {
+		u, err := parseEndpoint(cfg.TracesEndpoint)
+		if err != nil {
+			return nil, fmt.Errorf("otlp: traces endpoint: %w", err)
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/v1/traces"
+		}
+		return u, nil
+	}
+	path, ok := strings.CutSuffix(logs.Path, "/v1/logs")
+	if !ok {
+		return nil, errors.New("otlp: the logs endpoint does not end in /v1/logs, so the traces URL cannot be derived from it: set the traces endpoint")
+	}
+	u := *logs
+	u.Path = path + "/v1/traces"
+	u.RawPath = ""
+	return &u, nil
+}
+
+func (t *httpTransport) export(ctx context.Context, traces bool, body []byte) (int64, error) {
+	target, shown := t.url, t.shown
+	if traces {
+		target, shown = t.tracesURL, t.tracesShown
+	}
 	if t.gzip {
 		var zb bytes.Buffer
 		zw := gzip.NewWriter(&zb)
@@ -151,32 +190,48 @@ func (t *httpTransport) export(ctx context.Context, body []byte) (int64, error) 
 		}
 		body = zb.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return 0, fmt.Errorf("build the request to %s: %w", t.shown, unwrapURLError(err))
+		return 0, fmt.Errorf("build the request to %s: %w", shown, unwrapURLError(err))
 	}
 	req.Header = t.headers.Clone()
 	resp, err := t.client.Do(req)
 	if err != nil {
 		// A *url.Error repeats the URL, with any token in it: say it
 		// without.
-		return 0, &retryableError{err: fmt.Errorf("POST %s: %w", t.shown, unwrapURLError(err))}
+		return 0, &retryableError{err: fmt.Errorf("POST %s: %w", shown, unwrapURLError(err))}
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
-		var out collogspb.ExportLogsServiceResponse
-		if len(respBody) > 0 && proto.Unmarshal(respBody, &out) == nil && out.PartialSuccess != nil {
-			return out.PartialSuccess.RejectedLogRecords, nil
-		}
-		return 0, nil
+		return rejectedIn(traces, respBody), nil
 	}
-	err = fmt.Errorf("POST %s: %s%s", t.shown, resp.Status, statusMessage(respBody))
+	err = fmt.Errorf("POST %s: %s%s", shown, resp.Status, statusMessage(respBody))
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return 0, &retryableError{err: err, after: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	return 0, err
+}
+
+// rejectedIn returns the records or spans a successful export response
+// reports rejected.
+func rejectedIn(traces bool, body []byte) int64 {
+	if len(body) == 0 {
+		return 0
+	}
+	if traces {
+		var out coltracepb.ExportTraceServiceResponse
+		if proto.Unmarshal(body, &out) == nil && out.PartialSuccess != nil {
+			return out.PartialSuccess.RejectedSpans
+		}
+		return 0
+	}
+	var out collogspb.ExportLogsServiceResponse
+	if proto.Unmarshal(body, &out) == nil && out.PartialSuccess != nil {
+		return out.PartialSuccess.RejectedLogRecords
+	}
+	return 0
 }
 
 // unwrapURLError returns the cause inside a *url.Error.
@@ -220,8 +275,11 @@ type grpcTransport struct {
 	opts  []grpc.CallOption
 }
 
-// exportMethod is the LogsService Export RPC.
-const exportMethod = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+// The Export RPCs of LogsService and TraceService.
+const (
+	exportMethod       = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+	exportTracesMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+)
 
 func newGRPCTransport(cfg Config) (*grpcTransport, error) {
 	u, err := parseEndpoint(cfg.Endpoint)
@@ -259,15 +317,17 @@ func (t *grpcTransport) target() string { return t.shown }
 
 func (t *grpcTransport) close() { t.conn.Close() }
 
-func (t *grpcTransport) export(ctx context.Context, body []byte) (int64, error) {
+func (t *grpcTransport) export(ctx context.Context, traces bool, body []byte) (int64, error) {
 	ctx = metadata.NewOutgoingContext(ctx, t.md)
-	var out collogspb.ExportLogsServiceResponse
-	err := t.conn.Invoke(ctx, exportMethod, rawRequest(body), &out, t.opts...)
+	method := exportMethod
+	if traces {
+		method = exportTracesMethod
+	}
+	// The reply is decoded by rejectedIn, as over HTTP.
+	var out rawReply
+	err := t.conn.Invoke(ctx, method, rawRequest(body), &out, t.opts...)
 	if err == nil {
-		if out.PartialSuccess != nil {
-			return out.PartialSuccess.RejectedLogRecords, nil
-		}
-		return 0, nil
+		return rejectedIn(traces, out), nil
 	}
 	st := status.Convert(err)
 	err = fmt.Errorf("gRPC Export to %s: %s: %s", t.shown, st.Code(), st.Message())
@@ -290,8 +350,11 @@ func (t *grpcTransport) export(ctx context.Context, body []byte) (int64, error) 
 	return 0, err
 }
 
-// rawRequest is an already serialised ExportLogsServiceRequest.
+// rawRequest is an already serialised export request.
 type rawRequest []byte
+
+// rawReply receives a serialised export response.
+type rawReply []byte
 
 // rawCodec sends a rawRequest as it is and decodes replies as protobuf.
 // The content subtype stays "proto": the bytes on the wire are exactly a
@@ -310,6 +373,10 @@ func (rawCodec) Marshal(v any) ([]byte, error) {
 }
 
 func (rawCodec) Unmarshal(data []byte, v any) error {
+	if r, ok := v.(*rawReply); ok {
+		*r = append((*r)[:0], data...)
+		return nil
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return fmt.Errorf("otlp: cannot decode into %T", v)
