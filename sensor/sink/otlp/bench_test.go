@@ -21,26 +21,36 @@ func BenchmarkRecord(b *testing.B) {
 	perEvent := func(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
 	}
-	b.Run("otlp-record", func(b *testing.B) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-		}))
-		defer srv.Close()
-		var counts stats.Counters
-		exp, err := otlp.New(otlp.Config{Endpoint: srv.URL, MaxQueue: 1 << 16, MaxQueueBytes: 1 << 30, Stats: &counts})
-		if err != nil {
-			b.Fatal(err)
+	for _, spans := range []bool{false, true} {
+		name := "otlp-record"
+		if spans {
+			// Also pairs each AI call's request and response into a span.
+			name = "otlp-record-spans"
 		}
-		b.ReportAllocs()
-		for b.Loop() {
-			for _, ev := range evs {
-				exp.Record(ev)
+		b.Run(name, func(b *testing.B) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+			}))
+			defer srv.Close()
+			var counts stats.Counters
+			exp, err := otlp.New(otlp.Config{Endpoint: srv.URL, MaxQueue: 1 << 16, MaxQueueBytes: 1 << 30, Stats: &counts, Spans: spans})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-		perEvent(b)
-		exp.Close(context.Background())
-		b.ReportMetric(float64(counts.Get(otlp.CountDropped))/float64(b.N*len(evs)), "dropped/event")
-	})
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, ev := range evs {
+					exp.Record(ev)
+				}
+			}
+			perEvent(b)
+			exp.Close(context.Background())
+			b.ReportMetric(float64(counts.Get(otlp.CountDropped))/float64(b.N*len(evs)), "dropped/event")
+			if spans {
+				b.ReportMetric(float64(counts.Get(otlp.CountSpansSent))/float64(b.N), "spans/run")
+			}
+		})
+	}
 	b.Run("otlp-encode", func(b *testing.B) {
 		var enc otlp.Encoder
 		b.ReportAllocs()

@@ -45,7 +45,8 @@ type spanIDs struct {
 // response's record and the span agree without sharing state.
 func idsFor(tc *oisp.TraceContext, requestEventID string) spanIDs {
 	var ids spanIDs
-	sum := sha256.Sum256([]byte("oisp-genai-span\x00" + requestEventID))
+	var buf [96]byte
+	sum := sha256.Sum256(append(append(buf[:0], "oisp-genai-span\x00"...), requestEventID...))
 	copy(ids.trace[:], sum[:16])
 	copy(ids.span[:], sum[16:24])
 	if tc != nil {
@@ -184,7 +185,7 @@ func (e *encoder) pendingOf(ev *oisp.Event, d *oisp.AIRequest, ids spanIDs, adde
 		model = d.Model.ID
 	}
 	p.name = spanName(operationName(d.RequestType, d.Provider), model)
-	a := attrs{field: fieldSpanAttributes}
+	a := attrs{b: make([]byte, 0, 512), field: fieldSpanAttributes}
 	e.data(&a, ev)
 	p.attrs = a.b
 	return p
@@ -255,14 +256,13 @@ func (e *encoder) span(dst []byte, ids spanIDs, req *pendingCall, ev *oisp.Event
 	failed := e.data(&a, ev)
 	dst = a.b
 	if req != nil {
+		// Appending leaves respAttrs, a view of what dst held, as it was.
 		respAttrs := dst[own:]
-		var kept []byte
 		eachAttr(req.attrs, func(key, field []byte) {
 			if !hasAttr(respAttrs, key) {
-				kept = append(kept, field...)
+				dst = append(dst, field...)
 			}
 		})
-		dst = append(dst, kept...)
 	}
 	if failed {
 		msg := ""

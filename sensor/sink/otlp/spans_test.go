@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,4 +276,32 @@ func TestSpansUnpaired(t *testing.T) {
 			t.Errorf("spans %v, want one, of A's response alone", spans)
 		}
 	})
+}
+
+// TestTracesEndpoint checks where spans go over HTTP: Config.TracesEndpoint
+// (a bare URL gets /v1/traces), and that a logs URL not ending in
+// /v1/logs with no traces endpoint is refused up front, without echoing
+// the URL's credentials.
+func TestTracesEndpoint(t *testing.T) {
+	col := newCollector(t)
+	srv, logsURL := col.serveHTTP(false)
+	exp, err := otlp.New(otlp.Config{Endpoint: logsURL, TracesEndpoint: srv.URL, Spans: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, resp := callPair(0)
+	deliver(t, exp, col, []*oisp.Event{req, resp})
+	if spans := col.spans(); len(spans) != 1 || spans[0].Name != "chat m" {
+		t.Errorf("spans %v, want one \"chat m\"", spans)
+	}
+
+	_, err = otlp.New(otlp.Config{Endpoint: "http://u:hunter2@127.0.0.1:1/ingest?token=s3cret", Spans: true})
+	if err == nil || !strings.Contains(err.Error(), "traces endpoint") || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("New with an underivable traces URL: %v", err)
+	}
+	logsOnly, err := otlp.New(otlp.Config{Endpoint: "http://127.0.0.1:1/ingest"})
+	if err != nil {
+		t.Fatalf("spans off, any logs path goes: %v", err)
+	}
+	logsOnly.Close(context.Background())
 }
