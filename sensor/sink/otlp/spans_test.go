@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +305,36 @@ func TestTracesEndpoint(t *testing.T) {
 		t.Fatalf("spans off, any logs path goes: %v", err)
 	}
 	logsOnly.Close(context.Background())
+}
+
+// TestSpansConcurrent records calls from several goroutines at once, as
+// the pipeline may: every call gets its span, none is left unpaired.
+func TestSpansConcurrent(t *testing.T) {
+	col := newCollector(t)
+	var counts stats.Counters
+	exp, err := otlp.New(otlp.Config{Endpoint: col.serve(otlp.GRPC), Protocol: otlp.GRPC, Spans: true, Stats: &counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, calls = 4, 200
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range calls {
+				req, resp := callPair(w*calls + i)
+				exp.Record(req)
+				exp.Record(resp)
+			}
+		})
+	}
+	wg.Wait()
+	if err := exp.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(col.spans()); n != workers*calls {
+		t.Errorf("got %d spans of %d calls", n, workers*calls)
+	}
+	if sent, unpaired := counts.Get(otlp.CountSpansSent), counts.Get(otlp.CountSpansUnpaired); sent != workers*calls || unpaired != 0 {
+		t.Errorf("%s = %d, %s = %d", otlp.CountSpansSent, sent, otlp.CountSpansUnpaired, unpaired)
+	}
 }
