@@ -38,6 +38,7 @@ type exporterFlags struct {
 	otlpHeaders     []string
 	otlpCAFile      string
 	otlpCompression string
+	otlpSpans       bool
 
 	webAddr       string
 	webAllowHosts []string
@@ -65,6 +66,7 @@ func (f *exporterFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.otlpHeaders, "otlp-header", nil, "`KEY=VALUE` header sent with every OTLP export (repeatable; never logged; $"+otlpHeadersEnv+" is read too and keeps keys out of ps)")
 	fl.StringVar(&f.otlpCAFile, "otlp-ca-file", "", "verify an https collector against this CA `FILE` (PEM)")
 	fl.StringVar(&f.otlpCompression, "otlp-compression", "gzip", "OTLP request compression: gzip or none")
+	fl.BoolVar(&f.otlpSpans, "otlp-spans", false, "also send one GenAI client span per AI call (request to response) to the collector's traces endpoint (/v1/traces beside /v1/logs, or TraceService over grpc); the call's log records carry its trace and span ids")
 
 	fl.StringVar(&f.webAddr, "web", "", "serve a live dashboard of the events at `ADDR` while recording (e.g. 127.0.0.1:7777); events carry prompts, so keep it on loopback")
 	fl.StringArrayVar(&f.webAllowHosts, "web-allow-host", nil, "also answer dashboard requests addressed to host `NAME` (repeatable; IP literals and localhost always are)")
@@ -126,6 +128,7 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 			Headers:        headers,
 			CAFile:         f.otlpCAFile,
 			Compression:    compression,
+			Spans:          f.otlpSpans,
 			ServiceVersion: session.Version,
 			Stats:          st,
 			Logger:         log,

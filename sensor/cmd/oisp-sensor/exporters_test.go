@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
@@ -135,6 +137,8 @@ type otlpCollector struct {
 	mu      sync.Mutex
 	names   []string
 	bodies  []string
+	traces  [][]byte // trace id of each record
+	spans   []string // name and trace id of each span
 	headers http.Header
 }
 
@@ -149,26 +153,49 @@ func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = zr
 	}
 	raw, err := io.ReadAll(body)
-	var req collogspb.ExportLogsServiceRequest
-	if err == nil {
-		err = proto.Unmarshal(raw, &req)
-	}
-	if err != nil || r.URL.Path != "/v1/logs" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+	if err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
 		http.Error(w, "bad export", http.StatusBadRequest)
 		return
 	}
 	c.mu.Lock()
-	c.headers = r.Header.Clone()
-	for _, rl := range req.ResourceLogs {
-		for _, sl := range rl.ScopeLogs {
-			for _, lr := range sl.LogRecords {
-				c.names = append(c.names, lr.EventName)
-				c.bodies = append(c.bodies, lr.Body.GetStringValue())
+	defer c.mu.Unlock()
+	var out []byte
+	switch r.URL.Path {
+	case "/v1/logs":
+		var req collogspb.ExportLogsServiceRequest
+		if err := proto.Unmarshal(raw, &req); err != nil {
+			http.Error(w, "bad logs export", http.StatusBadRequest)
+			return
+		}
+		c.headers = r.Header.Clone()
+		for _, rl := range req.ResourceLogs {
+			for _, sl := range rl.ScopeLogs {
+				for _, lr := range sl.LogRecords {
+					c.names = append(c.names, lr.EventName)
+					c.bodies = append(c.bodies, lr.Body.GetStringValue())
+					c.traces = append(c.traces, lr.TraceId)
+				}
 			}
 		}
+		out, _ = proto.Marshal(&collogspb.ExportLogsServiceResponse{})
+	case "/v1/traces":
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(raw, &req); err != nil {
+			http.Error(w, "bad traces export", http.StatusBadRequest)
+			return
+		}
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					c.spans = append(c.spans, fmt.Sprintf("%s %x %s", sp.Name, sp.TraceId, sp.Kind))
+				}
+			}
+		}
+		out, _ = proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	default:
+		http.Error(w, "no such path", http.StatusNotFound)
+		return
 	}
-	c.mu.Unlock()
-	out, _ := proto.Marshal(&collogspb.ExportLogsServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.Write(out)
 }
@@ -183,7 +210,7 @@ func TestRecordOTLP(t *testing.T) {
 	srv := httptest.NewServer(col)
 	t.Cleanup(srv.Close)
 	t.Setenv(otlpHeadersEnv, "x-api-key="+apiKey+",x-team=ai%20platform")
-	lines, status := recordThroughProxy(t, "--otlp-endpoint", srv.URL+"/v1/logs", "--otlp-header", "x-tenant=lab")
+	lines, status := recordThroughProxy(t, "--otlp-endpoint", srv.URL+"/v1/logs", "--otlp-header", "x-tenant=lab", "--otlp-spans")
 	for _, want := range []string{"events also go to the OTLP collector at " + srv.URL + "/v1/logs (http/protobuf)", "otlp: 2 sent, 0 dropped"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status output lacks %q:\n%s", want, status)
@@ -198,6 +225,12 @@ func TestRecordOTLP(t *testing.T) {
 		if !bytes.Contains(lines[i], []byte(`"data":`+b)) {
 			t.Errorf("record %d body is not the event's data:\n%s\n%s", i, b, lines[i])
 		}
+	}
+	// --otlp-spans: the call is one client span, sharing its trace id
+	// with the call's two records.
+	if len(col.spans) != 1 || len(col.traces) != 2 || !bytes.Equal(col.traces[0], col.traces[1]) ||
+		col.spans[0] != fmt.Sprintf("chat gpt-3.5-turbo %x SPAN_KIND_CLIENT", col.traces[0]) {
+		t.Errorf("spans %q, record trace ids %x", col.spans, col.traces)
 	}
 	for k, want := range map[string]string{"X-Api-Key": apiKey, "X-Team": "ai platform", "X-Tenant": "lab"} {
 		if got := col.headers.Get(k); got != want {
