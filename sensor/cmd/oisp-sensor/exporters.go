@@ -171,10 +171,12 @@ func otlpHeaders(env string, flags []string) (map[string]string, error) {
 		}
 		h[key] = val
 	}
-	for _, kv := range flags {
+	for i, kv := range flags {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("--otlp-header %q: want KEY=VALUE", k)
+			// Without '=' the whole text may be "Authorization: Bearer
+			// <token>" (curl's form): never echo it.
+			return nil, fmt.Errorf("--otlp-header #%d is not KEY=VALUE (not curl's \"Key: value\"; its text is not shown, it may hold a credential)", i+1)
 		}
 		h[strings.TrimSpace(k)] = v
 	}

@@ -296,3 +296,17 @@ func TestRecordWeb(t *testing.T) {
 		t.Errorf("status output lacks the dashboard's count:\n%s", status)
 	}
 }
+
+// TestOTLPHeaderErrorHidesValue: a header written curl-style
+// ("Authorization: Bearer …", no '=') is refused without echoing the
+// token it carries.
+func TestOTLPHeaderErrorHidesValue(t *testing.T) {
+	const token = "sk-live-4f9a1c"
+	_, err := otlpHeaders("", []string{"Authorization: Bearer " + token})
+	if err == nil {
+		t.Fatal("a header without '=' was accepted")
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Fatalf("the error echoes the token: %v", err)
+	}
+}
