@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -202,12 +203,16 @@ func kafkaPassword(file string) (kafka.Password, error) {
 
 // closeExporters delivers what the exporters hold until ctx ends and
 // closes them; the error says, per exporter, what was lost (each
-// exporter's errors start with its name).
+// exporter's errors start with its name). They close side by side: one
+// whose peer is down takes the whole of ctx, and the others must not get
+// it only once it has expired.
 func closeExporters(ctx context.Context, exps []exporter) error {
-	var errs []error
-	for _, e := range exps {
-		errs = append(errs, e.close(ctx))
+	errs := make([]error, len(exps))
+	var wg sync.WaitGroup
+	for i, e := range exps {
+		wg.Go(func() { errs[i] = e.close(ctx) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

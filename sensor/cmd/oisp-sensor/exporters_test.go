@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +25,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
+	"github.com/oisp/oisp-sensor/sensor/oisp"
+	"github.com/oisp/oisp-sensor/sensor/sink/kafka"
+	"github.com/oisp/oisp-sensor/sensor/sink/otlp"
 )
 
 // recordThroughProxy runs record with the capture proxy and extra flags,
@@ -308,5 +312,58 @@ func TestOTLPHeaderErrorHidesValue(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), token) {
 		t.Fatalf("the error echoes the token: %v", err)
+	}
+}
+
+// TestCloseExportersShareTheDrain: a Kafka broker that is down holds its
+// exporter's Close for the whole drain; the OTLP collector, which is up
+// (if slow to answer), must still get what its exporter holds within that
+// drain, not an already expired one after Kafka gave up.
+func TestCloseExportersShareTheDrain(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadBroker := ln.Addr().String()
+	ln.Close() // nothing listens there: the broker is down
+	ke, err := kafka.New(kafka.Config{Brokers: []string{deadBroker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &otlpCollector{}
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond) // a collector that takes a moment
+		col.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(slow)
+	t.Cleanup(srv.Close)
+	// The batch waits for Close: only the drain can deliver it.
+	oe, err := otlp.New(otlp.Config{Endpoint: srv.URL + "/v1/logs", BatchTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exps := []exporter{{name: "kafka", rec: ke, close: ke.Close}, {name: "otlp", rec: oe, close: oe.Close}}
+	const events = 20
+	for i := range events {
+		ev := &oisp.Event{OISPVersion: oisp.Version, EventID: fmt.Sprintf("01EV%02d", i), EventType: oisp.TypeAIRequest,
+			TS: "2026-11-30T12:00:00Z", Data: &oisp.AIRequest{Model: &oisp.Model{ID: "gpt-4o"}}}
+		for _, e := range exps {
+			e.rec.Record(ev)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err = closeExporters(ctx, exps)
+	if err == nil || !strings.Contains(err.Error(), "kafka:") {
+		t.Errorf("closing with the broker down: %v, want the Kafka loss reported", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "otlp:") {
+		t.Errorf("the OTLP exporter lost events although its collector was up: %v", err)
+	}
+	col.mu.Lock()
+	got := len(col.names)
+	col.mu.Unlock()
+	if got != events {
+		t.Errorf("the collector got %d of %d events", got, events)
 	}
 }
