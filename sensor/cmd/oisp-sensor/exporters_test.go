@@ -367,3 +367,32 @@ func TestCloseExportersShareTheDrain(t *testing.T) {
 		t.Errorf("the collector got %d of %d events", got, events)
 	}
 }
+
+// TestRecordFailingSourceClosesExporters: when a capture source cannot
+// start after the exporters have, record closes them: the dashboard's
+// port is free again once record has returned.
+func TestRecordFailingSourceClosesExporters(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webAddr := free.Addr().String()
+	free.Close()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"record", "--web", webAddr, "--proxy", taken.Addr().String(), "--no-socket",
+		"--ebpf", "off", "--ca-dir", dir, "-o", filepath.Join(dir, "events.jsonl")}, strings.NewReader(""), &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "capture proxy") {
+		t.Fatalf("exit %d, stderr %q; want the capture proxy's failure", code, stderr.String())
+	}
+	again, err := net.Listen("tcp", webAddr)
+	if err != nil {
+		t.Fatalf("the dashboard still holds %s after record returned: %v", webAddr, err)
+	}
+	again.Close()
+}

@@ -171,13 +171,22 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	// Until the normal shutdown closes them, any return (a source that
+	// cannot start) must close them too: the dashboard holds its port.
+	exportersOpen := true
+	defer func() {
+		if exportersOpen {
+			drain, cancel := context.WithTimeout(context.Background(), exporterDrain)
+			defer cancel()
+			closeExporters(drain, exps)
+		}
+	}()
 	out := sink.Tee{jsonl}
 	for _, e := range exps {
 		out = append(out, e.rec)
 	}
 	s, err := session.New(session.Options{Out: out, Content: mode, Logger: log, ExtraHosts: rules.extraHosts(), Stats: counters})
 	if err != nil {
-		closeExporters(context.Background(), exps)
 		return &exitError{code: 1, err: err}
 	}
 
@@ -248,6 +257,7 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	// that is gone must not keep the sensor from exiting.
 	drain, cancel := context.WithTimeout(context.Background(), exporterDrain)
 	exportErr := closeExporters(drain, exps)
+	exportersOpen = false
 	cancel()
 	summarise(true)
 	st.printf("%d events written to %s\n", jsonl.Count(), outName)
