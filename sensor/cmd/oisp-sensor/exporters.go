@@ -164,8 +164,10 @@ func otlpHeaders(env string, flags []string) (map[string]string, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(kv, "=")
-		key, errK := url.QueryUnescape(strings.TrimSpace(k))
-		val, errV := url.QueryUnescape(strings.TrimSpace(v))
+		// Percent-encoding as the OpenTelemetry SDKs read it: a '+' in a
+		// base64 credential is a '+', not a space.
+		key, errK := url.PathUnescape(strings.TrimSpace(k))
+		val, errV := url.PathUnescape(strings.TrimSpace(v))
 		if !ok || key == "" || errK != nil || errV != nil {
 			// The value may be a key: name the variable, never the text.
 			return nil, fmt.Errorf("$%s: an entry is not key=value (URL-encoded)", otlpHeadersEnv)

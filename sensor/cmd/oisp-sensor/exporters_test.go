@@ -396,3 +396,19 @@ func TestRecordFailingSourceClosesExporters(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestOTLPHeadersEnvKeepsPlus: $OTEL_EXPORTER_OTLP_HEADERS values are
+// percent-encoded (as the OpenTelemetry SDKs read them), not form-encoded:
+// a '+' in a base64 credential stays a '+', not a space.
+func TestOTLPHeadersEnvKeepsPlus(t *testing.T) {
+	h, err := otlpHeaders("authorization=Basic dXNlcjpw+YXNz==,x-team=ai%20platform", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h["authorization"], "Basic dXNlcjpw+YXNz=="; got != want {
+		t.Errorf("authorization = %q, want %q", got, want)
+	}
+	if got, want := h["x-team"], "ai platform"; got != want {
+		t.Errorf("x-team = %q, want %q", got, want)
+	}
+}
