@@ -138,7 +138,7 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 			return exps, err // "otlp: …"
 		}
 		exps = append(exps, exporter{name: "otlp", rec: e, close: e.Close})
-		status.printf("events also go to the OTLP collector at %s (%s)\n", redact.RedactURL(f.otlpEndpoint), f.otlpProtocol)
+		status.printf("events also go to the OTLP collector at %s (%s)\n", shownEndpoint(f.otlpEndpoint), f.otlpProtocol)
 	}
 	if f.webAddr != "" {
 		srv, err := web.Listen(web.Config{Addr: f.webAddr, AllowedHosts: f.webAllowHosts, Stats: st, Logger: log})
@@ -152,6 +152,18 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 		}
 	}
 	return exps, nil
+}
+
+// shownEndpoint is the collector URL as the status output prints it:
+// without user info at all (a token given as the user name, with no
+// password part, is still a credential) and with secret query values
+// redacted.
+func shownEndpoint(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		raw = u.String()
+	}
+	return redact.RedactURL(raw)
 }
 
 // otlpHeaders merges the OpenTelemetry environment variable's headers

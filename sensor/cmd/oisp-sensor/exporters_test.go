@@ -412,3 +412,25 @@ func TestOTLPHeadersEnvKeepsPlus(t *testing.T) {
 		t.Errorf("x-team = %q, want %q", got, want)
 	}
 }
+
+// TestOTLPStatusHidesUserinfoToken: a collector URL carrying a token as
+// its user name (no password part) does not show the token in the status
+// output.
+func TestOTLPStatusHidesUserinfoToken(t *testing.T) {
+	const token = "sk-collector-7d1e2f"
+	srv := httptest.NewServer(&otlpCollector{})
+	t.Cleanup(srv.Close)
+	var out bytes.Buffer
+	f := &exporterFlags{otlpEndpoint: strings.Replace(srv.URL, "://", "://"+token+"@", 1) + "/v1/logs", otlpProtocol: otlp.HTTPProtobuf}
+	exps, err := openExporters(f, nil, nil, &statusWriter{w: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeExporters(context.Background(), exps)
+	if !strings.Contains(out.String(), "OTLP collector at") {
+		t.Fatalf("status %q does not name the collector", out.String())
+	}
+	if strings.Contains(out.String(), token) {
+		t.Errorf("the status output shows the token: %q", out.String())
+	}
+}
