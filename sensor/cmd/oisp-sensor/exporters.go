@@ -100,6 +100,10 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 			Stats:   st,
 			Logger:  log,
 		}
+		if f.kafkaMechanism == "" && (f.kafkaUser != "" || f.kafkaPasswordFile != "") {
+			// Ignoring them would connect without a login.
+			return exps, errors.New("--kafka-sasl-user and --kafka-sasl-password-file need --kafka-sasl-mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+		}
 		if f.kafkaMechanism != "" {
 			pw, err := kafkaPassword(f.kafkaPasswordFile)
 			if err != nil {

@@ -434,3 +434,21 @@ func TestOTLPStatusHidesUserinfoToken(t *testing.T) {
 		t.Errorf("the status output shows the token: %q", out.String())
 	}
 }
+
+// TestKafkaUserWithoutMechanism: --kafka-sasl-user (or a password file)
+// without --kafka-sasl-mechanism is refused rather than ignored, which
+// would connect with no login and leave the user reading broker refusals.
+func TestKafkaUserWithoutMechanism(t *testing.T) {
+	for _, f := range []*exporterFlags{
+		{kafkaBrokers: []string{"127.0.0.1:9092"}, kafkaTopic: "t", kafkaUser: "bob"},
+		{kafkaBrokers: []string{"127.0.0.1:9092"}, kafkaTopic: "t", kafkaPasswordFile: filepath.Join(t.TempDir(), "pw")},
+	} {
+		exps, err := openExporters(f, nil, nil, &statusWriter{w: io.Discard})
+		if err == nil {
+			closeExporters(context.Background(), exps)
+			t.Errorf("user %q, password file %q without a mechanism: accepted", f.kafkaUser, f.kafkaPasswordFile)
+		} else if !strings.Contains(err.Error(), "--kafka-sasl-mechanism") {
+			t.Errorf("error %q does not say which flag is missing", err)
+		}
+	}
+}
