@@ -342,13 +342,17 @@ func (e *Exporter) Record(ev *oisp.Event) {
 
 // finish is called by the client once it is done with p's record.
 func (e *Exporter) finish(p *pending, err error) {
+	// A loss during Close is counted before the event stops waiting:
+	// Close reads lost once nothing waits, and must not miss this one.
+	if err != nil && e.closing.Load() {
+		e.lost.Add(1)
+	}
 	e.waitingBytes.Add(-p.size)
 	e.waiting.Add(-1)
 	e.release(p)
 	switch {
 	case err == nil:
 		e.rec.Count(TokenSent, 1)
-		return
 	case errors.Is(err, kgo.ErrMaxBuffered) || errors.Is(err, kgo.ErrClientClosed):
 		// Never handed to a broker: the client's backstop bound, or
 		// still buffered when Close gave up.
@@ -356,9 +360,6 @@ func (e *Exporter) finish(p *pending, err error) {
 	default:
 		e.rec.Count(TokenErrors, 1)
 		e.logFailure("deliver an event to Kafka", err, "topic", e.topic)
-	}
-	if e.closing.Load() {
-		e.lost.Add(1)
 	}
 }
 

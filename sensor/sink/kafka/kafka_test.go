@@ -771,3 +771,34 @@ func BenchmarkRecord(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// slowRecorder is a stats.Recorder that takes its time over drop and error
+// counts (a contended or remote one): it holds each until release.
+type slowRecorder struct{ release chan struct{} }
+
+func (r slowRecorder) Count(token string, _ int64) {
+	if token == TokenDropped || token == TokenErrors {
+		select {
+		case <-r.release:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// TestCloseCountsLossWithSlowStats: an event failed by Close is reported
+// in Close's error even when the stats recorder is slow to count it.
+func TestCloseCountsLossWithSlowStats(t *testing.T) {
+	rec := slowRecorder{release: make(chan struct{})}
+	e, err := New(Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}, Stats: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Record(testEvent(0, "flow-a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = e.Close(ctx)
+	close(rec.release)
+	if err == nil {
+		t.Fatal("Close reported no loss although the broker was down and its one event was never delivered")
+	}
+}
