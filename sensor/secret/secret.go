@@ -40,8 +40,10 @@ func IsParamName(name string) bool {
 	return false
 }
 
-// RedactURL replaces the values of key-like query parameters and any
-// userinfo password; every other byte of the URL is kept.
+// RedactURL replaces the values of key-like query parameters, any
+// userinfo password, and a password-less user name that is a token
+// (https://TOKEN@host: long, or shaped like a provider key; an account
+// name like git@ stays); every other byte of the URL is kept.
 func RedactURL(raw string) string {
 	if at := strings.Index(raw, "://"); at >= 0 {
 		rest := raw[at+3:]
@@ -52,6 +54,8 @@ func RedactURL(raw string) string {
 		if ui := strings.LastIndexByte(rest[:end], '@'); ui >= 0 {
 			if colon := strings.IndexByte(rest[:ui], ':'); colon >= 0 {
 				raw = raw[:at+3] + rest[:colon+1] + Redacted + rest[ui:]
+			} else if user := rest[:ui]; len(user) >= minTokenUser || hasKeyPrefix(user) {
+				raw = raw[:at+3] + Redacted + rest[ui:]
 			}
 		}
 	}
@@ -215,6 +219,11 @@ func redactKeys(a string) string {
 	}
 	return b.String()
 }
+
+// minTokenUser is the length from which a URL's password-less user name
+// is taken for a token: account names are shorter, tokens (GitHub's ghp_…,
+// OAuth bearer strings) longer.
+const minTokenUser = 20
 
 func keyChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
