@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/replay"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/session"
 	"github.com/oisp/oisp-sensor/sensor/sink"
@@ -110,29 +110,11 @@ func BenchmarkJSONL(b *testing.B) {
 	})
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while the sink writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
-
 // TestJSONLFlushWithin: with a bound, an event reaches the writer without
 // a Flush call; without one, only Flush writes it.
 func TestJSONLFlushWithin(t *testing.T) {
 	ev := fixtureEvents(t)[0]
-	var timed lockedBuffer
+	var timed testutil.SyncBuffer
 	s := sink.NewJSONL(&timed, 20*time.Millisecond)
 	s.Record(ev)
 	deadline := time.Now().Add(10 * time.Second)
@@ -143,7 +125,7 @@ func TestJSONLFlushWithin(t *testing.T) {
 		t.Fatal("the event did not reach the writer without Flush")
 	}
 
-	var held lockedBuffer
+	var held testutil.SyncBuffer
 	s = sink.NewJSONL(&held, 0)
 	s.Record(ev)
 	time.Sleep(50 * time.Millisecond)

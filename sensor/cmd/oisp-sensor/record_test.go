@@ -15,36 +15,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/loopback"
 	"github.com/oisp/oisp-sensor/sensor/cassette"
 	"github.com/oisp/oisp-sensor/sensor/flow"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/spec"
 )
 
-// syncBuffer is an io.Writer tests can read while the command writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls buf for re and returns the first submatch.
-func waitFor(t *testing.T, buf *syncBuffer, re *regexp.Regexp, done <-chan int) string {
+func waitFor(t *testing.T, buf *testutil.SyncBuffer, re *regexp.Regexp, done <-chan int) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -65,14 +47,14 @@ func waitFor(t *testing.T, buf *syncBuffer, re *regexp.Regexp, done <-chan int) 
 type command struct {
 	cancel context.CancelFunc
 	done   chan int
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testutil.SyncBuffer
+	stderr *testutil.SyncBuffer
 }
 
 func start(t *testing.T, args ...string) *command {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &command{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	c := &command{cancel: cancel, done: make(chan int, 1), stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}}
 	go func() { c.done <- run(ctx, args, strings.NewReader(""), c.stdout, c.stderr) }()
 	t.Cleanup(func() {
 		cancel()

@@ -1,7 +1,8 @@
 // Package testutil owns the helpers that tests of more than one sensor
 // package share: cutting a flow's chunks (at given positions, or to a
 // prefix), measuring the heap a live decoder holds, and building WebSocket
-// frames by hand. Only tests import it.
+// frames by hand, and a buffer read while another goroutine writes it.
+// Only tests import it.
 package testutil
 
 import (

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/ca"
+	"github.com/oisp/oisp-sensor/sensor/internal/testutil"
 	"github.com/oisp/oisp-sensor/sensor/oisp"
 	"github.com/oisp/oisp-sensor/sensor/sink"
 	"github.com/oisp/oisp-sensor/sensor/stats"
@@ -552,7 +553,7 @@ func TestSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			c, caFile := tlsCluster(t, kfake.EnableSASL(), kfake.Superuser(mech, user, password))
 			counters := &stats.Counters{}
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			sasl := SASL{Mechanism: mech, User: user, Password: password}
 			e, err := New(Config{
 				Brokers: c.ListenAddrs(), Topic: testTopic, CAFile: caFile, SASL: sasl,
@@ -615,7 +616,7 @@ func TestWrongPassword(t *testing.T) {
 	const user, wrong = "sensor", "pw-wrong-Kx7-never-logged"
 	c, caFile := tlsCluster(t, kfake.EnableSASL(), kfake.Superuser(MechanismSCRAMSHA256, user, "the-right-one"))
 	counters := &stats.Counters{}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cfg := Config{
 		Brokers: c.ListenAddrs(), Topic: testTopic, CAFile: caFile,
 		SASL:  SASL{Mechanism: MechanismSCRAMSHA256, User: user, Password: wrong},
@@ -650,30 +651,12 @@ func TestWrongPassword(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination read while the client writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUnreachableBrokerIsLogged: the client retries a broker that is down
 // (or refuses the login) quietly; the exporter says so at warn level,
 // once per interval rather than per retry.
 func TestUnreachableBrokerIsLogged(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	e, err := New(Config{Brokers: []string{addr}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
