@@ -114,7 +114,7 @@ func (s *Session) Summary() Summary {
 			}
 			e := sum.Exporters[name]
 			switch what {
-			case "sent", "events": // the dashboard's events are those it shows
+			case "sent":
 				e.Sent = v
 			case "dropped":
 				e.Dropped = v

@@ -37,7 +37,7 @@ import (
 
 // Counter tokens of the web sink.
 const (
-	TokenEvents        = "sink.web.events"         // events recorded into the ring
+	TokenEvents        = "sink.web.sent"           // events recorded into the ring: what the dashboard shows (sent, as every exporter counts it)
 	TokenClients       = "sink.web.clients"        // event streams opened
 	TokenClientDropped = "sink.web.client_dropped" // streams closed because their client fell behind
 	TokenErrors        = "sink.web.errors"         // events that could not be encoded (not shown)
