@@ -123,16 +123,12 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 		if err != nil {
 			return exps, err
 		}
-		compression := f.otlpCompression
-		if compression == "none" {
-			compression = ""
-		}
 		e, err := otlp.New(otlp.Config{
 			Endpoint:       f.otlpEndpoint,
 			Protocol:       f.otlpProtocol,
 			Headers:        headers,
 			CAFile:         f.otlpCAFile,
-			Compression:    compression,
+			Compression:    f.otlpCompression,
 			Spans:          f.otlpSpans,
 			ServiceVersion: session.Version,
 			Stats:          st,

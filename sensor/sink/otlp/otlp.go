@@ -91,7 +91,7 @@ type Config struct {
 	// InsecureSkipVerify accepts any server certificate. For tests and
 	// labs only.
 	InsecureSkipVerify bool
-	// Compression is "gzip" or "" (none).
+	// Compression is "gzip", or "none" or "" for none.
 	Compression string
 	// BatchSize is the most records in one request (default 512).
 	BatchSize int
@@ -234,7 +234,9 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.HostName == "" {
 		cfg.HostName, _ = os.Hostname()
 	}
-	if cfg.Compression != "" && cfg.Compression != "gzip" {
+	switch cfg.Compression {
+	case "", "none", "gzip":
+	default:
 		return nil, fmt.Errorf("otlp: compression %q: use gzip or none", cfg.Compression)
 	}
 	e := &Exporter{

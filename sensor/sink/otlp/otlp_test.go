@@ -183,6 +183,7 @@ func TestMapping(t *testing.T) {
 	}{
 		{"http", otlp.HTTPProtobuf, ""},
 		{"http-gzip", otlp.HTTPProtobuf, "gzip"},
+		{"http-none", otlp.HTTPProtobuf, "none"},
 		{"grpc", otlp.GRPC, ""},
 		{"grpc-gzip", otlp.GRPC, "gzip"},
 	} {
@@ -207,6 +208,15 @@ func TestMapping(t *testing.T) {
 			}
 			if h := col.headers[0].Get("X-Api-Key"); h != "k1" {
 				t.Errorf("the collector got header X-Api-Key %q", h)
+			}
+			if tc.protocol == otlp.HTTPProtobuf {
+				want := ""
+				if tc.compression == "gzip" {
+					want = "gzip"
+				}
+				if got := col.headers[0].Get("Content-Encoding"); got != want {
+					t.Errorf("Content-Encoding %q, want %q", got, want)
+				}
 			}
 
 			wantResource := map[string]any{
