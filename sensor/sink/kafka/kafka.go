@@ -303,7 +303,7 @@ func (e *Exporter) Record(ev *oisp.Event) {
 	p.buf.Reset()
 	// The same encoding as the JSONL sink, whose newline is cut.
 	if err := p.enc.Encode(ev); err != nil {
-		e.waiting.Add(-1)
+		e.unreserve()
 		e.records.Put(p)
 		e.rec.Count(TokenErrors, 1)
 		e.logFailure("encode an event for Kafka", err, "event_type", ev.EventType)
@@ -332,12 +332,22 @@ func (e *Exporter) Record(ev *oisp.Event) {
 	p.size = int64(len(b) - 1 + len(HeaderEventType) + len(HeaderVersion))
 	if e.waitingBytes.Add(p.size) > e.maxBytes {
 		e.waitingBytes.Add(-p.size)
-		e.waiting.Add(-1)
+		e.unreserve()
 		e.release(p)
 		e.rec.Count(TokenDropped, 1)
 		return
 	}
 	e.client.TryProduce(context.Background(), &p.record, p.finish)
+}
+
+// unreserve gives back a place Record reserved for an event it then
+// dropped. An event reserved before Close started is one Close may be
+// waiting for, so its loss is counted first, as finish does.
+func (e *Exporter) unreserve() {
+	if e.closing.Load() {
+		e.lost.Add(1)
+	}
+	e.waiting.Add(-1)
 }
 
 // finish is called by the client once it is done with p's record.

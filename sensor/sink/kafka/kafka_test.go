@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -783,5 +784,50 @@ func TestCloseCountsLossWithSlowStats(t *testing.T) {
 	close(rec.release)
 	if err == nil {
 		t.Fatal("Close reported no loss although the broker was down and its one event was never delivered")
+	}
+}
+
+// stallingData is event data whose encoding waits until released and then
+// fails: it holds a Record between reserving a place and dropping it.
+type stallingData struct {
+	entered, release chan struct{}
+}
+
+func (d stallingData) MarshalJSON() ([]byte, error) {
+	close(d.entered)
+	<-d.release
+	return nil, errors.New("data that cannot be encoded")
+}
+
+// TestCloseCountsRecordDroppedAsItStarts: an event whose Record began
+// before Close and was dropped after it started is part of Close's loss.
+// It used to be counted as an error but missing from Close's error.
+func TestCloseCountsRecordDroppedAsItStarts(t *testing.T) {
+	e, err := New(Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(freePort(t))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := stallingData{entered: make(chan struct{}), release: make(chan struct{})}
+	ev := testEvent(0, "flow-a")
+	ev.Data = data
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		e.Record(ev)
+	}()
+	<-data.entered
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- e.Close(ctx)
+	}()
+	for !e.closing.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	close(data.release)
+	<-recorded
+	if err := <-closed; err == nil || !strings.Contains(err.Error(), "1 events") {
+		t.Fatalf("Close = %v, want the one event dropped while it started", err)
 	}
 }
