@@ -102,7 +102,7 @@ Start with:
 	root.AddCommand(
 		newRecordCmd(g), newProxyCmd(g), newCACmd(g),
 		newReplayCmd(g),
-		newValidateCmd(g),
+		newValidateCmd(g), newReportCmd(g),
 		newFixturesCmd(g),
 		newVersionCmd(g), newDoctorCmd(g),
 	)
