@@ -121,11 +121,11 @@ type Tool struct {
 type Embedding struct {
 	Provider string `json:"provider"`
 	Model    string `json:"model"`
-	Events  int64 `json:"events"`
-	Errors  int64 `json:"errors"`
-	Inputs  int64 `json:"inputs"`
-	Vectors int64 `json:"vectors"`
-	Tokens  int64 `json:"tokens"`
+	Events   int64  `json:"events"`
+	Errors   int64  `json:"errors"`
+	Inputs   int64  `json:"inputs"`
+	Vectors  int64  `json:"vectors"`
+	Tokens   int64  `json:"tokens"`
 }
 
 type toolStats struct {
@@ -222,7 +222,7 @@ func (r *Report) Result() *Result {
 	res := &Result{
 		Lines: r.lines, Events: r.events, Filtered: r.filtered,
 		BadLines: r.badLines, BadLineSamples: slices.Clone(r.badSamples),
-		EventTypes: make(map[string]int64, len(r.eventTypes)),
+		EventTypes:     make(map[string]int64, len(r.eventTypes)),
 		PendingEvicted: r.evicted, Overflow: r.overflow,
 	}
 	if r.events > 0 {
