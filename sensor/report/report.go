@@ -421,35 +421,17 @@ func (r *Report) addEmbedding(ev *event) {
 
 func (r *Report) modelStats(provider, model string) *Stats {
 	k := groupKey{provider, model}
-	if s, ok := r.models[k]; ok {
-		return s
-	}
-	if len(r.models) >= r.opts.MaxGroups {
+	if _, ok := r.models[k]; !ok && len(r.models) >= r.opts.MaxGroups {
 		r.overflow.Models++
-		k = groupKey{OtherGroup, OtherGroup}
-		if s, ok := r.models[k]; ok {
-			return s
-		}
 	}
-	s := &Stats{}
-	r.models[k] = s
-	return s
+	return capped(r.models, k, groupKey{OtherGroup, OtherGroup}, r.opts.MaxGroups)
 }
 
 func (r *Report) appStats(app string) *Stats {
-	if s, ok := r.apps[app]; ok {
-		return s
-	}
-	if len(r.apps) >= r.opts.MaxGroups {
+	if _, ok := r.apps[app]; !ok && len(r.apps) >= r.opts.MaxGroups {
 		r.overflow.Apps++
-		app = OtherGroup
-		if s, ok := r.apps[app]; ok {
-			return s
-		}
 	}
-	s := &Stats{}
-	r.apps[app] = s
-	return s
+	return capped(r.apps, app, OtherGroup, r.opts.MaxGroups)
 }
 
 func (r *Report) tool(info *oisp.ToolInfo) *toolStats {

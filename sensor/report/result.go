@@ -243,19 +243,12 @@ func (r *Report) Result() *Result {
 		c := copyStats(s)
 		apps[k] = &c
 	}
+	// Requests still waiting count as unanswered, in groups capped as
+	// modelStats and appStats cap them.
 	for el := r.pendingOrder.Front(); el != nil; el = el.Next() {
 		p := el.Value.(*pendingRequest)
-		m := models[groupKey{p.provider, p.model}]
-		if m == nil {
-			m = &Stats{}
-			models[groupKey{p.provider, p.model}] = m
-		}
-		a := apps[p.app]
-		if a == nil {
-			a = &Stats{}
-			apps[p.app] = a
-		}
-		r.noResponse(p, m, a)
+		r.noResponse(p, capped(models, groupKey{p.provider, p.model}, groupKey{OtherGroup, OtherGroup}, r.opts.MaxGroups),
+			capped(apps, p.app, OtherGroup, r.opts.MaxGroups))
 	}
 
 	providers := map[string]*Stats{}
@@ -301,4 +294,21 @@ func (r *Report) Result() *Result {
 		return cmp.Or(cmp.Compare(b.Events, a.Events), cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Model, b.Model))
 	})
 	return res
+}
+
+// capped returns m's row for key, made if m is under max rows, else the
+// row for other.
+func capped[K comparable](m map[K]*Stats, key, other K, max int) *Stats {
+	if s, ok := m[key]; ok {
+		return s
+	}
+	if len(m) >= max {
+		key = other
+		if s, ok := m[key]; ok {
+			return s
+		}
+	}
+	s := &Stats{}
+	m[key] = s
+	return s
 }
