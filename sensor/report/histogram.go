@@ -19,8 +19,9 @@ const (
 // histogram counts millisecond values into fixed buckets. Its bucket array
 // is allocated on the first value: most groups of a report see no TTFT.
 type histogram struct {
-	counts []uint64
-	n      uint64
+	counts   []uint64
+	n        uint64
+	min, max int64 // exact, to clamp what a bucket reads back as
 }
 
 // bucketOf maps a value in ms to its bucket index.
@@ -55,6 +56,15 @@ func (h *histogram) add(v int64) {
 	if h.counts == nil {
 		h.counts = make([]uint64, bucketCount)
 	}
+	if v < 0 {
+		v = 0
+	}
+	if h.n == 0 || v < h.min {
+		h.min = v
+	}
+	if h.n == 0 || v > h.max {
+		h.max = v
+	}
 	h.counts[bucketOf(v)]++
 	h.n++
 }
@@ -69,11 +79,18 @@ func (h *histogram) merge(o *histogram) {
 	for i, c := range o.counts {
 		h.counts[i] += c
 	}
+	if h.n == 0 || o.min < h.min {
+		h.min = o.min
+	}
+	if h.n == 0 || o.max > h.max {
+		h.max = o.max
+	}
 	h.n += o.n
 }
 
 // quantile returns the nearest-rank q-quantile (0 < q ≤ 1): the value of
-// the bucket holding the ceil(q·n)-th smallest value.
+// the bucket holding the ceil(q·n)-th smallest value, kept within the
+// smallest and largest values seen (so one sample reads back exactly).
 func (h *histogram) quantile(q float64) int64 {
 	if h.n == 0 {
 		return 0
@@ -89,10 +106,10 @@ func (h *histogram) quantile(q float64) int64 {
 	for i, c := range h.counts {
 		seen += c
 		if seen >= rank {
-			return bucketValue(i)
+			return min(max(bucketValue(i), h.min), h.max)
 		}
 	}
-	return bucketValue(len(h.counts) - 1)
+	return h.max
 }
 
 // percentiles summarises h for the result, nil when it holds nothing.

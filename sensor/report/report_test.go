@@ -646,7 +646,7 @@ func TestWriteText(t *testing.T) {
 		wantHas := []string{
 			"Calls by ", "Tokens and estimated cost by ", "Tools the models called", "Embeddings",
 			count(res.Total.Unpriced) + " of " + count(res.Total.Calls) + " calls unpriced",
-			"1 lines are not OISP events", ": not JSON",
+			"1 line is not an OISP event", ": not JSON",
 		}
 		for _, s := range wantHas {
 			if !strings.Contains(out, s) {

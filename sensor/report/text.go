@@ -99,13 +99,17 @@ func (t *textWriter) summary(res *Result) {
 	if res.Filtered > 0 {
 		filtered = fmt.Sprintf(", %s outside --since/--until", count(res.Filtered))
 	}
-	t.printf("%s events in %s lines (%s not OISP events%s)\n", count(res.Events), count(res.Lines), count(res.BadLines), filtered)
+	t.printf("%s in %s (%s not OISP events%s)\n", plural(res.Events, "event"), plural(res.Lines, "line"), count(res.BadLines), filtered)
 	tot := &res.Total
-	t.printf("%s calls: %s failed, %s with no response seen, %s streamed\n",
-		count(tot.Calls), count(tot.Errors), count(tot.NoResponse), count(tot.Streamed))
-	if tot.Calls > 0 {
+	t.printf("%s: %s failed, %s with no response seen, %s streamed\n",
+		plural(tot.Calls, "call"), count(tot.Errors), count(tot.NoResponse), count(tot.Streamed))
+	switch {
+	case tot.Priced > 0:
 		t.printf("Tokens: %s in, %s out; estimated cost %s (the events' own estimates%s)\n",
 			count(tot.InputTokens), count(tot.OutputTokens), usd(tot.CostUSD), unpricedNote(tot))
+	case tot.Calls > 0:
+		t.printf("Tokens: %s in, %s out; cost unknown (no call carried a cost estimate)\n",
+			count(tot.InputTokens), count(tot.OutputTokens))
 	}
 	if res.PendingEvicted > 0 {
 		t.printf("%s requests were given up on as unanswered: too many waited for a response at once\n", count(res.PendingEvicted))
@@ -142,12 +146,12 @@ func (t *textWriter) tokensTable(title string, keys []string, rows []Group, key 
 		if s.CacheHitRate != nil {
 			hit = strconv.FormatFloat(100**s.CacheHitRate, 'f', 1, 64) + "%"
 		}
-		unpriced := ""
+		unpriced := "0"
 		if s.Unpriced > 0 {
 			unpriced = fmt.Sprintf("%s of %s", count(s.Unpriced), count(s.Calls))
 		}
 		tb.add(append(slices.Clone(k), count(s.InputTokens), count(s.OutputTokens), count(s.CacheReadTokens), hit,
-			count(s.CacheCreationTokens), count(s.ReasoningTokens), usd(s.CostUSD), unpriced))
+			count(s.CacheCreationTokens), count(s.ReasoningTokens), cost(s), unpriced))
 	}
 	more := t.each(len(rows), func(i int) { line(key(&rows[i]), &rows[i].Stats) })
 	if len(rows) > 1 {
@@ -183,11 +187,11 @@ func (t *textWriter) appsTable(apps []Group) {
 	tb := newTable([]string{"APP", "CALLS", "FAILED", "INPUT", "OUTPUT", "COST (EST.)", "UNPRICED"}, 1)
 	more := t.each(len(apps), func(i int) {
 		s := &apps[i].Stats
-		unpriced := ""
+		unpriced := "0"
 		if s.Unpriced > 0 {
 			unpriced = fmt.Sprintf("%s of %s", count(s.Unpriced), count(s.Calls))
 		}
-		tb.add([]string{apps[i].App, count(s.Calls), count(s.Errors), count(s.InputTokens), count(s.OutputTokens), usd(s.CostUSD), unpriced})
+		tb.add([]string{apps[i].App, count(s.Calls), count(s.Errors), count(s.InputTokens), count(s.OutputTokens), cost(s), unpriced})
 	})
 	t.table("By application (process)", tb, more)
 }
@@ -227,7 +231,11 @@ func (t *textWriter) badLines(res *Result) {
 	if res.BadLines == 0 {
 		return
 	}
-	t.printf("\n%s lines are not OISP events", count(res.BadLines))
+	if res.BadLines == 1 {
+		t.printf("\n1 line is not an OISP event")
+	} else {
+		t.printf("\n%s lines are not OISP events", count(res.BadLines))
+	}
 	if int64(len(res.BadLineSamples)) < res.BadLines {
 		t.printf("; the first %d", len(res.BadLineSamples))
 	}
@@ -309,6 +317,14 @@ func (tb *table) write(w io.Writer) error {
 	return err
 }
 
+// plural says "1 call", "2 calls".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return count(n) + " " + noun + "s"
+}
+
 // count formats n with thousands separators.
 func count(n int64) string {
 	s := strconv.FormatInt(n, 10)
@@ -339,6 +355,15 @@ func pair(p *Percentiles) string {
 		return "-"
 	}
 	return fmt.Sprintf("%s/%s ms", count(p.P50), count(p.P95))
+}
+
+// cost is a group's estimated cost, "-" when none of its calls had one:
+// unknown, not $0.
+func cost(s *Stats) string {
+	if s.Priced == 0 {
+		return "-"
+	}
+	return usd(s.CostUSD)
 }
 
 // usd shows small costs with enough digits to be seen.
