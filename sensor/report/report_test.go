@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -542,24 +544,10 @@ func TestReadLongLinesAndErrors(t *testing.T) {
 	}
 	// A reader that fails is the one fatal error.
 	boom := errors.New("disk on fire")
-	err := rep.Read("in", &failingReader{data: []byte(good + "\n"), err: boom})
+	err := rep.Read("in", io.MultiReader(strings.NewReader(good+"\n"), iotest.ErrReader(boom)))
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "in") {
 		t.Errorf("read error: %v", err)
 	}
-}
-
-type failingReader struct {
-	data []byte
-	err  error
-}
-
-func (f *failingReader) Read(p []byte) (int, error) {
-	if len(f.data) == 0 {
-		return 0, f.err
-	}
-	n := copy(p, f.data)
-	f.data = f.data[n:]
-	return n, nil
 }
 
 func TestCaps(t *testing.T) {
