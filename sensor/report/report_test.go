@@ -654,8 +654,8 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	if err := WriteText(&b, res, TextOptions{By: "colour"}); err == nil {
-		t.Error("--by colour accepted")
+	if err := WriteText(&b, res, TextOptions{By: "colour"}); err == nil || b.Len() > 0 {
+		t.Errorf("--by colour: %v, wrote %q", err, b.String())
 	}
 	// Top caps the rows and says how many are left out.
 	b.Reset()

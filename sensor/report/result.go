@@ -224,6 +224,8 @@ func (r *Report) Result() *Result {
 		BadLines: r.badLines, BadLineSamples: slices.Clone(r.badSamples),
 		EventTypes:     make(map[string]int64, len(r.eventTypes)),
 		PendingEvicted: r.evicted, Overflow: r.overflow,
+		// Empty tables are [] in JSON, not null.
+		Providers: []Group{}, Models: []Group{}, Apps: []Group{}, Tools: []Tool{}, Embeddings: []Embedding{},
 	}
 	if r.events > 0 {
 		first, last := r.first, r.last

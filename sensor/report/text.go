@@ -33,6 +33,11 @@ func WriteText(w io.Writer, res *Result, opts TextOptions) error {
 	if opts.Top == 0 {
 		opts.Top = 20
 	}
+	switch opts.By {
+	case ByModel, ByProvider, ByApp, "":
+	default:
+		return fmt.Errorf("group by %q: want %s, %s or %s", opts.By, ByModel, ByProvider, ByApp)
+	}
 	tw := &textWriter{w: w, top: opts.Top}
 	tw.summary(res)
 
@@ -44,10 +49,8 @@ func WriteText(w io.Writer, res *Result, opts TextOptions) error {
 		rows, keys, what = res.Providers, []string{"PROVIDER"}, "provider"
 	case ByApp:
 		rows, keys, what = res.Apps, []string{"APP"}, "application"
-	case ByModel, "":
-		rows, keys, what = res.Models, []string{"PROVIDER", "MODEL"}, "provider and model"
 	default:
-		return fmt.Errorf("group by %q: want %s, %s or %s", opts.By, ByModel, ByProvider, ByApp)
+		rows, keys, what = res.Models, []string{"PROVIDER", "MODEL"}, "provider and model"
 	}
 	key := func(g *Group) []string {
 		switch opts.By {
