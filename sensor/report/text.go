@@ -267,7 +267,11 @@ func (t *textWriter) table(title string, tb *table, more int) {
 		t.err = tb.write(t.w)
 	}
 	if more > 0 {
-		t.printf("… %s more rows (--top -1 shows all)\n", count(int64(more)))
+		rows := "rows"
+		if more == 1 {
+			rows = "row"
+		}
+		t.printf("… %s more %s (--top -1 shows all)\n", count(int64(more)), rows)
 	}
 }
 
