@@ -117,6 +117,6 @@ func (w *wsSession) emit(turns []provider.RealtimeTurn) {
 		}
 		w.p.stats.Count("ai.exchanges", 1)
 		w.p.stats.Count("ai.websocket_turns", 1)
-		w.p.emitAI(w.fs, turn.Exchange, w.t, turn.Result.API, turn.Result)
+		w.p.emitAI(w.fs, turn.Exchange, w.t, turn.Result.API(), turn.Result)
 	}
 }

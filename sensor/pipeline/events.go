@@ -209,7 +209,17 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		}
 	}
 	var conv [conversationIDLen]byte
-	requestID, convID := p.cfg.Builder.InitWithID("req_", appendConversationID(conv[:0], info, req), method, stamps...)
+	var convBytes []byte
+	if res.Continues != "" {
+		var seen bool
+		convBytes, seen = p.chains.appendConversationOf(conv[:0], info, req, res.Continues)
+		if !seen {
+			p.stats.Count("ai.continues_unseen", 1)
+		}
+	} else {
+		convBytes = appendConversationID(conv[:0], info, req)
+	}
+	requestID, convID := p.cfg.Builder.InitWithID("req_", convBytes, method, stamps...)
 	req.RequestID = requestID
 	req.ConversationID = convID
 	if p.cfg.Content == ContentMetadata {
@@ -272,6 +282,9 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		r := res.Response
 		r.RequestID = requestID
 		r.ConversationID = req.ConversationID
+		if res.Continuable && r.ProviderRequestID != "" && convID != "" && (r.Success == nil || *r.Success) {
+			p.chains.remember(req.Provider, r.ProviderRequestID, convID)
+		}
 		if p.cfg.Content == ContentMetadata {
 			redactResponse(r)
 		}

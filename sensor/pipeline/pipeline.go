@@ -72,6 +72,9 @@ type Pipeline struct {
 	stats *stats.Counters
 	log   *slog.Logger
 	links *linker
+	// chains holds the conversations of answers a later request may
+	// continue by id.
+	chains chains
 	// readers lends decompressors to the HTTP/1 decoders of all flows.
 	readers   content.Readers
 	targets   targetCache
@@ -131,11 +134,12 @@ func New(cfg Config) *Pipeline {
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
 	return &Pipeline{
-		cfg:   cfg,
-		stats: cfg.Stats,
-		log:   cfg.Logger,
-		links: newLinker(4096),
-		flows: map[string]*flowState{},
+		cfg:    cfg,
+		stats:  cfg.Stats,
+		log:    cfg.Logger,
+		links:  newLinker(4096),
+		chains: newChains(4096),
+		flows:  map[string]*flowState{},
 	}
 }
 

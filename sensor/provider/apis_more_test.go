@@ -420,8 +420,8 @@ func runWants(t *testing.T, wants []recWant) {
 func checkWant(t *testing.T, w recWant, res *Result) {
 	t.Helper()
 	req := res.Request
-	if res.API != w.api {
-		t.Errorf("API = %q; want %q", res.API, w.api)
+	if res.API() != w.api {
+		t.Errorf("API = %q; want %q", res.API(), w.api)
 	}
 	if req.Provider == nil || req.Provider.Name != w.providerName || req.Provider.ID != w.providerID {
 		t.Errorf("provider = %+v; want name %q id %q", req.Provider, w.providerName, w.providerID)

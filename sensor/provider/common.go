@@ -86,7 +86,6 @@ func newResult(api string, t Target, x *httpmsg.Exchange, requestType string) *R
 		req.Auth = &a.auth
 	}
 	res := &a.res
-	res.API = api
 	res.Request = req
 	if x.Request.Body.Truncated {
 		res.note(noteRequestTruncated)

@@ -44,7 +44,7 @@ type coreFacts struct {
 }
 
 func coreFactsOf(res *Result) coreFacts {
-	f := coreFacts{API: res.API, Notes: strings.Join(res.Notes, ",")}
+	f := coreFacts{API: res.API(), Notes: strings.Join(res.Notes, ",")}
 	req := res.Request
 	f.Provider = req.Provider.Name
 	if req.Provider.ID != "" {

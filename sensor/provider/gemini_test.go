@@ -195,7 +195,7 @@ func TestGeminiUnknownHost(t *testing.T) {
 	in := rec.Interactions[0]
 	in.Request.URL = strings.Replace(in.Request.URL, "generativelanguage.googleapis.com", "llm-gateway.internal:8443", 1)
 	res, tg := moreDecode(t, reg, moreExchange(t, in))
-	if tg.Known || res == nil || res.API != apiGeminiGenerate {
+	if tg.Known || res == nil || res.API() != apiGeminiGenerate {
 		t.Fatalf("target %+v result %v", tg, res)
 	}
 	if res.Request.Provider.Name != "other" || res.Request.Provider.Host != "llm-gateway.internal" || !slices.Contains(res.Notes, noteUnknownHostGoogle) {

@@ -406,8 +406,8 @@ func TestInvariantEmptyAnswer(t *testing.T) {
 func TestInvariantRequestIdentity(t *testing.T) {
 	forEveryAPI(t, func(t *testing.T, reg *Registry, c everyAPICase) {
 		res := decodeCase(t, reg, c, c.url, c.body, 200, `{}`, nil)
-		if want := c.name(); res.API != want {
-			t.Errorf("result API %q, want %q", res.API, want)
+		if want := c.name(); res.API() != want {
+			t.Errorf("result API %q, want %q", res.API(), want)
 		}
 		req := res.Request
 		if p := req.Provider; p == nil || p.Name == "" || p.Endpoint == "" {

@@ -79,7 +79,7 @@ func TestOllamaUnknownHost(t *testing.T) {
 	in := rec.Interactions[0]
 	in.Request.URL = "http://gpu-box.lan:8080/api/chat"
 	res, tg := moreDecode(t, reg, moreExchange(t, in))
-	if tg.Known || res == nil || res.API != apiOllamaChat {
+	if tg.Known || res == nil || res.API() != apiOllamaChat {
 		t.Fatalf("target %+v result %v", tg, res)
 	}
 	p := res.Request.Provider
@@ -91,7 +91,7 @@ func TestOllamaUnknownHost(t *testing.T) {
 	}
 	// A body without Ollama's shape on an unknown host is not Ollama.
 	in.Request.Body = []byte(`{"query":"hello"}`)
-	if res, _ := moreDecode(t, reg, moreExchange(t, in)); res != nil && res.API == apiOllamaChat {
+	if res, _ := moreDecode(t, reg, moreExchange(t, in)); res != nil && res.API() == apiOllamaChat {
 		t.Errorf("decoded a non-Ollama body as Ollama")
 	}
 }

@@ -35,6 +35,10 @@ type responsesRequestBody struct {
 	TopP            jFloat          `json:"top_p"`
 	MaxOutputTokens jInt            `json:"max_output_tokens"`
 	Stream          jBool           `json:"stream"`
+	// PreviousResponseID and Conversation name state the provider keeps:
+	// the request continues it rather than resending the history.
+	PreviousResponseID jStr            `json:"previous_response_id"`
+	Conversation       json.RawMessage `json:"conversation"`
 	// inputItems is Input's item list when the scan read it in place
 	// (inputScanned); the decoder leaves it for decodeLoose to read.
 	inputItems   responsesItemList
@@ -87,6 +91,7 @@ type responsesEvent struct {
 // request body and returns its model.
 func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 	req := res.Request
+	res.Continuable = true
 	var b responsesRequestBody
 	if !decodeRequestBody(body, &b, res) {
 		req.Streaming = oisp.Ptr(false)
@@ -98,6 +103,7 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 		req.Model = &oisp.Model{ID: model}
 	}
 	req.Streaming = oisp.Ptr(b.Stream.OK && b.Stream.V)
+	res.Continues = responsesContinues(&b)
 
 	var system []string
 	if s, ok := rawString(b.Instructions); ok && s != "" {
@@ -152,6 +158,26 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 	}
 	finishRequest(req)
 	return model
+}
+
+// responsesContinues returns the provider-held state a Responses request
+// continues: its conversation (an id, or an object with one), which every
+// turn of the conversation names, else the response it follows.
+func responsesContinues(b *responsesRequestBody) string {
+	switch rawKind(b.Conversation) {
+	case '"':
+		if id, _ := rawString(b.Conversation); id != "" {
+			return id
+		}
+	case '{':
+		var c struct {
+			ID jStr `json:"id"`
+		}
+		if decodeLooseOK(b.Conversation, &c) && c.ID != "" {
+			return string(c.ID)
+		}
+	}
+	return string(b.PreviousResponseID)
 }
 
 // decodeOpenAIResponsesResponse decodes a whole Responses API body (a

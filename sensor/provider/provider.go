@@ -49,8 +49,6 @@ type Env struct {
 
 // Result is one decoded AI exchange.
 type Result struct {
-	// API is the decoder's Name.
-	API string
 	// Request is always set: ai.request for chat/completion, and for
 	// embeddings too (request_type "embedding").
 	Request *oisp.AIRequest
@@ -76,17 +74,32 @@ type Result struct {
 	// the response is whole even if the transport saw the client reset the
 	// stream before the server's end-of-stream arrived.
 	StreamEnded bool
+	// Continuable marks an API whose answers a later request may continue
+	// by the answer's provider id (its Continues names that id).
+	Continuable bool
+	// Continues is the provider-held state the request builds on instead
+	// of resending the history: the response or interaction it continues
+	// (OpenAI Responses previous_response_id, Gemini Interactions
+	// previous_interaction_id) or a conversation the provider keeps
+	// (Responses conversation). The pipeline puts the request in that
+	// conversation.
+	Continues string
 
 	// responseRoom is where newResponse starts the response: allocated
 	// with the result, for an exchange that has one (nil once used).
 	responseRoom *responseParts
 	// usageRoom is the block of the response's (or embedding's) usage
 	// when newUsageBlock made it: finishResult prices the usage in the
-	// block's room for the costs. (Partial and StreamEnded share a word,
+	// block's room for the costs. (Partial, StreamEnded and Continuable share a word,
 	// so the result allocated with its response room keeps its size
 	// class, 768 bytes with the allocation header.)
 	usageRoom *usageBlock
 }
+
+// API is the name of the decoder that made the result, such as
+// "openai.chat_completions" (the request's endpoint, which holds it, so
+// that the result keeps its size class).
+func (r *Result) API() string { return r.Request.Endpoint }
 
 // ToolResult is a tool output found in a request.
 type ToolResult struct {

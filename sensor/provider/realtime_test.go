@@ -67,8 +67,8 @@ func checkTurns(t *testing.T, turns []RealtimeTurn, wants []turnWant) {
 		res := turns[i].Result
 		req, resp := res.Request, res.Response
 		where := fmt.Sprintf("turn %d", i)
-		if res.API != w.api || req.Model == nil || req.Model.ID != w.model || req.Streaming == nil || !*req.Streaming {
-			t.Errorf("%s: api %q model %+v streaming %v", where, res.API, req.Model, req.Streaming)
+		if res.API() != w.api || req.Model == nil || req.Model.ID != w.model || req.Streaming == nil || !*req.Streaming {
+			t.Errorf("%s: api %q model %+v streaming %v", where, res.API(), req.Model, req.Streaming)
 		}
 		if req.Provider.Name != w.providerName || req.Provider.ID != w.providerID {
 			t.Errorf("%s: provider %+v", where, req.Provider)
@@ -252,9 +252,9 @@ func TestResponsesOverWebSocket(t *testing.T) {
 		for _, c := range r.ToolCalls {
 			names = append(names, c.Name)
 		}
-		if res.API != apiOpenAIResponsesWS || res.Request.Model == nil || res.Request.Model.ID != "gpt-4o" ||
+		if res.API() != apiOpenAIResponsesWS || res.Request.Model == nil || res.Request.Model.ID != "gpt-4o" ||
 			r.Model == nil || r.Model.ID != "gpt-4o-2024-08-06" || !*res.Request.Streaming {
-			t.Errorf("turn %d: api %q request model %+v answered %+v", i, res.API, res.Request.Model, r.Model)
+			t.Errorf("turn %d: api %q request model %+v answered %+v", i, res.API(), res.Request.Model, r.Model)
 		}
 		if r.Usage == nil || *r.Usage.PromptTokens != w.prompt || *r.Usage.CompletionTokens != w.completion ||
 			fmt.Sprint(names) != fmt.Sprint(w.calls) || len(res.ToolResults) != w.results || r.TimeToFirstTokenMS == nil {

@@ -11,7 +11,7 @@ import "github.com/oisp/oisp-sensor/sensor/stream/memo"
 
 // responsesRequestNames are the request's member names, as its json tags
 // give them.
-var responsesRequestNames = newFieldNames("model", "input", "instructions", "tools", "tool_choice", "temperature", "top_p", "max_output_tokens", "stream")
+var responsesRequestNames = newFieldNames("model", "input", "instructions", "tools", "tool_choice", "temperature", "top_p", "max_output_tokens", "stream", "previous_response_id", "conversation")
 
 func (b *responsesRequestBody) resetScan() { *b = responsesRequestBody{} }
 
@@ -45,6 +45,10 @@ func (b *responsesRequestBody) scanJSON(data []byte, strs *memo.Strings) bool {
 			return s.tolerant(&b.MaxOutputTokens)
 		case "stream":
 			return s.tolerant(&b.Stream)
+		case "previous_response_id":
+			return s.tolerant(&b.PreviousResponseID)
+		case "conversation":
+			return s.raw(&b.Conversation)
 		}
 		return false
 	}) && s.end()
