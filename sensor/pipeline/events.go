@@ -210,9 +210,9 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 	}
 	var conv [conversationIDLen]byte
 	var convBytes []byte
-	if res.Continues != "" {
+	if res.Chain != nil && res.Chain.Continues != "" {
 		var seen bool
-		convBytes, seen = p.chains.appendConversationOf(conv[:0], info, req, res.Continues)
+		convBytes, seen = p.chains.appendConversationOf(conv[:0], info, req, res.Chain.Continues)
 		if !seen {
 			p.stats.Count("ai.continues_unseen", 1)
 		}
@@ -282,8 +282,8 @@ func (p *Pipeline) emitAI(fs *flowState, x *httpmsg.Exchange, t provider.Target,
 		r := res.Response
 		r.RequestID = requestID
 		r.ConversationID = req.ConversationID
-		if res.Continuable && r.ProviderRequestID != "" && convID != "" && (r.Success == nil || *r.Success) {
-			p.chains.remember(req.Provider, r.ProviderRequestID, convID)
+		if c := res.Chain; c != nil && c.ContinuedBy != "" && convID != "" && (r.Success == nil || *r.Success) {
+			p.chains.remember(req.Provider, c.ContinuedBy, convID)
 		}
 		if p.cfg.Content == ContentMetadata {
 			redactResponse(r)

@@ -22,6 +22,7 @@ func coreAPIs() []API {
 		anthropicCompleteAPI{},
 		openaiChatAPI{},
 		openaiResponsesAPI{},
+		openaiResponsesCompactAPI{},
 		openaiEmbeddingsAPI{},
 		openaiCompletionsAPI{}, // after chat: "/chat/completions" also ends in "/completions"
 	}, openaiMediaAPIs()...)

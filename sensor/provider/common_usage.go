@@ -39,6 +39,10 @@ func completeTotals(u *oisp.Usage) {
 // "google_vertex_anthropic").
 func finishResult(env Env, providerID string, res *Result) {
 	countNotes(env, res)
+	if c := res.Chain; c != nil && c.ContinuedBy == "" && res.Response != nil {
+		// A later request continues the answer by the id it named.
+		c.ContinuedBy = res.Response.ProviderRequestID
+	}
 	reg := env.Registry
 	req := res.Request
 	var requested string

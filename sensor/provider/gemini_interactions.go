@@ -124,7 +124,7 @@ func (geminiInteractionsAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Re
 // decodeInteractionsRequest fills the request and returns its stream flag.
 func decodeInteractionsRequest(body []byte, res *Result) bool {
 	req := res.Request
-	res.Continuable = true
+	res.Chain = new(Chain)
 	var b interactionsRequestBody
 	if !decodeRequestBody(body, &b, res) {
 		finishRequest(req)
@@ -137,7 +137,7 @@ func decodeInteractionsRequest(body []byte, res *Result) bool {
 		// An agent invocation names no model; the agent id stands in.
 		req.Model = &oisp.Model{ID: string(b.Agent), Name: "agent"}
 	}
-	res.Continues = string(b.PreviousID)
+	res.Chain.Continues = string(b.PreviousID)
 	system, hasSystem := "", len(b.SystemInstruction) > 0 && rawKind(b.SystemInstruction) != 'n'
 	if hasSystem {
 		var images int

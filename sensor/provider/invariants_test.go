@@ -109,6 +109,7 @@ func everyAPICases() []everyAPICase {
 		{api: apiOpenAIResponses, url: "https://api.openai.com/v1/responses", body: `{"model":"gpt-4o","input":"hi"}`, model: "gpt-4o", fail: openaiErr, streamCut: "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\",\"model\":\"gpt-4o\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
 			streamBody: `{"model":"gpt-4o","input":"hi","stream":true}`,
 			streamResp: "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"model\":\"gpt-4o\",\"status\":\"completed\",\"output\":[]}}\n\n", streamType: sseType},
+		{api: apiOpenAIResponsesCompact, url: "https://api.openai.com/v1/responses/compact", body: `{"model":"gpt-4o","input":"hi"}`, model: "gpt-4o", fail: openaiErr},
 		{api: apiOpenAIEmbeddings, url: "https://api.openai.com/v1/embeddings", body: `{"model":"e","input":"hi"}`, model: "e", fail: openaiErr},
 		{api: apiOpenAICompletions, url: "https://api.openai.com/v1/completions", body: `{"model":"davinci-002","prompt":"hi"}`, model: "davinci-002", fail: openaiErr, streamCut: "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"yo\"}]}\n\n",
 			streamBody: `{"model":"davinci-002","prompt":"hi","stream":true}`,

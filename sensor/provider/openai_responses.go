@@ -91,7 +91,7 @@ type responsesEvent struct {
 // request body and returns its model.
 func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 	req := res.Request
-	res.Continuable = true
+	res.Chain = new(Chain)
 	var b responsesRequestBody
 	if !decodeRequestBody(body, &b, res) {
 		req.Streaming = oisp.Ptr(false)
@@ -103,13 +103,13 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 		req.Model = &oisp.Model{ID: model}
 	}
 	req.Streaming = oisp.Ptr(b.Stream.OK && b.Stream.V)
-	res.Continues = responsesContinues(&b)
 
 	var system []string
 	if s, ok := rawString(b.Instructions); ok && s != "" {
 		system = append(system, s)
 		req.Messages = append(req.Messages, newMessage("system", s, 0))
 	}
+	compaction := ""
 	switch rawKind(b.Input) {
 	case '"':
 		s, _ := rawString(b.Input)
@@ -132,6 +132,10 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 				msg.ToolCallID = string(it.CallID)
 				req.Messages = append(req.Messages, msg)
 				res.ToolResults = append(res.ToolResults, ToolResult{CallID: string(it.CallID), Content: text})
+			case typ == "compaction":
+				if compaction == "" {
+					compaction = string(it.ID)
+				}
 			case typ == "" || typ == "message":
 				text, images := flattenOpenAIContent(it.Content)
 				msg := newMessage(string(it.Role), text, images)
@@ -142,6 +146,7 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 			}
 		}
 	}
+	res.Chain.Continues = responsesContinues(&b, compaction)
 	if len(system) > 0 {
 		setSystemPrompt(req, strings.Join(system, "\n"))
 	}
@@ -162,8 +167,9 @@ func decodeOpenAIResponsesRequest(body []byte, res *Result) string {
 
 // responsesContinues returns the provider-held state a Responses request
 // continues: its conversation (an id, or an object with one), which every
-// turn of the conversation names, else the response it follows.
-func responsesContinues(b *responsesRequestBody) string {
+// turn of the conversation names, else the response it follows, else the
+// compaction (made by /responses/compact) its history starts with.
+func responsesContinues(b *responsesRequestBody, compaction string) string {
 	switch rawKind(b.Conversation) {
 	case '"':
 		if id, _ := rawString(b.Conversation); id != "" {
@@ -177,7 +183,10 @@ func responsesContinues(b *responsesRequestBody) string {
 			return string(c.ID)
 		}
 	}
-	return string(b.PreviousResponseID)
+	if b.PreviousResponseID != "" {
+		return string(b.PreviousResponseID)
+	}
+	return compaction
 }
 
 // decodeOpenAIResponsesResponse decodes a whole Responses API body (a

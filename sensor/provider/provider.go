@@ -74,26 +74,34 @@ type Result struct {
 	// the response is whole even if the transport saw the client reset the
 	// stream before the server's end-of-stream arrived.
 	StreamEnded bool
-	// Continuable marks an API whose answers a later request may continue
-	// by the answer's provider id (its Continues names that id).
-	Continuable bool
-	// Continues is the provider-held state the request builds on instead
-	// of resending the history: the response or interaction it continues
-	// (OpenAI Responses previous_response_id, Gemini Interactions
-	// previous_interaction_id) or a conversation the provider keeps
-	// (Responses conversation). The pipeline puts the request in that
-	// conversation.
-	Continues string
+	// Chain is set by APIs whose requests can build on state the provider
+	// keeps instead of resending the history (nil for the others).
+	Chain *Chain
 
 	// responseRoom is where newResponse starts the response: allocated
 	// with the result, for an exchange that has one (nil once used).
 	responseRoom *responseParts
 	// usageRoom is the block of the response's (or embedding's) usage
 	// when newUsageBlock made it: finishResult prices the usage in the
-	// block's room for the costs. (Partial, StreamEnded and Continuable share a word,
+	// block's room for the costs. (Partial and StreamEnded share a word,
 	// so the result allocated with its response room keeps its size
 	// class, 768 bytes with the allocation header.)
 	usageRoom *usageBlock
+}
+
+// Chain is the provider-held state around an exchange. The pipeline puts
+// a request that continues such state in the conversation of the answer
+// that made it.
+type Chain struct {
+	// Continues is the state the request builds on: the response or
+	// interaction it continues (OpenAI Responses previous_response_id,
+	// Gemini Interactions previous_interaction_id), a compaction of the
+	// history it carries, or a conversation the provider keeps (Responses
+	// conversation).
+	Continues string
+	// ContinuedBy is the id a later request may continue the answer by:
+	// the response or interaction id, or the compaction item's id.
+	ContinuedBy string
 }
 
 // API is the name of the decoder that made the result, such as
