@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +79,10 @@ type pendingCall struct {
 	// attributes.
 	attrs []byte
 	added time.Time
+	// What the metrics of the call take from its request: its
+	// gen_ai.operation.name, gen_ai.request.model and provider.
+	operation, model, provider, serverAddress string
+	serverPort                                int
 }
 
 // pendingTable holds requests by event id until their response arrives,
@@ -177,17 +182,28 @@ func spanName(op, model string) string {
 	return op + " " + model
 }
 
-// pendingOf copies what the span of request ev needs.
-func (e *encoder) pendingOf(ev *oisp.Event, d *oisp.AIRequest, ids spanIDs, added time.Time) *pendingCall {
+// pendingOf copies what the span (when spans is set) and the metrics of
+// request ev need.
+func (e *encoder) pendingOf(ev *oisp.Event, d *oisp.AIRequest, ids spanIDs, added time.Time, spans bool) *pendingCall {
 	p := &pendingCall{eventID: ev.EventID, ids: ids, start: eventTime(ev), added: added}
 	model := ""
 	if d.Model != nil {
 		model = d.Model.ID
 	}
-	p.name = spanName(operationName(d.RequestType, d.Provider), model)
-	a := attrs{b: make([]byte, 0, 512), field: fieldSpanAttributes}
-	e.data(&a, ev)
-	p.attrs = a.b
+	op := operationName(d.RequestType, d.Provider)
+	// The strings may share the event's pooled memory.
+	p.operation, p.model = op, strings.Clone(model)
+	if d.Provider != nil {
+		p.provider = strings.Clone(providerName(d.Provider))
+		host, port := serverOf(d.Provider)
+		p.serverAddress, p.serverPort = strings.Clone(host), port
+	}
+	if spans {
+		p.name = spanName(op, p.model)
+		a := attrs{b: make([]byte, 0, 512), field: fieldSpanAttributes}
+		e.data(&a, ev)
+		p.attrs = a.b
+	}
 	return p
 }
 
