@@ -52,8 +52,8 @@ type collector struct {
 	requests []*collogspb.ExportLogsServiceRequest
 	traces   []*coltracepb.ExportTraceServiceRequest
 	metrics  []*colmetricspb.ExportMetricsServiceRequest
-	// metricsScript answers the metric exports in turn (status and
-	// rejected only); past its end, 200.
+	// metricsScript answers the metric exports in turn (status, rejected
+	// and hang); past its end, 200.
 	metricsScript []reply
 	metricsCalls  int
 	headers       []http.Header
@@ -141,6 +141,13 @@ func (c *collector) serveHTTP(tls bool) (*httptest.Server, string) {
 			return
 		}
 		rep := c.keepMetrics(&req)
+		if rep.hang {
+			select {
+			case <-r.Context().Done():
+			case <-c.stopped:
+			}
+			return
+		}
 		if rep.status != 0 && rep.status != http.StatusOK {
 			w.Header().Set("Content-Type", "application/x-protobuf")
 			w.WriteHeader(rep.status)
@@ -274,8 +281,15 @@ type metricsService struct {
 	c *collector
 }
 
-func (s metricsService) Export(_ context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+func (s metricsService) Export(ctx context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
 	rep := s.c.keepMetrics(req)
+	if rep.hang {
+		select {
+		case <-ctx.Done():
+		case <-s.c.stopped:
+		}
+		return nil, status.Error(codes.Unavailable, "hung")
+	}
 	switch rep.status {
 	case 0, http.StatusOK:
 	case http.StatusServiceUnavailable:
@@ -300,7 +314,7 @@ func (c *collector) keepMetrics(req *colmetricspb.ExportMetricsServiceRequest) r
 	if c.metricsCalls <= len(c.metricsScript) {
 		rep = c.metricsScript[c.metricsCalls-1]
 	}
-	if rep.status == 0 || rep.status == http.StatusOK {
+	if !rep.hang && (rep.status == 0 || rep.status == http.StatusOK) {
 		c.metrics = append(c.metrics, req)
 	}
 	return rep

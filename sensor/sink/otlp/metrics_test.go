@@ -449,6 +449,38 @@ func TestMetricsRecovered(t *testing.T) {
 	}
 }
 
+// TestMetricsApart: a metrics export that hangs does not hold up log
+// records, and Close's deadline cuts it off, saying the last metrics are
+// lost.
+func TestMetricsApart(t *testing.T) {
+	for _, protocol := range []string{otlp.HTTPProtobuf, otlp.GRPC} {
+		t.Run(protocol, func(t *testing.T) {
+			col := newCollector(t)
+			col.metricsScript = []reply{{hang: true}}
+			var counts stats.Counters
+			exp, err := otlp.New(otlp.Config{Endpoint: col.serve(protocol), Protocol: protocol, Metrics: true, MetricsInterval: 20 * time.Millisecond,
+				BatchTimeout: 20 * time.Millisecond, Timeout: time.Hour, Stats: &counts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := metricsRun()
+			record(exp, evs[:2])
+			waitFor(t, "the hanging metrics export", func() bool { return col.metricCalls() == 1 })
+			record(exp, evs[2:])
+			waitFor(t, "every record while the metrics export hangs", func() bool { return len(col.records()) == len(evs) })
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err = exp.Close(ctx)
+			if err == nil || !strings.Contains(err.Error(), "last metrics export") {
+				t.Errorf("Close: %v", err)
+			}
+			if n := col.metricCalls(); n != 1 {
+				t.Errorf("%d metrics exports, want the hung one alone", n)
+			}
+		})
+	}
+}
+
 // TestMetricsPartial: data points a collector rejects are counted; the
 // export still counts as sent.
 func TestMetricsPartial(t *testing.T) {

@@ -134,7 +134,8 @@ type Config struct {
 	// MaxPendingSpans bounds the requests waiting for their response
 	// (default 10000); MaxSpanWait is how long one waits (default 10m).
 	// Requests past either bound are counted as sink.otlp.spans_unpaired
-	// and give no span.
+	// (sink.otlp.metrics_unpaired with metrics alone) and give no span;
+	// their response's metrics lack the operation and requested model.
 	MaxPendingSpans int
 	MaxSpanWait     time.Duration
 	// Metrics also aggregates, per attribute set, the GenAI client
@@ -190,8 +191,9 @@ type Exporter struct {
 	// Close to set closed, so no event is queued after Close drained.
 	closing sync.RWMutex
 	closed  bool
-	// stop tells the sender to flush and return; abort cancels its
-	// requests and waits once Close's deadline has passed.
+	// stop tells the senders (of logs and spans, of metrics) to flush
+	// and return, done says they have; abort cancels their requests and
+	// waits once Close's deadline has passed.
 	stop    chan struct{}
 	done    chan struct{}
 	abort   context.CancelFunc
@@ -336,7 +338,18 @@ func New(cfg Config) (*Exporter, error) {
 		return nil, err
 	}
 	e.sendCtx, e.abort = context.WithCancel(context.Background())
-	go e.run()
+	var senders sync.WaitGroup
+	senders.Go(e.run)
+	if e.metrics != nil {
+		// Apart from the log and span sender: a metrics endpoint that
+		// fails must not hold up log records for its retries, nor a log
+		// batch in retry the metrics.
+		senders.Go(e.runMetrics)
+	}
+	go func() {
+		senders.Wait()
+		close(e.done)
+	}()
 	return e, nil
 }
 
@@ -519,17 +532,8 @@ func (e *Exporter) drop(k kind, n int64, atClose bool) {
 
 // run is the sender: it gathers batches from the queue (log records and
 // spans apart, as they go to different services) and exports them until
-// Close, and exports the metrics every MetricsInterval and at Close.
+// Close.
 func (e *Exporter) run() {
-	defer close(e.done)
-	var mw metricWriter
-	mw.legacySystem = e.cfg.LegacySystem
-	var metricsTick <-chan time.Time
-	if e.metrics != nil {
-		ticker := time.NewTicker(e.cfg.MetricsInterval)
-		defer ticker.Stop()
-		metricsTick = ticker.C
-	}
 	var batches [span + 1][][]byte
 	for k := range batches {
 		batches[k] = make([][]byte, 0, e.cfg.BatchSize)
@@ -575,8 +579,6 @@ func (e *Exporter) run() {
 			}
 		case <-timer.C:
 			flushAll()
-		case <-metricsTick:
-			buf = e.exportMetrics(buf[:0], &mw, false)
 		case <-e.stop:
 			timer.Stop()
 			// Drain what was queued before Close: Record no longer adds.
@@ -590,9 +592,6 @@ func (e *Exporter) run() {
 				break
 			}
 			flushAll()
-			if e.metrics != nil {
-				e.exportMetrics(buf[:0], &mw, true)
-			}
 			return
 		}
 	}
@@ -624,6 +623,24 @@ func (e *Exporter) export(buf []byte, k kind, batch [][]byte) []byte {
 		e.log.Error("otlp: collector unavailable past the retry time; batch dropped", "events", n, "retry_time", e.cfg.MaxRetryTime, "err", err)
 	}
 	return buf
+}
+
+// runMetrics is the metrics sender: it exports the metrics every
+// MetricsInterval, and a last time at Close (Record adds no more by then).
+func (e *Exporter) runMetrics() {
+	w := metricWriter{legacySystem: e.cfg.LegacySystem}
+	var buf []byte
+	ticker := time.NewTicker(e.cfg.MetricsInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			buf = e.exportMetrics(buf[:0], &w, false)
+		case <-e.stop:
+			e.exportMetrics(buf[:0], &w, true)
+			return
+		}
+	}
 }
 
 // exportMetrics sends every series aggregated so far, cumulative since
