@@ -409,7 +409,11 @@ func providerName(p *oisp.Provider) string {
 func serverOf(p *oisp.Provider) (string, int) {
 	if p.Endpoint != "" {
 		if u, err := url.Parse(p.Endpoint); err == nil && u.Host != "" {
-			port, _ := strconv.Atoi(u.Port())
+			port := 0
+			if ps := u.Port(); ps != "" {
+				// Not on "": Atoi's error would cost an allocation per event.
+				port, _ = strconv.Atoi(ps)
+			}
 			if port == 0 {
 				switch u.Scheme {
 				case "https", "wss":

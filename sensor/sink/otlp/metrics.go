@@ -183,7 +183,13 @@ func measures(ev *oisp.Event, req *pendingCall) callMeasures {
 	}
 	m.inputTok, m.outputTok = tokenUsage(ev.Data)
 	m.key.errorType = errorType(code, success, perr)
-	if p != nil {
+	switch {
+	case p == nil:
+	case req != nil && p.Endpoint == req.endpoint && p.Host == req.host:
+		// Where the request went, known already: spare parsing the URL.
+		m.key.provider = providerName(p)
+		m.key.serverAddress, m.key.serverPort = req.serverAddress, req.serverPort
+	default:
 		m.key.provider = providerName(p)
 		m.key.serverAddress, m.key.serverPort = serverOf(p)
 	}

@@ -465,7 +465,8 @@ func (e *Exporter) call(ev *oisp.Event) callPart {
 		if !e.cfg.Spans {
 			return callPart{}
 		}
-		return callPart{ids: &ids}
+		own := ids // escapes, unlike ids: no allocation without spans
+		return callPart{ids: &own}
 	case *oisp.AIResponse, *oisp.AIEmbedding:
 		parent := parentRequest(ev)
 		if parent == "" {

@@ -80,9 +80,11 @@ type pendingCall struct {
 	attrs []byte
 	added time.Time
 	// What the metrics of the call take from its request: its
-	// gen_ai.operation.name, gen_ai.request.model and provider.
+	// gen_ai.operation.name, gen_ai.request.model and provider, and
+	// the provider's endpoint and host they were derived from.
 	operation, model, provider, serverAddress string
 	serverPort                                int
+	endpoint, host                            string
 }
 
 // pendingTable holds requests by event id until their response arrives,
@@ -191,13 +193,27 @@ func (e *encoder) pendingOf(ev *oisp.Event, d *oisp.AIRequest, ids spanIDs, adde
 		model = d.Model.ID
 	}
 	op := operationName(d.RequestType, d.Provider)
-	// The strings may share the event's pooled memory.
-	p.operation, p.model = op, strings.Clone(model)
+	var provider, server, endpoint, host string
 	if d.Provider != nil {
-		p.provider = strings.Clone(providerName(d.Provider))
-		host, port := serverOf(d.Provider)
-		p.serverAddress, p.serverPort = strings.Clone(host), port
+		provider = providerName(d.Provider)
+		server, p.serverPort = serverOf(d.Provider)
+		endpoint, host = d.Provider.Endpoint, d.Provider.Host
 	}
+	// The strings may share the event's pooled memory: copy them, all in
+	// one allocation.
+	var all strings.Builder
+	all.Grow(len(model) + len(provider) + len(server) + len(endpoint) + len(host))
+	for _, s := range [...]string{model, provider, server, endpoint, host} {
+		all.WriteString(s)
+	}
+	copied := all.String()
+	next := func(s string) string {
+		out := copied[:len(s)]
+		copied = copied[len(s):]
+		return out
+	}
+	p.operation = op
+	p.model, p.provider, p.serverAddress, p.endpoint, p.host = next(model), next(provider), next(server), next(endpoint), next(host)
 	if spans {
 		p.name = spanName(op, p.model)
 		a := attrs{b: make([]byte, 0, 512), field: fieldSpanAttributes}
