@@ -13,6 +13,7 @@ import (
 	"time"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
@@ -40,17 +41,23 @@ type reply struct {
 	hang bool
 }
 
-// collector is an OTLP logs and traces receiver over real HTTP and gRPC
-// servers: it decodes every request with the official OTLP types and
-// keeps it. The script answers log exports only; trace exports succeed.
+// collector is an OTLP logs, traces and metrics receiver over real HTTP
+// and gRPC servers: it decodes every request with the official OTLP types
+// and keeps it. The script answers log exports only, metricsScript metric
+// exports; trace exports succeed.
 type collector struct {
 	collogspb.UnimplementedLogsServiceServer
 	t        *testing.T
 	mu       sync.Mutex
 	requests []*collogspb.ExportLogsServiceRequest
 	traces   []*coltracepb.ExportTraceServiceRequest
-	headers  []http.Header
-	arrived  []time.Time
+	metrics  []*colmetricspb.ExportMetricsServiceRequest
+	// metricsScript answers the metric exports in turn (status, rejected
+	// and hang); past its end, 200.
+	metricsScript []reply
+	metricsCalls  int
+	headers       []http.Header
+	arrived       []time.Time
 	// script answers the requests in turn; past its end, 200.
 	script []reply
 	calls  int
@@ -89,24 +96,8 @@ func (c *collector) keep(req *collogspb.ExportLogsServiceRequest, h http.Header)
 func (c *collector) serveHTTP(tls bool) (*httptest.Server, string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/logs", func(w http.ResponseWriter, r *http.Request) {
-		var body io.Reader = r.Body
-		if r.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = zr
-		}
-		raw, err := io.ReadAll(body)
-		if err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
 		var req collogspb.ExportLogsServiceRequest
-		if err := proto.Unmarshal(raw, &req); err != nil {
-			c.t.Errorf("collector: the request does not decode as ExportLogsServiceRequest: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if !c.decode(w, r, &req) {
 			return
 		}
 		rep := c.next()
@@ -135,19 +126,38 @@ func (c *collector) serveHTTP(tls bool) (*httptest.Server, string) {
 		w.Write(out)
 	})
 	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
-		raw, err := io.ReadAll(r.Body)
-		if err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
 		var req coltracepb.ExportTraceServiceRequest
-		if err := proto.Unmarshal(raw, &req); err != nil {
-			c.t.Errorf("collector: the request does not decode as ExportTraceServiceRequest: %v", err)
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if !c.decode(w, r, &req) {
 			return
 		}
 		c.keepTraces(&req)
 		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	})
+	mux.HandleFunc("POST /v1/metrics", func(w http.ResponseWriter, r *http.Request) {
+		var req colmetricspb.ExportMetricsServiceRequest
+		if !c.decode(w, r, &req) {
+			return
+		}
+		rep := c.keepMetrics(&req)
+		if rep.hang {
+			select {
+			case <-r.Context().Done():
+			case <-c.stopped:
+			}
+			return
+		}
+		if rep.status != 0 && rep.status != http.StatusOK {
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.WriteHeader(rep.status)
+			return
+		}
+		resp := &colmetricspb.ExportMetricsServiceResponse{}
+		if rep.rejected > 0 {
+			resp.PartialSuccess = &colmetricspb.ExportMetricsPartialSuccess{RejectedDataPoints: rep.rejected}
+		}
+		out, _ := proto.Marshal(resp)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.Write(out)
 	})
@@ -161,6 +171,31 @@ func (c *collector) serveHTTP(tls bool) (*httptest.Server, string) {
 	return srv, srv.URL + "/v1/logs"
 }
 
+// decode reads an OTLP/HTTP request body (gzipped or not) into req,
+// answering 400 when it is not a protobuf req.
+func (c *collector) decode(w http.ResponseWriter, r *http.Request, req proto.Message) bool {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return false
+		}
+		body = zr
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return false
+	}
+	if err := proto.Unmarshal(raw, req); err != nil {
+		c.t.Errorf("collector: the request does not decode as %s: %v", req.ProtoReflect().Descriptor().Name(), err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
 // serveGRPC starts an OTLP/gRPC receiver on 127.0.0.1:0 and returns its
 // endpoint URL.
 func (c *collector) serveGRPC() string {
@@ -171,6 +206,7 @@ func (c *collector) serveGRPC() string {
 	srv := grpc.NewServer()
 	collogspb.RegisterLogsServiceServer(srv, c)
 	coltracepb.RegisterTraceServiceServer(srv, traceService{c: c})
+	colmetricspb.RegisterMetricsServiceServer(srv, metricsService{c: c})
 	go srv.Serve(lis)
 	c.t.Cleanup(srv.Stop)
 	return "http://" + lis.Addr().String()
@@ -237,6 +273,66 @@ type traceService struct {
 func (s traceService) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
 	s.c.keepTraces(req)
 	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// metricsService is the collector's MetricsService.
+type metricsService struct {
+	colmetricspb.UnimplementedMetricsServiceServer
+	c *collector
+}
+
+func (s metricsService) Export(ctx context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	rep := s.c.keepMetrics(req)
+	if rep.hang {
+		select {
+		case <-ctx.Done():
+		case <-s.c.stopped:
+		}
+		return nil, status.Error(codes.Unavailable, "hung")
+	}
+	switch rep.status {
+	case 0, http.StatusOK:
+	case http.StatusServiceUnavailable:
+		return nil, status.Error(codes.Unavailable, "busy")
+	default:
+		return nil, status.Error(codes.InvalidArgument, "refused")
+	}
+	resp := &colmetricspb.ExportMetricsServiceResponse{}
+	if rep.rejected > 0 {
+		resp.PartialSuccess = &colmetricspb.ExportMetricsPartialSuccess{RejectedDataPoints: rep.rejected}
+	}
+	return resp, nil
+}
+
+// keepMetrics answers a metric export from metricsScript, keeping the
+// request when the answer is a success.
+func (c *collector) keepMetrics(req *colmetricspb.ExportMetricsServiceRequest) reply {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.metricsCalls++
+	var rep reply
+	if c.metricsCalls <= len(c.metricsScript) {
+		rep = c.metricsScript[c.metricsCalls-1]
+	}
+	if !rep.hang && (rep.status == 0 || rep.status == http.StatusOK) {
+		c.metrics = append(c.metrics, req)
+	}
+	return rep
+}
+
+// metricExports returns the metric exports accepted so far, in order.
+func (c *collector) metricExports() []*colmetricspb.ExportMetricsServiceRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*colmetricspb.ExportMetricsServiceRequest(nil), c.metrics...)
+}
+
+// metricCalls returns the number of metric exports received, accepted
+// or not.
+func (c *collector) metricCalls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.metricsCalls
 }
 
 // spans returns every span received, in order, checking the resource

@@ -260,7 +260,7 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 		a.str("gen_ai.response.id", d.ProviderRequestID)
 		a.str("oisp.conversation_id", d.ConversationID)
 		a.strs("gen_ai.response.finish_reasons", finishReasons(d))
-		usage(a, d.Usage)
+		usage(a, ev.Data, d.Usage)
 		if d.TimeToFirstTokenMS != nil {
 			a.float("gen_ai.response.time_to_first_chunk", float64(*d.TimeToFirstTokenMS)/1000)
 		}
@@ -275,11 +275,7 @@ func (e *encoder) data(a *attrs, ev *oisp.Event) (failed bool) {
 		if d.Model != nil {
 			a.str("gen_ai.request.model", d.Model.ID)
 		}
-		if d.Usage != nil {
-			usage(a, d.Usage)
-		} else if d.TotalTokens != nil {
-			a.int("gen_ai.usage.input_tokens", int64(*d.TotalTokens))
-		}
+		usage(a, ev.Data, d.Usage)
 		failed = outcome(a, d.StatusCode, d.Success, d.Error)
 	case *oisp.ToolCallEvent:
 		a.str("gen_ai.operation.name", "execute_tool")
@@ -413,7 +409,11 @@ func providerName(p *oisp.Provider) string {
 func serverOf(p *oisp.Provider) (string, int) {
 	if p.Endpoint != "" {
 		if u, err := url.Parse(p.Endpoint); err == nil && u.Host != "" {
-			port, _ := strconv.Atoi(u.Port())
+			port := 0
+			if ps := u.Port(); ps != "" {
+				// Not on "": Atoi's error would cost an allocation per event.
+				port, _ = strconv.Atoi(ps)
+			}
 			if port == 0 {
 				switch u.Scheme {
 				case "https", "wss":
@@ -449,17 +449,37 @@ func finishReasons(d *oisp.AIResponse) []string {
 	return out
 }
 
-// usage adds the token counts. OISP's prompt_tokens already includes cache
-// reads and writes, as gen_ai.usage.input_tokens must.
-func usage(a *attrs, u *oisp.Usage) {
+// usage adds the token counts of data, whose usage is u.
+func usage(a *attrs, data any, u *oisp.Usage) {
+	in, out := tokenUsage(data)
+	a.intp("gen_ai.usage.input_tokens", in)
+	a.intp("gen_ai.usage.output_tokens", out)
 	if u == nil {
 		return
 	}
-	a.intp("gen_ai.usage.input_tokens", u.PromptTokens)
-	a.intp("gen_ai.usage.output_tokens", u.CompletionTokens)
 	a.intp("gen_ai.usage.cache_read.input_tokens", u.CachedTokens)
 	a.intp("gen_ai.usage.cache_creation.input_tokens", u.CacheCreationTokens)
 	a.intp("gen_ai.usage.reasoning.output_tokens", u.ReasoningTokens)
+}
+
+// tokenUsage returns the input and output tokens of an AI call's
+// response data (nil when not known), as gen_ai.usage.input_tokens and
+// output_tokens report them. OISP's prompt_tokens already includes cache
+// reads and writes, as input_tokens must; an embedding without usage
+// gives its total, all of it input.
+func tokenUsage(data any) (input, output *int) {
+	switch d := data.(type) {
+	case *oisp.AIResponse:
+		if d.Usage != nil {
+			return d.Usage.PromptTokens, d.Usage.CompletionTokens
+		}
+	case *oisp.AIEmbedding:
+		if d.Usage != nil {
+			return d.Usage.PromptTokens, d.Usage.CompletionTokens
+		}
+		return d.TotalTokens, nil
+	}
+	return nil, nil
 }
 
 // outcome adds http.response.status_code and error.type, and reports a
@@ -468,22 +488,26 @@ func outcome(a *attrs, code int, success *bool, perr *oisp.Error) bool {
 	if code != 0 {
 		a.int("http.response.status_code", int64(code))
 	}
+	et := errorType(code, success, perr)
+	a.str("error.type", et)
+	return et != ""
+}
+
+// errorType is the error.type of a call's outcome, "" when it succeeded.
+func errorType(code int, success *bool, perr *oisp.Error) string {
 	failed := code >= 400 || (success != nil && !*success) || perr != nil
-	if !failed {
-		return false
-	}
 	switch {
+	case !failed:
+		return ""
 	case perr != nil && perr.Type != "":
-		a.str("error.type", perr.Type)
+		return perr.Type
 	case perr != nil && perr.Code != "":
-		a.str("error.type", perr.Code)
+		return perr.Code
 	case code >= 400:
 		// The conventions' fallback when no better class exists.
-		a.str("error.type", strconv.Itoa(code))
-	default:
-		a.str("error.type", "_OTHER")
+		return strconv.Itoa(code)
 	}
-	return true
+	return "_OTHER"
 }
 
 // toolType maps OISP's tool type onto gen_ai.tool.type (function,

@@ -9,7 +9,10 @@
 // stalled pipeline. With Config.Spans it also sends one GenAI client span
 // per AI call (request to response) to the collector's traces endpoint,
 // through the same queue and sender, and the call's log records carry the
-// span's trace and span ids.
+// span's trace and span ids. With Config.Metrics it also aggregates the
+// GenAI client metrics (operation duration, token usage, time to first
+// chunk) in the sensor, as cumulative histograms bounded in attribute
+// sets, and sends them to the metrics endpoint every MetricsInterval.
 package otlp
 
 import (
@@ -131,9 +134,30 @@ type Config struct {
 	// MaxPendingSpans bounds the requests waiting for their response
 	// (default 10000); MaxSpanWait is how long one waits (default 10m).
 	// Requests past either bound are counted as sink.otlp.spans_unpaired
-	// and give no span.
+	// (sink.otlp.metrics_unpaired with metrics alone) and give no span;
+	// their response's metrics lack the operation and requested model.
 	MaxPendingSpans int
 	MaxSpanWait     time.Duration
+	// Metrics also aggregates, per attribute set, the GenAI client
+	// histograms gen_ai.client.operation.duration, gen_ai.client.token.usage
+	// and gen_ai.client.operation.time_to_first_chunk of every AI call (a
+	// response, or an embedding not covered by a response), and sends all
+	// of them, cumulative since New, every MetricsInterval and at Close.
+	// Responses are paired with their requests for the operation name and
+	// request model through the table MaxPendingSpans and MaxSpanWait
+	// bound. Default false.
+	Metrics bool
+	// MetricsEndpoint is the collector's metrics URL for http/protobuf
+	// (default: Endpoint with its trailing /v1/logs replaced by
+	// /v1/metrics). gRPC sends metrics to Endpoint's MetricsService.
+	MetricsEndpoint string
+	// MetricsInterval is the time between metric exports (default 30s).
+	MetricsInterval time.Duration
+	// MaxMetricSeries bounds the attribute sets aggregated (default
+	// 2000); calls that would add one more go to a single overflow set,
+	// attribute otel.metric.overflow=true, and count as
+	// sink.otlp.metrics_overflow.
+	MaxMetricSeries int
 	// Stats receives the sink.otlp.* counts (nil: discard).
 	Stats stats.Recorder
 	// Logger reports export failures (nil: discard).
@@ -153,14 +177,23 @@ type Exporter struct {
 
 	queue       chan item
 	queuedBytes atomic.Int64
-	// pending holds requests waiting for their response (Config.Spans).
-	pending *pendingTable
+	// pending holds requests waiting for their response (Config.Spans or
+	// Config.Metrics); unpaired is the counter of those that wait in vain.
+	pending  *pendingTable
+	unpaired string
+	// metrics aggregates the GenAI metrics since metricsStart
+	// (Config.Metrics); metricsLost is set when the last export, at
+	// Close, did not get through.
+	metrics      *aggregator
+	metricsStart time.Time
+	metricsLost  atomic.Bool
 	// closing is held shared by Record while it queues and exclusively by
 	// Close to set closed, so no event is queued after Close drained.
 	closing sync.RWMutex
 	closed  bool
-	// stop tells the sender to flush and return; abort cancels its
-	// requests and waits once Close's deadline has passed.
+	// stop tells the senders (of logs and spans, of metrics) to flush
+	// and return, done says they have; abort cancels their requests and
+	// waits once Close's deadline has passed.
 	stop    chan struct{}
 	done    chan struct{}
 	abort   context.CancelFunc
@@ -176,7 +209,8 @@ type Exporter struct {
 // scratch is the space Record encodes in.
 type scratch struct{ record, body []byte }
 
-// item is one serialised LogRecord or Span in the queue.
+// item is one serialised LogRecord or Span in the queue (metrics are
+// aggregated apart and never queued).
 type item struct {
 	b    []byte
 	kind kind
@@ -188,7 +222,16 @@ type kind uint8
 const (
 	logRecord kind = iota
 	span
+	metric
 )
+
+// noun names what a request of kind k holds, for messages.
+func (k kind) noun() string {
+	if k == metric {
+		return "data_points"
+	}
+	return "events"
+}
 
 // counters returns the sent and dropped tokens of k.
 func (k kind) counters() (sent, dropped string) {
@@ -228,6 +271,12 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.MaxSpanWait <= 0 {
 		cfg.MaxSpanWait = DefaultMaxSpanWait
 	}
+	if cfg.MetricsInterval <= 0 {
+		cfg.MetricsInterval = DefaultMetricsInterval
+	}
+	if cfg.MaxMetricSeries <= 0 {
+		cfg.MaxMetricSeries = DefaultMaxMetricSeries
+	}
 	if cfg.ServiceName == "" {
 		cfg.ServiceName = DefaultServiceName
 	}
@@ -252,8 +301,16 @@ func New(cfg Config) (*Exporter, error) {
 	if e.rec == nil {
 		e.rec = stats.Discard{}
 	}
-	if cfg.Spans {
+	if cfg.Spans || cfg.Metrics {
 		e.pending = newPendingTable(cfg.MaxPendingSpans, cfg.MaxSpanWait)
+		e.unpaired = CountSpansUnpaired
+		if !cfg.Spans {
+			e.unpaired = CountMetricsUnpaired
+		}
+	}
+	if cfg.Metrics {
+		e.metrics = newAggregator(cfg.MaxMetricSeries)
+		e.metricsStart = time.Now()
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -281,7 +338,18 @@ func New(cfg Config) (*Exporter, error) {
 		return nil, err
 	}
 	e.sendCtx, e.abort = context.WithCancel(context.Background())
-	go e.run()
+	var senders sync.WaitGroup
+	senders.Go(e.run)
+	if e.metrics != nil {
+		// Apart from the log and span sender: a metrics endpoint that
+		// fails must not hold up log records for its retries, nor a log
+		// batch in retry the metrics.
+		senders.Go(e.runMetrics)
+	}
+	go func() {
+		senders.Wait()
+		close(e.done)
+	}()
 	return e, nil
 }
 
@@ -315,7 +383,8 @@ func resourceAndScope(cfg Config) (resource, scope []byte, err error) {
 // Record encodes ev and queues it. It never blocks: when the queue is
 // full or the exporter closed the event is dropped and counted. With
 // Config.Spans an ai.response or ai.embedding also queues the span of its
-// call.
+// call; with Config.Metrics it adds to the call's histograms (a short
+// map update: the metrics are encoded at export, on the sender).
 func (e *Exporter) Record(ev *oisp.Event) {
 	e.closing.RLock()
 	defer e.closing.RUnlock()
@@ -323,16 +392,27 @@ func (e *Exporter) Record(ev *oisp.Event) {
 		e.drop(logRecord, 1, false)
 		return
 	}
+	var part callPart
+	if e.pending != nil {
+		// Before the queue's bound: pairing and metrics do not depend
+		// on room for the record.
+		part = e.call(ev)
+		if part.completes && e.metrics != nil {
+			m := measures(ev, part.req)
+			if e.metrics.add(&m) {
+				e.rec.Count(CountMetricsOverflow, 1)
+			}
+		}
+	}
+	ids, spanOf := part.ids, part.span
 	if len(e.queue) == cap(e.queue) {
 		// Full: spare the encoding (the check races with the sender, so
 		// the send below still guards the bound).
 		e.dropFull(logRecord)
+		if spanOf != nil {
+			e.dropFull(span)
+		}
 		return
-	}
-	var ids *spanIDs
-	var spanOf func(dst []byte) []byte
-	if e.pending != nil {
-		ids, spanOf = e.call(ev)
 	}
 	scratch := e.scratch.Get().(*scratch)
 	var err error
@@ -358,38 +438,61 @@ func (e *Exporter) Record(ev *oisp.Event) {
 	}
 }
 
-// call returns the span ids ev's record carries when ev is part of an AI
-// call, and for the event that completes the call the function appending
-// its span. A request is held in the pending table until then.
-func (e *Exporter) call(ev *oisp.Event) (*spanIDs, func(dst []byte) []byte) {
+// callPart is an event's part in an AI call.
+type callPart struct {
+	// ids are the span ids the event's record carries, span appends the
+	// call's span for the event that completes it (Config.Spans).
+	ids  *spanIDs
+	span func(dst []byte) []byte
+	// completes says the event completes a call, whose metrics it
+	// gives; req is then the call's request, nil when it was not seen.
+	completes bool
+	req       *pendingCall
+}
+
+// call returns ev's part in an AI call. A request is held in the pending
+// table until the event that completes its call.
+func (e *Exporter) call(ev *oisp.Event) callPart {
 	switch d := ev.Data.(type) {
 	case *oisp.AIRequest:
-		ids := idsFor(ev.TraceContext, ev.EventID)
-		if n := e.pending.put(e.enc.pendingOf(ev, d, ids, time.Now())); n > 0 {
-			e.rec.Count(CountSpansUnpaired, int64(n))
+		var ids spanIDs
+		if e.cfg.Spans {
+			ids = idsFor(ev.TraceContext, ev.EventID)
 		}
-		return &ids, nil
+		if n := e.pending.put(e.enc.pendingOf(ev, d, ids, time.Now(), e.cfg.Spans)); n > 0 {
+			e.rec.Count(e.unpaired, int64(n))
+		}
+		if !e.cfg.Spans {
+			return callPart{}
+		}
+		own := ids // escapes, unlike ids: no allocation without spans
+		return callPart{ids: &own}
 	case *oisp.AIResponse, *oisp.AIEmbedding:
 		parent := parentRequest(ev)
 		if parent == "" {
 			if ev.EventType == oisp.TypeAIEmbedding {
 				// The pipeline's ai.embedding follows its ai.response
-				// (caused_by), whose span covers the call.
-				return nil, nil
+				// (caused_by), whose span and metrics cover the call. An
+				// embedding that follows nothing is a call of its own for
+				// the metrics (its span needs a request).
+				return callPart{completes: len(ev.RelatedEvents) == 0}
 			}
 			// A response whose request was not seen: its own span.
 			parent = ev.EventID
 		}
 		req := e.pending.take(parent)
+		if !e.cfg.Spans {
+			return callPart{completes: true, req: req}
+		}
 		var ids spanIDs
 		if req != nil {
 			ids = req.ids
 		} else {
 			ids = idsFor(ev.TraceContext, parent)
 		}
-		return &ids, func(dst []byte) []byte { return e.enc.span(dst, ids, req, ev) }
+		return callPart{ids: &ids, span: func(dst []byte) []byte { return e.enc.span(dst, ids, req, ev) }, completes: true, req: req}
 	}
-	return nil, nil
+	return callPart{}
 }
 
 // enqueue queues it unless the queue is full.
@@ -432,7 +535,6 @@ func (e *Exporter) drop(k kind, n int64, atClose bool) {
 // spans apart, as they go to different services) and exports them until
 // Close.
 func (e *Exporter) run() {
-	defer close(e.done)
 	var batches [span + 1][][]byte
 	for k := range batches {
 		batches[k] = make([][]byte, 0, e.cfg.BatchSize)
@@ -496,59 +598,142 @@ func (e *Exporter) run() {
 	}
 }
 
-// export sends one batch, retrying while the failure is retryable, and
-// counts the outcome. It returns buf for reuse.
+// export sends one batch of log records or spans and counts the
+// outcome. It returns buf for reuse.
 func (e *Exporter) export(buf []byte, k kind, batch [][]byte) []byte {
 	buf = assemble(buf, e.resource, e.scope, batch)
 	n := int64(len(batch))
 	sent, _ := k.counters()
+	rejected, d, err := e.send(k, buf, n, e.cfg.MaxRetryTime)
+	switch d {
+	case delivered:
+		if rejected > 0 {
+			e.rec.Count(CountRejected, rejected)
+			e.drop(k, rejected, false)
+			e.log.Warn("otlp: collector rejected records", "rejected", rejected, "of", n)
+		}
+		e.rec.Count(sent, n-rejected)
+		e.warnedFull.Store(false)
+	case cutOff:
+		e.drop(k, n, true)
+	case refused:
+		e.drop(k, n, false)
+		e.log.Error("otlp: collector refused the batch; dropped", "events", n, "err", err)
+	case expired:
+		e.drop(k, n, false)
+		e.log.Error("otlp: collector unavailable past the retry time; batch dropped", "events", n, "retry_time", e.cfg.MaxRetryTime, "err", err)
+	}
+	return buf
+}
+
+// runMetrics is the metrics sender: it exports the metrics every
+// MetricsInterval, and a last time at Close (Record adds no more by then).
+func (e *Exporter) runMetrics() {
+	w := metricWriter{legacySystem: e.cfg.LegacySystem}
+	var buf []byte
+	ticker := time.NewTicker(e.cfg.MetricsInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			buf = e.exportMetrics(buf[:0], &w, false)
+		case <-e.stop:
+			e.exportMetrics(buf[:0], &w, true)
+			return
+		}
+	}
+}
+
+// exportMetrics sends every series aggregated so far, cumulative since
+// New, unless nothing was ever recorded, and counts the outcome. An
+// export that fails is not retried past the next one's time: that one
+// carries the same values and more. final is the export at Close. It
+// returns buf for reuse.
+func (e *Exporter) exportMetrics(buf []byte, w *metricWriter, final bool) []byte {
+	metrics, n := w.write(e.metrics, e.metricsStart, time.Now())
+	if len(metrics) == 0 {
+		return buf
+	}
+	buf = assemble(buf, e.resource, e.scope, metrics)
+	retryTime := e.cfg.MetricsInterval
+	if final {
+		// Nothing comes after: retry until Close's deadline.
+		retryTime = e.cfg.MaxRetryTime
+	}
+	rejected, d, err := e.send(metric, buf, n, retryTime)
+	switch d {
+	case delivered:
+		if rejected > 0 {
+			e.rec.Count(CountMetricsRejected, rejected)
+			e.log.Warn("otlp: collector rejected metric data points", "rejected", rejected, "of", n)
+		}
+		e.rec.Count(CountMetricsSent, 1)
+		return buf
+	case refused:
+		e.log.Error("otlp: collector refused the metrics", "data_points", n, "err", err)
+	case expired:
+		if final {
+			e.log.Error("otlp: collector unavailable past the retry time; last metrics not sent", "data_points", n, "retry_time", retryTime, "err", err)
+		} else {
+			e.log.Warn("otlp: metrics not sent before the next export; it carries them", "data_points", n, "err", err)
+		}
+	}
+	e.rec.Count(CountMetricsFailed, 1)
+	if final {
+		e.metricsLost.Store(true)
+	}
+	return buf
+}
+
+// delivery is how a send ended.
+type delivery uint8
+
+const (
+	delivered delivery = iota
+	// refused: the collector answered with a failure retrying cannot fix.
+	refused
+	// expired: retryable failures until the retry time ran out.
+	expired
+	// cutOff: Close's deadline stopped it (not the collector's failure).
+	cutOff
+)
+
+// send sends one serialised request of kind k holding n items, retrying
+// while the failure is retryable and retryTime allows. It counts failed
+// attempts and retries; the caller counts the outcome. rejected is at
+// most n.
+func (e *Exporter) send(k kind, body []byte, n int64, retryTime time.Duration) (rejected int64, d delivery, err error) {
 	start := time.Now()
 	backoff := newBackoff()
 	for attempt := 0; ; attempt++ {
 		if e.sendCtx.Err() != nil {
-			e.drop(k, n, true)
-			return buf
+			return 0, cutOff, e.sendCtx.Err()
 		}
 		ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.Timeout)
-		rejected, err := e.transport.export(ctx, k == span, buf)
+		rejected, err := e.transport.export(ctx, k, body)
 		cancel()
 		if err == nil {
-			if rejected > 0 {
-				rejected = min(rejected, n)
-				e.rec.Count(CountRejected, rejected)
-				e.drop(k, rejected, false)
-				e.log.Warn("otlp: collector rejected records", "rejected", rejected, "of", n)
-			}
-			e.rec.Count(sent, n-rejected)
-			e.warnedFull.Store(false)
-			return buf
+			return min(rejected, n), delivered, nil
 		}
 		if e.sendCtx.Err() != nil {
-			// Close's deadline cut the request off: not the collector's
-			// failure.
-			e.drop(k, n, true)
-			return buf
+			return 0, cutOff, err
 		}
 		e.rec.Count(CountErrors, 1)
 		var re *retryableError
 		if !errors.As(err, &re) {
-			e.drop(k, n, false)
-			e.log.Error("otlp: collector refused the batch; dropped", "events", n, "err", err)
-			return buf
+			return 0, refused, err
 		}
 		wait := backoff.next()
 		if re.after > 0 {
 			wait = re.after
 		}
-		if time.Since(start)+wait > e.cfg.MaxRetryTime {
-			e.drop(k, n, false)
-			e.log.Error("otlp: collector unavailable past the retry time; batch dropped", "events", n, "retry_time", e.cfg.MaxRetryTime, "err", err)
-			return buf
+		if time.Since(start)+wait > retryTime {
+			return 0, expired, err
 		}
 		if attempt == 0 {
-			e.log.Warn("otlp: export failed; retrying", "events", n, "wait", wait, "err", err)
+			e.log.Warn("otlp: export failed; retrying", k.noun(), n, "wait", wait, "err", err)
 		} else {
-			e.log.Debug("otlp: export failed; retrying", "events", n, "attempt", attempt+1, "wait", wait, "err", err)
+			e.log.Debug("otlp: export failed; retrying", k.noun(), n, "attempt", attempt+1, "wait", wait, "err", err)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -592,13 +777,23 @@ func (e *Exporter) Close(ctx context.Context) error {
 		e.transport.close()
 		if e.pending != nil {
 			if n := e.pending.clear(); n > 0 {
-				e.rec.Count(CountSpansUnpaired, int64(n))
+				e.rec.Count(e.unpaired, int64(n))
 			}
 		}
+		var errs []error
 		if lost := e.lost.Load(); lost > 0 {
-			err = fmt.Errorf("otlp: %d events or spans not delivered to %s before the close deadline (%v; %d dropped in all, counted as %s): give Close more time or check the collector",
-				lost, e.transport.target(), context.Cause(ctx), e.dropped.Load(), CountDropped)
+			errs = append(errs, fmt.Errorf("otlp: %d events or spans not delivered to %s before the close deadline (%v; %d dropped in all, counted as %s): give Close more time or check the collector",
+				lost, e.transport.target(), context.Cause(ctx), e.dropped.Load(), CountDropped))
 		}
+		if e.metricsLost.Load() {
+			why := "it failed, counted as " + CountMetricsFailed
+			if ctx.Err() != nil {
+				why = context.Cause(ctx).Error()
+			}
+			errs = append(errs, fmt.Errorf("otlp: the last metrics export did not reach %s (%s): the values since the last delivered export are lost; give Close more time or check the collector",
+				e.transport.target(), why))
+		}
+		err = errors.Join(errs...)
 	})
 	return err
 }

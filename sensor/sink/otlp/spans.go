@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +79,12 @@ type pendingCall struct {
 	// attributes.
 	attrs []byte
 	added time.Time
+	// What the metrics of the call take from its request: its
+	// gen_ai.operation.name, gen_ai.request.model and provider, and
+	// the provider's endpoint and host they were derived from.
+	operation, model, provider, serverAddress string
+	serverPort                                int
+	endpoint, host                            string
 }
 
 // pendingTable holds requests by event id until their response arrives,
@@ -177,17 +184,42 @@ func spanName(op, model string) string {
 	return op + " " + model
 }
 
-// pendingOf copies what the span of request ev needs.
-func (e *encoder) pendingOf(ev *oisp.Event, d *oisp.AIRequest, ids spanIDs, added time.Time) *pendingCall {
+// pendingOf copies what the span (when spans is set) and the metrics of
+// request ev need.
+func (e *encoder) pendingOf(ev *oisp.Event, d *oisp.AIRequest, ids spanIDs, added time.Time, spans bool) *pendingCall {
 	p := &pendingCall{eventID: ev.EventID, ids: ids, start: eventTime(ev), added: added}
 	model := ""
 	if d.Model != nil {
 		model = d.Model.ID
 	}
-	p.name = spanName(operationName(d.RequestType, d.Provider), model)
-	a := attrs{b: make([]byte, 0, 512), field: fieldSpanAttributes}
-	e.data(&a, ev)
-	p.attrs = a.b
+	op := operationName(d.RequestType, d.Provider)
+	var provider, server, endpoint, host string
+	if d.Provider != nil {
+		provider = providerName(d.Provider)
+		server, p.serverPort = serverOf(d.Provider)
+		endpoint, host = d.Provider.Endpoint, d.Provider.Host
+	}
+	// The strings may share the event's pooled memory: copy them, all in
+	// one allocation.
+	var all strings.Builder
+	all.Grow(len(model) + len(provider) + len(server) + len(endpoint) + len(host))
+	for _, s := range [...]string{model, provider, server, endpoint, host} {
+		all.WriteString(s)
+	}
+	copied := all.String()
+	next := func(s string) string {
+		out := copied[:len(s)]
+		copied = copied[len(s):]
+		return out
+	}
+	p.operation = op
+	p.model, p.provider, p.serverAddress, p.endpoint, p.host = next(model), next(provider), next(server), next(endpoint), next(host)
+	if spans {
+		p.name = spanName(op, p.model)
+		a := attrs{b: make([]byte, 0, 512), field: fieldSpanAttributes}
+		e.data(&a, ev)
+		p.attrs = a.b
+	}
 	return p
 }
 

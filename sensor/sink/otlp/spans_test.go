@@ -307,6 +307,26 @@ func TestTracesEndpoint(t *testing.T) {
 	logsOnly.Close(context.Background())
 }
 
+// recordCalls records calls request-response pairs (callPair) from each
+// of workers goroutines at once, as the pipeline may, passing each
+// response through adjust (when not nil) first.
+func recordCalls(exp *otlp.Exporter, workers, calls int, adjust func(resp *oisp.Event)) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range calls {
+				req, resp := callPair(w*calls + i)
+				if adjust != nil {
+					adjust(resp)
+				}
+				exp.Record(req)
+				exp.Record(resp)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // TestSpansConcurrent records calls from several goroutines at once, as
 // the pipeline may: every call gets its span, none is left unpaired.
 func TestSpansConcurrent(t *testing.T) {
@@ -317,17 +337,7 @@ func TestSpansConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	const workers, calls = 4, 200
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range calls {
-				req, resp := callPair(w*calls + i)
-				exp.Record(req)
-				exp.Record(resp)
-			}
-		})
-	}
-	wg.Wait()
+	recordCalls(exp, workers, calls, nil)
 	if err := exp.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

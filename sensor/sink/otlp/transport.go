@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -32,13 +33,13 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// transport sends one serialised ExportLogsServiceRequest, or
-// ExportTraceServiceRequest when traces is set.
+// transport sends one serialised ExportLogsServiceRequest,
+// ExportTraceServiceRequest or ExportMetricsServiceRequest, as k says.
 type transport interface {
-	// export returns the records (or spans) the collector rejected in a
-	// partial success; an error is a *retryableError when trying again
-	// may help.
-	export(ctx context.Context, traces bool, request []byte) (rejected int64, err error)
+	// export returns the records (spans, data points) the collector
+	// rejected in a partial success; an error is a *retryableError when
+	// trying again may help.
+	export(ctx context.Context, k kind, request []byte) (rejected int64, err error)
 	// target names the collector without credentials, for messages.
 	target() string
 	close()
@@ -102,8 +103,10 @@ type httpTransport struct {
 	shown   string
 	headers http.Header
 	gzip    bool
-	// tracesURL is where spans go ("" without Config.Spans).
-	tracesURL, tracesShown string
+	// tracesURL is where spans go ("" without Config.Spans), metricsURL
+	// where metrics go ("" without Config.Metrics).
+	tracesURL, tracesShown   string
+	metricsURL, metricsShown string
 }
 
 func newHTTPTransport(cfg Config) (*httpTransport, error) {
@@ -136,11 +139,18 @@ func newHTTPTransport(cfg Config) (*httpTransport, error) {
 		t.headers.Set(k, v)
 	}
 	if cfg.Spans {
-		traces, err := tracesURL(cfg, u)
+		traces, err := signalURL(cfg.TracesEndpoint, u, "traces")
 		if err != nil {
 			return nil, err
 		}
 		t.tracesURL, t.tracesShown = traces.String(), redactedURL(traces)
+	}
+	if cfg.Metrics {
+		metrics, err := signalURL(cfg.MetricsEndpoint, u, "metrics")
+		if err != nil {
+			return nil, err
+		}
+		t.metricsURL, t.metricsShown = metrics.String(), redactedURL(metrics)
 	}
 	t.headers.Set("Content-Type", "application/x-protobuf")
 	if t.gzip {
@@ -153,33 +163,37 @@ func (t *httpTransport) target() string { return t.shown }
 
 func (t *httpTransport) close() { t.client.CloseIdleConnections() }
 
-// tracesURL is Config.TracesEndpoint, else the logs URL with its trailing
-// /v1/logs replaced by /v1/traces.
-func tracesURL(cfg Config, logs *url.URL) (*url.URL, error) {
-	if cfg.TracesEndpoint != "" {
-		u, err := parseEndpoint(cfg.TracesEndpoint)
+// signalURL is the URL of signal ("traces" or "metrics"): endpoint when
+// set (a bare URL gets /v1/<signal>), else the logs URL with its trailing
+// /v1/logs replaced by /v1/<signal>.
+func signalURL(endpoint string, logs *url.URL, signal string) (*url.URL, error) {
+	if endpoint != "" {
+		u, err := parseEndpoint(endpoint)
 		if err != nil {
-			return nil, fmt.Errorf("otlp: traces endpoint: %w", err)
+			return nil, fmt.Errorf("otlp: %s endpoint: %w", signal, err)
 		}
 		if u.Path == "" || u.Path == "/" {
-			u.Path = "/v1/traces"
+			u.Path = "/v1/" + signal
 		}
 		return u, nil
 	}
 	path, ok := strings.CutSuffix(logs.Path, "/v1/logs")
 	if !ok {
-		return nil, errors.New("otlp: the logs endpoint does not end in /v1/logs, so the traces URL cannot be derived from it: set the traces endpoint")
+		return nil, fmt.Errorf("otlp: the logs endpoint does not end in /v1/logs, so the %s URL cannot be derived from it: set the %s endpoint", signal, signal)
 	}
 	u := *logs
-	u.Path = path + "/v1/traces"
+	u.Path = path + "/v1/" + signal
 	u.RawPath = ""
 	return &u, nil
 }
 
-func (t *httpTransport) export(ctx context.Context, traces bool, body []byte) (int64, error) {
+func (t *httpTransport) export(ctx context.Context, k kind, body []byte) (int64, error) {
 	target, shown := t.url, t.shown
-	if traces {
+	switch k {
+	case span:
 		target, shown = t.tracesURL, t.tracesShown
+	case metric:
+		target, shown = t.metricsURL, t.metricsShown
 	}
 	if t.gzip {
 		var zb bytes.Buffer
@@ -204,7 +218,7 @@ func (t *httpTransport) export(ctx context.Context, traces bool, body []byte) (i
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
-		return rejectedIn(traces, respBody), nil
+		return rejectedIn(k, respBody), nil
 	}
 	err = fmt.Errorf("POST %s: %s%s", shown, resp.Status, statusMessage(respBody))
 	switch resp.StatusCode {
@@ -214,16 +228,23 @@ func (t *httpTransport) export(ctx context.Context, traces bool, body []byte) (i
 	return 0, err
 }
 
-// rejectedIn returns the records or spans a successful export response
-// reports rejected.
-func rejectedIn(traces bool, body []byte) int64 {
+// rejectedIn returns the records, spans or data points a successful
+// export response reports rejected.
+func rejectedIn(k kind, body []byte) int64 {
 	if len(body) == 0 {
 		return 0
 	}
-	if traces {
+	switch k {
+	case span:
 		var out coltracepb.ExportTraceServiceResponse
 		if proto.Unmarshal(body, &out) == nil && out.PartialSuccess != nil {
 			return out.PartialSuccess.RejectedSpans
+		}
+		return 0
+	case metric:
+		var out colmetricspb.ExportMetricsServiceResponse
+		if proto.Unmarshal(body, &out) == nil && out.PartialSuccess != nil {
+			return out.PartialSuccess.RejectedDataPoints
 		}
 		return 0
 	}
@@ -275,10 +296,11 @@ type grpcTransport struct {
 	opts  []grpc.CallOption
 }
 
-// The Export RPCs of LogsService and TraceService.
+// The Export RPCs of LogsService, TraceService and MetricsService.
 const (
-	exportMethod       = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-	exportTracesMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+	exportMethod        = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+	exportTracesMethod  = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+	exportMetricsMethod = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 )
 
 func newGRPCTransport(cfg Config) (*grpcTransport, error) {
@@ -317,17 +339,20 @@ func (t *grpcTransport) target() string { return t.shown }
 
 func (t *grpcTransport) close() { t.conn.Close() }
 
-func (t *grpcTransport) export(ctx context.Context, traces bool, body []byte) (int64, error) {
+func (t *grpcTransport) export(ctx context.Context, k kind, body []byte) (int64, error) {
 	ctx = metadata.NewOutgoingContext(ctx, t.md)
 	method := exportMethod
-	if traces {
+	switch k {
+	case span:
 		method = exportTracesMethod
+	case metric:
+		method = exportMetricsMethod
 	}
 	// The reply is decoded by rejectedIn, as over HTTP.
 	var out rawReply
 	err := t.conn.Invoke(ctx, method, rawRequest(body), &out, t.opts...)
 	if err == nil {
-		return rejectedIn(traces, out), nil
+		return rejectedIn(k, out), nil
 	}
 	st := status.Convert(err)
 	err = fmt.Errorf("gRPC Export to %s: %s: %s", t.shown, st.Code(), st.Message())
