@@ -40,6 +40,8 @@ type exporterFlags struct {
 	otlpCAFile      string
 	otlpCompression string
 	otlpSpans       bool
+	otlpMetrics     bool
+	otlpInterval    time.Duration
 
 	webAddr       string
 	webAllowHosts []string
@@ -68,6 +70,8 @@ func (f *exporterFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.otlpCAFile, "otlp-ca-file", "", "verify an https collector against this CA `FILE` (PEM)")
 	fl.StringVar(&f.otlpCompression, "otlp-compression", "gzip", "OTLP request compression: gzip or none")
 	fl.BoolVar(&f.otlpSpans, "otlp-spans", false, "also send one GenAI client span per AI call (request to response) to the collector's traces endpoint (/v1/traces beside /v1/logs, or TraceService over grpc); the call's log records carry its trace and span ids")
+	fl.BoolVar(&f.otlpMetrics, "otlp-metrics", false, "also send GenAI client metrics (gen_ai.client.operation.duration, token.usage, time_to_first_chunk histograms, cumulative) to the collector's metrics endpoint (/v1/metrics beside /v1/logs, or MetricsService over grpc)")
+	fl.DurationVar(&f.otlpInterval, "otlp-metrics-interval", otlp.DefaultMetricsInterval, "time between OTLP metric exports (and one at exit)")
 
 	fl.StringVar(&f.webAddr, "web", "", "serve a live dashboard of the events at `ADDR` while recording (e.g. 127.0.0.1:7777); events carry prompts, so keep it on loopback")
 	fl.StringArrayVar(&f.webAllowHosts, "web-allow-host", nil, "also answer dashboard requests addressed to host `NAME` (repeatable; IP literals and localhost always are)")
@@ -91,6 +95,10 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 			exps = nil
 		}
 	}()
+	if f.otlpEndpoint == "" && (f.otlpSpans || f.otlpMetrics) {
+		// Ignoring them would record with no collector and no word of it.
+		return exps, errors.New("--otlp-spans and --otlp-metrics need --otlp-endpoint (the collector's URL)")
+	}
 	if len(f.kafkaBrokers) > 0 {
 		cfg := kafka.Config{
 			Brokers: f.kafkaBrokers,
@@ -124,21 +132,30 @@ func openExporters(f *exporterFlags, st stats.Recorder, log *slog.Logger, status
 			return exps, err
 		}
 		e, err := otlp.New(otlp.Config{
-			Endpoint:       f.otlpEndpoint,
-			Protocol:       f.otlpProtocol,
-			Headers:        headers,
-			CAFile:         f.otlpCAFile,
-			Compression:    f.otlpCompression,
-			Spans:          f.otlpSpans,
-			ServiceVersion: session.Version,
-			Stats:          st,
-			Logger:         log,
+			Endpoint:        f.otlpEndpoint,
+			Protocol:        f.otlpProtocol,
+			Headers:         headers,
+			CAFile:          f.otlpCAFile,
+			Compression:     f.otlpCompression,
+			Spans:           f.otlpSpans,
+			Metrics:         f.otlpMetrics,
+			MetricsInterval: f.otlpInterval,
+			ServiceVersion:  session.Version,
+			Stats:           st,
+			Logger:          log,
 		})
 		if err != nil {
 			return exps, err // "otlp: …"
 		}
 		exps = append(exps, exporter{name: "otlp", rec: e, close: e.Close})
-		status.printf("events also go to the OTLP collector at %s (%s)\n", shownEndpoint(f.otlpEndpoint), f.otlpProtocol)
+		signals := "logs"
+		if f.otlpSpans {
+			signals += ", spans"
+		}
+		if f.otlpMetrics {
+			signals += ", metrics every " + f.otlpInterval.String()
+		}
+		status.printf("events also go to the OTLP collector at %s (%s: %s)\n", shownEndpoint(f.otlpEndpoint), f.otlpProtocol, signals)
 	}
 	if f.webAddr != "" {
 		srv, err := web.Listen(web.Config{Addr: f.webAddr, AllowedHosts: f.webAllowHosts, Stats: st, Logger: log})

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -143,6 +145,7 @@ type otlpCollector struct {
 	bodies  []string
 	traces  [][]byte // trace id of each record
 	spans   []string // name and trace id of each span
+	metrics []string // name, unit and total count of each histogram
 	headers http.Header
 }
 
@@ -196,6 +199,26 @@ func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		out, _ = proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	case "/v1/metrics":
+		var req colmetricspb.ExportMetricsServiceRequest
+		if err := proto.Unmarshal(raw, &req); err != nil {
+			http.Error(w, "bad metrics export", http.StatusBadRequest)
+			return
+		}
+		// Cumulative: the last export holds every value.
+		c.metrics = c.metrics[:0]
+		for _, rm := range req.ResourceMetrics {
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					var n uint64
+					for _, dp := range m.GetHistogram().GetDataPoints() {
+						n += dp.Count
+					}
+					c.metrics = append(c.metrics, fmt.Sprintf("%s %s %d", m.Name, m.Unit, n))
+				}
+			}
+		}
+		out, _ = proto.Marshal(&colmetricspb.ExportMetricsServiceResponse{})
 	default:
 		http.Error(w, "no such path", http.StatusNotFound)
 		return
@@ -214,8 +237,8 @@ func TestRecordOTLP(t *testing.T) {
 	srv := httptest.NewServer(col)
 	t.Cleanup(srv.Close)
 	t.Setenv(otlpHeadersEnv, "x-api-key="+apiKey+",x-team=ai%20platform")
-	lines, status := recordThroughProxy(t, "--otlp-endpoint", srv.URL+"/v1/logs", "--otlp-header", "x-tenant=lab", "--otlp-spans")
-	for _, want := range []string{"events also go to the OTLP collector at " + srv.URL + "/v1/logs (http/protobuf)", "otlp: 2 sent, 0 dropped"} {
+	lines, status := recordThroughProxy(t, "--otlp-endpoint", srv.URL+"/v1/logs", "--otlp-header", "x-tenant=lab", "--otlp-spans", "--otlp-metrics")
+	for _, want := range []string{"events also go to the OTLP collector at " + srv.URL + "/v1/logs (http/protobuf: logs, spans, metrics every 30s)", "otlp: 2 sent, 0 dropped"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status output lacks %q:\n%s", want, status)
 		}
@@ -235,6 +258,12 @@ func TestRecordOTLP(t *testing.T) {
 	if len(col.spans) != 1 || len(col.traces) != 2 || !bytes.Equal(col.traces[0], col.traces[1]) ||
 		col.spans[0] != fmt.Sprintf("chat gpt-3.5-turbo %x SPAN_KIND_CLIENT", col.traces[0]) {
 		t.Errorf("spans %q, record trace ids %x", col.spans, col.traces)
+	}
+	// --otlp-metrics: the streamed call's duration, time to first chunk and its input and output tokens,
+	// sent at exit (the interval is longer than the run).
+	sort.Strings(col.metrics)
+	if got, want := strings.Join(col.metrics, "; "), "gen_ai.client.operation.duration s 1; gen_ai.client.operation.time_to_first_chunk s 1; gen_ai.client.token.usage {token} 2"; got != want {
+		t.Errorf("metrics %q, want %q", got, want)
 	}
 	for k, want := range map[string]string{"X-Api-Key": apiKey, "X-Team": "ai platform", "X-Tenant": "lab"} {
 		if got := col.headers.Get(k); got != want {

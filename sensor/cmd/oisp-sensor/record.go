@@ -62,7 +62,8 @@ Outputs besides the JSONL file, any of them at once:
   --kafka-brokers LIST    one Kafka record per event (--kafka-topic, SASL, TLS)
   --otlp-endpoint URL     OTLP logs to an OpenTelemetry collector, with the
                           GenAI semantic conventions (--otlp-protocol grpc;
-                          --otlp-spans adds a client span per AI call)
+                          --otlp-spans adds a client span per AI call,
+                          --otlp-metrics GenAI duration and token metrics)
 Each has a bounded queue: a peer that is down never stalls capture; what it
 cannot take is dropped and counted in the summary.
 
