@@ -66,9 +66,16 @@ func (c chains) appendConversationOf(dst []byte, info *flow.Info, req *oisp.AIRe
 	return hex.AppendEncode(dst, h.Sum(sum[:0])[:8]), false
 }
 
+// maxChainID is the longest id remembered: providers' ids are tens of
+// bytes, and the table must not keep a megabyte a broken answer named.
+const maxChainID = 256
+
 // remember records that a later request continuing id belongs to the
 // conversation conv. The strings are copied: id may point into a body.
 func (c chains) remember(p *oisp.Provider, id, conv string) {
+	if len(id) > maxChainID {
+		return
+	}
 	k := chainKeyOf(p, strings.Clone(id))
 	c.ids.Add(k, strings.Clone(conv))
 }

@@ -116,3 +116,14 @@ func TestFailedResponseIsNotContinued(t *testing.T) {
 		t.Errorf("conversations %q: a turn continuing a failed answer's header id joined its conversation", conv)
 	}
 }
+
+// TestChainsKeepNoHugeID: an answer naming an absurdly long id is not
+// remembered, so the table's memory stays bounded by its entry count.
+func TestChainsKeepNoHugeID(t *testing.T) {
+	c := newChains(4)
+	c.remember(nil, strings.Repeat("r", maxChainID+1), "conv_x")
+	c.remember(nil, "resp_ok", "conv_y")
+	if c.ids.Len() != 1 {
+		t.Errorf("%d entries, want only the ordinary id", c.ids.Len())
+	}
+}
