@@ -160,10 +160,13 @@ func New(opts Options) *Report {
 }
 
 // StartInput names the input the following Add calls read (a file name,
-// "-" for standard input) and restarts line numbering at 1.
+// "-" for standard input) and restarts line numbering at 1. Events relate
+// to events of their own input only (recordings concatenated may repeat
+// event ids), so Options.Conversation forgets the events it kept.
 func (r *Report) StartInput(name string) {
 	r.input = name
 	r.line = 0
+	r.kept.reset()
 }
 
 // Read adds every line of rd as input name. Lines that are not events are
@@ -630,10 +633,10 @@ type eventData struct {
 	ToolCallsCount     int            `json:"tool_calls_count"`
 }
 
-// recentIDs remembers the last keptWindow event ids kept by
-// Options.Conversation: the events related to them (tool calls, results,
-// embeddings) follow them closely, so a window bounds the memory without
-// losing them.
+// recentIDs remembers the last keptWindow event ids of the current input
+// kept by Options.Conversation: the events related to them (tool calls,
+// results, embeddings) follow them closely, so a window bounds the memory
+// without losing them.
 type recentIDs struct {
 	ids  []string
 	next int
@@ -641,6 +644,11 @@ type recentIDs struct {
 }
 
 const keptWindow = 4096
+
+func (k *recentIDs) reset() {
+	k.ids, k.next = k.ids[:0], 0
+	clear(k.set)
+}
 
 func (k *recentIDs) has(id string) bool {
 	_, ok := k.set[id]

@@ -191,22 +191,35 @@ func (c *Conversation) call(app, provider, model string, from, to time.Time) {
 	if c.App == "" || c.App == Unknown {
 		c.App = app
 	}
-	if c.First.IsZero() || from.Before(c.First) {
-		c.First = from
+	for _, at := range [...]time.Time{from, to} { // a clock may step back between them
+		if c.First.IsZero() || at.Before(c.First) {
+			c.First = at
+		}
+		if at.After(c.Last) {
+			c.Last = at
+		}
 	}
-	if to.After(c.Last) {
-		c.Last = to
+	if c.countModel(provider, model) {
+		return
 	}
 	if len(c.Models) >= maxConversationModels {
 		provider, model = OtherGroup, OtherGroup
-	}
-	for i := range c.Models {
-		if m := &c.Models[i]; m.Provider == provider && m.Model == model {
-			m.Calls++
+		if c.countModel(provider, model) {
 			return
 		}
 	}
 	c.Models = append(c.Models, ConversationModel{Provider: provider, Model: model, Calls: 1})
+}
+
+// countModel counts a call of a model already listed, if it is.
+func (c *Conversation) countModel(provider, model string) bool {
+	for i := range c.Models {
+		if m := &c.Models[i]; m.Provider == provider && m.Model == model {
+			m.Calls++
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Conversation) addUsage(u *oisp.Usage) {
