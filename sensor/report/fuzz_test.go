@@ -26,9 +26,11 @@ func FuzzAdd(f *testing.F) {
 	}
 	f.Add([]byte(`{"oisp_version":"0.1","event_id":"x","event_type":"ai.response","ts":"2026-01-02T10:00:00Z","data":{"usage":{"prompt_tokens":-5,"total_cost_usd":-1},"latency_ms":-3}}`))
 	f.Add([]byte(`{"oisp_version":"0.1","event_id":"x","event_type":"ai.response","ts":"2026-01-02T10:00:00Z","data":null}`))
+	// answers the request, stamped before it
+	f.Add([]byte(`{"oisp_version":"0.1","event_id":"x","event_type":"ai.response","ts":"2020-01-02T10:00:00Z","data":{"conversation_id":"c"},"related_events":[{"event_id":"ev-1","relationship":"parent"}]}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
-		rep := New(Options{MaxGroups: 3, MaxPending: 2})
-		req := `{"oisp_version":"0.1","event_id":"ev-1","event_type":"ai.request","ts":"2025-01-01T00:00:00Z","data":{"model":{"id":"m"}}}`
+		rep := New(Options{MaxGroups: 3, MaxPending: 2, MaxConversations: 1})
+		req := `{"oisp_version":"0.1","event_id":"ev-1","event_type":"ai.request","ts":"2025-01-01T00:00:00Z","data":{"model":{"id":"m"},"conversation_id":"conv_1"}}`
 		if err := rep.Add([]byte(req)); err != nil {
 			t.Fatal(err)
 		}
@@ -54,6 +56,16 @@ func FuzzAdd(f *testing.F) {
 		}
 		if calls != tot.Calls {
 			t.Fatalf("models sum %d calls, total %d", calls, tot.Calls)
+		}
+		calls = res.CallsWithoutConversation
+		for _, c := range res.Conversations {
+			calls += c.Calls
+			if c.Priced+c.Unpriced != c.Calls || c.Last.Before(c.First) || c.Models == nil {
+				t.Fatalf("inconsistent conversation %+v", c)
+			}
+		}
+		if calls != tot.Calls {
+			t.Fatalf("conversations hold %d calls with %d in none, total %d", calls, res.CallsWithoutConversation, tot.Calls)
 		}
 		// Result leaves the report usable.
 		rep.Add(line)

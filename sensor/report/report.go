@@ -1,7 +1,8 @@
 // Package report owns summarising recorded OISP events: what AI did on a
 // machine over the period a recording covers — calls, errors, tokens, cache
 // use, the sensor's own cost estimates and latencies per provider and model,
-// per application, tools the models called, and embeddings.
+// per application, per conversation (the agent sessions the sensor told
+// apart), tools the models called, and embeddings.
 //
 // It reads decoded events (the JSON lines `record` and `replay` write),
 // never the capture or the decoders behind them. A Report is fed one line
@@ -51,6 +52,16 @@ type Options struct {
 	// MaxLineBytes is the longest line Read accepts (default 64 MiB);
 	// a longer one is skipped and counted as bad.
 	MaxLineBytes int
+	// MaxConversations caps the distinct conversations (default 10000);
+	// calls of further ones are folded into a row named "(other)".
+	MaxConversations int
+
+	// Conversation, when set, restricts the report to the conversation
+	// with this data.conversation_id: its ai.request and ai.response
+	// events, and the events that carry no conversation id but are
+	// related to one kept (tool calls and results, embeddings). The
+	// other events are counted as Filtered.
+	Conversation string
 }
 
 func (o Options) withDefaults() Options {
@@ -65,6 +76,7 @@ func (o Options) withDefaults() Options {
 	def(&o.MaxPending, 100000)
 	def(&o.MaxBadLineSamples, 5)
 	def(&o.MaxLineBytes, 64<<20)
+	def(&o.MaxConversations, 10000)
 	return o
 }
 
@@ -107,6 +119,10 @@ type Report struct {
 	embedding map[groupKey]*Embedding
 	overflow  Overflow
 
+	conversations  map[string]*Conversation
+	noConversation int64     // calls whose events carry no conversation_id
+	kept           recentIDs // with Options.Conversation: the events kept
+
 	pending      map[string]*list.Element // request event_id → element of pendingOrder
 	pendingOrder *list.List               // of *pendingRequest, oldest first
 	evicted      int64
@@ -123,27 +139,34 @@ type pendingRequest struct {
 	model     string
 	app       string
 	streaming bool
+	// conversation is the request's data.conversation_id, at its ts.
+	conversation string
+	at           time.Time
 }
 
 // New returns an empty Report.
 func New(opts Options) *Report {
 	return &Report{
-		opts:         opts.withDefaults(),
-		eventTypes:   map[string]int64{},
-		models:       map[groupKey]*Stats{},
-		apps:         map[string]*Stats{},
-		tools:        map[string]*toolStats{},
-		embedding:    map[groupKey]*Embedding{},
-		pending:      map[string]*list.Element{},
-		pendingOrder: list.New(),
+		opts:          opts.withDefaults(),
+		eventTypes:    map[string]int64{},
+		models:        map[groupKey]*Stats{},
+		apps:          map[string]*Stats{},
+		tools:         map[string]*toolStats{},
+		embedding:     map[groupKey]*Embedding{},
+		conversations: map[string]*Conversation{},
+		pending:       map[string]*list.Element{},
+		pendingOrder:  list.New(),
 	}
 }
 
 // StartInput names the input the following Add calls read (a file name,
-// "-" for standard input) and restarts line numbering at 1.
+// "-" for standard input) and restarts line numbering at 1. Events relate
+// to events of their own input only (recordings concatenated may repeat
+// event ids), so Options.Conversation forgets the events it kept.
 func (r *Report) StartInput(name string) {
 	r.input = name
 	r.line = 0
+	r.kept.reset()
 }
 
 // Read adds every line of rd as input name. Lines that are not events are
@@ -224,6 +247,10 @@ func (r *Report) Add(line []byte) error {
 		r.filtered++
 		return nil
 	}
+	if r.opts.Conversation != "" && !r.keep(ev) {
+		r.filtered++
+		return nil
+	}
 	r.events++
 	if r.first.IsZero() || ts.Before(r.first) {
 		r.first = ts
@@ -234,9 +261,9 @@ func (r *Report) Add(line []byte) error {
 	r.countType(ev.EventType)
 	switch ev.EventType {
 	case oisp.TypeAIRequest:
-		r.addRequest(ev)
+		r.addRequest(ev, ts)
 	case oisp.TypeAIResponse:
-		r.addResponse(ev)
+		r.addResponse(ev, ts)
 	case oisp.TypeToolCall:
 		r.tool(ev.Data.Tool).Calls++
 	case oisp.TypeToolResult:
@@ -279,14 +306,35 @@ func (r *Report) countType(t string) {
 // twenty, so more means the input is not what it claims.
 const maxEventTypes = 64
 
-func (r *Report) addRequest(ev *event) {
+// keep says whether ev belongs to Options.Conversation: it names the
+// conversation, or names none and is related to an event kept.
+func (r *Report) keep(ev *event) bool {
+	conv := ev.Data.ConversationID
+	if conv == "" {
+		for _, rel := range ev.RelatedEvents {
+			if r.kept.has(rel.EventID) {
+				conv = r.opts.Conversation
+				break
+			}
+		}
+	}
+	if conv != r.opts.Conversation {
+		return false
+	}
+	r.kept.add(ev.EventID)
+	return true
+}
+
+func (r *Report) addRequest(ev *event, ts time.Time) {
 	d := &ev.Data
 	p := &pendingRequest{
-		id:        ev.EventID,
-		provider:  providerName(d.Provider),
-		model:     modelName(d.Model, false),
-		app:       appName(ev),
-		streaming: d.Streaming != nil && *d.Streaming,
+		id:           ev.EventID,
+		provider:     providerName(d.Provider),
+		model:        modelName(d.Model, false),
+		app:          appName(ev),
+		streaming:    d.Streaming != nil && *d.Streaming,
+		conversation: d.ConversationID,
+		at:           ts,
 	}
 	if old, ok := r.pending[p.id]; ok {
 		// The same id again (recordings concatenated whose ids repeat):
@@ -304,10 +352,12 @@ func (r *Report) addRequest(ev *event) {
 func (r *Report) giveUp(el *list.Element) {
 	p := r.pendingOrder.Remove(el).(*pendingRequest)
 	delete(r.pending, p.id)
-	r.noResponse(p, r.modelStats(p.provider, p.model), r.appStats(p.app))
+	r.noResponse(p, r.modelStats(p.provider, p.model), r.appStats(p.app), r.conversation(p.conversation))
 }
 
-func (r *Report) noResponse(p *pendingRequest, model, app *Stats) {
+// noResponse counts p as a call with no response seen; conv is nil when p
+// names no conversation.
+func (r *Report) noResponse(p *pendingRequest, model, app *Stats, conv *Conversation) {
 	for _, s := range [...]*Stats{model, app} {
 		s.Calls++
 		s.NoResponse++
@@ -316,6 +366,12 @@ func (r *Report) noResponse(p *pendingRequest, model, app *Stats) {
 			s.Streamed++
 		}
 	}
+	if conv == nil {
+		return
+	}
+	conv.call(p.app, p.provider, p.model, p.at, p.at)
+	conv.NoResponse++
+	conv.Unpriced++
 }
 
 // request removes and returns the pending request ev answers, if seen.
@@ -332,12 +388,17 @@ func (r *Report) request(ev *event) *pendingRequest {
 	return nil
 }
 
-func (r *Report) addResponse(ev *event) {
+func (r *Report) addResponse(ev *event, ts time.Time) {
 	d := &ev.Data
 	req := r.request(ev)
 	provider, model, app := providerName(d.Provider), modelName(d.Model, true), appName(ev)
 	streamed := d.Streaming != nil && *d.Streaming
+	conv, start := d.ConversationID, ts
 	if req != nil {
+		if conv == "" {
+			conv = req.conversation
+		}
+		start = req.at
 		if provider == Unknown {
 			provider = req.provider
 		}
@@ -368,6 +429,14 @@ func (r *Report) addResponse(ev *event) {
 		if d.TimeToFirstTokenMS != nil {
 			s.ttft.add(*d.TimeToFirstTokenMS)
 		}
+	}
+	if c := r.conversation(conv); c != nil {
+		c.call(app, provider, model, start, ts)
+		if failed {
+			c.Errors++
+		}
+		c.addUsage(d.Usage)
+		c.ToolCalls += int64(max(d.ToolCallsCount, 0))
 	}
 }
 
@@ -432,6 +501,19 @@ func (r *Report) appStats(app string) *Stats {
 		r.overflow.Apps++
 	}
 	return capped(r.apps, app, OtherGroup, r.opts.MaxGroups)
+}
+
+// conversation returns the row of conversation id, nil (and the call
+// counted as in none) when id is empty.
+func (r *Report) conversation(id string) *Conversation {
+	if id == "" {
+		r.noConversation++
+		return nil
+	}
+	if _, ok := r.conversations[id]; !ok && len(r.conversations) >= r.opts.MaxConversations {
+		r.overflow.Conversations++
+	}
+	return capped(r.conversations, id, OtherGroup, r.opts.MaxConversations)
 }
 
 func (r *Report) tool(info *oisp.ToolInfo) *toolStats {
@@ -547,4 +629,45 @@ type eventData struct {
 	InputCount         int            `json:"input_count"`
 	EmbeddingCount     int            `json:"embedding_count"`
 	TotalTokens        *int           `json:"total_tokens"`
+	ConversationID     string         `json:"conversation_id"`
+	ToolCallsCount     int            `json:"tool_calls_count"`
+}
+
+// recentIDs remembers the last keptWindow event ids of the current input
+// kept by Options.Conversation: the events related to them (tool calls,
+// results, embeddings) follow them closely, so a window bounds the memory
+// without losing them.
+type recentIDs struct {
+	ids  []string
+	next int
+	set  map[string]struct{}
+}
+
+const keptWindow = 4096
+
+func (k *recentIDs) reset() {
+	k.ids, k.next = k.ids[:0], 0
+	clear(k.set)
+}
+
+func (k *recentIDs) has(id string) bool {
+	_, ok := k.set[id]
+	return ok
+}
+
+func (k *recentIDs) add(id string) {
+	if k.has(id) {
+		return
+	}
+	if k.set == nil {
+		k.set = map[string]struct{}{}
+	}
+	if len(k.ids) < keptWindow {
+		k.ids = append(k.ids, id)
+	} else {
+		delete(k.set, k.ids[k.next])
+		k.ids[k.next] = id
+		k.next = (k.next + 1) % keptWindow
+	}
+	k.set[id] = struct{}{}
 }

@@ -67,8 +67,10 @@ func truth(m obj, path ...string) (bool, bool) {
 }
 
 // expectFixtures computes, independently of the package, the numbers a
-// report over files must show: keyed "provider/model".
-func expectFixtures(t *testing.T, files []string) (groups map[string]*expected, tools map[string][3]int64, embeddings map[string][4]int64, types map[string]int64) {
+// report over files must show: keyed "provider/model". onCall, if not
+// nil, is told each call: its group key, its request event (nil if not
+// seen) and its response event (nil if not seen).
+func expectFixtures(t *testing.T, files []string, onCall func(key string, req, resp obj)) (groups map[string]*expected, tools map[string][3]int64, embeddings map[string][4]int64, types map[string]int64) {
 	groups = map[string]*expected{}
 	tools = map[string][3]int64{}
 	embeddings = map[string][4]int64{}
@@ -87,27 +89,20 @@ func expectFixtures(t *testing.T, files []string) (groups map[string]*expected, 
 	}
 	for _, name := range files {
 		pending := map[string]obj{}
-		data, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			var ev obj
-			if err := json.Unmarshal([]byte(line), &ev); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
+		for _, ev := range readEvents(t, name) {
 			typ := str(ev, "event_type")
 			types[typ]++
 			d, _ := ev["data"].(obj)
 			switch typ {
 			case "ai.request":
-				pending[str(ev, "event_id")] = d
+				pending[str(ev, "event_id")] = ev
 			case "ai.response":
-				var req obj
+				var req, reqEv obj
 				rels, _ := ev["related_events"].([]any)
 				for _, r := range rels {
 					if rel := r.(obj); rel["relationship"] == "parent" && pending[str(rel, "event_id")] != nil {
-						req = pending[str(rel, "event_id")]
+						reqEv = pending[str(rel, "event_id")]
+						req, _ = reqEv["data"].(obj)
 						delete(pending, str(rel, "event_id"))
 					}
 				}
@@ -115,7 +110,11 @@ func expectFixtures(t *testing.T, files []string) (groups map[string]*expected, 
 				if model == "" && req != nil {
 					model = requested(req)
 				}
-				g := group(provider(d) + "/" + cmp.Or(model, Unknown))
+				key := provider(d) + "/" + cmp.Or(model, Unknown)
+				if onCall != nil {
+					onCall(key, reqEv, ev)
+				}
+				g := group(key)
 				g.calls++
 				streamed, ok := truth(d, "streaming")
 				if !ok && req != nil {
@@ -124,9 +123,8 @@ func expectFixtures(t *testing.T, files []string) (groups map[string]*expected, 
 				if streamed {
 					g.streamed++
 				}
-				success, hasSuccess := truth(d, "success")
 				status, _ := num(d, "status_code")
-				if (hasSuccess && !success) || d["error"] != nil || (!hasSuccess && status >= 400) {
+				if failedResponse(d) {
 					g.errors++
 					typ := str(d, "error", "type")
 					if typ == "" && str(d, "error", "code") != "" {
@@ -199,8 +197,13 @@ func expectFixtures(t *testing.T, files []string) (groups map[string]*expected, 
 				embeddings[key] = e
 			}
 		}
-		for _, req := range pending {
-			g := group(provider(req) + "/" + requested(req))
+		for _, reqEv := range pending {
+			req, _ := reqEv["data"].(obj)
+			key := provider(req) + "/" + requested(req)
+			if onCall != nil {
+				onCall(key, reqEv, nil)
+			}
+			g := group(key)
 			g.calls++
 			g.noResponse++
 			g.unpriced++
@@ -210,6 +213,32 @@ func expectFixtures(t *testing.T, files []string) (groups map[string]*expected, 
 		}
 	}
 	return groups, tools, embeddings, types
+}
+
+// readEvents reads the events of a JSONL file as generic JSON.
+func readEvents(t testing.TB, name string) []obj {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []obj
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev obj
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		events = append(events, ev)
+	}
+	return events
+}
+
+// failedResponse says whether the data of an ai.response tells of a
+// failure: success false, an error, or (without success) an HTTP error.
+func failedResponse(d obj) bool {
+	success, hasSuccess := truth(d, "success")
+	status, _ := num(d, "status_code")
+	return (hasSuccess && !success) || d["error"] != nil || (!hasSuccess && status >= 400)
 }
 
 // exactPercentile is the nearest-rank percentile of samples.
@@ -241,7 +270,7 @@ func readFiles(t testing.TB, rep *Report, files []string) {
 
 func TestFixturesMatchIndependentSums(t *testing.T) {
 	files := fixtureFiles(t)
-	want, wantTools, wantEmb, wantTypes := expectFixtures(t, files)
+	want, wantTools, wantEmb, wantTypes := expectFixtures(t, files, nil)
 	rep := New(Options{})
 	readFiles(t, rep, files)
 	res := rep.Result()
@@ -696,7 +725,8 @@ func TestJSONFieldNames(t *testing.T) {
 	}
 	var m obj
 	json.Unmarshal(b, &m)
-	for _, k := range []string{"first", "last", "lines", "events", "bad_lines", "event_types", "total", "providers", "models", "apps", "tools", "embeddings", "overflow"} {
+	for _, k := range []string{"first", "last", "lines", "events", "bad_lines", "event_types", "total", "providers", "models", "apps",
+		"conversations", "calls_without_conversation", "tools", "embeddings", "overflow"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("no %q in %s", k, b)
 		}
@@ -706,6 +736,17 @@ func TestJSONFieldNames(t *testing.T) {
 		"cache_creation_tokens", "reasoning_tokens", "cost_usd", "priced", "unpriced", "latency_ms"} {
 		if _, ok := row[k]; !ok {
 			t.Errorf("no %q in total %v", k, row)
+		}
+	}
+	convs, _ := field(m, "conversations").([]any)
+	if len(convs) == 0 {
+		t.Fatalf("no conversations in %s", b)
+	}
+	conv := convs[0].(obj)
+	for _, k := range []string{"id", "app", "provider", "model", "other_models", "models", "calls", "errors", "no_response",
+		"input_tokens", "output_tokens", "cache_read_tokens", "cost_usd", "priced", "unpriced", "tool_calls", "first", "last", "duration_ms"} {
+		if _, ok := conv[k]; !ok {
+			t.Errorf("no %q in conversation %v", k, conv)
 		}
 	}
 }

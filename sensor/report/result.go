@@ -34,6 +34,17 @@ type Result struct {
 	Models    []Group `json:"models"`
 	Apps      []Group `json:"apps"`
 
+	// Conversations has one row per data.conversation_id (the sensor's:
+	// same process, provider, system prompt and first user message, or a
+	// request continuing provider-held state), sorted by estimated cost,
+	// then input plus output tokens, then calls, most first.
+	// CallsWithoutConversation counts the calls whose events name none
+	// (embeddings do not); they are in no row. Conversation is the one
+	// conversation the report was restricted to, if any.
+	Conversations            []Conversation `json:"conversations"`
+	CallsWithoutConversation int64          `json:"calls_without_conversation"`
+	Conversation             string         `json:"conversation,omitempty"`
+
 	Tools      []Tool      `json:"tools"`
 	Embeddings []Embedding `json:"embeddings"`
 
@@ -44,12 +55,13 @@ type Result struct {
 }
 
 // Overflow counts the events folded into an "(other)" row because their
-// table was at its cap (Options.MaxGroups, MaxTools).
+// table was at its cap (Options.MaxGroups, MaxTools, MaxConversations).
 type Overflow struct {
-	Models     int64 `json:"models,omitempty"`
-	Apps       int64 `json:"apps,omitempty"`
-	Tools      int64 `json:"tools,omitempty"`
-	Embeddings int64 `json:"embeddings,omitempty"`
+	Models        int64 `json:"models,omitempty"`
+	Apps          int64 `json:"apps,omitempty"`
+	Tools         int64 `json:"tools,omitempty"`
+	Embeddings    int64 `json:"embeddings,omitempty"`
+	Conversations int64 `json:"conversations,omitempty"`
 }
 
 // Group is one row: a provider, a provider and model, or an application.
@@ -128,6 +140,120 @@ type Embedding struct {
 	Tokens   int64  `json:"tokens"`
 }
 
+// Conversation is the calls of one conversation: what an agent session
+// cost. Calls, Errors, NoResponse, tokens, cost, Priced and Unpriced count
+// as in Stats. Provider and Model are its most used model, OtherModels
+// how many more it used; Models lists them all, most used first (at most
+// maxConversationModels, the rest folded into an "(other)" entry).
+type Conversation struct {
+	ID          string              `json:"id"`
+	App         string              `json:"app"`
+	Provider    string              `json:"provider"`
+	Model       string              `json:"model"`
+	OtherModels int                 `json:"other_models"`
+	Models      []ConversationModel `json:"models"`
+
+	Calls           int64   `json:"calls"`
+	Errors          int64   `json:"errors"`
+	NoResponse      int64   `json:"no_response"`
+	InputTokens     int64   `json:"input_tokens"`
+	OutputTokens    int64   `json:"output_tokens"`
+	CacheReadTokens int64   `json:"cache_read_tokens"`
+	CostUSD         float64 `json:"cost_usd"`
+	Priced          int64   `json:"priced"`
+	Unpriced        int64   `json:"unpriced"`
+	// ToolCalls sums the responses' tool_calls_count.
+	ToolCalls int64 `json:"tool_calls"`
+
+	// First is the earliest request (or response) time of its calls, Last
+	// the latest response (or request) time.
+	First      time.Time `json:"first"`
+	Last       time.Time `json:"last"`
+	DurationMS int64     `json:"duration_ms"`
+}
+
+// ConversationModel is a provider and model a conversation called, and
+// how often.
+type ConversationModel struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Calls    int64  `json:"calls"`
+}
+
+// maxConversationModels caps the models listed per conversation: an
+// agent uses a few.
+const maxConversationModels = 8
+
+// call counts one call of the conversation, from its request time to its
+// response time.
+func (c *Conversation) call(app, provider, model string, from, to time.Time) {
+	c.Calls++
+	if c.App == "" || c.App == Unknown {
+		c.App = app
+	}
+	for _, at := range [...]time.Time{from, to} { // a clock may step back between them
+		if c.First.IsZero() || at.Before(c.First) {
+			c.First = at
+		}
+		if at.After(c.Last) {
+			c.Last = at
+		}
+	}
+	if c.countModel(provider, model) {
+		return
+	}
+	if len(c.Models) >= maxConversationModels {
+		provider, model = OtherGroup, OtherGroup
+		if c.countModel(provider, model) {
+			return
+		}
+	}
+	c.Models = append(c.Models, ConversationModel{Provider: provider, Model: model, Calls: 1})
+}
+
+// countModel counts a call of a model already listed, if it is.
+func (c *Conversation) countModel(provider, model string) bool {
+	for i := range c.Models {
+		if m := &c.Models[i]; m.Provider == provider && m.Model == model {
+			m.Calls++
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Conversation) addUsage(u *oisp.Usage) {
+	if u == nil {
+		c.Unpriced++
+		return
+	}
+	addTokens(&c.InputTokens, u.PromptTokens)
+	addTokens(&c.OutputTokens, u.CompletionTokens)
+	addTokens(&c.CacheReadTokens, u.CachedTokens)
+	if u.TotalCostUSD != nil {
+		c.CostUSD += *u.TotalCostUSD
+		c.Priced++
+	} else {
+		c.Unpriced++
+	}
+}
+
+// finish fills the derived fields of a row named id.
+func (c *Conversation) finish(id string) {
+	c.ID = id
+	switch {
+	case id == OtherGroup:
+		c.App = OtherGroup // the calls of many conversations
+	case c.App == "":
+		c.App = Unknown
+	}
+	slices.SortStableFunc(c.Models, func(a, b ConversationModel) int { return cmp.Compare(b.Calls, a.Calls) })
+	if len(c.Models) > 0 {
+		c.Provider, c.Model, c.OtherModels = c.Models[0].Provider, c.Models[0].Model, len(c.Models)-1
+	}
+	c.DurationMS = c.Last.Sub(c.First).Milliseconds()
+}
+
 type toolStats struct {
 	Calls, Results, FailedResults int64
 }
@@ -150,24 +276,26 @@ func (s *Stats) addUsage(u *oisp.Usage) {
 	if u.PromptTokens != nil || u.CompletionTokens != nil || u.TotalTokens != nil {
 		s.WithUsage++
 	}
-	add := func(dst *int64, v *int) {
-		if v != nil {
-			*dst += int64(*v)
-		}
-	}
-	add(&s.InputTokens, u.PromptTokens)
-	add(&s.OutputTokens, u.CompletionTokens)
-	add(&s.CacheReadTokens, u.CachedTokens)
-	add(&s.CacheCreationTokens, u.CacheCreationTokens)
-	add(&s.ReasoningTokens, u.ReasoningTokens)
+	addTokens(&s.InputTokens, u.PromptTokens)
+	addTokens(&s.OutputTokens, u.CompletionTokens)
+	addTokens(&s.CacheReadTokens, u.CachedTokens)
+	addTokens(&s.CacheCreationTokens, u.CacheCreationTokens)
+	addTokens(&s.ReasoningTokens, u.ReasoningTokens)
 	if u.CachedTokens != nil {
-		add(&s.cacheInput, u.PromptTokens)
+		addTokens(&s.cacheInput, u.PromptTokens)
 	}
 	if u.TotalCostUSD != nil {
 		s.CostUSD += *u.TotalCostUSD
 		s.Priced++
 	} else {
 		s.Unpriced++
+	}
+}
+
+// addTokens adds a token count a usage may leave out.
+func addTokens(dst *int64, v *int) {
+	if v != nil {
+		*dst += int64(*v)
 	}
 }
 
@@ -226,6 +354,7 @@ func (r *Report) Result() *Result {
 		PendingEvicted: r.evicted, Overflow: r.overflow,
 		// Empty tables are [] in JSON, not null.
 		Providers: []Group{}, Models: []Group{}, Apps: []Group{}, Tools: []Tool{}, Embeddings: []Embedding{},
+		Conversations: []Conversation{}, CallsWithoutConversation: r.noConversation, Conversation: r.opts.Conversation,
 	}
 	if r.events > 0 {
 		first, last := r.first, r.last
@@ -245,13 +374,33 @@ func (r *Report) Result() *Result {
 		c := copyStats(s)
 		apps[k] = &c
 	}
+	convs := make(map[string]*Conversation, len(r.conversations))
+	for id, c := range r.conversations {
+		cc := *c
+		cc.Models = slices.Clone(c.Models)
+		convs[id] = &cc
+	}
 	// Requests still waiting count as unanswered, in groups capped as
-	// modelStats and appStats cap them.
+	// modelStats, appStats and conversation cap them.
 	for el := r.pendingOrder.Front(); el != nil; el = el.Next() {
 		p := el.Value.(*pendingRequest)
+		var conv *Conversation
+		if p.conversation != "" {
+			conv = capped(convs, p.conversation, OtherGroup, r.opts.MaxConversations)
+		} else {
+			res.CallsWithoutConversation++
+		}
 		r.noResponse(p, capped(models, groupKey{p.provider, p.model}, groupKey{OtherGroup, OtherGroup}, r.opts.MaxGroups),
-			capped(apps, p.app, OtherGroup, r.opts.MaxGroups))
+			capped(apps, p.app, OtherGroup, r.opts.MaxGroups), conv)
 	}
+	for id, c := range convs {
+		c.finish(id)
+		res.Conversations = append(res.Conversations, *c)
+	}
+	slices.SortFunc(res.Conversations, func(a, b Conversation) int {
+		return cmp.Or(cmp.Compare(b.CostUSD, a.CostUSD), cmp.Compare(b.InputTokens+b.OutputTokens, a.InputTokens+a.OutputTokens),
+			cmp.Compare(b.Calls, a.Calls), cmp.Compare(a.ID, b.ID))
+	})
 
 	providers := map[string]*Stats{}
 	for k, s := range models {
@@ -300,7 +449,7 @@ func (r *Report) Result() *Result {
 
 // capped returns m's row for key, made if m is under max rows, else the
 // row for other.
-func capped[K comparable](m map[K]*Stats, key, other K, max int) *Stats {
+func capped[K comparable, V any](m map[K]*V, key, other K, max int) *V {
 	if s, ok := m[key]; ok {
 		return s
 	}
@@ -310,7 +459,7 @@ func capped[K comparable](m map[K]*Stats, key, other K, max int) *Stats {
 			return s
 		}
 	}
-	s := &Stats{}
+	s := new(V)
 	m[key] = s
 	return s
 }

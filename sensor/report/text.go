@@ -69,6 +69,7 @@ func WriteText(w io.Writer, res *Result, opts TextOptions) error {
 	if opts.By != ByApp && len(res.Apps) > 0 {
 		tw.appsTable(res.Apps)
 	}
+	tw.conversationsTable(res)
 	if len(res.Tools) > 0 {
 		tw.toolsTable(res.Tools)
 	}
@@ -98,8 +99,14 @@ func (t *textWriter) summary(res *Result) {
 	} else {
 		t.printf("No events\n")
 	}
+	if res.Conversation != "" {
+		t.printf("Conversation %s only\n", res.Conversation)
+	}
 	filtered := ""
-	if res.Filtered > 0 {
+	switch {
+	case res.Filtered > 0 && res.Conversation != "":
+		filtered = fmt.Sprintf(", %s outside --since/--until or the conversation", count(res.Filtered))
+	case res.Filtered > 0:
 		filtered = fmt.Sprintf(", %s outside --since/--until", count(res.Filtered))
 	}
 	t.printf("%s in %s (%s not OISP events%s)\n", plural(res.Events, "event"), plural(res.Lines, "line"), count(res.BadLines), filtered)
@@ -117,7 +124,7 @@ func (t *textWriter) summary(res *Result) {
 	if res.PendingEvicted > 0 {
 		t.printf("%s requests were given up on as unanswered: too many waited for a response at once\n", count(res.PendingEvicted))
 	}
-	if o := res.Overflow; o.Models+o.Apps+o.Tools+o.Embeddings > 0 {
+	if o := res.Overflow; o.Models+o.Apps+o.Tools+o.Embeddings+o.Conversations > 0 {
 		t.printf("Some tables reached their cap; later groups are in %q rows\n", OtherGroup)
 	}
 }
@@ -197,6 +204,42 @@ func (t *textWriter) appsTable(apps []Group) {
 		tb.add([]string{apps[i].App, count(s.Calls), count(s.Errors), count(s.InputTokens), count(s.OutputTokens), cost(s), unpriced})
 	})
 	t.table("By application (process)", tb, more)
+}
+
+func (t *textWriter) conversationsTable(res *Result) {
+	convs := res.Conversations
+	if len(convs) == 0 {
+		if res.CallsWithoutConversation > 0 {
+			t.printf("\nNo conversations: no call carried a conversation_id\n")
+		}
+		return
+	}
+	tb := newTable([]string{"CONVERSATION", "APP", "MODEL", "CALLS", "FAILED", "INPUT", "OUTPUT", "CACHE READ",
+		"COST (EST.)", "UNPRICED", "TOOL CALLS", "FIRST", "LAST", "DURATION"}, 3)
+	more := t.each(len(convs), func(i int) {
+		c := &convs[i]
+		model := c.Provider + " " + c.Model
+		if c.OtherModels > 0 {
+			model += fmt.Sprintf(" +%d", c.OtherModels)
+		}
+		cost, unpriced := "-", "0"
+		if c.Priced > 0 {
+			cost = usd(c.CostUSD)
+		}
+		if c.Unpriced > 0 {
+			unpriced = fmt.Sprintf("%s of %s", count(c.Unpriced), count(c.Calls))
+		}
+		last := stamp(c.Last)
+		if c.Last.UTC().Format(time.DateOnly) == c.First.UTC().Format(time.DateOnly) {
+			last = c.Last.UTC().Format("15:04:05.000Z") // the same day as FIRST
+		}
+		tb.add([]string{c.ID, c.App, model, count(c.Calls), count(c.Errors), count(c.InputTokens), count(c.OutputTokens),
+			count(c.CacheReadTokens), cost, unpriced, count(c.ToolCalls), stamp(c.First), last, span(c.Last.Sub(c.First))})
+	})
+	t.table("Top conversations by estimated cost, then tokens", tb, more)
+	if res.CallsWithoutConversation > 0 {
+		t.printf("Calls with no conversation_id, in no row above: %s\n", count(res.CallsWithoutConversation))
+	}
 }
 
 func (t *textWriter) toolsTable(tools []Tool) {

@@ -16,6 +16,7 @@ type reportFlags struct {
 	by           string
 	top          int
 	since, until string
+	conversation string
 }
 
 func newReportCmd(g *globals) *cobra.Command {
@@ -27,7 +28,10 @@ func newReportCmd(g *globals) *cobra.Command {
 standard input) and summarises them: calls, failures, requests with no
 response seen, streamed share, tokens (input, output, cache read and write,
 reasoning), cost and latency percentiles per provider and model, calls per
-application, the tools models called and embeddings.
+application, the top conversations (agent sessions: the calls the sensor
+gave one conversation_id, with their models, tokens, cost, tool calls and
+time span; sorted by estimated cost, then tokens), the tools models called
+and embeddings. --conversation ID restricts the whole report to one.
 
 Cost is the sum of the sensor's own estimates in the events; calls that
 carry none are shown as unpriced, never as $0. Latency percentiles come
@@ -39,7 +43,8 @@ only when a file cannot be read (the others are still reported).`,
 		Example: `  oisp-sensor report events.jsonl
   oisp-sensor replay fixtures/openai/*/cassette.yaml | oisp-sensor report -
   oisp-sensor report --by app --since 2026-01-02 events-*.jsonl
-  oisp-sensor report --json events.jsonl`,
+  oisp-sensor report --json events.jsonl
+  oisp-sensor report --conversation conv_5a08be5daa25fc7d events.jsonl`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runReport(g, f, args)
@@ -50,6 +55,7 @@ only when a file cannot be read (the others are still reported).`,
 	cmd.Flags().IntVar(&f.top, "top", 20, "show at most `N` rows per table (-1: all)")
 	cmd.Flags().StringVar(&f.since, "since", "", "count only events at or after `TIME` (RFC 3339, a date, or a duration before now such as 24h)")
 	cmd.Flags().StringVar(&f.until, "until", "", "count only events before `TIME` (RFC 3339, a date, or a duration before now)")
+	cmd.Flags().StringVar(&f.conversation, "conversation", "", "report only the conversation `ID` (a conversation_id) and the tool and embedding events of its calls")
 	return cmd
 }
 
@@ -62,7 +68,7 @@ func runReport(g *globals, f *reportFlags, files []string) error {
 	if f.top == 0 {
 		return &exitError{code: 2, err: fmt.Errorf("--top 0: want a number of rows, or -1 for all")}
 	}
-	var opts usagereport.Options
+	opts := usagereport.Options{Conversation: f.conversation}
 	var err error
 	now := time.Now()
 	if opts.Since, err = parseWhen(f.since, now); err != nil {
