@@ -48,10 +48,27 @@ func (p *Pipeline) exchange(fs *flowState, x *httpmsg.Exchange) {
 	}
 	if res == nil {
 		p.stats.Count("http.exchanges_not_ai", 1)
+		if t.Known && (x.Response == nil || x.Response.Status != 101) {
+			// A provider's host, but no API call the sensor decodes (file
+			// uploads, batch and model listings, an endpoint newer than
+			// the sensor): counted and shown with -v, so a gap is visible.
+			// (An upgrade to WebSocket is not a call: its session is.)
+			p.stats.Count("http.provider_exchanges_not_decoded", 1)
+			p.log.Debug("provider exchange not decoded as an AI call", "provider", t.ProviderID,
+				"method", x.Request.Method, "path", pathOnly(x.Request.Target))
+		}
 		return
 	}
 	p.stats.Count("ai.exchanges", 1)
 	p.emitAI(fs, x, t, api.Name(), res)
+}
+
+// pathOnly is a request target without its query, which may carry keys.
+func pathOnly(target string) string {
+	if i := strings.IndexAny(target, "?#"); i >= 0 {
+		return target[:i]
+	}
+	return target
 }
 
 // target looks up the provider of an exchange's host.

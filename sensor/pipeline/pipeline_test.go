@@ -251,3 +251,22 @@ func noSecrets(t *testing.T, events []*oisp.Event, secret string) {
 		}
 	}
 }
+
+// TestProviderExchangeNotDecodedIsCounted: a call to a provider's host
+// that is no AI call the sensor decodes emits nothing but is counted, so
+// an endpoint the sensor does not know yet shows in the counters.
+func TestProviderExchangeNotDecodedIsCounted(t *testing.T) {
+	p, mem := newTestPipeline(t, ContentFull)
+	list := "GET /v1/files?purpose=batch&api_key=sk-hidden HTTP/1.1\r\nHost: api.openai.com\r\n\r\n"
+	runFlow(p, "f1", 42, [2]string{list, httpResponse(`{"object":"list","data":[]}`)},
+		[2]string{httpRequest(step2Req), httpResponse(step2Resp)})
+	if n := p.Stats().Get("http.provider_exchanges_not_decoded"); n != 1 {
+		t.Errorf("http.provider_exchanges_not_decoded = %d, want 1", n)
+	}
+	if n := len(mem.ofType(oisp.TypeAIRequest)); n != 1 {
+		t.Errorf("%d ai.request events, want only the chat call's", n)
+	}
+	if got := pathOnly("/v1/files?purpose=batch&api_key=sk-hidden"); got != "/v1/files" {
+		t.Errorf("pathOnly = %q: the query (which may carry a key) must go", got)
+	}
+}
