@@ -344,6 +344,12 @@ func operationName(requestType string, p *oisp.Provider) string {
 		op = "text_completion"
 	case oisp.RequestEmbedding:
 		op = "embeddings"
+	default:
+		// The conventions require an operation name and name none for
+		// images, audio, moderation or other calls (a compaction): the
+		// OISP request type stands in, as they advise for names of
+		// their own.
+		op = requestType
 	}
 	return op
 }
