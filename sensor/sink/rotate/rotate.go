@@ -390,8 +390,10 @@ func (w *Writer) failed(what string, err error, todo string) {
 	w.log.Warn("event output: cannot "+what, "path", w.cfg.Path, "err", err, "todo", todo)
 }
 
-// Close closes the file and waits, until ctx ends, for the background
-// compression and removal to finish. Writes after Close fail.
+// Close writes a line left unended, closes the file and waits, until ctx
+// ends, for the background compression and removal to finish (what is
+// left then is finished by the next New on the same path). It returns the
+// error of writing and closing the file. Writes after Close fail.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.closed {
@@ -419,8 +421,10 @@ func (w *Writer) Close(ctx context.Context) error {
 		select {
 		case <-w.done:
 		case <-ctx.Done():
-			// An interrupted compression leaves the uncompressed file.
-			err = errors.Join(err, fmt.Errorf("rotated files of %s not all compressed or removed: %w", w.cfg.Path, ctx.Err()))
+			// Not an error: a compression cut short (by the process
+			// exiting) leaves the uncompressed file, and the next run
+			// finishes the work.
+			w.log.Info("event output: rotated files not all compressed or removed yet; the next run finishes them", "path", w.cfg.Path)
 		}
 	}
 	return err
