@@ -3,7 +3,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"syscall"
@@ -44,6 +46,53 @@ func TestRecordReopensOnSIGHUP(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	replayThrough(t, client, rec, secret)
+	stopAndCheckReopened(t, cmd, out)
+}
+
+// TestRecordUnderLogrotate: the real logrotate, in its default create
+// mode, renames the event file, creates a new one and sends record SIGHUP
+// from its postrotate script; the events before are in events.jsonl.1, those
+// after in the new events.jsonl, none lost or split.
+func TestRecordUnderLogrotate(t *testing.T) {
+	logrotate, err := exec.LookPath("logrotate")
+	if err != nil {
+		t.Skipf("logrotate is not installed (apt-get install logrotate; .ci/run installs it): %v", err)
+	}
+	srv, rec := upstreamRepeated(t, "openai/lcg-testclient-createchatcompletionstream", loopback.H2, 2)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "events.jsonl")
+	cmd, client := startRecordProxy(t, srv, filepath.Join(dir, "ca"), out, "-v")
+	waitFor(t, cmd.stderr, regexp.MustCompile(`(SIGHUP reopens the file)`), cmd.done)
+	replayThrough(t, client, rec, secret)
+	waitForLines(t, out, 2)
+
+	conf := filepath.Join(dir, "logrotate.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, `%s {
+    create 0600
+    rotate 3
+    postrotate
+        kill -HUP %d
+    endscript
+}
+`, out, os.Getpid()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lr := exec.Command(logrotate, "--force", "--state", filepath.Join(dir, "logrotate.state"), conf)
+	if b, err := lr.CombinedOutput(); err != nil {
+		t.Fatalf("logrotate: %v\n%s", err, b)
+	}
+	// logrotate has created the new file already: record's log says when
+	// it has it open.
+	waitFor(t, cmd.stderr, regexp.MustCompile(`(event output reopened)`), cmd.done)
+	replayThrough(t, client, rec, secret)
+	stopAndCheckReopened(t, cmd, out)
+}
+
+// stopAndCheckReopened stops record and checks that the first call's two
+// events are in out.1 (the file renamed away) and the second call's in the
+// reopened out, each once.
+func stopAndCheckReopened(t *testing.T, cmd *command, out string) {
+	t.Helper()
 	if code := cmd.stop(t); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, cmd.stderr.String())
 	}

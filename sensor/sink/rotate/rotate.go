@@ -260,8 +260,11 @@ func (w *Writer) maybeSwitch(p []byte) {
 		return
 	}
 	if w.stale {
-		w.reopenPath()
-		return
+		// The reopened file may itself be full (logrotate's copy, an
+		// earlier run's): it is checked like any other.
+		if w.reopenPath(); w.stale {
+			return
+		}
 	}
 	line := len(p)
 	if i := bytes.IndexByte(p, '\n'); i >= 0 {
@@ -299,6 +302,7 @@ func (w *Writer) reopenPath() {
 	w.stats.Count(TokenReopens, 1)
 	w.replace(f, size)
 	w.stale = false
+	w.log.Info("event output reopened", "path", w.cfg.Path, "size", size)
 }
 
 // replace makes f the file written, closing the old one. w.mu is held.
