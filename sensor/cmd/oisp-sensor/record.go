@@ -5,17 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/oisp/oisp-sensor/sensor/capture/socket"
 	"github.com/oisp/oisp-sensor/sensor/session"
 	"github.com/oisp/oisp-sensor/sensor/sink"
+	"github.com/oisp/oisp-sensor/sensor/sink/rotate"
 	"github.com/oisp/oisp-sensor/sensor/stats"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 type recordFlags struct {
@@ -29,6 +35,50 @@ type recordFlags struct {
 	content      string
 	summaryEvery time.Duration
 	exporters    exporterFlags
+	rotate       rotateFlags
+}
+
+// rotateFlags configure the rotation of the event file.
+type rotateFlags struct {
+	size     string
+	keep     int
+	compress bool
+}
+
+func (r *rotateFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&r.size, "rotate-size", "", "start a new event file when the current one would pass `SIZE` (e.g. 100MB, 1GiB); the full one is renamed NAME-TIME.jsonl beside it")
+	fl.IntVar(&r.keep, "rotate-keep", 10, "with --rotate-size, keep the newest `N` rotated files, removing older ones (0: keep all)")
+	fl.BoolVar(&r.compress, "rotate-compress", false, "with --rotate-size, gzip rotated files in the background")
+}
+
+// config returns the rotation settings for the output path; the flags are
+// refused with standard output or without --rotate-size.
+func (r *rotateFlags) config(fl *pflag.FlagSet, output string) (rotate.Config, error) {
+	cfg := rotate.Config{Keep: r.keep, Compress: r.compress}
+	if r.size == "" {
+		for _, name := range []string{"rotate-keep", "rotate-compress"} {
+			if fl.Changed(name) {
+				return cfg, fmt.Errorf("--%s needs --rotate-size", name)
+			}
+		}
+		cfg.Keep, cfg.Compress = 0, false
+		return cfg, nil
+	}
+	if output == "-" {
+		return cfg, errors.New("--rotate-size needs a file: standard output (--output -) cannot be rotated")
+	}
+	size, err := rotate.ParseSize(r.size)
+	if err != nil {
+		return cfg, fmt.Errorf("--rotate-size: %w", err)
+	}
+	if size == 0 {
+		return cfg, errors.New("--rotate-size 0: want a size such as 100MB (leave the flag out to never rotate)")
+	}
+	if r.keep < 0 {
+		return cfg, fmt.Errorf("--rotate-keep %d: want 0 (keep all) or more", r.keep)
+	}
+	cfg.MaxSize = size
+	return cfg, nil
 }
 
 func newRecordCmd(g *globals) *cobra.Command {
@@ -67,6 +117,12 @@ Outputs besides the JSONL file, any of them at once:
 Each has a bounded queue: a peer that is down never stalls capture; what it
 cannot take is dropped and counted in the summary.
 
+The event file grows without bound unless --rotate-size SIZE starts a new
+one when it would pass SIZE (the full one is renamed NAME-TIME.jsonl, UTC;
+--rotate-keep N keeps the newest N, --rotate-compress gzips them). For
+logrotate instead, use its create mode and send SIGHUP after the rename:
+record reopens --output. Either way no event is split between two files.
+
 Stop it with Ctrl-C (SIGINT) or SIGTERM: flows in flight are decoded and
 written before it exits. A one-line summary (flows, events, bytes, drops)
 is printed every --summary-every and at exit.`,
@@ -87,10 +143,11 @@ is printed every --summary-every and at exit.`,
 	fl.BoolVar(&f.noSocket, "no-socket", false, "do not open the extension socket")
 	fl.StringVar(&f.ebpf, "ebpf", "auto", "Linux eBPF capture: auto (when privileged and --proxy is not given), on, or off")
 	f.ebpfFilter.register(fl)
-	fl.StringVarP(&f.output, "output", "o", "", "append events to `FILE` (\"-\" for standard output; default: events-DATE.jsonl in the user's data directory)")
+	fl.StringVarP(&f.output, "output", "o", "", "append events to `FILE` (\"-\" for standard output; default: events-DATE.jsonl in the user's data directory); SIGHUP reopens it")
 	fl.StringVar(&f.content, "content", "full", "event content: full (prompts and responses) or metadata (lengths and hashes only)")
 	fl.DurationVar(&f.summaryEvery, "summary-every", 30*time.Second, "print a one-line summary this often (0: only at exit)")
 	f.exporters.register(fl)
+	f.rotate.register(fl)
 	return cmd
 }
 
@@ -115,28 +172,86 @@ func dataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "oisp-sensor"), nil
 }
 
+// output is where record writes events.
+type output struct {
+	w    io.Writer
+	name string
+	// file is the rotating writer of a file output (nil for standard
+	// output): SIGHUP reopens it.
+	file *rotate.Writer
+}
+
+// close closes the file, waiting until ctx ends for rotated files to be
+// compressed or removed.
+func (o *output) close(ctx context.Context) error {
+	if o.file == nil {
+		return nil
+	}
+	return o.file.Close(ctx)
+}
+
 // openOutput opens the event output: stdout for "-", else the file in
-// append mode (several runs on one day share the day's file).
-func openOutput(name string, stdout io.Writer) (io.Writer, string, func() error, error) {
+// append mode (several runs on one day share the day's file), rotated as
+// cfg says.
+func openOutput(name string, stdout io.Writer, cfg rotate.Config, counters stats.Recorder, log *slog.Logger) (*output, error) {
 	if name == "-" {
-		return stdout, "standard output", func() error { return nil }, nil
+		return &output{w: stdout, name: "standard output"}, nil
 	}
 	if name == "" {
 		dir, err := dataDir()
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("no data directory for the default output (use --output): %w", err)
+			return nil, fmt.Errorf("no data directory for the default output (use --output): %w", err)
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, "", nil, fmt.Errorf("creating %s: %w", dir, err)
+			return nil, fmt.Errorf("creating %s: %w", dir, err)
 		}
 		name = filepath.Join(dir, "events-"+time.Now().Format(time.DateOnly)+".jsonl")
 	}
 	// Events hold prompts and responses: owner-only, like the CA key.
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	cfg.Path, cfg.Perm, cfg.Stats, cfg.Logger = name, 0o600, counters, log
+	w, err := rotate.New(cfg)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("opening the event output: %w", err)
+		return nil, fmt.Errorf("opening the event output: %w", err)
 	}
-	return f, name, f.Close, nil
+	return &output{w: w, name: name, file: w}, nil
+}
+
+// reopenOnHangup reopens the output file on every SIGHUP until stop is
+// called, which may be more than once (logrotate's create mode renames
+// the file and sends it). For
+// standard output SIGHUP is ignored rather than fatal: there is nothing
+// to reopen.
+func reopenOnHangup(out *output, jsonl *sink.JSONL, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if out.file == nil {
+					log.Info("SIGHUP: events go to standard output, nothing to reopen")
+					continue
+				}
+				// What was recorded before the signal goes to the old
+				// file, whole; what follows to the new one.
+				jsonl.Flush()
+				out.file.Reopen()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(hup)
+			close(done)
+			<-finished
+		})
+	}
 }
 
 func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
@@ -159,15 +274,38 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	w, outName, closeOut, err := openOutput(f.output, g.stdout)
+	rotation, err := f.rotate.config(cmd.Flags(), f.output)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	counters := &stats.Counters{}
+	evOut, err := openOutput(f.output, g.stdout, rotation, counters, log)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer closeOut()
+	outName := evOut.name
+	outClosed := false
+	defer func() {
+		if !outClosed {
+			ctx, cancel := context.WithTimeout(context.Background(), exporterDrain)
+			defer cancel()
+			evOut.close(ctx)
+		}
+	}()
 	// A tail -f of the output sees each event within sink.TailLatency.
-	jsonl := sink.NewJSONL(w, sink.TailLatency)
+	jsonl := sink.NewJSONL(evOut.w, sink.TailLatency)
+	stopHangup := reopenOnHangup(evOut, jsonl, log)
+	defer stopHangup()
 	st.printf("oisp-sensor %s recording; events go to %s\n", session.Version, outName)
-	counters := &stats.Counters{}
+	if rotation.MaxSize > 0 {
+		keep := "all"
+		if rotation.Keep > 0 {
+			keep = fmt.Sprintf("the newest %d", rotation.Keep)
+		}
+		st.printf("a new file is started at %s; %s rotated files are kept; SIGHUP reopens the file\n", f.rotate.size, keep)
+	} else if evOut.file != nil {
+		st.printf("SIGHUP reopens the file (for logrotate's create mode)\n")
+	}
 	exps, err := openExporters(&f.exporters, counters, log, st)
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -236,6 +374,9 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	var last string
 	summarise := func(final bool) {
 		line := summaryLine(s.Summary())
+		if n := counters.Snapshot()[rotate.TokenErrors]; n > 0 {
+			line += fmt.Sprintf("; output: %d rotation or reopen errors (see the log)", n)
+		}
 		if final {
 			st.printf("final summary: %s\n", line)
 			return
@@ -253,7 +394,16 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 		}
 	})
 	stopTicker()
+	stopHangup()
 	flushErr := jsonl.Flush()
+	// The file is closed before the summary is printed; compressing the
+	// last rotated files gets at most as long as the exporters (a
+	// compression cut short keeps the uncompressed file, and the next run
+	// compresses it).
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), exporterDrain)
+	outErr := evOut.close(closeCtx)
+	outClosed = true
+	cancelClose()
 	// Exporters get a bounded time to deliver what they hold: a peer
 	// that is gone must not keep the sensor from exiting.
 	drain, cancel := context.WithTimeout(context.Background(), exporterDrain)
@@ -262,7 +412,7 @@ func runRecord(cmd *cobra.Command, g *globals, f *recordFlags) error {
 	cancel()
 	summarise(true)
 	st.printf("%d events written to %s\n", jsonl.Count(), outName)
-	if err := errors.Join(runErr, flushErr, exportErr); err != nil {
+	if err := errors.Join(runErr, flushErr, outErr, exportErr); err != nil {
 		return fail(err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +94,28 @@ func upstream(t *testing.T, fixture string, tr loopback.Transport) (*loopback.Se
 		t.Fatal(err)
 	}
 	srv, err := loopback.Start(rec, tr, discard{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, rec
+}
+
+// upstreamRepeated is upstream serving the fixture's exchanges n times
+// over (each recorded response is served once), so a client can replay the
+// returned recording n times.
+func upstreamRepeated(t *testing.T, fixture string, tr loopback.Transport, n int) (*loopback.Server, *cassette.Recording) {
+	t.Helper()
+	rec, err := cassette.ReadFile(filepath.Join("..", "..", "..", "fixtures", fixture, "cassette.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := *rec
+	served.Interactions = nil
+	for range n {
+		served.Interactions = append(served.Interactions, rec.Interactions...)
+	}
+	srv, err := loopback.Start(&served, tr, discard{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,5 +380,208 @@ func TestRecordRefusesBadSetups(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want failure mentioning %q", c.args, code, stderr.String(), c.want)
 		}
+	}
+}
+
+// startRecordProxy starts record with its capture proxy in front of
+// srv, writing events to out (extra flags after), and returns it with a
+// client set up as the status output says.
+func startRecordProxy(t *testing.T, srv *loopback.Server, caDir, out string, extra ...string) (*command, *http.Client) {
+	t.Helper()
+	cmd := start(t, append([]string{"record", "--proxy", "127.0.0.1:0", "--no-socket", "--ebpf", "off",
+		"--ca-dir", caDir, "--upstream-ca", srv.CAFile, "--resolve", "api.openai.com:443:" + srv.Addr,
+		"--output", out, "--summary-every", "0"}, extra...)...)
+	addr := waitFor(t, cmd.stderr, proxyLine, cmd.done)
+	return cmd, proxiedClient(t, addr, caDir)
+}
+
+// eventFiles returns the event files in dir: the rotated ones (oldest
+// first) and then the current one.
+func eventFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	rotated, err := filepath.Glob(filepath.Join(dir, "events-*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(rotated)
+	return append(rotated, filepath.Join(dir, "events.jsonl"))
+}
+
+// checkEventsOnce validates every file's events and checks that together
+// they are want events, each once.
+func checkEventsOnce(t *testing.T, files []string, want int) {
+	t.Helper()
+	seen := map[string]int{}
+	total := 0
+	for _, p := range files {
+		for _, ev := range readEvents(t, p) {
+			seen[ev["event_id"].(string)]++
+			total++
+		}
+	}
+	if total != want || len(seen) != want {
+		t.Errorf("%d events (%d distinct) in %d files, want %d", total, len(seen), len(files), want)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s written %d times", id, n)
+		}
+	}
+}
+
+// TestRecordRotates: with --rotate-size the events of a real client's
+// requests through the capture proxy are spread over several files, none
+// past the size, each event whole and in exactly one of them.
+func TestRecordRotates(t *testing.T) {
+	const calls = 10
+	srv, rec := upstreamRepeated(t, "openai/lcg-testclient-createchatcompletionstream", loopback.H2, calls)
+	dir := t.TempDir()
+	caDir := filepath.Join(dir, "ca")
+	out := filepath.Join(dir, "events.jsonl")
+	const size = 3000 // two of the fixture's events (972 and 1334 bytes) fit
+	cmd, client := startRecordProxy(t, srv, caDir, out, "--rotate-size", "3KB", "--rotate-keep", "0")
+	for range calls {
+		replayThrough(t, client, rec, secret)
+	}
+	if code := cmd.stop(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, cmd.stderr.String())
+	}
+	if !strings.Contains(cmd.stderr.String(), "a new file is started at 3KB; all rotated files are kept") {
+		t.Errorf("status does not say how the file rotates:\n%s", cmd.stderr.String())
+	}
+	files := eventFiles(t, dir)
+	if len(files) < calls/2 {
+		t.Fatalf("%d files for %d events of about 1.2 KB at 3KB each: %v", len(files), 2*calls, files)
+	}
+	for _, p := range files {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > size || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %d bytes, mode %v; want at most %d, 0600", filepath.Base(p), fi.Size(), fi.Mode(), size)
+		}
+	}
+	checkEventsOnce(t, files, 2*calls)
+}
+
+// TestRecordRotateKeep: --rotate-keep removes the oldest rotated files and
+// --rotate-compress gzips the rest; what is left is the newest events.
+func TestRecordRotateKeep(t *testing.T) {
+	srv, rec := upstreamRepeated(t, "openai/lcg-testclient-createchatcompletionstream", loopback.H1, 5)
+	dir := t.TempDir()
+	caDir := filepath.Join(dir, "ca")
+	out := filepath.Join(dir, "events.jsonl")
+	cmd, client := startRecordProxy(t, srv, caDir, out, "--rotate-size", "1500", "--rotate-keep", "2", "--rotate-compress")
+	for range 5 {
+		replayThrough(t, client, rec, secret)
+	}
+	if code := cmd.stop(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, cmd.stderr.String())
+	}
+	// One event per file: 10 events, the current file and 2 rotated ones.
+	gz, _ := filepath.Glob(filepath.Join(dir, "events-*.jsonl.gz"))
+	plain, _ := filepath.Glob(filepath.Join(dir, "events-*.jsonl"))
+	if len(gz) != 2 || len(plain) != 0 {
+		t.Fatalf("rotated files: gzipped %v, plain %v; want 2 gzipped", gz, plain)
+	}
+	sort.Strings(gz)
+	var types []string
+	for _, p := range gz {
+		zf, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(zf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(zr)
+		zf.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		plainPath := filepath.Join(t.TempDir(), "unzipped.jsonl")
+		if err := os.WriteFile(plainPath, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, eventTypes(readEvents(t, plainPath))...)
+	}
+	types = append(types, eventTypes(readEvents(t, out))...)
+	if got := strings.Join(types, ","); got != "ai.response,ai.request,ai.response" {
+		t.Errorf("kept events %s, want the last three", got)
+	}
+}
+
+// TestRecordRotateFailureKeepsCapturing: when the file cannot be rotated
+// (here its directory is replaced by a file; tests run as root, which
+// permissions do not stop) the events keep going to the open file, the
+// failure is logged with what to do and shown in the summary, and the run
+// succeeds.
+func TestRecordRotateFailureKeepsCapturing(t *testing.T) {
+	srv, rec := upstreamRepeated(t, "openai/lcg-testclient-createchatcompletionstream", loopback.H2, 2)
+	root := t.TempDir()
+	caDir := filepath.Join(root, "ca")
+	dir := filepath.Join(root, "out")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd, client := startRecordProxy(t, srv, caDir, filepath.Join(dir, "events.jsonl"), "--rotate-size", "1500")
+	replayThrough(t, client, rec, secret) // two events, one rotation
+	for deadline := time.Now().Add(30 * time.Second); len(eventFiles(t, dir)) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rotation after two events; stderr:\n%s", cmd.stderr.String())
+		}
+	}
+	waitForLines(t, filepath.Join(dir, "events.jsonl"), 1)
+	if err := os.Rename(dir, dir+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replayThrough(t, client, rec, secret) // the first of these cannot rotate
+	if code := cmd.stop(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, cmd.stderr.String())
+	}
+	status := cmd.stderr.String()
+	for _, want := range []string{"event output: cannot rotate", "check that its directory is writable",
+		"; output: 1 rotation or reopen errors (see the log)", "4 events written to"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir+".aside", dir); err != nil {
+		t.Fatal(err)
+	}
+	files := eventFiles(t, dir)
+	if len(files) != 2 {
+		t.Errorf("files %v, want one rotated and the current one", files)
+	}
+	checkEventsOnce(t, files, 4)
+}
+
+// waitForLines polls until path has n lines.
+func waitForLines(t *testing.T, path string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		lines := 0
+		for _, c := range b {
+			if c == '\n' {
+				lines++
+			}
+		}
+		if lines >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d lines, want %d", path, lines, n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
