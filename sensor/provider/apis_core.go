@@ -42,7 +42,7 @@ func (openaiChatAPI) Match(t Target, x *httpmsg.Exchange) bool {
 }
 
 func (openaiChatAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
-	return decodeOpenAIChatExchange(apiOpenAIChat, oisp.RequestChat, t, x, env), nil
+	return decodeOpenAIChatExchange(apiOpenAIChat, oisp.RequestChat, t, x, env, newOpenAIChatStream()), nil
 }
 
 type openaiCompletionsAPI struct{}
@@ -58,19 +58,20 @@ func (openaiCompletionsAPI) Match(t Target, x *httpmsg.Exchange) bool {
 }
 
 func (openaiCompletionsAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
-	return decodeOpenAIChatExchange(apiOpenAICompletions, oisp.RequestCompletion, t, x, env), nil
+	return decodeOpenAIChatExchange(apiOpenAICompletions, oisp.RequestCompletion, t, x, env, newOpenAIChatStream()), nil
 }
 
 // decodeOpenAIChatExchange decodes chat and legacy completions exchanges,
-// whose bodies and streams share one shape.
-func decodeOpenAIChatExchange(api, requestType string, t Target, x *httpmsg.Exchange, env Env) *Result {
+// whose bodies and streams share one shape; stream reassembles an SSE
+// answer.
+func decodeOpenAIChatExchange(api, requestType string, t Target, x *httpmsg.Exchange, env Env, stream *openaiChatStream) *Result {
 	res := newResult(api, t, x, requestType)
 	if model := decodeOpenAIChatRequest(x.Request.Body.Data, res); model == "" {
 		setDeploymentModel(res.Request, x)
 	}
 	if resp := startResponse(res, x); resp != nil {
 		if looksSSE(x) {
-			decodeOpenAIChatSSE(x, res, resp)
+			decodeSSEStream(stream, x, res, resp)
 		} else {
 			decodeOpenAIChatResponse(x.Response.Body.Data, res, resp)
 		}

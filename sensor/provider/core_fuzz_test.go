@@ -108,6 +108,7 @@ func FuzzOpenAIChat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, reqBody, respBody string, status uint16) {
 		fuzzDecode(t, openaiChatAPI{}, "https://api.openai.com/v1/chat/completions", reqBody, respBody, status)
 		fuzzDecode(t, openaiCompletionsAPI{}, "https://api.openai.com/v1/completions", reqBody, respBody, status)
+		fuzzDecode(t, writerChatAPI{}, "https://api.writer.com/v1/chat", reqBody, respBody, status)
 	})
 }
 

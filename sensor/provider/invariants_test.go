@@ -102,6 +102,9 @@ func everyAPICases() []everyAPICase {
 	vertexClaudeBody := `{"anthropic_version":"vertex-2023-10-16","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`
 	vertexMistral := "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/mistralai/models/mistral-large-2411"
 	bedrock := "https://bedrock-runtime.us-east-1.amazonaws.com/model/"
+	// Writer sends no [DONE]: its stream ends with the usage chunk after
+	// every choice finished.
+	writerCut := "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"yo\"},\"message\":{\"content\":\"yo\"},\"finish_reason\":\"stop\"}]}\n\n"
 	ollamaNDJSON := "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n{\"model\":\"m\",\"done\":true}\n"
 	return []everyAPICase{
 		{api: apiOpenAIChat, url: "https://api.openai.com/v1/chat/completions", body: chat, model: "m", fail: openaiErr, streamCut: openaiCut,
@@ -157,6 +160,8 @@ func everyAPICases() []everyAPICase {
 			streamBody: `{"model":"command","prompt":"hi","stream":true}`,
 			streamResp: "{\"is_finished\":true,\"finish_reason\":\"COMPLETE\"}\n", streamType: "application/stream+json"},
 		{api: apiCohereEmbed, url: "https://api.cohere.com/v2/embed", body: `{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}`, model: "embed-v4.0", fail: cohereErr},
+		{api: apiWriterChat, url: "https://api.writer.com/v1/chat", body: chat, model: "m", fail: openaiErr, streamCut: writerCut,
+			streamBody: chatStream, streamResp: writerCut + "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n", streamType: sseType},
 		{api: apiOllamaChat, url: "http://localhost:11434/api/chat", body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`, model: "m", fail: ollamaErr, streamCut: "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n",
 			streamBody: chatStream, streamResp: ollamaNDJSON, streamType: "application/x-ndjson"},
 		{api: apiOllamaGenerate, url: "http://localhost:11434/api/generate", body: `{"model":"llama3","prompt":"hi","stream":false}`, model: "llama3", fail: ollamaErr, streamCut: "{\"model\":\"llama3\",\"response\":\"yo\",\"done\":false}\n",
