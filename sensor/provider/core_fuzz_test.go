@@ -117,6 +117,7 @@ func FuzzOpenAIResponses(f *testing.F) {
 	f.Fuzz(func(t *testing.T, reqBody, respBody string, status uint16) {
 		fuzzDecode(t, openaiResponsesAPI{}, "https://api.openai.com/v1/responses", reqBody, respBody, status)
 		fuzzDecode(t, openaiResponsesCompactAPI{}, "https://api.openai.com/v1/responses/compact", reqBody, respBody, status)
+		fuzzDecode(t, openaiInputTokensAPI{}, "https://api.openai.com/v1/responses/input_tokens", reqBody, respBody, status)
 	})
 }
 
