@@ -41,15 +41,7 @@ func TestCountTokensAPIs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			x := coreExchange(tc.url, tc.req, tc.status, tc.resp)
-			name, tg := coreMatch(reg, x)
-			if name != tc.api {
-				t.Fatalf("matched %q, want %q", name, tc.api)
-			}
-			res, err := apiNamed(t, tc.api).Decode(tg, x, Env{Registry: reg})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := decodeCase(t, reg, everyAPICase{api: tc.api}, tc.url, tc.req, tc.status, tc.resp, nil)
 			req := res.Request
 			if req.RequestType != "other" || req.Streaming == nil || *req.Streaming {
 				t.Errorf("request_type %q streaming %v, want other and false", req.RequestType, req.Streaming)

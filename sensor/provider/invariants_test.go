@@ -82,6 +82,8 @@ var (
 	// Cohere and Ollama send a message and no type.
 	cohereErr = providerError{body: `{"id":"e1","message":"slow down"}`, message: "slow down"}
 	ollamaErr = providerError{body: `{"error":"slow down"}`, message: "slow down"}
+	// Voyage answers FastAPI's {"detail": …}.
+	voyageErr = providerError{body: `{"detail":"slow down"}`, message: "slow down"}
 )
 
 const sseType = "text/event-stream"
@@ -164,6 +166,8 @@ func everyAPICases() []everyAPICase {
 		{api: apiCohereEmbed, url: "https://api.cohere.com/v2/embed", body: `{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}`, model: "embed-v4.0", fail: cohereErr},
 		{api: apiWriterChat, url: "https://api.writer.com/v1/chat", body: chat, model: "m", fail: openaiErr, streamCut: writerCut,
 			streamBody: chatStream, streamResp: writerCut + "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n", streamType: sseType},
+		{api: apiCohereRerank, url: "https://api.cohere.com/v2/rerank", body: `{"model":"rerank-v3.5","query":"hi","documents":["a","b"]}`, model: "rerank-v3.5", fail: cohereErr},
+		{api: apiVoyageRerank, url: "https://api.voyageai.com/v1/rerank", body: `{"model":"rerank-2","query":"hi","documents":["a"]}`, model: "rerank-2", fail: voyageErr},
 		{api: apiOllamaChat, url: "http://localhost:11434/api/chat", body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`, model: "m", fail: ollamaErr, streamCut: "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n",
 			streamBody: chatStream, streamResp: ollamaNDJSON, streamType: "application/x-ndjson"},
 		{api: apiOllamaGenerate, url: "http://localhost:11434/api/generate", body: `{"model":"llama3","prompt":"hi","stream":false}`, model: "llama3", fail: ollamaErr, streamCut: "{\"model\":\"llama3\",\"response\":\"yo\",\"done\":false}\n",
