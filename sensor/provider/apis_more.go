@@ -3,7 +3,7 @@ package provider
 import "github.com/oisp/oisp-sensor/sensor/stats"
 
 // moreAPIs lists the decoders of the other providers (Gemini, Vertex,
-// Bedrock, Cohere, Ollama, Writer, rerank). They match on their providers' hosts (and, for
+// Bedrock, Cohere, Ollama, Writer, rerank, Hugging Face inference). They match on their providers' hosts (and, for
 // Gemini and Ollama, unknown hosts whose paths and bodies have the API's
 // shape), so they run before the generic OpenAI-format decoders.
 func moreAPIs() []API {
@@ -15,6 +15,7 @@ func moreAPIs() []API {
 	apis = append(apis, newOllamaAPIs()...)
 	apis = append(apis, writerChatAPI{})
 	apis = append(apis, newRerankAPIs()...)
+	apis = append(apis, huggingFaceInferenceAPI{})
 	return apis
 }
 

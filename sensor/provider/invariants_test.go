@@ -82,6 +82,9 @@ var (
 	// Cohere and Ollama send a message and no type.
 	cohereErr = providerError{body: `{"id":"e1","message":"slow down"}`, message: "slow down"}
 	ollamaErr = providerError{body: `{"error":"slow down"}`, message: "slow down"}
+	// Hugging Face inference answers {"error": …} (with estimated_time
+	// while a model loads).
+	huggingFaceErr = providerError{body: `{"error":"slow down","estimated_time":20.0}`, message: "slow down"}
 	// Voyage answers FastAPI's {"detail": …}.
 	voyageErr = providerError{body: `{"detail":"slow down"}`, message: "slow down"}
 )
@@ -106,6 +109,9 @@ func everyAPICases() []everyAPICase {
 	bedrock := "https://bedrock-runtime.us-east-1.amazonaws.com/model/"
 	// Writer sends no [DONE]: its stream ends with the usage chunk after
 	// every choice finished.
+	// TGI (Hugging Face inference) streams end with the event carrying
+	// the whole generated_text.
+	tgiCut := "data:{\"index\":1,\"token\":{\"id\":1,\"text\":\"yo\",\"logprob\":-0.1,\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
 	writerCut := "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"yo\"},\"message\":{\"content\":\"yo\"},\"finish_reason\":\"stop\"}]}\n\n"
 	ollamaNDJSON := "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n{\"model\":\"m\",\"done\":true}\n"
 	return []everyAPICase{
@@ -168,6 +174,9 @@ func everyAPICases() []everyAPICase {
 			streamBody: chatStream, streamResp: writerCut + "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n", streamType: sseType},
 		{api: apiCohereRerank, url: "https://api.cohere.com/v2/rerank", body: `{"model":"rerank-v3.5","query":"hi","documents":["a","b"]}`, model: "rerank-v3.5", fail: cohereErr},
 		{api: apiVoyageRerank, url: "https://api.voyageai.com/v1/rerank", body: `{"model":"rerank-2","query":"hi","documents":["a"]}`, model: "rerank-2", fail: voyageErr},
+		{api: apiHuggingFaceInference, url: "https://api-inference.huggingface.co/models/HuggingFaceH4/zephyr-7b-beta", body: `{"inputs":"hi","parameters":{"max_new_tokens":5}}`,
+			model: "HuggingFaceH4/zephyr-7b-beta", fail: huggingFaceErr, streamCut: tgiCut, streamBody: `{"inputs":"hi","stream":true}`, streamType: sseType,
+			streamResp: tgiCut + "data:{\"index\":2,\"token\":{\"id\":2,\"text\":\"!\",\"special\":false},\"generated_text\":\"yo!\",\"details\":{\"finish_reason\":\"eos_token\",\"generated_tokens\":2}}\n\n"},
 		{api: apiOllamaChat, url: "http://localhost:11434/api/chat", body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`, model: "m", fail: ollamaErr, streamCut: "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n",
 			streamBody: chatStream, streamResp: ollamaNDJSON, streamType: "application/x-ndjson"},
 		{api: apiOllamaGenerate, url: "http://localhost:11434/api/generate", body: `{"model":"llama3","prompt":"hi","stream":false}`, model: "llama3", fail: ollamaErr, streamCut: "{\"model\":\"llama3\",\"response\":\"yo\",\"done\":false}\n",
