@@ -65,7 +65,7 @@ func (openaiCompletionsAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Res
 // decodeOpenAIChatExchange decodes chat and legacy completions exchanges,
 // whose bodies and streams share one shape; stream reassembles an SSE
 // answer.
-func decodeOpenAIChatExchange(api, requestType string, t Target, x *httpmsg.Exchange, env Env, stream *openaiChatStream) *Result {
+func decodeOpenAIChatExchange(api, requestType string, t Target, x *httpmsg.Exchange, env Env, stream sseStream) *Result {
 	res := newResult(api, t, x, requestType)
 	if model := decodeOpenAIChatRequest(x.Request.Body.Data, res); model == "" {
 		setDeploymentModel(res.Request, x)

@@ -13,7 +13,7 @@ func moreAPIs() []API {
 	apis = append(apis, newBedrockAPIs()...)
 	apis = append(apis, newCohereAPIs()...)
 	apis = append(apis, newOllamaAPIs()...)
-	apis = append(apis, writerChatAPI{})
+	apis = append(apis, writerChatAPI{}, writerCompletionsAPI{})
 	apis = append(apis, newRerankAPIs()...)
 	apis = append(apis, huggingFaceInferenceAPI{})
 	return apis

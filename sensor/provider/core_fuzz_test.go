@@ -109,6 +109,7 @@ func FuzzOpenAIChat(f *testing.F) {
 		fuzzDecode(t, openaiChatAPI{}, "https://api.openai.com/v1/chat/completions", reqBody, respBody, status)
 		fuzzDecode(t, openaiCompletionsAPI{}, "https://api.openai.com/v1/completions", reqBody, respBody, status)
 		fuzzDecode(t, writerChatAPI{}, "https://api.writer.com/v1/chat", reqBody, respBody, status)
+		fuzzDecode(t, writerCompletionsAPI{}, "https://api.writer.com/v1/completions", reqBody, respBody, status)
 	})
 }
 

@@ -172,6 +172,8 @@ func everyAPICases() []everyAPICase {
 		{api: apiCohereEmbed, url: "https://api.cohere.com/v2/embed", body: `{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}`, model: "embed-v4.0", fail: cohereErr},
 		{api: apiWriterChat, url: "https://api.writer.com/v1/chat", body: chat, model: "m", fail: openaiErr, streamCut: writerCut,
 			streamBody: chatStream, streamResp: writerCut + "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n", streamType: sseType},
+		{api: apiWriterCompletions, url: "https://api.writer.com/v1/completions", body: `{"model":"palmyra-x4","prompt":"hi"}`, model: "palmyra-x4", fail: openaiErr,
+			streamBody: `{"model":"palmyra-x4","prompt":"hi","stream":true}`, streamResp: "data: {\"value\":\"y\"}\n\ndata: {\"value\":\"o\"}\n\n", streamType: sseType},
 		{api: apiCohereRerank, url: "https://api.cohere.com/v2/rerank", body: `{"model":"rerank-v3.5","query":"hi","documents":["a","b"]}`, model: "rerank-v3.5", fail: cohereErr},
 		{api: apiVoyageRerank, url: "https://api.voyageai.com/v1/rerank", body: `{"model":"rerank-2","query":"hi","documents":["a"]}`, model: "rerank-2", fail: voyageErr},
 		{api: apiHuggingFaceInference, url: "https://api-inference.huggingface.co/models/HuggingFaceH4/zephyr-7b-beta", body: `{"inputs":"hi","parameters":{"max_new_tokens":5}}`,

@@ -1,7 +1,10 @@
 package provider
 
 import (
+	"slices"
 	"testing"
+
+	"github.com/oisp/oisp-sensor/sensor/httpmsg"
 )
 
 // TestWriterChatStreamEnd checks when a Writer stream, which sends no
@@ -66,5 +69,28 @@ func TestWriterChatStreamEnd(t *testing.T) {
 	x := coreExchange("https://api.cohere.com/v1/chat", `{"model":"command-r","message":"hi"}`, 200, `{"text":"yo"}`)
 	if name, _ := coreMatch(reg, x); name != apiCohereChatV1 {
 		t.Errorf("cohere /v1/chat matched %q", name)
+	}
+}
+
+// TestWriterCompletionsStream checks Writer's streamed completions
+// ({"value": …} chunks, no end marker): the text is the values joined,
+// and the stream is whole when its body ended, cut when it did not.
+func TestWriterCompletionsStream(t *testing.T) {
+	reg := coreRegistry(t)
+	body := "data: {\"value\":\"Sure\"}\n\ndata: {\"value\":\", here\"}\n\ndata: not json\n\ndata: {\"value\":\"!\"}\n\n"
+	for _, complete := range []bool{true, false} {
+		res := decodeCase(t, reg, everyAPICase{api: apiWriterCompletions}, "https://api.writer.com/v1/completions",
+			`{"model":"palmyra-x4","prompt":"Tell me a joke","stream":true}`, 200, body, func(x *httpmsg.Exchange) {
+				x.Response.Header.Set("Content-Type", "text/event-stream")
+				x.Response.Complete = complete
+			})
+		resp := res.Response
+		if len(resp.Choices) != 1 || resp.Choices[0].Message.Content != "Sure, here!" || resp.StreamEvents != 3 {
+			t.Errorf("complete %v: choices %s, %d events", complete, jsonOf(t, resp.Choices), resp.StreamEvents)
+		}
+		if res.StreamEnded != complete || !slices.Contains(res.Notes, noteStreamBadEvent) ||
+			slices.Contains(res.Notes, noteStreamUnterminated) == complete {
+			t.Errorf("complete %v: ended %v, notes %v", complete, res.StreamEnded, res.Notes)
+		}
 	}
 }
