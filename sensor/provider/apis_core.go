@@ -23,6 +23,7 @@ func coreAPIs() []API {
 		openaiChatAPI{},
 		openaiResponsesAPI{},
 		openaiResponsesCompactAPI{},
+		openaiInputTokensAPI{},
 		openaiEmbeddingsAPI{},
 		openaiCompletionsAPI{}, // after chat: "/chat/completions" also ends in "/completions"
 	}, openaiMediaAPIs()...)
@@ -42,7 +43,7 @@ func (openaiChatAPI) Match(t Target, x *httpmsg.Exchange) bool {
 }
 
 func (openaiChatAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
-	return decodeOpenAIChatExchange(apiOpenAIChat, oisp.RequestChat, t, x, env), nil
+	return decodeOpenAIChatExchange(apiOpenAIChat, oisp.RequestChat, t, x, env, newOpenAIChatStream()), nil
 }
 
 type openaiCompletionsAPI struct{}
@@ -58,19 +59,20 @@ func (openaiCompletionsAPI) Match(t Target, x *httpmsg.Exchange) bool {
 }
 
 func (openaiCompletionsAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
-	return decodeOpenAIChatExchange(apiOpenAICompletions, oisp.RequestCompletion, t, x, env), nil
+	return decodeOpenAIChatExchange(apiOpenAICompletions, oisp.RequestCompletion, t, x, env, newOpenAIChatStream()), nil
 }
 
 // decodeOpenAIChatExchange decodes chat and legacy completions exchanges,
-// whose bodies and streams share one shape.
-func decodeOpenAIChatExchange(api, requestType string, t Target, x *httpmsg.Exchange, env Env) *Result {
+// whose bodies and streams share one shape; stream reassembles an SSE
+// answer.
+func decodeOpenAIChatExchange(api, requestType string, t Target, x *httpmsg.Exchange, env Env, stream sseStream) *Result {
 	res := newResult(api, t, x, requestType)
 	if model := decodeOpenAIChatRequest(x.Request.Body.Data, res); model == "" {
 		setDeploymentModel(res.Request, x)
 	}
 	if resp := startResponse(res, x); resp != nil {
 		if looksSSE(x) {
-			decodeOpenAIChatSSE(x, res, resp)
+			decodeSSEStream(stream, x, res, resp)
 		} else {
 			decodeOpenAIChatResponse(x.Response.Body.Data, res, resp)
 		}
@@ -245,25 +247,41 @@ func (anthropicCountTokensAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*
 		if _, err := decodeLoose(x.Response.Body.Data, &b); err == nil {
 			if b.Type == "error" || rawKind(b.Error) == '{' {
 				setFailure(resp, anthropicError(b.Error), false)
-			} else if b.InputTokens.OK {
-				resp.Usage = &oisp.Usage{PromptTokens: b.InputTokens.Ptr(), TotalTokens: b.InputTokens.Ptr()}
-				res.Request.EstimatedTokens = b.InputTokens.V
+			} else {
+				setTokenCount(res, resp, b.InputTokens)
 			}
 		} else if len(bytes.TrimSpace(x.Response.Body.Data)) > 0 {
 			res.note(noteResponseNotJSON)
 		}
 		endResponse(res, resp, x)
 	}
+	finishTokenCount(env, t.ProviderID, res)
+	return res, nil
+}
+
+// setTokenCount reports the tokens a counting endpoint counted in the
+// prompt: the response's prompt_tokens (and total), and the request's
+// estimated_tokens.
+func setTokenCount(res *Result, resp *oisp.AIResponse, n jInt) {
+	if !n.OK {
+		return
+	}
+	resp.Usage = &oisp.Usage{PromptTokens: n.Ptr(), TotalTokens: n.Ptr()}
+	res.Request.EstimatedTokens = n.V
+}
+
+// finishTokenCount completes a token count's result: its notes counted and
+// its model described, the answer naming the request's model (the answer
+// names none). Counting is free, so no cost is attached.
+func finishTokenCount(env Env, providerID string, res *Result) {
 	countNotes(env, res)
-	reg := env.Registry
 	if res.Request.Model != nil {
-		reg.DescribeModel(res.Request.Model, t.ProviderID)
+		env.Registry.DescribeModel(res.Request.Model, providerID)
 		if res.Response != nil {
 			m := *res.Request.Model
 			res.Response.Model = &m
 		}
 	}
-	return res, nil
 }
 
 // ---------------------------------------------------------------- shared

@@ -3,7 +3,7 @@ package provider
 import "github.com/oisp/oisp-sensor/sensor/stats"
 
 // moreAPIs lists the decoders of the other providers (Gemini, Vertex,
-// Bedrock, Cohere, Ollama). They match on their providers' hosts (and, for
+// Bedrock, Cohere, Ollama, Writer, rerank, Hugging Face inference). They match on their providers' hosts (and, for
 // Gemini and Ollama, unknown hosts whose paths and bodies have the API's
 // shape), so they run before the generic OpenAI-format decoders.
 func moreAPIs() []API {
@@ -13,6 +13,9 @@ func moreAPIs() []API {
 	apis = append(apis, newBedrockAPIs()...)
 	apis = append(apis, newCohereAPIs()...)
 	apis = append(apis, newOllamaAPIs()...)
+	apis = append(apis, writerChatAPI{}, writerCompletionsAPI{})
+	apis = append(apis, newRerankAPIs()...)
+	apis = append(apis, huggingFaceInferenceAPI{})
 	return apis
 }
 

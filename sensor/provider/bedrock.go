@@ -6,6 +6,7 @@ package provider
 //	POST /model/{modelId}/converse-stream               ConverseStream (eventstream)
 //	POST /model/{modelId}/invoke                        InvokeModel (model-native body)
 //	POST /model/{modelId}/invoke-with-response-stream   InvokeModelWithResponseStream
+//	POST /model/{modelId}/count-tokens                  CountTokens (bedrock_count_tokens.go)
 //
 // The model id comes from the URL path, URL-decoded (it may be an ARN with
 // ':' and '/'); bodies never carry it. Streams use the AWS event stream
@@ -42,7 +43,7 @@ const (
 // bedrockPath is a parsed Bedrock runtime path.
 type bedrockPath struct {
 	Model  string // URL-decoded model id, inference profile id or ARN
-	Op     string // converse, converse-stream, invoke, invoke-with-response-stream
+	Op     string // converse, converse-stream, invoke, invoke-with-response-stream, count-tokens
 	Stream bool
 }
 
@@ -59,7 +60,7 @@ func parseBedrockPath(path string) (bedrockPath, bool) {
 	}
 	p := bedrockPath{Op: rest[slash+1:]}
 	switch p.Op {
-	case "converse", "invoke":
+	case "converse", "invoke", bedrockCountTokensOp:
 	case "converse-stream", "invoke-with-response-stream":
 		p.Stream = true
 	default:
@@ -82,13 +83,21 @@ func bedrockRegion(host string) string {
 	return ""
 }
 
+// setBedrockRegion names the region of the request's provider after the
+// host's.
+func setBedrockRegion(res *Result, t Target) {
+	if r := bedrockRegion(t.Host); r != "" {
+		res.Request.Provider.Region = r
+	}
+}
+
 // bedrockAPI decodes Converse (converse=true) or InvokeModel.
 type bedrockAPI struct {
 	converse bool
 }
 
 func newBedrockAPIs() []API {
-	return []API{bedrockAPI{converse: true}, bedrockAPI{}}
+	return []API{bedrockAPI{converse: true}, bedrockAPI{}, bedrockCountTokensAPI{}}
 }
 
 func (a bedrockAPI) Name() string {
@@ -103,7 +112,7 @@ func (a bedrockAPI) Match(t Target, x *httpmsg.Exchange) bool {
 		return false
 	}
 	p, ok := parseBedrockPath(x.Request.Path())
-	return ok && strings.HasPrefix(p.Op, "converse") == a.converse
+	return ok && p.Op != bedrockCountTokensOp && strings.HasPrefix(p.Op, "converse") == a.converse
 }
 
 func (a bedrockAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, error) {
@@ -115,9 +124,7 @@ func (a bedrockAPI) Decode(t Target, x *httpmsg.Exchange, env Env) (*Result, err
 	} else {
 		res = decodeBedrockInvoke(t, p, x, rec)
 	}
-	if r := bedrockRegion(t.Host); r != "" {
-		res.Request.Provider.Region = r
-	}
+	setBedrockRegion(res, t)
 	if x.Response == nil {
 		res.note(noteNoResponse)
 	} else {

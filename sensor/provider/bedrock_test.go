@@ -143,7 +143,11 @@ func FuzzBedrock(f *testing.F) {
 		"https://bedrock-runtime.us-east-1.amazonaws.com/model/cohere.embed-v4%3A0/invoke",
 		"https://bedrock-runtime.us-east-1.amazonaws.com/model/meta.llama3-70b-instruct-v1%3A0/invoke-with-response-stream",
 		"https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Asagemaker%3Aus-east-1%3A1%3Aendpoint%2Fe/invoke",
+		"https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-sonnet-4-20250514-v1%3A0/count-tokens",
 	}
+	// CountTokens bodies, as pydantic-ai's recordings send them.
+	f.Add([]byte(`{"input":{"converse":{"messages":[{"role":"user","content":[{"text":"hi"}]}],"system":[]}}}`), []byte(`{"inputTokens":8}`), uint8(7))
+	f.Add([]byte(`{"input":{"invokeModel":{"body":"eyJtZXNzYWdlcyI6W3sicm9sZSI6InVzZXIiLCJjb250ZW50IjoiaGkifV0sIm1heF90b2tlbnMiOjF9"}}}`), []byte(`{"inputTokens":8}`), uint8(7))
 	f.Fuzz(func(t *testing.T, req, resp []byte, variant uint8) {
 		fuzzDecodeVariant(t, reg, urls, "application/vnd.amazon.eventstream", req, resp, variant)
 	})

@@ -108,6 +108,8 @@ func FuzzOpenAIChat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, reqBody, respBody string, status uint16) {
 		fuzzDecode(t, openaiChatAPI{}, "https://api.openai.com/v1/chat/completions", reqBody, respBody, status)
 		fuzzDecode(t, openaiCompletionsAPI{}, "https://api.openai.com/v1/completions", reqBody, respBody, status)
+		fuzzDecode(t, writerChatAPI{}, "https://api.writer.com/v1/chat", reqBody, respBody, status)
+		fuzzDecode(t, writerCompletionsAPI{}, "https://api.writer.com/v1/completions", reqBody, respBody, status)
 	})
 }
 
@@ -116,6 +118,7 @@ func FuzzOpenAIResponses(f *testing.F) {
 	f.Fuzz(func(t *testing.T, reqBody, respBody string, status uint16) {
 		fuzzDecode(t, openaiResponsesAPI{}, "https://api.openai.com/v1/responses", reqBody, respBody, status)
 		fuzzDecode(t, openaiResponsesCompactAPI{}, "https://api.openai.com/v1/responses/compact", reqBody, respBody, status)
+		fuzzDecode(t, openaiInputTokensAPI{}, "https://api.openai.com/v1/responses/input_tokens", reqBody, respBody, status)
 	})
 }
 

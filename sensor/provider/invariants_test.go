@@ -82,6 +82,11 @@ var (
 	// Cohere and Ollama send a message and no type.
 	cohereErr = providerError{body: `{"id":"e1","message":"slow down"}`, message: "slow down"}
 	ollamaErr = providerError{body: `{"error":"slow down"}`, message: "slow down"}
+	// Hugging Face inference answers {"error": …} (with estimated_time
+	// while a model loads).
+	huggingFaceErr = providerError{body: `{"error":"slow down","estimated_time":20.0}`, message: "slow down"}
+	// Voyage answers FastAPI's {"detail": …}.
+	voyageErr = providerError{body: `{"detail":"slow down"}`, message: "slow down"}
 )
 
 const sseType = "text/event-stream"
@@ -102,6 +107,12 @@ func everyAPICases() []everyAPICase {
 	vertexClaudeBody := `{"anthropic_version":"vertex-2023-10-16","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`
 	vertexMistral := "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/mistralai/models/mistral-large-2411"
 	bedrock := "https://bedrock-runtime.us-east-1.amazonaws.com/model/"
+	// Writer sends no [DONE]: its stream ends with the usage chunk after
+	// every choice finished.
+	// TGI (Hugging Face inference) streams end with the event carrying
+	// the whole generated_text.
+	tgiCut := "data:{\"index\":1,\"token\":{\"id\":1,\"text\":\"yo\",\"logprob\":-0.1,\"special\":false},\"generated_text\":null,\"details\":null}\n\n"
+	writerCut := "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"yo\"},\"message\":{\"content\":\"yo\"},\"finish_reason\":\"stop\"}]}\n\n"
 	ollamaNDJSON := "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n{\"model\":\"m\",\"done\":true}\n"
 	return []everyAPICase{
 		{api: apiOpenAIChat, url: "https://api.openai.com/v1/chat/completions", body: chat, model: "m", fail: openaiErr, streamCut: openaiCut,
@@ -110,6 +121,7 @@ func everyAPICases() []everyAPICase {
 			streamBody: `{"model":"gpt-4o","input":"hi","stream":true}`,
 			streamResp: "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"model\":\"gpt-4o\",\"status\":\"completed\",\"output\":[]}}\n\n", streamType: sseType},
 		{api: apiOpenAIResponsesCompact, url: "https://api.openai.com/v1/responses/compact", body: `{"model":"gpt-4o","input":"hi"}`, model: "gpt-4o", fail: openaiErr},
+		{api: apiOpenAIInputTokens, url: "https://api.openai.com/v1/responses/input_tokens", body: `{"model":"gpt-4o","input":"hi"}`, model: "gpt-4o", fail: openaiErr},
 		{api: apiOpenAIEmbeddings, url: "https://api.openai.com/v1/embeddings", body: `{"model":"e","input":"hi"}`, model: "e", fail: openaiErr},
 		{api: apiOpenAICompletions, url: "https://api.openai.com/v1/completions", body: `{"model":"davinci-002","prompt":"hi"}`, model: "davinci-002", fail: openaiErr, streamCut: "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"yo\"}]}\n\n",
 			streamBody: `{"model":"davinci-002","prompt":"hi","stream":true}`,
@@ -147,6 +159,7 @@ func everyAPICases() []everyAPICase {
 		{api: apiBedrockInvoke, url: bedrock + "amazon.titan-text-express-v1/invoke", body: `{"inputText":"hi"}`, model: "amazon.titan-text-express-v1", fail: bedrockErr,
 			streamURL: bedrock + "amazon.titan-text-express-v1/invoke-with-response-stream", streamBody: `{"inputText":"hi"}`,
 			streamType: "application/vnd.amazon.eventstream"},
+		{api: apiBedrockCountTokens, url: bedrock + "anthropic.claude-sonnet-4-20250514-v1%3A0/count-tokens", body: `{"input":{"converse":{"messages":[{"role":"user","content":[{"text":"hi"}]}]}}}`, model: "anthropic.claude-sonnet-4-20250514-v1:0", fail: bedrockErr},
 		{api: apiCohereChatV2, url: "https://api.cohere.com/v2/chat", body: `{"model":"command-r","messages":[{"role":"user","content":"hi"}]}`, model: "command-r", fail: cohereErr, streamCut: "event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"text\":\"yo\"}}}}\n\n",
 			streamBody: `{"model":"command-r","messages":[{"role":"user","content":"hi"}],"stream":true}`,
 			streamResp: "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\"}}\n\n", streamType: sseType},
@@ -157,6 +170,15 @@ func everyAPICases() []everyAPICase {
 			streamBody: `{"model":"command","prompt":"hi","stream":true}`,
 			streamResp: "{\"is_finished\":true,\"finish_reason\":\"COMPLETE\"}\n", streamType: "application/stream+json"},
 		{api: apiCohereEmbed, url: "https://api.cohere.com/v2/embed", body: `{"model":"embed-v4.0","texts":["hi"],"input_type":"search_query"}`, model: "embed-v4.0", fail: cohereErr},
+		{api: apiWriterChat, url: "https://api.writer.com/v1/chat", body: chat, model: "m", fail: openaiErr, streamCut: writerCut,
+			streamBody: chatStream, streamResp: writerCut + "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n", streamType: sseType},
+		{api: apiWriterCompletions, url: "https://api.writer.com/v1/completions", body: `{"model":"palmyra-x4","prompt":"hi"}`, model: "palmyra-x4", fail: openaiErr,
+			streamBody: `{"model":"palmyra-x4","prompt":"hi","stream":true}`, streamResp: "data: {\"value\":\"y\"}\n\ndata: {\"value\":\"o\"}\n\n", streamType: sseType},
+		{api: apiCohereRerank, url: "https://api.cohere.com/v2/rerank", body: `{"model":"rerank-v3.5","query":"hi","documents":["a","b"]}`, model: "rerank-v3.5", fail: cohereErr},
+		{api: apiVoyageRerank, url: "https://api.voyageai.com/v1/rerank", body: `{"model":"rerank-2","query":"hi","documents":["a"]}`, model: "rerank-2", fail: voyageErr},
+		{api: apiHuggingFaceInference, url: "https://api-inference.huggingface.co/models/HuggingFaceH4/zephyr-7b-beta", body: `{"inputs":"hi","parameters":{"max_new_tokens":5}}`,
+			model: "HuggingFaceH4/zephyr-7b-beta", fail: huggingFaceErr, streamCut: tgiCut, streamBody: `{"inputs":"hi","stream":true}`, streamType: sseType,
+			streamResp: tgiCut + "data:{\"index\":2,\"token\":{\"id\":2,\"text\":\"!\",\"special\":false},\"generated_text\":\"yo!\",\"details\":{\"finish_reason\":\"eos_token\",\"generated_tokens\":2}}\n\n"},
 		{api: apiOllamaChat, url: "http://localhost:11434/api/chat", body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`, model: "m", fail: ollamaErr, streamCut: "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"yo\"},\"done\":false}\n",
 			streamBody: chatStream, streamResp: ollamaNDJSON, streamType: "application/x-ndjson"},
 		{api: apiOllamaGenerate, url: "http://localhost:11434/api/generate", body: `{"model":"llama3","prompt":"hi","stream":false}`, model: "llama3", fail: ollamaErr, streamCut: "{\"model\":\"llama3\",\"response\":\"yo\",\"done\":false}\n",

@@ -595,13 +595,17 @@ func openaiUsageIn(blk *usageBlock, u *openaiUsageBody) *oisp.Usage {
 // openaiChatStream merges chat.completion.chunk (or text_completion)
 // events; a whole response is merged the same way as a single chunk.
 type openaiChatStream struct {
-	id, model    string
-	choices      []openaiChoiceAcc
-	usage        *openaiUsageBody
-	err          *oisp.Error
-	events       int
-	badEvents    int
-	done         bool
+	id, model string
+	choices   []openaiChoiceAcc
+	usage     *openaiUsageBody
+	err       *oisp.Error
+	events    int
+	badEvents int
+	done      bool
+	// endsAtUsage is set for servers that send no [DONE] (Writer): the
+	// stream ends with the usage chunk (no choices) once every choice
+	// has finished.
+	endsAtUsage  bool
 	contentClock // when the first content arrived
 	// chunk is the decode target of every event, reset before each: its
 	// choices array is reused instead of allocated (and grown) per event.
@@ -661,6 +665,20 @@ func (s *openaiChatStream) add(data []byte, at time.Time) {
 	for i := range c.Choices {
 		s.choice(&c.Choices[i], at)
 	}
+	if s.endsAtUsage && len(c.Choices) == 0 && c.Usage != nil && s.allFinished() {
+		s.done = true
+	}
+}
+
+// allFinished reports whether choices were seen and every one has its
+// finish reason.
+func (s *openaiChatStream) allFinished() bool {
+	for i := range s.choices {
+		if s.choices[i].finish == "" {
+			return false
+		}
+	}
+	return len(s.choices) > 0
 }
 
 // choice merges one choice (a delta, or a whole message).
