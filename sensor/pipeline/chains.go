@@ -1,9 +1,6 @@
 package pipeline
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"strconv"
 	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -14,13 +11,13 @@ import (
 
 // chainKey names provider-held state a later request can continue: a
 // response, interaction or conversation id of one provider.
-type chainKey struct{ provider, id string }
+type chainKey struct{ name, providerID, id string }
 
 func chainKeyOf(p *oisp.Provider, id string) chainKey {
 	if p == nil {
 		return chainKey{id: id}
 	}
-	return chainKey{provider: p.Name + "/" + p.ID, id: id}
+	return chainKey{name: p.Name, providerID: p.ID, id: id}
 }
 
 // chains is a bounded LRU of provider-held state → the conversation id of
@@ -49,21 +46,10 @@ func (c chains) appendConversationOf(dst []byte, info *flow.Info, req *oisp.AIRe
 	if conv, ok := c.ids.Get(chainKeyOf(req.Provider, continues)); ok {
 		return append(dst, conv...), true
 	}
-	h := sha256.New()
-	var num [20]byte
-	h.Write(strconv.AppendInt(num[:0], int64(info.Process.PID), 10))
-	h.Write([]byte{'|'})
-	writeString(h, info.Process.Exe)
-	h.Write([]byte("|continues|"))
-	if req.Provider != nil {
-		writeString(h, req.Provider.Name)
-		writeString(h, req.Provider.ID)
-	}
-	h.Write([]byte{'|'})
+	h := conversationHash(info, req)
+	writeString(h, "continues|")
 	writeString(h, continues)
-	var sum [sha256.Size]byte
-	dst = append(dst, conversationPrefix...)
-	return hex.AppendEncode(dst, h.Sum(sum[:0])[:8]), false
+	return appendConversationSum(dst, h), false
 }
 
 // maxChainID is the longest id remembered: providers' ids are tens of

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"strconv"
 	"strings"
@@ -568,8 +569,24 @@ func appendConversationID(dst []byte, info *flow.Info, req *oisp.AIRequest) []by
 	if len(req.Messages) == 0 {
 		return dst
 	}
-	// The key is hashed piece by piece rather than built as a string first:
-	// the first user message can be long.
+	h := conversationHash(info, req)
+	sep := []byte{'|'}
+	writeString(h, req.SystemPromptHash)
+	for _, m := range req.Messages {
+		if m.Role == "user" {
+			h.Write(sep)
+			writeString(h, m.Content)
+			writeString(h, m.ContentHash)
+			break
+		}
+	}
+	return appendConversationSum(dst, h)
+}
+
+// conversationHash starts the hash of a conversation key with what every
+// key holds: the process and the provider. The key is hashed piece by
+// piece rather than built as a string first: its last piece can be long.
+func conversationHash(info *flow.Info, req *oisp.AIRequest) hash.Hash {
 	h := sha256.New()
 	var num [20]byte
 	h.Write(strconv.AppendInt(num[:0], int64(info.Process.PID), 10))
@@ -582,15 +599,11 @@ func appendConversationID(dst []byte, info *flow.Info, req *oisp.AIRequest) []by
 		writeString(h, req.Provider.ID)
 	}
 	h.Write(sep)
-	writeString(h, req.SystemPromptHash)
-	for _, m := range req.Messages {
-		if m.Role == "user" {
-			h.Write(sep)
-			writeString(h, m.Content)
-			writeString(h, m.ContentHash)
-			break
-		}
-	}
+	return h
+}
+
+// appendConversationSum appends the conversation id h sums to.
+func appendConversationSum(dst []byte, h hash.Hash) []byte {
 	var sum [sha256.Size]byte
 	dst = append(dst, conversationPrefix...)
 	return hex.AppendEncode(dst, h.Sum(sum[:0])[:8])
